@@ -1,0 +1,1 @@
+//! moe-core: the numerics of moe-em (see docs/ALGORITHMS.md).

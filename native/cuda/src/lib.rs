@@ -1,0 +1,1 @@
+//! moe-cuda: the CUDA backend of moe-em.

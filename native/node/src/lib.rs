@@ -1,0 +1,1 @@
+//! moe-node: the Node-API binding of moe-em.
