@@ -1,0 +1,226 @@
+//! The numeric primitives every algorithm is written over. A backend owns the data (X, y, s) and the
+//! per-row responsibilities H; the algorithms (EM, solvers, GD, information) only call `pass`, which makes
+//! ONE read of the selected rows of X: it projects each row on a small host matrix P (A = X·Pᵀ), applies a
+//! per-row operation (`RowOp`, whose exact per-row mathematics is `crate::rowops::eval_row`), and reduces
+//! the per-row outputs into Xᵀ R, weighted Gram matrices and scalar sums. A GPU backend implements the
+//! same `RowOp`s as kernels; its results must equal `rowops::eval_row` + the reductions to rounding.
+
+use crate::api::Result;
+
+/// Which rows a pass reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rows {
+    /// Every row, in order.
+    All,
+    /// Positions `start .. start+len` of the row order set by `Backend::set_order` (a mini-batch).
+    Order { start: usize, len: usize },
+}
+
+/// The expert family of the general (non-symmetric) model, with what the per-row operation needs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Family {
+    /// Linear experts with the current σ_j² (k values).
+    Linear { sigma2: Vec<f64> },
+    /// Logistic experts, y ∈ {0,1}.
+    Logistic,
+    /// Multinomial experts with C classes, y ∈ {0..C−1}.
+    Multinomial { classes: usize },
+}
+
+impl Family {
+    /// Projection rows per expert: 1 (linear, logistic) or C (multinomial; the last class row is all zero).
+    pub fn rows_per_expert(&self) -> usize {
+        match self {
+            Family::Multinomial { classes } => *classes,
+            _ => 1,
+        }
+    }
+}
+
+/// The symmetric two-expert models (z = ±1, parameters w, β).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SymKind {
+    /// SymMoLinE with known σ.
+    Linear { sigma: f64 },
+    /// SymMoLogE, y ∈ {−1,+1}.
+    Logistic,
+}
+
+/// A weighted softmax-regression problem `max Σ_i c_i Σ_c t_ic log softmax([V x_i; 0])_c` (ALGORITHMS §3),
+/// with C classes and V of (C−1)×d. The weights c and targets t come from the stored H and y.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SoftmaxProblem {
+    /// The gate: C = k, c = s, t = H row.
+    Gate { k: usize },
+    /// Expert j (logistic: classes = 2 ordered (y=1, y=0); multinomial: classes = C): c = s·H_j, t = onehot(y).
+    Expert { j: usize, k: usize, classes: usize },
+    /// Symmetric gate: C = 2, c = s, t = (h+, 1−h+) (H column 0 is h+).
+    SymGate,
+    /// SymMoLogE expert: features y_i·x_i, C = 2, c = s, t = (h+, 1−h+).
+    SymLogExpert,
+}
+
+impl SoftmaxProblem {
+    pub fn classes(&self) -> usize {
+        match self {
+            SoftmaxProblem::Gate { k } => *k,
+            SoftmaxProblem::Expert { classes, .. } => *classes,
+            SoftmaxProblem::SymGate | SoftmaxProblem::SymLogExpert => 2,
+        }
+    }
+    /// m = C − 1: rows of V.
+    pub fn free_rows(&self) -> usize {
+        self.classes() - 1
+    }
+}
+
+/// What a softmax pass computes (m = C − 1; p = softmax probabilities at V).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SoftmaxTask {
+    /// P = V (m rows). sums = [f(V) without penalty].
+    Objective,
+    /// P = V. sums = [f]; R (m cols) r_ic = c_i (t_ic − p_ic): the gradient is XᵀR.
+    Gradient,
+    /// P = V. As Gradient, plus grams for pairs (a ≤ b, row-major upper triangle order) with weights
+    /// c_i p_ia (δ_ab − p_ib): the Hessian block (a,b) is −Σ that Gram.
+    Hessian,
+    /// P = [V; D] (2m rows). R (m cols) r_ic = c_i p_ic (u_ic − Σ_l p_il u_il), u = D x: XᵀR = (−H)·D.
+    HessVec,
+    /// P = V. diagonal-only grams (m) with weights c_i p_ic (1 − p_ic): diag(−H).
+    Diag,
+}
+
+/// The per-row operation of a pass. Every variant documents its projection rows P (q×d), its outputs
+/// (R columns, Gram weights, sums) and whether it reads or writes the stored H. `shape()` gives the counts.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RowOp {
+    /// P: none (q = 0). sums = [Σ s, Σ s y, Σ s y²].
+    Moments,
+    /// P: none. One Gram with weights s (Σ s x xᵀ); R (1 col) r = s·y.
+    Gram,
+    /// General-model E-step. P = [W (k rows); expert rows (k·rows_per_expert)].
+    /// sums = [Σ s ℓ_i, N_0..N_{k−1}] with N_j = Σ s h_ij. `store`: write H (n×k).
+    /// `suff` (linear only): also k Grams with weights s h_ij and R (k cols) r_ij = s h_ij y_i.
+    EStep { k: usize, family: Family, store: bool, suff: bool },
+    /// Symmetric E-step. P = [w; β]. H columns (h+, h−). sums = [Σ s ℓ_i, N+, N−].
+    /// `suff` (SymMoLinE only): R (1 col) r = s m_i y_i with m = h+ − h−.
+    SymEStep { kind: SymKind, store: bool, suff: bool },
+    /// P = B (k rows), stored H. sums_j = Σ s h_ij (y_i − β_jᵀx_i)².
+    LinearResidual { k: usize },
+    /// A softmax-regression pass (stored H supplies c and t).
+    Softmax { problem: SoftmaxProblem, task: SoftmaxTask },
+    /// Gradient of the general model (unpenalised) at P = [W; experts], R columns:
+    /// gate rows 0..k−2: s(h_ij − π_ij); then per expert j its rows: linear s h_ij (y−a_j)/σ_j²,
+    /// logistic s h_ij (y − σ(a_j)), multinomial classes 0..C−2: s h_ij (1[y=c] − p_jc).
+    /// sums = [Σ s ℓ (or Q when `stored_h`), then linear only k values Σ s h_ij ((y−a_j)²/(2σ_j⁴) − 1/(2σ_j²))].
+    /// `stored_h` false: h is the posterior at P (gradient of ℓ; GD). true: h is the stored H (gradient of Q;
+    /// Gradient EM), and sums[0] = Q = Σ s Σ_j h_ij (log π_ij + log p_ij).
+    Gradient { k: usize, family: Family, stored_h: bool },
+    /// Symmetric gradient at P = [w; β]: R (2 cols) = ∂/∂(wᵀx), ∂/∂(βᵀx) of the per-row log-likelihood
+    /// (or of Q with the stored H), times s. sums = [Σ s ℓ or Q].
+    SymGradient { kind: SymKind, stored_h: bool },
+}
+
+/// How many outputs a `RowOp` produces per row (and hence per pass).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpShape {
+    /// Projection rows expected in P.
+    pub q: usize,
+    /// Columns of R (XᵀR is r_cols×d).
+    pub r_cols: usize,
+    /// Number of weighted Grams.
+    pub grams: usize,
+    /// Grams are diagonal-only (d values each) instead of full d×d.
+    pub diag_only: bool,
+    pub sums: usize,
+    /// Width of H this op reads or writes (0 = none).
+    pub h_width: usize,
+    pub writes_h: bool,
+}
+
+/// The reduced results of a pass.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PassOut {
+    /// XᵀR, r_cols×d row-major (row c = Σ_i r_ic x_i).
+    pub xtr: Vec<f64>,
+    /// grams×d×d (full symmetric, row-major), or grams×d when diagonal-only.
+    pub grams: Vec<f64>,
+    pub sums: Vec<f64>,
+}
+
+/// The compute primitives. Methods take `&self`: backend-resident state (H, the row order) lives behind
+/// interior mutability, so that the algorithms can borrow the backend freely.
+pub trait Backend {
+    fn name(&self) -> &'static str;
+    fn n(&self) -> usize;
+    fn d(&self) -> usize;
+    /// Set the row order used by `Rows::Order` (a permutation of 0..n, or any list of row indices).
+    fn set_order(&self, order: &[u32]) -> Result<()>;
+    /// Overwrite the stored H (n×width row-major), e.g. with the hard assignments of the random init.
+    fn write_h(&self, width: usize, h: &[f64]) -> Result<()>;
+    /// Read the stored H (n×width) back to the host.
+    fn read_h(&self, width: usize) -> Result<Vec<f64>>;
+    /// One fused pass: A = X_rows·Pᵀ, the per-row `op`, reductions (see `RowOp`, `OpShape`).
+    fn pass(&self, rows: Rows, proj: &[f64], op: &RowOp) -> Result<PassOut>;
+}
+
+impl RowOp {
+    /// Output counts of this op (the contract between `rowops::eval_row` and the reductions).
+    pub fn shape(&self) -> OpShape {
+        let none = OpShape { q: 0, r_cols: 0, grams: 0, diag_only: false, sums: 0, h_width: 0, writes_h: false };
+        match self {
+            RowOp::Moments => OpShape { sums: 3, ..none },
+            RowOp::Gram => OpShape { r_cols: 1, grams: 1, ..none },
+            RowOp::EStep { k, family, store, suff } => {
+                let linear_suff = *suff && matches!(family, Family::Linear { .. });
+                OpShape {
+                    q: k + k * family.rows_per_expert(),
+                    r_cols: if linear_suff { *k } else { 0 },
+                    grams: if linear_suff { *k } else { 0 },
+                    sums: 1 + k,
+                    h_width: *k,
+                    writes_h: *store,
+                    ..none
+                }
+            }
+            RowOp::SymEStep { kind, store, suff } => OpShape {
+                q: 2,
+                r_cols: if *suff && matches!(kind, SymKind::Linear { .. }) { 1 } else { 0 },
+                sums: 3,
+                h_width: 2,
+                writes_h: *store,
+                ..none
+            },
+            RowOp::LinearResidual { k } => OpShape { q: *k, sums: *k, h_width: *k, ..none },
+            RowOp::Softmax { problem, task } => {
+                let m = problem.free_rows();
+                let h_width = match problem {
+                    SoftmaxProblem::Gate { k } | SoftmaxProblem::Expert { k, .. } => *k,
+                    _ => 2,
+                };
+                let base = OpShape { q: m, h_width, ..none };
+                match task {
+                    SoftmaxTask::Objective => OpShape { sums: 1, ..base },
+                    SoftmaxTask::Gradient => OpShape { r_cols: m, sums: 1, ..base },
+                    SoftmaxTask::Hessian => OpShape { r_cols: m, grams: m * (m + 1) / 2, sums: 1, ..base },
+                    SoftmaxTask::HessVec => OpShape { q: 2 * m, r_cols: m, ..base },
+                    SoftmaxTask::Diag => OpShape { grams: m, diag_only: true, ..base },
+                }
+            }
+            RowOp::Gradient { k, family, stored_h } => {
+                let rpe = family.rows_per_expert();
+                let expert_cols = if rpe > 1 { rpe - 1 } else { 1 };
+                OpShape {
+                    q: k + k * rpe,
+                    r_cols: (k - 1) + k * expert_cols,
+                    sums: 1 + if matches!(family, Family::Linear { .. }) { *k } else { 0 },
+                    h_width: if *stored_h { *k } else { 0 },
+                    ..none
+                }
+            }
+            RowOp::SymGradient { stored_h, .. } => {
+                OpShape { q: 2, r_cols: 2, sums: 1, h_width: if *stored_h { 2 } else { 0 }, ..none }
+            }
+        }
+    }
+}

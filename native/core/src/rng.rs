@@ -1,0 +1,53 @@
+//! xoshiro128** seeded through the Weyl/fmix32 sequence: the exact stream of src/data/rng.ts (ALGORITHMS §5).
+
+pub struct Rng {
+    s: [u32; 4],
+}
+
+impl Rng {
+    pub fn new(seed: u32) -> Self {
+        let mut x = seed;
+        let mut next = || {
+            x = x.wrapping_add(0x9e37_79b9);
+            let mut z = x;
+            z = (z ^ (z >> 16)).wrapping_mul(0x85eb_ca6b);
+            z = (z ^ (z >> 13)).wrapping_mul(0xc2b2_ae35);
+            z ^ (z >> 16)
+        };
+        let s = [next(), next(), next(), next()];
+        Rng { s }
+    }
+
+    pub fn next_u32(&mut self) -> u32 {
+        let s = &mut self.s;
+        let result = s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
+        let t = s[1] << 9;
+        s[2] ^= s[0];
+        s[3] ^= s[1];
+        s[1] ^= s[2];
+        s[0] ^= s[3];
+        s[2] ^= t;
+        s[3] = s[3].rotate_left(11);
+        result
+    }
+
+    /// Uniform in [0, 1) with 53 random bits.
+    pub fn uniform(&mut self) -> f64 {
+        let a = (self.next_u32() >> 5) as f64;
+        let b = (self.next_u32() >> 6) as f64;
+        (a * 67_108_864.0 + b) / 9_007_199_254_740_992.0
+    }
+
+    /// Uniform integer in [0, m).
+    pub fn int(&mut self, m: usize) -> usize {
+        (self.uniform() * m as f64).floor() as usize
+    }
+
+    /// Fisher–Yates, i = n−1 down to 1 (ALGORITHMS §4).
+    pub fn shuffle(&mut self, a: &mut [u32]) {
+        for i in (1..a.len()).rev() {
+            let j = (self.uniform() * (i + 1) as f64).floor() as usize;
+            a.swap(i, j);
+        }
+    }
+}
