@@ -51,3 +51,42 @@ impl Rng {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Rng;
+
+    // Expected values computed by running src/data/rng.ts (transpiled with the project's TypeScript).
+    #[test]
+    fn matches_the_typescript_stream() {
+        let cases: [(u32, [u32; 4], [f64; 3], [u32; 8], usize); 2] = [
+            (
+                0,
+                [3809008728, 1133695204, 53579671, 2891528803],
+                [0.032522145755498943, 0.024408060085556516, 0.6123124436552245],
+                [0, 6, 1, 5, 2, 4, 3, 7],
+                2,
+            ),
+            (
+                42,
+                [2837322924, 544945897, 479756282, 3500138142],
+                [0.0791056456144914, 0.015209237180418, 0.8806870827450254],
+                [7, 3, 0, 5, 2, 4, 6, 1],
+                0,
+            ),
+        ];
+        for (seed, u32s, uniforms, shuffled, int7) in cases {
+            let mut r = Rng::new(seed);
+            for want in u32s {
+                assert_eq!(r.next_u32(), want, "seed {seed}");
+            }
+            for want in uniforms {
+                assert_eq!(r.uniform(), want, "seed {seed}");
+            }
+            let mut a: Vec<u32> = (0..8).collect();
+            r.shuffle(&mut a);
+            assert_eq!(a, shuffled, "seed {seed}");
+            assert_eq!(r.int(7), int7, "seed {seed}");
+        }
+    }
+}
