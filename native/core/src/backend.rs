@@ -52,8 +52,9 @@ pub enum SymKind {
 pub enum SoftmaxProblem {
     /// The gate: C = k, c = s, t = H row.
     Gate { k: usize },
-    /// Expert j (logistic: classes = 2 ordered (y=1, y=0); multinomial: classes = C): c = s·H_j, t = onehot(y).
-    Expert { j: usize, k: usize, classes: usize },
+    /// Expert j: c = s·H_j, t = onehot(y). `logistic`: classes = 2 ordered (y=1, y=0) (V = β_j);
+    /// otherwise multinomial with `classes` = C, class c is label c (V = rows 0..C−2 of B_j).
+    Expert { j: usize, k: usize, classes: usize, logistic: bool },
     /// Symmetric gate: C = 2, c = s, t = (h+, 1−h+) (H column 0 is h+).
     SymGate,
     /// SymMoLogE expert: features y_i·x_i, C = 2, c = s, t = (h+, 1−h+).

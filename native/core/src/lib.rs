@@ -6,6 +6,7 @@ mod api;
 pub mod backend;
 pub mod cpu;
 pub mod rng;
+pub mod rowops;
 
 pub use api::*;
 pub use backend::Backend;

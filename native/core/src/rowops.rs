@@ -1,0 +1,354 @@
+//! The per-row mathematics of every `RowOp` (ALGORITHMS §2–§4), shared by all backends: the CPU backend
+//! calls `eval_row` directly; a GPU kernel must compute the same quantities.
+
+use crate::backend::{Family, RowOp, SoftmaxProblem, SoftmaxTask, SymKind};
+
+const LN_2PI: f64 = 1.837_877_066_409_345_5; // ln(2π)
+
+/// log Σ exp(v), stable.
+pub fn lse(v: &[f64]) -> f64 {
+    let mut mx = f64::NEG_INFINITY;
+    for &t in v {
+        if t > mx {
+            mx = t;
+        }
+    }
+    if mx == f64::NEG_INFINITY {
+        return mx;
+    }
+    let mut acc = 0.0;
+    for &t in v {
+        acc += (t - mx).exp();
+    }
+    mx + acc.ln()
+}
+
+/// softplus(η) = max(η,0) + log1p(exp(−|η|)).
+pub fn softplus(eta: f64) -> f64 {
+    eta.max(0.0) + (-eta.abs()).exp().ln_1p()
+}
+
+pub fn sigmoid(t: f64) -> f64 {
+    if t >= 0.0 {
+        1.0 / (1.0 + (-t).exp())
+    } else {
+        let e = t.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// log sigmoid(t) = −softplus(−t).
+pub fn log_sigmoid(t: f64) -> f64 {
+    -softplus(-t)
+}
+
+/// Gaussian log density of y with mean mu and variance s2.
+pub fn gauss_logpdf(y: f64, mu: f64, s2: f64) -> f64 {
+    let r = y - mu;
+    -0.5 * (LN_2PI + s2.ln()) - r * r / (2.0 * s2)
+}
+
+/// Class index of label y for an expert softmax problem (logistic classes are ordered (y=1, y=0)).
+fn expert_class(y: f64, logistic: bool) -> usize {
+    if logistic {
+        if y == 1.0 {
+            0
+        } else {
+            1
+        }
+    } else {
+        y as usize
+    }
+}
+
+/// Expert log density log p_j(y|x) of the general model from the projections `eta` of expert j.
+fn expert_logp(family: &Family, j: usize, eta: &[f64], y: f64) -> f64 {
+    match family {
+        Family::Linear { sigma2 } => gauss_logpdf(y, eta[0], sigma2[j]),
+        Family::Logistic => y * eta[0] - softplus(eta[0]),
+        Family::Multinomial { .. } => eta[y as usize] - lse(eta),
+    }
+}
+
+/// Scratch buffers reused across rows (k and C are small; no allocation per row).
+#[derive(Default)]
+pub struct Scratch {
+    a: Vec<f64>,
+    b: Vec<f64>,
+    c: Vec<f64>,
+}
+
+fn fill(v: &mut Vec<f64>, n: usize) -> &mut [f64] {
+    v.clear();
+    v.resize(n, 0.0);
+    &mut v[..]
+}
+
+/// Evaluate one row. `a`: the q projections P·x_i; `h`: the row of stored H (h_width, may be empty);
+/// writes `r` (r_cols) and `w` (Gram weights), ADDS into `sums`.
+#[allow(clippy::too_many_arguments)]
+pub fn eval_row(
+    op: &RowOp,
+    a: &[f64],
+    y: f64,
+    s: f64,
+    h: &mut [f64],
+    r: &mut [f64],
+    w: &mut [f64],
+    sums: &mut [f64],
+    sc: &mut Scratch,
+) {
+    match op {
+        RowOp::Moments => {
+            sums[0] += s;
+            sums[1] += s * y;
+            sums[2] += s * y * y;
+        }
+        RowOp::Gram => {
+            w[0] = s;
+            r[0] = s * y;
+        }
+        RowOp::EStep { k, family, store, suff } => {
+            let k = *k;
+            let rpe = family.rows_per_expert();
+            let t = fill(&mut sc.a, k);
+            let lg_norm = lse(&a[..k]);
+            for j in 0..k {
+                let eta = &a[k + j * rpe..k + (j + 1) * rpe];
+                t[j] = (a[j] - lg_norm) + expert_logp(family, j, eta, y);
+            }
+            let l = lse(t);
+            sums[0] += s * l;
+            let linear_suff = *suff && matches!(family, Family::Linear { .. });
+            for j in 0..k {
+                let hj = (t[j] - l).exp();
+                sums[1 + j] += s * hj;
+                if *store {
+                    h[j] = hj;
+                }
+                if linear_suff {
+                    w[j] = s * hj;
+                    r[j] = s * hj * y;
+                }
+            }
+        }
+        RowOp::SymEStep { kind, store, suff } => {
+            let (tp, tm) = sym_log_joint(*kind, a[0], a[1], y);
+            let l = lse(&[tp, tm]);
+            let hp = (tp - l).exp();
+            let hm = (tm - l).exp();
+            sums[0] += s * l;
+            sums[1] += s * hp;
+            sums[2] += s * hm;
+            if *store {
+                h[0] = hp;
+                h[1] = hm;
+            }
+            if *suff && matches!(kind, SymKind::Linear { .. }) {
+                r[0] = s * (hp - hm) * y;
+            }
+        }
+        RowOp::LinearResidual { k } => {
+            for j in 0..*k {
+                let e = y - a[j];
+                sums[j] += s * h[j] * e * e;
+            }
+        }
+        RowOp::Softmax { problem, task } => softmax_row(*problem, *task, a, y, s, h, r, w, sums, sc),
+        RowOp::Gradient { k, family, stored_h } => {
+            let k = *k;
+            let rpe = family.rows_per_expert();
+            let lg = fill(&mut sc.a, k);
+            let lg_norm = lse(&a[..k]);
+            for j in 0..k {
+                lg[j] = a[j] - lg_norm;
+            }
+            let lp = fill(&mut sc.b, k);
+            for j in 0..k {
+                lp[j] = expert_logp(family, j, &a[k + j * rpe..k + (j + 1) * rpe], y);
+            }
+            let hh = fill(&mut sc.c, k);
+            if *stored_h {
+                hh.copy_from_slice(&h[..k]);
+                let mut q = 0.0;
+                for j in 0..k {
+                    if hh[j] != 0.0 {
+                        q += hh[j] * (lg[j] + lp[j]);
+                    }
+                }
+                sums[0] += s * q;
+            } else {
+                for j in 0..k {
+                    hh[j] = lg[j] + lp[j];
+                }
+                let l = lse(hh);
+                for v in hh.iter_mut() {
+                    *v = (*v - l).exp();
+                }
+                sums[0] += s * l;
+            }
+            for j in 0..k - 1 {
+                r[j] = s * (hh[j] - lg[j].exp());
+            }
+            let mut col = k - 1;
+            for j in 0..k {
+                let eta = &a[k + j * rpe..k + (j + 1) * rpe];
+                let sh = s * hh[j];
+                match family {
+                    Family::Linear { sigma2 } => {
+                        let e = y - eta[0];
+                        let s2 = sigma2[j];
+                        r[col] = sh * e / s2;
+                        sums[1 + j] += sh * (e * e / (2.0 * s2 * s2) - 1.0 / (2.0 * s2));
+                        col += 1;
+                    }
+                    Family::Logistic => {
+                        r[col] = sh * (y - sigmoid(eta[0]));
+                        col += 1;
+                    }
+                    Family::Multinomial { classes } => {
+                        let norm = lse(eta);
+                        for c in 0..classes - 1 {
+                            let ind = if y as usize == c { 1.0 } else { 0.0 };
+                            r[col] = sh * (ind - (eta[c] - norm).exp());
+                            col += 1;
+                        }
+                    }
+                }
+            }
+        }
+        RowOp::SymGradient { kind, stored_h } => {
+            let (u, v) = (a[0], a[1]);
+            let (tp, tm) = sym_log_joint(*kind, u, v, y);
+            let (hp, hm) = if *stored_h {
+                let mut q = 0.0;
+                if h[0] != 0.0 {
+                    q += h[0] * tp;
+                }
+                if h[1] != 0.0 {
+                    q += h[1] * tm;
+                }
+                sums[0] += s * q;
+                (h[0], h[1])
+            } else {
+                let l = lse(&[tp, tm]);
+                sums[0] += s * l;
+                ((tp - l).exp(), (tm - l).exp())
+            };
+            r[0] = s * (hp - (hp + hm) * sigmoid(u));
+            r[1] = match kind {
+                SymKind::Linear { sigma } => s * ((hp - hm) * y - (hp + hm) * v) / (sigma * sigma),
+                SymKind::Logistic => s * y * (hp * sigmoid(-y * v) - hm * sigmoid(y * v)),
+            };
+        }
+    }
+}
+
+/// log p(y, z=±1 | x) of the symmetric models from u = wᵀx, v = βᵀx.
+pub fn sym_log_joint(kind: SymKind, u: f64, v: f64, y: f64) -> (f64, f64) {
+    match kind {
+        SymKind::Linear { sigma } => {
+            let s2 = sigma * sigma;
+            (log_sigmoid(u) + gauss_logpdf(y, v, s2), log_sigmoid(-u) + gauss_logpdf(y, -v, s2))
+        }
+        SymKind::Logistic => (log_sigmoid(u) + log_sigmoid(y * v), log_sigmoid(-u) + log_sigmoid(-y * v)),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn softmax_row(
+    problem: SoftmaxProblem,
+    task: SoftmaxTask,
+    a: &[f64],
+    y: f64,
+    s: f64,
+    h: &[f64],
+    r: &mut [f64],
+    w: &mut [f64],
+    sums: &mut [f64],
+    sc: &mut Scratch,
+) {
+    let classes = problem.classes();
+    let m = classes - 1;
+    // Weight c, targets t, and the feature sign (SymMoLogE uses features y·x).
+    let t = fill(&mut sc.b, classes);
+    let (c, sign) = match problem {
+        SoftmaxProblem::Gate { k } => {
+            t.copy_from_slice(&h[..k]);
+            (s, 1.0)
+        }
+        SoftmaxProblem::Expert { j, logistic, .. } => {
+            t[expert_class(y, logistic)] = 1.0;
+            (s * h[j], 1.0)
+        }
+        SoftmaxProblem::SymGate => {
+            t[0] = h[0];
+            t[1] = 1.0 - h[0];
+            (s, 1.0)
+        }
+        SoftmaxProblem::SymLogExpert => {
+            t[0] = h[0];
+            t[1] = 1.0 - h[0];
+            (s, y)
+        }
+    };
+    let logp = fill(&mut sc.a, classes);
+    for cc in 0..m {
+        logp[cc] = sign * a[cc];
+    }
+    logp[m] = 0.0;
+    let norm = lse(logp);
+    for v in logp.iter_mut() {
+        *v -= norm;
+    }
+    let objective = |logp: &[f64], t: &[f64]| {
+        let mut f = 0.0;
+        for cc in 0..classes {
+            if t[cc] != 0.0 {
+                f += t[cc] * logp[cc];
+            }
+        }
+        f
+    };
+    match task {
+        SoftmaxTask::Objective => {
+            if c != 0.0 {
+                sums[0] += c * objective(logp, t);
+            }
+        }
+        SoftmaxTask::Gradient | SoftmaxTask::Hessian => {
+            if c != 0.0 {
+                sums[0] += c * objective(logp, t);
+            }
+            for cc in 0..m {
+                r[cc] = sign * c * (t[cc] - logp[cc].exp());
+            }
+            if task == SoftmaxTask::Hessian {
+                let mut idx = 0;
+                for ia in 0..m {
+                    let pa = logp[ia].exp();
+                    for ib in ia..m {
+                        let delta = if ia == ib { 1.0 } else { 0.0 };
+                        w[idx] = c * pa * (delta - logp[ib].exp());
+                        idx += 1;
+                    }
+                }
+            }
+        }
+        SoftmaxTask::HessVec => {
+            let mut mean = 0.0;
+            for cc in 0..m {
+                mean += logp[cc].exp() * sign * a[m + cc];
+            }
+            for cc in 0..m {
+                r[cc] = sign * c * logp[cc].exp() * (sign * a[m + cc] - mean);
+            }
+        }
+        SoftmaxTask::Diag => {
+            for cc in 0..m {
+                let p = logp[cc].exp();
+                w[cc] = c * p * (1.0 - p);
+            }
+        }
+    }
+}
