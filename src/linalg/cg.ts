@@ -1,0 +1,62 @@
+/**
+ * Preconditioned conjugate gradients for the Newton-CG M-step (docs/ALGORITHMS.md §3): solves A Δ = g with
+ * A given only through products, Jacobi preconditioner, start Δ = 0, stop when ‖r‖ ≤ η‖g‖ or after
+ * `maxIter` iterations, and stop at the first non-positive curvature (returning the preconditioned gradient
+ * when that happens on the first iteration).
+ */
+export interface CgOptions {
+  maxIter: number;
+  /** Relative residual target η. */
+  eta: number;
+}
+
+/**
+ * @param applyA writes A·v into out
+ * @param diag the Jacobi preconditioner diag(A) (non-positive entries are treated as 1)
+ * @returns the number of CG iterations run; the solution is written to `delta`
+ */
+export function preconditionedCg(applyA: (v: Float64Array, out: Float64Array) => void, g: Float64Array,
+  diag: Float64Array, opts: CgOptions, delta: Float64Array): number {
+  const p = g.length;
+  const r = Float64Array.from(g);
+  const z = new Float64Array(p);
+  const q = new Float64Array(p);
+  const aq = new Float64Array(p);
+  delta.fill(0);
+  const precondition = (src: Float64Array, dst: Float64Array): void => {
+    for (let i = 0; i < p; i++) dst[i] = diag[i]! > 0 ? src[i]! / diag[i]! : src[i]!;
+  };
+  let gNorm = 0;
+  for (let i = 0; i < p; i++) gNorm += g[i]! * g[i]!;
+  gNorm = Math.sqrt(gNorm);
+  const target = opts.eta * gNorm;
+  precondition(r, z);
+  q.set(z);
+  let rz = 0;
+  for (let i = 0; i < p; i++) rz += r[i]! * z[i]!;
+  let it = 0;
+  for (; it < opts.maxIter; it++) {
+    let rNorm = 0;
+    for (let i = 0; i < p; i++) rNorm += r[i]! * r[i]!;
+    if (Math.sqrt(rNorm) <= target) break;
+    applyA(q, aq);
+    let curvature = 0;
+    for (let i = 0; i < p; i++) curvature += q[i]! * aq[i]!;
+    if (!(curvature > 0)) {
+      if (it === 0) precondition(g, delta);
+      break;
+    }
+    const alpha = rz / curvature;
+    for (let i = 0; i < p; i++) {
+      delta[i] += alpha * q[i]!;
+      r[i] -= alpha * aq[i]!;
+    }
+    precondition(r, z);
+    let rzNew = 0;
+    for (let i = 0; i < p; i++) rzNew += r[i]! * z[i]!;
+    const beta = rzNew / rz;
+    rz = rzNew;
+    for (let i = 0; i < p; i++) q[i] = z[i]! + beta * q[i]!;
+  }
+  return it;
+}

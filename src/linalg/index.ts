@@ -1,0 +1,4 @@
+/** Dense linear algebra used by the reference implementation (see docs/ALGORITHMS.md §6). */
+export * from './dense.js';
+export * from './cholesky.js';
+export * from './cg.js';
