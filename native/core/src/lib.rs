@@ -7,6 +7,7 @@ pub mod backend;
 pub mod cpu;
 pub mod rng;
 pub mod rowops;
+pub mod gram;
 
 pub use api::*;
 pub use backend::Backend;
