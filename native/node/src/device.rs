@@ -1,0 +1,20 @@
+//! Choosing the moe-core backend that runs a request: the multi-threaded CPU backend or moe-cuda's GPU
+//! backend. Both are used through `&dyn Backend`, so every export is written once.
+use crate::request::Device;
+use moe_core::{Backend, CpuBackend, Data, Result};
+
+/// Builds the backend for `device` over `data` and runs `work` with it; the backend (and, for CUDA, its
+/// device buffers) lives exactly as long as the call.
+pub fn with_backend<R>(device: Device, data: Data<'_>, threads: usize,
+                       work: impl FnOnce(&dyn Backend) -> Result<R>) -> Result<R> {
+    match device {
+        Device::Cpu => {
+            let backend = CpuBackend::new(data, threads)?;
+            work(&backend)
+        }
+        Device::Cuda => {
+            let backend = crate::gpu::new_backend(data)?;
+            work(&*backend)
+        }
+    }
+}

@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+// `npm run build:native`: builds the Node-API addon (crate native/node) with the napi-rs CLI into
+// `moe-em.linux-x64-gnu.node` at the package root, and copies it into the platform package
+// npm/linux-x64-gnu/ (what `npm pack npm/linux-x64-gnu` publishes). The addon is optional at run time (the
+// TypeScript backend always works); set MOE_EM_SKIP_NATIVE=1 to skip this step on a machine without Rust.
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const triple = 'linux-x64-gnu';
+const binary = `moe-em.${triple}.node`;
+
+if (process.env.MOE_EM_SKIP_NATIVE === '1') {
+  console.log('build:native skipped (MOE_EM_SKIP_NATIVE=1): only the JavaScript backend will be available.');
+  process.exit(0);
+}
+
+const cargo = spawnSync('cargo', ['--version'], { encoding: 'utf8' });
+if (cargo.error || cargo.status !== 0) {
+  console.error(
+    'build:native: `cargo` was not found on PATH, so the native (Rust) backend cannot be built.\n' +
+      '  Install Rust (https://rustup.rs) and run `npm run build:native` again, or set MOE_EM_SKIP_NATIVE=1\n' +
+      "  to build without it (backend 'js' only; 'cpu' and 'cuda' then report E_BACKEND_UNAVAILABLE).",
+  );
+  process.exit(1);
+}
+if (process.platform !== 'linux' || process.arch !== 'x64') {
+  console.error(`build:native: only ${triple} is supported, this is ${process.platform}-${process.arch}.`);
+  process.exit(1);
+}
+
+const napiCli = join(root, 'node_modules', '@napi-rs', 'cli', 'dist', 'cli.js');
+const args = ['build', '--platform', '--release', '--strip', '--no-js', '--no-dts-header',
+  '--manifest-path', 'native/node/Cargo.toml', '--package-json-path', 'package.json', '--output-dir', '.'];
+const build = existsSync(napiCli)
+  ? spawnSync(process.execPath, [napiCli, ...args], { cwd: root, stdio: 'inherit' })
+  : spawnSync('npx', ['napi', ...args], { cwd: root, stdio: 'inherit' });
+if (build.status !== 0) {
+  console.error(`build:native: napi build failed (exit ${build.status ?? build.signal}).`);
+  process.exit(1);
+}
+if (!existsSync(join(root, binary))) {
+  console.error(`build:native: the build finished but ${binary} is missing at the package root.`);
+  process.exit(1);
+}
+copyFileSync(join(root, binary), join(root, 'npm', triple, binary));
+console.log(`build:native: built ${binary} (and copied it into npm/${triple}/).`);
