@@ -1,1 +1,21 @@
-//! moe-cuda: the CUDA backend of moe-em.
+//! moe-cuda: the CUDA backend of moe-em. CUDA, cuBLAS, cuSOLVER and NVRTC are loaded at run time with dlopen
+//! (no link-time dependency), so a binary built without a GPU loads everywhere and reports
+//! `E_BACKEND_UNAVAILABLE` where there is none.
+//!
+//! Layers: `ffi` (raw declarations and dlsym), `driver` (safe context, buffers, launches, cuBLAS/cuSOLVER
+//! calls), `kernels` (host side of kernels/moe_kernels.cu), `backend` (`CudaBackend`, moe_core's `Backend`).
+
+mod backend;
+pub mod driver;
+mod error;
+mod ffi;
+mod kernels;
+
+pub use backend::CudaBackend;
+pub use driver::DeviceInfo;
+pub use error::{GpuError, GpuErrorKind};
+
+/// Device 0 when a usable GPU and driver are present; `E_BACKEND_UNAVAILABLE` otherwise (never panics).
+pub fn cuda_available() -> moe_core::Result<DeviceInfo> {
+    Ok(driver::device_info()?)
+}

@@ -1,0 +1,344 @@
+// moe-em CUDA kernels (float64). The per-row operations of moe_core::backend::RowOp, one thread per row,
+// plus the small helpers of a pass (row gather, Gram-weight scaling, diagonal-Gram partials).
+//
+// A pass on the GPU is: A = X·Pᵀ (cuBLAS), `row_op` (this file: writes the per-row outputs R, Gram weights,
+// per-row sum terms, and H), then the reductions XᵀR, Σ rows, Grams (cuBLAS). Every reduction is a GEMM or a
+// two-stage sum in a fixed order: no float atomics, so a pass gives the same bits run to run.
+//
+// The mathematics of each op is moe_core::rowops::eval_row / docs/ALGORITHMS.md §2–§4; the comments name the
+// formulas. Compiled by build.rs with nvcc (fatbin) or at run time by NVRTC: no #include at all.
+
+#define MOE_MAX_WIDTH 64  // experts k and classes C per row (local arrays); the host rejects larger
+
+// Opcodes (must match src/kernels.rs `OpCode`).
+#define OP_MOMENTS 0
+#define OP_GRAM 1
+#define OP_ESTEP 2
+#define OP_SYM_ESTEP 3
+#define OP_LINEAR_RESIDUAL 4
+#define OP_SOFTMAX 5
+#define OP_GRADIENT 6
+#define OP_SYM_GRADIENT 7
+
+#define FAMILY_LINEAR 0
+#define FAMILY_LOGISTIC 1
+#define FAMILY_MULTINOMIAL 2
+
+#define PROBLEM_GATE 0
+#define PROBLEM_EXPERT 1
+#define PROBLEM_SYM_GATE 2
+#define PROBLEM_SYM_LOG_EXPERT 3
+
+#define TASK_OBJECTIVE 0
+#define TASK_GRADIENT 1
+#define TASK_HESSIAN 2
+#define TASK_HESSVEC 3
+#define TASK_DIAG 4
+
+#define FLAG_STORE 1
+#define FLAG_SUFF 2
+#define FLAG_STORED_H 4
+
+#define LOG_2PI 1.8378770664093454835606594728112
+
+// Layout shared with src/kernels.rs `RowOpParams` (#[repr(C)]): ints first, then doubles, then pointers.
+struct RowOpParams {
+    int op, rows, q, k, classes, family, flags, problem, task, expert, h_width, r_cols, grams, sums;
+    int sym_linear, pad_;
+    double sigma;
+    const double* a;       // rows×q projections
+    const double* y;       // rows
+    const double* s;       // rows, or null (all ones)
+    double* h;             // stored H (n×h_width), indexed through idx
+    const unsigned* idx;   // H row of each pass row, or null (identity)
+    const double* sigma2;  // k σ_j² (linear family)
+    double* r;             // rows×r_cols
+    double* gw;            // rows×grams (Gram weights; diagonal-only Grams too)
+    double* sv;            // rows×sums (per-row terms of the sums)
+};
+
+__device__ __forceinline__ double softplus(double t) { return fmax(t, 0.0) + log1p(exp(-fabs(t))); }
+__device__ __forceinline__ double log_sigmoid(double t) { return -softplus(-t); }
+__device__ __forceinline__ double sigmoid(double t) {
+    if (t >= 0.0) return 1.0 / (1.0 + exp(-t));
+    double e = exp(t);
+    return e / (1.0 + e);
+}
+
+// log Σ exp(v[0..m)) (max-shifted).
+__device__ double lse(const double* v, int m) {
+    double mx = v[0];
+    for (int c = 1; c < m; ++c) mx = fmax(mx, v[c]);
+    if (mx == -INFINITY) return mx;
+    double acc = 0.0;
+    for (int c = 0; c < m; ++c) acc += exp(v[c] - mx);
+    return mx + log(acc);
+}
+
+// Log densities of the k experts of the general model for one row (ALGORITHMS §2).
+__device__ void expert_log_density(const RowOpParams& p, const double* a, double y, double* logp) {
+    const int k = p.k;
+    for (int j = 0; j < k; ++j) {
+        if (p.family == FAMILY_LINEAR) {
+            double s2 = p.sigma2[j], e = y - a[k + j];
+            logp[j] = -0.5 * (LOG_2PI + log(s2)) - e * e / (2.0 * s2);
+        } else if (p.family == FAMILY_LOGISTIC) {
+            double eta = a[k + j];
+            logp[j] = y * eta - softplus(eta);
+        } else {
+            const double* eta = a + k + j * p.classes;
+            logp[j] = eta[(int)y] - lse(eta, p.classes);
+        }
+    }
+}
+
+// Gate log-probabilities log π_j = a_j − lse(a).
+__device__ void gate_log_prob(const double* a, int k, double* logpi) {
+    double l = lse(a, k);
+    for (int j = 0; j < k; ++j) logpi[j] = a[j] - l;
+}
+
+// Symmetric model, one row: u = wᵀx, v = βᵀx. log[π_z p(y|z)] for z = +1 (out[0]) and −1 (out[1]).
+__device__ void sym_log_joint(const RowOpParams& p, double u, double v, double y, double* out) {
+    for (int t = 0; t < 2; ++t) {
+        double z = t == 0 ? 1.0 : -1.0;
+        double lp;
+        if (p.sym_linear) {
+            double e = y - z * v, s2 = p.sigma * p.sigma;
+            lp = -0.5 * (LOG_2PI + log(s2)) - e * e / (2.0 * s2);
+        } else {
+            lp = log_sigmoid(z * y * v);
+        }
+        out[t] = log_sigmoid(z * u) + lp;
+    }
+}
+
+__device__ void op_estep(const RowOpParams& p, int i, const double* a, double y, double s, double* hrow) {
+    const int k = p.k;
+    double l[MOE_MAX_WIDTH], logp[MOE_MAX_WIDTH];
+    gate_log_prob(a, k, l);
+    expert_log_density(p, a, y, logp);
+    for (int j = 0; j < k; ++j) l[j] += logp[j];
+    double ell = lse(l, k);
+    double* sv = p.sv + (size_t)i * p.sums;
+    sv[0] = s * ell;
+    const bool suff = (p.flags & FLAG_SUFF) && p.family == FAMILY_LINEAR;
+    for (int j = 0; j < k; ++j) {
+        double h = exp(l[j] - ell);
+        sv[1 + j] = s * h;
+        if (p.flags & FLAG_STORE) hrow[j] = h;
+        if (suff) {
+            p.gw[(size_t)i * p.grams + j] = s * h;
+            p.r[(size_t)i * p.r_cols + j] = s * h * y;
+        }
+    }
+}
+
+__device__ void op_sym_estep(const RowOpParams& p, int i, const double* a, double y, double s, double* hrow) {
+    double l[2];
+    sym_log_joint(p, a[0], a[1], y, l);
+    double ell = lse(l, 2);
+    double hp = exp(l[0] - ell), hm = exp(l[1] - ell);
+    double* sv = p.sv + (size_t)i * p.sums;
+    sv[0] = s * ell;
+    sv[1] = s * hp;
+    sv[2] = s * hm;
+    if (p.flags & FLAG_STORE) { hrow[0] = hp; hrow[1] = hm; }
+    if ((p.flags & FLAG_SUFF) && p.sym_linear) p.r[(size_t)i * p.r_cols] = s * (hp - hm) * y;
+}
+
+__device__ void op_linear_residual(const RowOpParams& p, int i, const double* a, double y, double s, const double* hrow) {
+    double* sv = p.sv + (size_t)i * p.sums;
+    for (int j = 0; j < p.k; ++j) {
+        double e = y - a[j];
+        sv[j] = s * hrow[j] * e * e;
+    }
+}
+
+// Softmax-regression pass (ALGORITHMS §3): weights c, targets t, scores [V x; 0].
+__device__ void op_softmax(const RowOpParams& p, int i, const double* a, double y, double s, const double* hrow) {
+    const int C = p.classes, m = C - 1;
+    double c, t[MOE_MAX_WIDTH], u[MOE_MAX_WIDTH], pr[MOE_MAX_WIDTH];
+    // Features y·x for the SymMoLogE expert: scores and every x-side output carry a factor y (y² = 1).
+    double feature_scale = p.problem == PROBLEM_SYM_LOG_EXPERT ? y : 1.0;
+    if (p.problem == PROBLEM_GATE) {
+        c = s;
+        for (int l = 0; l < C; ++l) t[l] = hrow[l];
+    } else if (p.problem == PROBLEM_EXPERT) {
+        c = s * hrow[p.expert];
+        // Logistic experts: classes ordered (y=1, y=0); multinomial: class y.
+        int cls = p.family == FAMILY_LOGISTIC ? (y == 1.0 ? 0 : 1) : (int)y;
+        for (int l = 0; l < C; ++l) t[l] = l == cls ? 1.0 : 0.0;
+    } else {
+        c = s;
+        t[0] = hrow[0];
+        t[1] = 1.0 - hrow[0];
+    }
+    for (int l = 0; l < m; ++l) u[l] = feature_scale * a[l];
+    u[m] = 0.0;
+    double z = lse(u, C);
+    for (int l = 0; l < C; ++l) pr[l] = exp(u[l] - z);
+    if (p.task != TASK_HESSVEC && p.task != TASK_DIAG) {
+        double f = 0.0;
+        for (int l = 0; l < C; ++l)
+            if (t[l] != 0.0) f += t[l] * (u[l] - z);
+        p.sv[(size_t)i * p.sums] = c != 0.0 ? c * f : 0.0;
+    }
+    double* r = p.r + (size_t)i * p.r_cols;
+    if (p.task == TASK_GRADIENT || p.task == TASK_HESSIAN) {
+        for (int l = 0; l < m; ++l) r[l] = feature_scale * c * (t[l] - pr[l]);
+    }
+    if (p.task == TASK_HESSIAN) {
+        double* gw = p.gw + (size_t)i * p.grams;
+        int g = 0;
+        for (int x = 0; x < m; ++x)
+            for (int b = x; b < m; ++b) gw[g++] = c * pr[x] * ((x == b ? 1.0 : 0.0) - pr[b]);
+    }
+    if (p.task == TASK_HESSVEC) {
+        double du[MOE_MAX_WIDTH], mean = 0.0;
+        for (int l = 0; l < m; ++l) du[l] = feature_scale * a[m + l];
+        du[m] = 0.0;
+        for (int l = 0; l < C; ++l) mean += pr[l] * du[l];
+        for (int l = 0; l < m; ++l) r[l] = feature_scale * c * pr[l] * (du[l] - mean);
+    }
+    if (p.task == TASK_DIAG) {
+        double* gw = p.gw + (size_t)i * p.grams;
+        for (int l = 0; l < m; ++l) gw[l] = c * pr[l] * (1.0 - pr[l]);
+    }
+}
+
+// Gradient of the general model (ALGORITHMS §4; RowOp::Gradient).
+__device__ void op_gradient(const RowOpParams& p, int i, const double* a, double y, double s, const double* hrow) {
+    const int k = p.k;
+    double l[MOE_MAX_WIDTH], logp[MOE_MAX_WIDTH], logpi[MOE_MAX_WIDTH], h[MOE_MAX_WIDTH];
+    gate_log_prob(a, k, logpi);
+    expert_log_density(p, a, y, logp);
+    for (int j = 0; j < k; ++j) l[j] = logpi[j] + logp[j];
+    double first;
+    if (p.flags & FLAG_STORED_H) {
+        first = 0.0;
+        for (int j = 0; j < k; ++j) { h[j] = hrow[j]; if (h[j] != 0.0) first += h[j] * l[j]; }
+    } else {
+        first = lse(l, k);
+        for (int j = 0; j < k; ++j) h[j] = exp(l[j] - first);
+    }
+    double* sv = p.sv + (size_t)i * p.sums;
+    sv[0] = s * first;
+    double* r = p.r + (size_t)i * p.r_cols;
+    for (int j = 0; j < k - 1; ++j) r[j] = s * (h[j] - exp(logpi[j]));
+    int col = k - 1;
+    for (int j = 0; j < k; ++j) {
+        if (p.family == FAMILY_LINEAR) {
+            double s2 = p.sigma2[j], e = y - a[k + j];
+            r[col++] = s * h[j] * e / s2;
+            sv[1 + j] = s * h[j] * (e * e / (2.0 * s2 * s2) - 1.0 / (2.0 * s2));
+        } else if (p.family == FAMILY_LOGISTIC) {
+            r[col++] = s * h[j] * (y - sigmoid(a[k + j]));
+        } else {
+            const double* eta = a + k + j * p.classes;
+            double z = lse(eta, p.classes);
+            for (int c = 0; c < p.classes - 1; ++c)
+                r[col++] = s * h[j] * ((c == (int)y ? 1.0 : 0.0) - exp(eta[c] - z));
+        }
+    }
+}
+
+// Gradient of the symmetric model w.r.t. (wᵀx, βᵀx) (RowOp::SymGradient).
+__device__ void op_sym_gradient(const RowOpParams& p, int i, const double* a, double y, double s, const double* hrow) {
+    double u = a[0], v = a[1], l[2], hp, hm, first;
+    sym_log_joint(p, u, v, y, l);
+    if (p.flags & FLAG_STORED_H) {
+        hp = hrow[0]; hm = hrow[1];
+        first = 0.0;
+        if (hp != 0.0) first += hp * l[0];
+        if (hm != 0.0) first += hm * l[1];
+    } else {
+        first = lse(l, 2);
+        hp = exp(l[0] - first); hm = exp(l[1] - first);
+    }
+    // d/du Σ_z h_z log σ(z u) = h+ − (h+ + h−) σ(u)
+    double du = s * (hp - (hp + hm) * sigmoid(u));
+    double dv;
+    if (p.sym_linear) {  // d/dv of −(y − z v)²/(2σ²) = z (y − z v)/σ²
+        dv = s * ((hp - hm) * y - (hp + hm) * v) / (p.sigma * p.sigma);
+    } else {             // d/dv log σ(z y v) = z y σ(−z y v)
+        dv = s * y * (hp * sigmoid(-y * v) - hm * sigmoid(y * v));
+    }
+    p.sv[(size_t)i * p.sums] = s * first;
+    p.r[(size_t)i * p.r_cols] = du;
+    p.r[(size_t)i * p.r_cols + 1] = dv;
+}
+
+extern "C" __global__ void row_op(RowOpParams p) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= p.rows) return;
+    const double* a = p.a + (size_t)i * p.q;
+    double y = p.y[i];
+    double s = p.s ? p.s[i] : 1.0;
+    double* hrow = p.h_width > 0 ? p.h + (size_t)(p.idx ? p.idx[i] : (unsigned)i) * p.h_width : nullptr;
+    switch (p.op) {
+        case OP_MOMENTS: {
+            double* sv = p.sv + (size_t)i * p.sums;
+            sv[0] = s; sv[1] = s * y; sv[2] = s * y * y;
+            break;
+        }
+        case OP_GRAM:
+            p.gw[(size_t)i * p.grams] = s;
+            p.r[(size_t)i * p.r_cols] = s * y;
+            break;
+        case OP_ESTEP: op_estep(p, i, a, y, s, hrow); break;
+        case OP_SYM_ESTEP: op_sym_estep(p, i, a, y, s, hrow); break;
+        case OP_LINEAR_RESIDUAL: op_linear_residual(p, i, a, y, s, hrow); break;
+        case OP_SOFTMAX: op_softmax(p, i, a, y, s, hrow); break;
+        case OP_GRADIENT: op_gradient(p, i, a, y, s, hrow); break;
+        case OP_SYM_GRADIENT: op_sym_gradient(p, i, a, y, s, hrow); break;
+    }
+}
+
+// Gathers the rows idx[0..rows) of X (n×d), y and s into contiguous batch buffers (a mini-batch pass).
+extern "C" __global__ void gather_rows(const double* x, const double* y, const double* s, const unsigned* idx,
+                                       int rows, int d, double* bx, double* by, double* bs) {
+    size_t t = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    size_t total = (size_t)rows * d;
+    if (t < total) {
+        size_t i = t / d, f = t % d;
+        bx[t] = x[(size_t)idx[i] * d + f];
+    }
+    if (t < (size_t)rows) {
+        by[t] = y[idx[t]];
+        if (s) bs[t] = s[idx[t]];
+    }
+}
+
+// Y_g = diag(w_{·g})·X_chunk for g < grams: Y is grams × (rows×d), each row-major (= column-major d×rows).
+extern "C" __global__ void scale_rows(const double* x, const double* gw, int rows, int d, int grams, double* out) {
+    size_t t = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    size_t per = (size_t)rows * d;
+    if (t >= per * grams) return;
+    size_t g = t / per, e = t % per, i = e / d;
+    out[t] = gw[i * grams + g] * x[e];
+}
+
+// Partials of diagonal Grams: partial[b][g·d + f] = Σ_{i in block b} gw[i][g]·x[i][f]², blocks of `rows_per_block`
+// rows in order; the host sums the partials over b with a GEMM (fixed order, no atomics).
+extern "C" __global__ void diag_gram_partial(const double* x, const double* gw, int rows, int d, int grams,
+                                             int rows_per_block, double* partial) {
+    int b = blockIdx.x;
+    int begin = b * rows_per_block;
+    int end = min(begin + rows_per_block, rows);
+    int width = grams * d;
+    for (int o = threadIdx.x; o < width; o += blockDim.x) {
+        int g = o / d, f = o % d;
+        double acc = 0.0;
+        for (int i = begin; i < end; ++i) {
+            double v = x[(size_t)i * d + f];
+            acc += gw[(size_t)i * grams + g] * v * v;
+        }
+        partial[(size_t)b * width + o] = acc;
+    }
+}
+
+extern "C" __global__ void fill(double* out, size_t len, double value) {
+    size_t t = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (t < len) out[t] = value;
+}

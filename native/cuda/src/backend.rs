@@ -1,0 +1,359 @@
+//! `CudaBackend`: moe_core's `Backend` on one GPU. X, y and s are uploaded once (in `new`); each pass sends
+//! only the small projection matrix P (and σ²) and brings back only the reduced results.
+//!
+//! One pass = A = X·Pᵀ (cuBLAS DGEMM) → `row_op` kernel (per-row outputs R, Gram weights, sum terms; reads or
+//! writes H) → reductions: XᵀR and the sums by DGEMM, full Grams by DGEMM over chunks of weight-scaled rows,
+//! diagonal Grams by a two-stage kernel + DGEMM. All reductions run in a fixed order (no float atomics), so a
+//! pass is reproducible bit for bit on one GPU.
+
+use crate::driver::{Context, DeviceBuffer, DeviceElement};
+use crate::error::{GpuError, GpuErrorKind};
+use crate::kernels::{encode, RowOpParams};
+use moe_core::backend::{Backend, PassOut, RowOp, Rows};
+use moe_core::{Data, Error, ErrorCode, Result};
+use std::ffi::c_void;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+impl From<GpuError> for Error {
+    fn from(e: GpuError) -> Error {
+        let code = match e.kind {
+            GpuErrorKind::Unavailable => ErrorCode::BackendUnavailable,
+            GpuErrorKind::OutOfMemory => ErrorCode::GpuOom,
+            GpuErrorKind::Failed => ErrorCode::Gpu,
+        };
+        Error::new(code, e.message)
+    }
+}
+
+/// Bytes of weight-scaled rows materialised at once for the full Grams (small enough to stay in L2 on an
+/// H100). `MOE_CUDA_GRAM_CHUNK_MB` overrides it (the benchmark measures a few values).
+fn gram_chunk_bytes() -> usize {
+    std::env::var("MOE_CUDA_GRAM_CHUNK_MB").ok().and_then(|v| v.parse::<usize>().ok()).filter(|&v| v > 0).unwrap_or(32) << 20
+}
+
+const THREADS: u32 = 256;
+
+fn blocks(len: usize) -> u32 {
+    len.div_ceil(THREADS as usize).max(1) as u32
+}
+
+/// A device buffer that grows on demand and is reused across passes.
+struct Scratch<T: DeviceElement>(Option<DeviceBuffer<T>>);
+
+impl<T: DeviceElement> Scratch<T> {
+    fn at_least(&mut self, ctx: &Context, len: usize) -> Result<&DeviceBuffer<T>> {
+        if self.0.as_ref().is_none_or(|b| b.len < len) {
+            self.0 = None; // free the old one first: the new one may need its memory
+            self.0 = Some(DeviceBuffer::alloc(ctx, len.max(1))?);
+        }
+        Ok(self.0.as_ref().unwrap())
+    }
+}
+
+/// Mutable state behind `&self` (the trait's methods take `&self`).
+struct State {
+    /// Stored responsibilities, n×h_width.
+    h: Option<DeviceBuffer<f64>>,
+    h_width: usize,
+    /// Row order for `Rows::Order`.
+    order: Option<DeviceBuffer<u32>>,
+    order_len: usize,
+    proj: Scratch<f64>,
+    sigma2: Scratch<f64>,
+    a: Scratch<f64>,
+    r: Scratch<f64>,
+    gw: Scratch<f64>,
+    sv: Scratch<f64>,
+    batch_x: Scratch<f64>,
+    batch_y: Scratch<f64>,
+    batch_s: Scratch<f64>,
+    scaled: Scratch<f64>,
+    partial: Scratch<f64>,
+    reduced: Scratch<f64>,
+}
+
+pub struct CudaBackend {
+    n: usize,
+    d: usize,
+    x: DeviceBuffer<f64>,
+    y: DeviceBuffer<f64>,
+    s: Option<DeviceBuffer<f64>>,
+    /// All ones (length max(n, partial blocks)): the right-hand side of the GEMMs that sum over rows.
+    ones: DeviceBuffer<f64>,
+    state: Mutex<State>,
+    /// Declared last so that it is dropped after every buffer above.
+    ctx: Arc<Context>,
+}
+
+impl CudaBackend {
+    /// Uploads X, y and s to device 0. `E_BACKEND_UNAVAILABLE` without a usable GPU, `E_GPU_OOM` when the
+    /// data does not fit (everything allocated so far is freed again).
+    pub fn new(data: Data<'_>) -> Result<CudaBackend> {
+        if data.x.len() != data.n * data.d || data.y.len() != data.n {
+            return Err(Error::new(ErrorCode::Shape, format!("x must be n×d = {}×{} and y of length n", data.n, data.d)));
+        }
+        if data.s.is_some_and(|s| s.len() != data.n) {
+            return Err(Error::new(ErrorCode::Shape, format!("sample weights must have length n = {}", data.n)));
+        }
+        let ctx = Context::new()?;
+        let x = DeviceBuffer::from_host(&ctx, data.x)?;
+        let y = DeviceBuffer::from_host(&ctx, data.y)?;
+        let s = data.s.map(|s| DeviceBuffer::from_host(&ctx, s)).transpose()?;
+        let ones_len = data.n.max(MAX_PARTIAL_BLOCKS);
+        let ones = DeviceBuffer::alloc(&ctx, ones_len)?;
+        fill(&ctx, &ones, ones_len, 1.0)?;
+        ctx.synchronize()?;
+        let state = State {
+            h: None, h_width: 0, order: None, order_len: 0,
+            proj: Scratch(None), sigma2: Scratch(None), a: Scratch(None), r: Scratch(None), gw: Scratch(None),
+            sv: Scratch(None), batch_x: Scratch(None), batch_y: Scratch(None), batch_s: Scratch(None),
+            scaled: Scratch(None), partial: Scratch(None), reduced: Scratch(None),
+        };
+        Ok(CudaBackend { n: data.n, d: data.d, x, y, s, ones, state: Mutex::new(state), ctx })
+    }
+
+    /// The device this backend runs on.
+    pub fn device(&self) -> &crate::driver::DeviceInfo {
+        &self.ctx.info
+    }
+
+    /// "fatbin" (nvcc at build time) or "nvrtc" (compiled at run time).
+    pub fn kernel_source(&self) -> &'static str {
+        self.ctx.kernel_source
+    }
+
+    /// The context, for timing with `driver::Timer` (benchmarks).
+    pub fn context(&self) -> &Arc<Context> {
+        &self.ctx
+    }
+
+    fn state(&self) -> Result<MutexGuard<'_, State>> {
+        self.ctx.make_current()?;
+        Ok(self.state.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// At most this many row blocks in the diagonal-Gram partials (bounds their memory).
+const MAX_PARTIAL_BLOCKS: usize = 2048;
+
+fn fill(ctx: &Context, buf: &DeviceBuffer<f64>, len: usize, value: f64) -> Result<()> {
+    let (mut ptr, mut n, mut v) = (buf.ptr, len, value);
+    let mut args: [*mut c_void; 3] = [&mut ptr as *mut _ as _, &mut n as *mut _ as _, &mut v as *mut _ as _];
+    Ok(ctx.launch("fill", (blocks(len), 1, 1), THREADS, 0, &mut args)?)
+}
+
+/// Where a pass's rows live on the device.
+struct PassRows {
+    rows: usize,
+    x: u64,
+    y: u64,
+    s: u64,
+    /// H row of each pass row (0 = identity).
+    idx: u64,
+}
+
+impl Backend for CudaBackend {
+    fn name(&self) -> &'static str {
+        "cuda"
+    }
+    fn n(&self) -> usize {
+        self.n
+    }
+    fn d(&self) -> usize {
+        self.d
+    }
+
+    fn set_order(&self, order: &[u32]) -> Result<()> {
+        if let Some(&bad) = order.iter().find(|&&i| i as usize >= self.n) {
+            return Err(Error::new(ErrorCode::Shape, format!("row order names row {bad} of {}", self.n)));
+        }
+        let mut st = self.state()?;
+        if st.order.as_ref().is_none_or(|b| b.len < order.len()) {
+            st.order = None;
+            st.order = Some(DeviceBuffer::alloc(&self.ctx, order.len().max(1))?);
+        }
+        st.order.as_ref().unwrap().upload(&self.ctx, order)?;
+        st.order_len = order.len();
+        Ok(())
+    }
+
+    fn write_h(&self, width: usize, h: &[f64]) -> Result<()> {
+        if h.len() != self.n * width {
+            return Err(Error::new(ErrorCode::Shape, format!("H must be n×width = {}×{width}", self.n)));
+        }
+        let mut st = self.state()?;
+        ensure_h(&self.ctx, &mut st, self.n, width)?;
+        st.h.as_ref().unwrap().upload(&self.ctx, h)?;
+        Ok(())
+    }
+
+    fn read_h(&self, width: usize) -> Result<Vec<f64>> {
+        let st = self.state()?;
+        match &st.h {
+            Some(h) if st.h_width == width => Ok(h.download_prefix(&self.ctx, self.n * width)?),
+            _ => Err(Error::new(ErrorCode::Internal, format!("read_h({width}): the stored H has width {}", st.h_width))),
+        }
+    }
+
+    fn pass(&self, rows: Rows, proj: &[f64], op: &RowOp) -> Result<PassOut> {
+        let shape = op.shape();
+        let (d, ctx) = (self.d, &*self.ctx);
+        if proj.len() != shape.q * d {
+            return Err(Error::new(ErrorCode::Shape, format!("projection must be {}×{d}, got {} values", shape.q, proj.len())));
+        }
+        let (mut params, sigma2) = encode(op, &shape)?;
+        let mut st = self.state()?;
+        if shape.h_width > 0 {
+            if shape.writes_h {
+                ensure_h(ctx, &mut st, self.n, shape.h_width)?;
+            } else if st.h.is_none() || st.h_width != shape.h_width {
+                return Err(Error::new(ErrorCode::Internal, format!("pass reads H of width {} but the stored H has width {}", shape.h_width, st.h_width)));
+            }
+        }
+        let pr = self.select_rows(&mut st, rows)?;
+        let m = pr.rows;
+        let grams_len = if shape.diag_only { shape.grams * d } else { shape.grams * d * d };
+        if m == 0 {
+            return Ok(PassOut { xtr: vec![0.0; shape.r_cols * d], grams: vec![0.0; grams_len], sums: vec![0.0; shape.sums] });
+        }
+
+        // 1. A = X·Pᵀ: column-major (q×m) = Pᵀ(q×d) · X(d×m).
+        let a_ptr = if shape.q > 0 {
+            let p_dev = st.proj.at_least(ctx, proj.len())?.ptr;
+            st.proj.0.as_ref().unwrap().upload(ctx, proj)?;
+            let a = st.a.at_least(ctx, m * shape.q)?.ptr;
+            ctx.dgemm(true, false, shape.q, m, d, 1.0, p_dev, d, pr.x, d, 0.0, a, shape.q)?;
+            a
+        } else {
+            0
+        };
+        if let Some(s2) = &sigma2 {
+            st.sigma2.at_least(ctx, s2.len())?.upload(ctx, s2)?;
+            params.sigma2 = st.sigma2.0.as_ref().unwrap().ptr;
+        }
+
+        // 2. The per-row operation.
+        params.rows = m as i32;
+        params.a = a_ptr;
+        params.y = pr.y;
+        params.s = pr.s;
+        params.idx = pr.idx;
+        params.h = st.h.as_ref().map_or(0, |h| h.ptr);
+        params.r = if shape.r_cols > 0 { st.r.at_least(ctx, m * shape.r_cols)?.ptr } else { 0 };
+        params.gw = if shape.grams > 0 { st.gw.at_least(ctx, m * shape.grams)?.ptr } else { 0 };
+        params.sv = if shape.sums > 0 { st.sv.at_least(ctx, m * shape.sums)?.ptr } else { 0 };
+        let mut p: RowOpParams = params;
+        let mut args: [*mut c_void; 1] = [&mut p as *mut RowOpParams as *mut c_void];
+        ctx.launch("row_op", (blocks(m), 1, 1), THREADS, 0, &mut args)?;
+
+        // 3. Reductions. One output buffer: [XᵀR (r_cols×d) | sums | grams].
+        let (xtr_len, sums_len) = (shape.r_cols * d, shape.sums);
+        let out = st.reduced.at_least(ctx, xtr_len + sums_len + grams_len)?.ptr;
+        if shape.r_cols > 0 {
+            // column-major (d×r) = X(d×m) · R(r×m)ᵀ, i.e. row-major r×d.
+            ctx.dgemm(false, true, d, shape.r_cols, m, 1.0, pr.x, d, params.r, shape.r_cols, 0.0, out, d)?;
+        }
+        if shape.sums > 0 {
+            ctx.dgemm(false, false, shape.sums, 1, m, 1.0, params.sv, shape.sums, self.ones.ptr, m, 0.0, out + 8 * xtr_len as u64, shape.sums)?;
+        }
+        let grams_out = out + 8 * (xtr_len + sums_len) as u64;
+        if shape.grams > 0 {
+            if shape.diag_only {
+                self.diagonal_grams(&mut st, &pr, params.gw, shape.grams, grams_out)?;
+            } else {
+                self.full_grams(&mut st, &pr, params.gw, shape.grams, grams_out)?;
+            }
+        }
+        let all = st.reduced.0.as_ref().unwrap().download_prefix(ctx, xtr_len + sums_len + grams_len)?;
+        Ok(PassOut {
+            xtr: all[..xtr_len].to_vec(),
+            sums: all[xtr_len..xtr_len + sums_len].to_vec(),
+            grams: all[xtr_len + sums_len..].to_vec(),
+        })
+    }
+}
+
+fn ensure_h(ctx: &Context, st: &mut State, n: usize, width: usize) -> Result<()> {
+    if st.h.is_none() || st.h_width != width {
+        st.h = None;
+        let h = DeviceBuffer::alloc(ctx, n * width)?;
+        h.zero(ctx)?;
+        st.h = Some(h);
+        st.h_width = width;
+    }
+    Ok(())
+}
+
+impl CudaBackend {
+    /// The rows of a pass: all of X in place, or the ordered slice gathered into the batch buffers.
+    fn select_rows(&self, st: &mut State, rows: Rows) -> Result<PassRows> {
+        let s_ptr = self.s.as_ref().map_or(0, |s| s.ptr);
+        let (start, len) = match rows {
+            Rows::All => return Ok(PassRows { rows: self.n, x: self.x.ptr, y: self.y.ptr, s: s_ptr, idx: 0 }),
+            Rows::Order { start, len } => (start, len),
+        };
+        if start + len > st.order_len {
+            return Err(Error::new(ErrorCode::Internal, format!("rows {start}..{} outside the row order (length {})", start + len, st.order_len)));
+        }
+        if len == 0 {
+            return Ok(PassRows { rows: 0, x: 0, y: 0, s: 0, idx: 0 });
+        }
+        let ctx = &*self.ctx;
+        let idx = st.order.as_ref().unwrap().ptr + 4 * start as u64;
+        let bx = st.batch_x.at_least(ctx, len * self.d)?.ptr;
+        let by = st.batch_y.at_least(ctx, len)?.ptr;
+        let bs = if self.s.is_some() { st.batch_s.at_least(ctx, len)?.ptr } else { 0 };
+        let (mut xp, mut yp, mut sp, mut ip) = (self.x.ptr, self.y.ptr, s_ptr, idx);
+        let (mut rows_i, mut d_i) = (len as i32, self.d as i32);
+        let (mut bxp, mut byp, mut bsp) = (bx, by, bs);
+        let mut args: [*mut c_void; 9] = [
+            &mut xp as *mut _ as _, &mut yp as *mut _ as _, &mut sp as *mut _ as _, &mut ip as *mut _ as _,
+            &mut rows_i as *mut _ as _, &mut d_i as *mut _ as _, &mut bxp as *mut _ as _, &mut byp as *mut _ as _,
+            &mut bsp as *mut _ as _,
+        ];
+        ctx.launch("gather_rows", (blocks(len * self.d), 1, 1), THREADS, 0, &mut args)?;
+        Ok(PassRows { rows: len, x: bx, y: by, s: bs, idx })
+    }
+
+    /// G_g = Σ_i gw[i][g]·x_i x_iᵀ for g < grams: chunks of rows, each scaled once per Gram into `scaled`, then
+    /// one strided-batched DGEMM per chunk accumulating into `out` (β = 1 after the first chunk, in order).
+    fn full_grams(&self, st: &mut State, pr: &PassRows, gw: u64, grams: usize, out: u64) -> Result<()> {
+        let (d, ctx) = (self.d, &*self.ctx);
+        let chunk = (gram_chunk_bytes() / (8 * grams * d)).clamp(1, pr.rows);
+        let scaled = st.scaled.at_least(ctx, chunk * d * grams)?.ptr;
+        let mut start = 0;
+        while start < pr.rows {
+            let rows = chunk.min(pr.rows - start);
+            let (mut xp, mut gp, mut r, mut di, mut gi, mut op) =
+                (pr.x + 8 * (start * d) as u64, gw + 8 * (start * grams) as u64, rows as i32, d as i32, grams as i32, scaled);
+            let mut args: [*mut c_void; 6] = [
+                &mut xp as *mut _ as _, &mut gp as *mut _ as _, &mut r as *mut _ as _, &mut di as *mut _ as _,
+                &mut gi as *mut _ as _, &mut op as *mut _ as _,
+            ];
+            ctx.launch("scale_rows", (blocks(rows * d * grams), 1, 1), THREADS, 0, &mut args)?;
+            let beta = if start == 0 { 0.0 } else { 1.0 };
+            ctx.dgemm_strided_batched(false, true, d, d, rows, 1.0, xp, d, 0, scaled, d, rows * d, beta, out, d, d * d, grams)?;
+            start += rows;
+        }
+        Ok(())
+    }
+
+    /// diag_g[f] = Σ_i gw[i][g]·x_if²: per-block partials in row order, then one DGEMM against ones.
+    fn diagonal_grams(&self, st: &mut State, pr: &PassRows, gw: u64, grams: usize, out: u64) -> Result<()> {
+        let (d, ctx) = (self.d, &*self.ctx);
+        let rows_per_block = pr.rows.div_ceil(MAX_PARTIAL_BLOCKS).max(64);
+        let nblocks = pr.rows.div_ceil(rows_per_block);
+        let width = grams * d;
+        let partial = st.partial.at_least(ctx, nblocks * width)?.ptr;
+        let (mut xp, mut gp, mut r, mut di, mut gi, mut rb, mut pp) =
+            (pr.x, gw, pr.rows as i32, d as i32, grams as i32, rows_per_block as i32, partial);
+        let mut args: [*mut c_void; 7] = [
+            &mut xp as *mut _ as _, &mut gp as *mut _ as _, &mut r as *mut _ as _, &mut di as *mut _ as _,
+            &mut gi as *mut _ as _, &mut rb as *mut _ as _, &mut pp as *mut _ as _,
+        ];
+        ctx.launch("diag_gram_partial", (nblocks as u32, 1, 1), THREADS, 0, &mut args)?;
+        // column-major (width×1) = partial(width×nblocks) · ones(nblocks)
+        ctx.dgemm(false, false, width, 1, nblocks, 1.0, partial, width, self.ones.ptr, nblocks, 0.0, out, width)?;
+        Ok(())
+    }
+}

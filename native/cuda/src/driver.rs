@@ -1,0 +1,455 @@
+//! Safe wrappers over the raw CUDA tables: the loaded libraries (once per process), a device context with its
+//! stream and cuBLAS handle, device buffers freed on Drop, the kernel module and launches, and events.
+//! Every status is checked here and becomes a `GpuError` (out of memory kept apart).
+
+use crate::error::{GpuError, GpuErrorKind, GpuResult};
+use crate::ffi::*;
+use std::collections::HashMap;
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::ptr::null_mut;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The CUDA libraries, loaded once per process. cuBLAS, cuSOLVER and NVRTC are optional at load time; an
+/// operation that needs a missing one fails with `Unavailable`.
+pub struct Runtime {
+    pub driver: DriverApi,
+    pub cublas: Option<CublasApi>,
+    pub cusolver: Option<CusolverApi>,
+    pub nvrtc: Option<NvrtcApi>,
+    pub library_paths: Vec<String>,
+}
+
+static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+
+fn load_runtime() -> Result<Runtime, String> {
+    let driver_lib = Library::open(&["libcuda.so.1"], false).map_err(|e| format!("CUDA driver not loadable: {e}"))?;
+    let driver = unsafe { DriverApi::load(&driver_lib)? };
+    let status = unsafe { (driver.cuInit)(0) };
+    if status != CUDA_SUCCESS {
+        return Err(format!("cuInit failed with CUresult {status} (no usable GPU)"));
+    }
+    let mut library_paths = vec![driver_lib.path.clone()];
+    let mut optional = |names: &[&str]| -> Option<Library> {
+        let lib = Library::open(names, true).ok()?;
+        library_paths.push(lib.path.clone());
+        Some(lib)
+    };
+    let cublas_lib = optional(&["libcublas.so.13", "libcublas.so.12"]);
+    let cusolver_lib = optional(&["libcusolver.so.12", "libcusolver.so.11"]);
+    let nvrtc_lib = optional(&["libnvrtc.so.13", "libnvrtc.so.12"]);
+    let cublas = cublas_lib.as_ref().and_then(|l| unsafe { CublasApi::load(l).ok() });
+    let cusolver = cusolver_lib.as_ref().and_then(|l| unsafe { CusolverApi::load(l).ok() });
+    let nvrtc = nvrtc_lib.as_ref().and_then(|l| unsafe { NvrtcApi::load(l).ok() });
+    // The libraries stay loaded for the life of the process (never dlclose'd).
+    std::mem::forget((driver_lib, cublas_lib, cusolver_lib, nvrtc_lib));
+    Ok(Runtime { driver, cublas, cusolver, nvrtc, library_paths })
+}
+
+/// The process-wide CUDA runtime, or `Unavailable` when there is no driver or no device.
+pub fn runtime() -> GpuResult<&'static Runtime> {
+    RUNTIME.get_or_init(load_runtime).as_ref().map_err(|e| GpuError::unavailable(e.clone()))
+}
+
+/// Turns a driver status into a result.
+pub fn check(rt: &Runtime, status: CUresult, what: &str) -> GpuResult<()> {
+    if status == CUDA_SUCCESS {
+        return Ok(());
+    }
+    let mut text: *const c_char = std::ptr::null();
+    unsafe { (rt.driver.cuGetErrorString)(status, &mut text) };
+    let name = if text.is_null() { "unknown".into() } else { unsafe { CStr::from_ptr(text).to_string_lossy().into_owned() } };
+    let message = format!("{what} failed: CUresult {status} ({name})");
+    Err(match status {
+        CUDA_ERROR_OUT_OF_MEMORY => GpuError::out_of_memory(message),
+        CUDA_ERROR_NO_DEVICE => GpuError::unavailable(message),
+        _ => GpuError::failed(message),
+    })
+}
+
+fn check_cublas(status: c_int, what: &str) -> GpuResult<()> {
+    match status {
+        CUBLAS_STATUS_SUCCESS => Ok(()),
+        CUBLAS_STATUS_ALLOC_FAILED => Err(GpuError::out_of_memory(format!("{what}: cuBLAS could not allocate"))),
+        s => Err(GpuError::failed(format!("{what} failed: cublasStatus {s}"))),
+    }
+}
+
+fn check_cusolver(status: c_int, what: &str) -> GpuResult<()> {
+    match status {
+        CUSOLVER_STATUS_SUCCESS => Ok(()),
+        CUSOLVER_STATUS_ALLOC_FAILED => Err(GpuError::out_of_memory(format!("{what}: cuSOLVER could not allocate"))),
+        s => Err(GpuError::failed(format!("{what} failed: cusolverStatus {s}"))),
+    }
+}
+
+/// What `cuda_available` reports about device 0.
+#[derive(Clone, Debug)]
+pub struct DeviceInfo {
+    pub name: String,
+    pub total_memory_bytes: usize,
+    pub compute_capability: (i32, i32),
+    pub multiprocessors: i32,
+    pub driver_version: i32,
+    pub library_paths: Vec<String>,
+}
+
+/// Queries device 0 without creating a context.
+pub fn device_info() -> GpuResult<DeviceInfo> {
+    let rt = runtime()?;
+    let d = &rt.driver;
+    let (mut count, mut device, mut version) = (0, 0, 0);
+    unsafe {
+        check(rt, (d.cuDriverGetVersion)(&mut version), "cuDriverGetVersion")?;
+        check(rt, (d.cuDeviceGetCount)(&mut count), "cuDeviceGetCount")?;
+        if count < 1 {
+            return Err(GpuError::unavailable("no CUDA device"));
+        }
+        check(rt, (d.cuDeviceGet)(&mut device, 0), "cuDeviceGet")?;
+        let mut name = [0 as c_char; 256];
+        check(rt, (d.cuDeviceGetName)(name.as_mut_ptr(), 256, device), "cuDeviceGetName")?;
+        let (mut major, mut minor, mut sms, mut memory) = (0, 0, 0, 0usize);
+        check(rt, (d.cuDeviceGetAttribute)(&mut major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, device), "cuDeviceGetAttribute")?;
+        check(rt, (d.cuDeviceGetAttribute)(&mut minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device), "cuDeviceGetAttribute")?;
+        check(rt, (d.cuDeviceGetAttribute)(&mut sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, device), "cuDeviceGetAttribute")?;
+        check(rt, (d.cuDeviceTotalMem_v2)(&mut memory, device), "cuDeviceTotalMem")?;
+        Ok(DeviceInfo {
+            name: CStr::from_ptr(name.as_ptr()).to_string_lossy().into_owned(),
+            total_memory_bytes: memory,
+            compute_capability: (major, minor),
+            multiprocessors: sms,
+            driver_version: version,
+            library_paths: rt.library_paths.clone(),
+        })
+    }
+}
+
+/// The kernels of `kernels/*.cu`: the nvcc fatbin embedded by build.rs, or the source for NVRTC.
+mod images {
+    pub static FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/moe_kernels.fatbin"));
+    pub static SOURCE: &str = include_str!("../kernels/moe_kernels.cu");
+}
+
+/// A device context (device 0's primary context) with one stream, a cuBLAS handle and the kernel module.
+/// Shared by `Arc` with every buffer allocated in it, so the context outlives them.
+pub struct Context {
+    pub rt: &'static Runtime,
+    pub info: DeviceInfo,
+    device: CUdevice,
+    ctx: Handle,
+    pub stream: Handle,
+    cublas: Handle,
+    module: Handle,
+    functions: Mutex<HashMap<&'static str, usize>>,
+    /// How the kernels were loaded: "fatbin" or "nvrtc".
+    pub kernel_source: &'static str,
+}
+
+// The handles are used from one thread at a time per backend (the estimator calls one fit at a time per
+// backend) and the context is made current on the calling thread before each use.
+unsafe impl Send for Context {}
+unsafe impl Sync for Context {}
+
+impl Context {
+    pub fn new() -> GpuResult<Arc<Context>> {
+        let rt = runtime()?;
+        let info = device_info()?;
+        let d = &rt.driver;
+        let mut device = 0;
+        let mut ctx = null_mut();
+        unsafe {
+            check(rt, (d.cuDeviceGet)(&mut device, 0), "cuDeviceGet")?;
+            check(rt, (d.cuDevicePrimaryCtxRetain)(&mut ctx, device), "cuDevicePrimaryCtxRetain")?;
+        }
+        // From here on, Drop releases what was acquired.
+        let mut c = Context {
+            rt, info, device, ctx, stream: null_mut(), cublas: null_mut(), module: null_mut(),
+            functions: Mutex::new(HashMap::new()), kernel_source: "none",
+        };
+        c.make_current()?;
+        unsafe {
+            check(rt, (d.cuStreamCreate)(&mut c.stream, CU_STREAM_NON_BLOCKING), "cuStreamCreate")?;
+        }
+        let blas = rt.cublas.as_ref().ok_or_else(|| GpuError::unavailable("cuBLAS (libcublas.so.13/12) not loadable"))?;
+        unsafe {
+            check_cublas((blas.cublasCreate_v2)(&mut c.cublas), "cublasCreate")?;
+            check_cublas((blas.cublasSetStream_v2)(c.cublas, c.stream), "cublasSetStream")?;
+        }
+        c.load_module()?;
+        Ok(Arc::new(c))
+    }
+
+    /// Makes this context current on the calling thread (Node calls come from several pool threads).
+    pub fn make_current(&self) -> GpuResult<()> {
+        check(self.rt, unsafe { (self.rt.driver.cuCtxSetCurrent)(self.ctx) }, "cuCtxSetCurrent")
+    }
+
+    fn load_module(&mut self) -> GpuResult<()> {
+        let d = &self.rt.driver;
+        if !images::FATBIN.is_empty() {
+            let status = unsafe { (d.cuModuleLoadData)(&mut self.module, images::FATBIN.as_ptr() as *const c_void) };
+            if status == CUDA_SUCCESS {
+                self.kernel_source = "fatbin";
+                return Ok(());
+            }
+            // A fatbin without this device's architecture: fall through to NVRTC.
+        }
+        let ptx = self.compile_with_nvrtc()?;
+        check(self.rt, unsafe { (d.cuModuleLoadData)(&mut self.module, ptx.as_ptr() as *const c_void) }, "cuModuleLoadData(nvrtc)")?;
+        self.kernel_source = "nvrtc";
+        Ok(())
+    }
+
+    /// Compiles the embedded kernel source for this device; returns NUL-terminated PTX.
+    fn compile_with_nvrtc(&self) -> GpuResult<Vec<u8>> {
+        let nv = self.rt.nvrtc.as_ref().ok_or_else(|| GpuError::unavailable("no kernel fatbin embedded and NVRTC not loadable"))?;
+        let source = CString::new(images::SOURCE).map_err(|e| GpuError::failed(e.to_string()))?;
+        let (major, minor) = self.info.compute_capability;
+        let arch = CString::new(format!("--gpu-architecture=compute_{major}{minor}")).unwrap();
+        let options = [arch.as_ptr(), c"--std=c++17".as_ptr()];
+        unsafe {
+            let mut program = null_mut();
+            if (nv.nvrtcCreateProgram)(&mut program, source.as_ptr(), c"moe_kernels.cu".as_ptr(), 0, std::ptr::null(), std::ptr::null()) != NVRTC_SUCCESS {
+                return Err(GpuError::failed("nvrtcCreateProgram failed"));
+            }
+            let status = (nv.nvrtcCompileProgram)(program, options.len() as c_int, options.as_ptr());
+            let result = if status != NVRTC_SUCCESS {
+                let mut size = 0;
+                (nv.nvrtcGetProgramLogSize)(program, &mut size);
+                let mut log = vec![0u8; size.max(1)];
+                (nv.nvrtcGetProgramLog)(program, log.as_mut_ptr() as *mut c_char);
+                Err(GpuError::failed(format!("NVRTC compile failed ({status}): {}", String::from_utf8_lossy(&log))))
+            } else {
+                let mut size = 0;
+                (nv.nvrtcGetPTXSize)(program, &mut size);
+                let mut ptx = vec![0u8; size + 1]; // size counts the NUL; one more keeps it NUL-terminated anyway
+                (nv.nvrtcGetPTX)(program, ptx.as_mut_ptr() as *mut c_char);
+                Ok(ptx)
+            };
+            (nv.nvrtcDestroyProgram)(&mut program);
+            result
+        }
+    }
+
+    fn function(&self, name: &'static str) -> GpuResult<Handle> {
+        let mut cache = self.functions.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&f) = cache.get(name) {
+            return Ok(f as Handle);
+        }
+        let c_name = CString::new(name).unwrap();
+        let mut f = null_mut();
+        check(self.rt, unsafe { (self.rt.driver.cuModuleGetFunction)(&mut f, self.module, c_name.as_ptr()) }, name)?;
+        cache.insert(name, f as usize);
+        Ok(f)
+    }
+
+    /// Launches kernel `name` on the stream. `args` are pointers to each argument value, in order.
+    pub fn launch(&self, name: &'static str, grid: (u32, u32, u32), block: u32, shared_bytes: u32, args: &mut [*mut c_void]) -> GpuResult<()> {
+        let f = self.function(name)?;
+        let status = unsafe {
+            (self.rt.driver.cuLaunchKernel)(f, grid.0, grid.1, grid.2, block, 1, 1, shared_bytes, self.stream, args.as_mut_ptr(), null_mut())
+        };
+        check(self.rt, status, name)
+    }
+
+    pub fn synchronize(&self) -> GpuResult<()> {
+        check(self.rt, unsafe { (self.rt.driver.cuStreamSynchronize)(self.stream) }, "cuStreamSynchronize")
+    }
+
+    /// Free and total device memory in bytes.
+    pub fn memory(&self) -> GpuResult<(usize, usize)> {
+        let (mut free, mut total) = (0, 0);
+        check(self.rt, unsafe { (self.rt.driver.cuMemGetInfo_v2)(&mut free, &mut total) }, "cuMemGetInfo")?;
+        Ok((free, total))
+    }
+
+    /// Column-major DGEMM on the stream: C = alpha·op(A)·op(B) + beta·C.
+    #[allow(clippy::too_many_arguments)]
+    pub fn dgemm(&self, trans_a: bool, trans_b: bool, m: usize, n: usize, k: usize, alpha: f64, a: CUdeviceptr, lda: usize,
+                 b: CUdeviceptr, ldb: usize, beta: f64, c: CUdeviceptr, ldc: usize) -> GpuResult<()> {
+        let blas = self.rt.cublas.as_ref().unwrap(); // present: Context::new requires it
+        let op = |t: bool| if t { CUBLAS_OP_T } else { CUBLAS_OP_N };
+        check_cublas(unsafe {
+            (blas.cublasDgemm_v2)(self.cublas, op(trans_a), op(trans_b), m as c_int, n as c_int, k as c_int, &alpha, a, lda as c_int,
+                                  b, ldb as c_int, &beta, c, ldc as c_int)
+        }, "cublasDgemm")
+    }
+
+    /// Strided-batched column-major DGEMM on the stream.
+    #[allow(clippy::too_many_arguments)]
+    pub fn dgemm_strided_batched(&self, trans_a: bool, trans_b: bool, m: usize, n: usize, k: usize, alpha: f64,
+                                 a: CUdeviceptr, lda: usize, stride_a: usize, b: CUdeviceptr, ldb: usize, stride_b: usize,
+                                 beta: f64, c: CUdeviceptr, ldc: usize, stride_c: usize, batch: usize) -> GpuResult<()> {
+        let blas = self.rt.cublas.as_ref().unwrap();
+        let op = |t: bool| if t { CUBLAS_OP_T } else { CUBLAS_OP_N };
+        check_cublas(unsafe {
+            (blas.cublasDgemmStridedBatched)(self.cublas, op(trans_a), op(trans_b), m as c_int, n as c_int, k as c_int, &alpha,
+                a, lda as c_int, stride_a as i64, b, ldb as c_int, stride_b as i64, &beta, c, ldc as c_int, stride_c as i64, batch as c_int)
+        }, "cublasDgemmStridedBatched")
+    }
+
+    /// Cholesky (lower) of the column-major n×n matrix in `a`, in place, through cuSOLVER. Returns potrf's
+    /// `info` (0 = success, i > 0 = leading minor i not positive definite).
+    pub fn cholesky_in_place(&self, a: &DeviceBuffer<f64>, n: usize) -> GpuResult<i32> {
+        let so = self.rt.cusolver.as_ref().ok_or_else(|| GpuError::unavailable("cuSOLVER (libcusolver.so.12/11) not loadable"))?;
+        unsafe {
+            let mut handle = null_mut();
+            check_cusolver((so.cusolverDnCreate)(&mut handle), "cusolverDnCreate")?;
+            let result = (|| {
+                check_cusolver((so.cusolverDnSetStream)(handle, self.stream), "cusolverDnSetStream")?;
+                let mut work_len = 0;
+                check_cusolver((so.cusolverDnDpotrf_bufferSize)(handle, CUBLAS_FILL_MODE_LOWER, n as c_int, a.ptr, n as c_int, &mut work_len), "potrf_bufferSize")?;
+                let work = DeviceBuffer::<f64>::alloc(self, work_len.max(1) as usize)?;
+                let info = DeviceBuffer::<i32>::alloc(self, 1)?;
+                check_cusolver((so.cusolverDnDpotrf)(handle, CUBLAS_FILL_MODE_LOWER, n as c_int, a.ptr, n as c_int, work.ptr, work_len, info.ptr), "cusolverDnDpotrf")?;
+                Ok(info.download(self)?[0])
+            })();
+            (so.cusolverDnDestroy)(handle);
+            result
+        }
+    }
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        let d = &self.rt.driver;
+        unsafe {
+            (d.cuCtxSetCurrent)(self.ctx);
+            if !self.module.is_null() { (d.cuModuleUnload)(self.module); }
+            if !self.cublas.is_null() {
+                if let Some(blas) = &self.rt.cublas { (blas.cublasDestroy_v2)(self.cublas); }
+            }
+            if !self.stream.is_null() { (d.cuStreamDestroy_v2)(self.stream); }
+            (d.cuDevicePrimaryCtxRelease_v2)(self.device);
+        }
+    }
+}
+
+/// Plain-old-data element types a device buffer may hold.
+pub trait DeviceElement: Copy + Default + 'static {}
+impl DeviceElement for f64 {}
+impl DeviceElement for i32 {}
+impl DeviceElement for u32 {}
+
+/// A device allocation of `len` elements, freed on Drop. Holds no reference to the context: every owner keeps
+/// its `Arc<Context>` alive longer than its buffers (struct field order in `CudaBackend`).
+pub struct DeviceBuffer<T: DeviceElement> {
+    pub ptr: CUdeviceptr,
+    pub len: usize,
+    rt: &'static Runtime,
+    _marker: std::marker::PhantomData<T>,
+}
+
+unsafe impl<T: DeviceElement> Send for DeviceBuffer<T> {}
+unsafe impl<T: DeviceElement> Sync for DeviceBuffer<T> {}
+
+impl<T: DeviceElement> DeviceBuffer<T> {
+    const ELEMENT: usize = std::mem::size_of::<T>();
+
+    pub fn alloc(ctx: &Context, len: usize) -> GpuResult<Self> {
+        let mut ptr = 0;
+        let bytes = len.max(1) * Self::ELEMENT;
+        check(ctx.rt, unsafe { (ctx.rt.driver.cuMemAlloc_v2)(&mut ptr, bytes) }, &format!("cuMemAlloc({bytes} bytes)"))?;
+        Ok(DeviceBuffer { ptr, len, rt: ctx.rt, _marker: std::marker::PhantomData })
+    }
+
+    pub fn from_host(ctx: &Context, data: &[T]) -> GpuResult<Self> {
+        let buffer = Self::alloc(ctx, data.len())?;
+        buffer.upload(ctx, data)?;
+        Ok(buffer)
+    }
+
+    /// Copies `data` into the start of the buffer (synchronous with respect to the host).
+    pub fn upload(&self, ctx: &Context, data: &[T]) -> GpuResult<()> {
+        assert!(data.len() <= self.len, "upload larger than the buffer");
+        if data.is_empty() { return Ok(()); }
+        let d = &ctx.rt.driver;
+        unsafe {
+            check(ctx.rt, (d.cuMemcpyHtoDAsync_v2)(self.ptr, data.as_ptr() as *const c_void, data.len() * Self::ELEMENT, ctx.stream), "cuMemcpyHtoD")?;
+        }
+        ctx.synchronize()
+    }
+
+    /// Copies the first `n` elements to the host (waits for the stream).
+    pub fn download_prefix(&self, ctx: &Context, n: usize) -> GpuResult<Vec<T>> {
+        assert!(n <= self.len, "download larger than the buffer");
+        let mut out = vec![T::default(); n];
+        if n == 0 { return Ok(out); }
+        let d = &ctx.rt.driver;
+        unsafe {
+            check(ctx.rt, (d.cuMemcpyDtoHAsync_v2)(out.as_mut_ptr() as *mut c_void, self.ptr, n * Self::ELEMENT, ctx.stream), "cuMemcpyDtoH")?;
+        }
+        ctx.synchronize()?;
+        Ok(out)
+    }
+
+    pub fn download(&self, ctx: &Context) -> GpuResult<Vec<T>> {
+        self.download_prefix(ctx, self.len)
+    }
+
+    /// Device-to-device copy of `n` elements from `src` (stream-ordered).
+    pub fn copy_from(&self, ctx: &Context, src: &DeviceBuffer<T>, n: usize) -> GpuResult<()> {
+        assert!(n <= self.len && n <= src.len);
+        check(ctx.rt, unsafe { (ctx.rt.driver.cuMemcpyDtoDAsync_v2)(self.ptr, src.ptr, n * Self::ELEMENT, ctx.stream) }, "cuMemcpyDtoD")
+    }
+
+    /// Fills the buffer with zero bytes (stream-ordered).
+    pub fn zero(&self, ctx: &Context) -> GpuResult<()> {
+        check(ctx.rt, unsafe { (ctx.rt.driver.cuMemsetD8Async)(self.ptr, 0, self.len.max(1) * Self::ELEMENT, ctx.stream) }, "cuMemsetD8")
+    }
+}
+
+impl<T: DeviceElement> Drop for DeviceBuffer<T> {
+    fn drop(&mut self) {
+        unsafe { (self.rt.driver.cuMemFree_v2)(self.ptr) };
+    }
+}
+
+/// A pair of events timing a stretch of the stream (milliseconds, device clock).
+pub struct Timer {
+    start: Handle,
+    stop: Handle,
+    rt: &'static Runtime,
+}
+
+impl Timer {
+    pub fn new(ctx: &Context) -> GpuResult<Timer> {
+        let d = &ctx.rt.driver;
+        let (mut start, mut stop) = (null_mut(), null_mut());
+        unsafe {
+            check(ctx.rt, (d.cuEventCreate)(&mut start, CU_EVENT_DEFAULT), "cuEventCreate")?;
+            if let Err(e) = check(ctx.rt, (d.cuEventCreate)(&mut stop, CU_EVENT_DEFAULT), "cuEventCreate") {
+                (d.cuEventDestroy_v2)(start);
+                return Err(e);
+            }
+        }
+        Ok(Timer { start, stop, rt: ctx.rt })
+    }
+    pub fn start(&self, ctx: &Context) -> GpuResult<()> {
+        check(self.rt, unsafe { (self.rt.driver.cuEventRecord)(self.start, ctx.stream) }, "cuEventRecord")
+    }
+    /// Records the stop event, waits for it, returns the elapsed milliseconds.
+    pub fn stop_ms(&self, ctx: &Context) -> GpuResult<f64> {
+        let d = &self.rt.driver;
+        let mut ms = 0f32;
+        unsafe {
+            check(self.rt, (d.cuEventRecord)(self.stop, ctx.stream), "cuEventRecord")?;
+            check(self.rt, (d.cuEventSynchronize)(self.stop), "cuEventSynchronize")?;
+            check(self.rt, (d.cuEventElapsedTime_v2)(&mut ms, self.start, self.stop), "cuEventElapsedTime")?;
+        }
+        Ok(ms as f64)
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        unsafe {
+            (self.rt.driver.cuEventDestroy_v2)(self.start);
+            (self.rt.driver.cuEventDestroy_v2)(self.stop);
+        }
+    }
+}
+
+/// True when the error is an out-of-memory (callers retry on the CPU).
+pub fn is_oom(e: &GpuError) -> bool {
+    e.kind == GpuErrorKind::OutOfMemory
+}
