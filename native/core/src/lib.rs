@@ -8,6 +8,7 @@ pub mod cpu;
 pub mod rng;
 pub mod rowops;
 pub mod gram;
+pub mod linalg;
 
 pub use api::*;
 pub use backend::Backend;

@@ -1,0 +1,274 @@
+//! Small dense linear algebra on the host, with the fixed rules of ALGORITHMS §6 (the same operations, in
+//! the same order, as src/linalg/cholesky.ts and src/linalg/cg.ts).
+
+use crate::api::{err, ErrorCode, Event, Result};
+
+const PIVOT_RELATIVE: f64 = 1e-12;
+const FALLBACK_RELATIVE: f64 = 1e-8;
+
+/// In-place lower Cholesky factor of the p×p row-major SPD matrix (row-oriented, left-looking); the strict
+/// upper triangle is zeroed. False when a pivot is ≤ 1e-12·max(diag A).
+pub fn cholesky_in_place(a: &mut [f64], p: usize) -> bool {
+    let mut max_diag = 0.0f64;
+    for i in 0..p {
+        max_diag = max_diag.max(a[i * p + i]);
+    }
+    let threshold = PIVOT_RELATIVE * max_diag;
+    for i in 0..p {
+        let ri = i * p;
+        for j in 0..=i {
+            let rj = j * p;
+            let mut s = a[ri + j];
+            for m in 0..j {
+                s -= a[ri + m] * a[rj + m];
+            }
+            if i == j {
+                if !(s > threshold) || !(s > 0.0) {
+                    return false;
+                }
+                a[ri + i] = s.sqrt();
+            } else {
+                a[ri + j] = s / a[rj + j];
+            }
+        }
+        for j in i + 1..p {
+            a[ri + j] = 0.0;
+        }
+    }
+    true
+}
+
+/// Solves L Lᵀ x = b in place.
+pub fn cholesky_solve_in_place(l: &[f64], p: usize, b: &mut [f64]) {
+    forward_solve_in_place(l, p, b);
+    back_solve_transpose_in_place(l, p, b);
+}
+
+pub fn forward_solve_in_place(l: &[f64], p: usize, b: &mut [f64]) {
+    for i in 0..p {
+        let mut s = b[i];
+        let ri = i * p;
+        for m in 0..i {
+            s -= l[ri + m] * b[m];
+        }
+        b[i] = s / l[ri + i];
+    }
+}
+
+pub fn back_solve_transpose_in_place(l: &[f64], p: usize, b: &mut [f64]) {
+    for i in (0..p).rev() {
+        let mut s = b[i];
+        for m in i + 1..p {
+            s -= l[m * p + i] * b[m];
+        }
+        b[i] = s / l[i * p + i];
+    }
+}
+
+/// Solves A x = b (A consumed, b overwritten) with the §6 recovery: one retry with τ = 1e-8·mean(diag A)
+/// added (event `ridge-fallback`), then E_SINGULAR.
+pub fn solve_spd_with_recovery(a: &mut [f64], p: usize, b: &mut [f64], block: &str, events: &mut Vec<Event>) -> Result<()> {
+    let backup = a.to_vec();
+    if cholesky_in_place(a, p) {
+        cholesky_solve_in_place(a, p, b);
+        return Ok(());
+    }
+    let mut mean_diag = 0.0;
+    for i in 0..p {
+        mean_diag += backup[i * p + i];
+    }
+    mean_diag /= p as f64;
+    let tau = FALLBACK_RELATIVE * mean_diag;
+    a.copy_from_slice(&backup);
+    for i in 0..p {
+        a[i * p + i] += tau;
+    }
+    if !(tau > 0.0) || !cholesky_in_place(a, p) {
+        return err(
+            ErrorCode::Singular,
+            format!("{block}: the linear system is singular even after adding a ridge of {tau}"),
+        );
+    }
+    events.push(Event::RidgeFallback { block: block.to_string(), ridge: tau });
+    cholesky_solve_in_place(a, p, b);
+    Ok(())
+}
+
+pub fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut s = 0.0;
+    for (x, y) in a.iter().zip(b) {
+        s += x * y;
+    }
+    s
+}
+
+pub fn norm(a: &[f64]) -> f64 {
+    dot(a, a).sqrt()
+}
+
+/// Preconditioned CG for A Δ = g (A through `apply_a`), Jacobi preconditioner (non-positive entries count
+/// as 1), start Δ = 0, stop when ‖r‖ ≤ η‖g‖, after `max_iter`, or at the first non-positive curvature
+/// (returning the preconditioned gradient when that happens on the first iteration).
+pub fn preconditioned_cg(
+    mut apply_a: impl FnMut(&[f64], &mut [f64]) -> Result<()>,
+    g: &[f64],
+    diag: &[f64],
+    max_iter: usize,
+    eta: f64,
+    delta: &mut [f64],
+) -> Result<usize> {
+    let p = g.len();
+    let mut r = g.to_vec();
+    let mut z = vec![0.0; p];
+    let mut aq = vec![0.0; p];
+    delta.iter_mut().for_each(|v| *v = 0.0);
+    let precondition = |src: &[f64], dst: &mut [f64]| {
+        for i in 0..p {
+            dst[i] = if diag[i] > 0.0 { src[i] / diag[i] } else { src[i] };
+        }
+    };
+    let target = eta * norm(g);
+    precondition(&r, &mut z);
+    let mut q = z.clone();
+    let mut rz = dot(&r, &z);
+    let mut it = 0;
+    while it < max_iter {
+        if norm(&r) <= target {
+            break;
+        }
+        apply_a(&q, &mut aq)?;
+        let curvature = dot(&q, &aq);
+        if !(curvature > 0.0) {
+            if it == 0 {
+                precondition(g, delta);
+            }
+            break;
+        }
+        let alpha = rz / curvature;
+        for i in 0..p {
+            delta[i] += alpha * q[i];
+            r[i] -= alpha * aq[i];
+        }
+        precondition(&r, &mut z);
+        let rz_new = dot(&r, &z);
+        let beta = rz_new / rz;
+        rz = rz_new;
+        for i in 0..p {
+            q[i] = z[i] + beta * q[i];
+        }
+        it += 1;
+    }
+    Ok(it)
+}
+
+/// Symmetric eigenvalues by cyclic Jacobi (pairs i<j in order) until the off-diagonal Frobenius norm is
+/// ≤ 1e-14·‖A‖_F or 100 sweeps; returned in descending order.
+pub fn jacobi_eigenvalues(a_in: &[f64], p: usize) -> Vec<f64> {
+    // Only the symmetric part matters (as in src/linalg/eigen.ts).
+    let mut a = vec![0.0; p * p];
+    for i in 0..p {
+        for j in 0..p {
+            a[i * p + j] = 0.5 * (a_in[i * p + j] + a_in[j * p + i]);
+        }
+    }
+    let fro = norm(&a);
+    for _sweep in 0..100 {
+        let mut off = 0.0;
+        for i in 0..p {
+            for j in 0..p {
+                if i != j {
+                    off += a[i * p + j] * a[i * p + j];
+                }
+            }
+        }
+        if off.sqrt() <= 1e-14 * fro {
+            break;
+        }
+        for i in 0..p {
+            for j in i + 1..p {
+                let apq = a[i * p + j];
+                if apq == 0.0 {
+                    continue;
+                }
+                let (app, aqq) = (a[i * p + i], a[j * p + j]);
+                let theta = (aqq - app) / (2.0 * apq);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let t = if theta == 0.0 { 1.0 } else { t };
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for k in 0..p {
+                    let (akp, akq) = (a[k * p + i], a[k * p + j]);
+                    a[k * p + i] = c * akp - s * akq;
+                    a[k * p + j] = s * akp + c * akq;
+                }
+                for k in 0..p {
+                    let (apk, aqk) = (a[i * p + k], a[j * p + k]);
+                    a[i * p + k] = c * apk - s * aqk;
+                    a[j * p + k] = s * apk + c * aqk;
+                }
+            }
+        }
+    }
+    let mut ev: Vec<f64> = (0..p).map(|i| a[i * p + i]).collect();
+    ev.sort_by(|x, y| y.partial_cmp(x).unwrap_or(std::cmp::Ordering::Equal));
+    ev
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cholesky_solves_and_recovers() {
+        let a = [4.0, 2.0, 0.6, 2.0, 5.0, 1.0, 0.6, 1.0, 3.0];
+        let mut f = a.to_vec();
+        let mut b = vec![1.0, 2.0, 3.0];
+        let mut ev = Vec::new();
+        solve_spd_with_recovery(&mut f, 3, &mut b, "t", &mut ev).unwrap();
+        for i in 0..3 {
+            let r: f64 = (0..3).map(|j| a[i * 3 + j] * b[j]).sum();
+            assert!((r - [1.0, 2.0, 3.0][i]).abs() < 1e-12);
+        }
+        assert!(ev.is_empty());
+        // Rank-one PSD matrix: recovered with an event.
+        let mut s = vec![1.0, 1.0, 1.0, 1.0];
+        let mut b = vec![1.0, 1.0];
+        solve_spd_with_recovery(&mut s, 2, &mut b, "blk", &mut ev).unwrap();
+        assert!(matches!(&ev[0], Event::RidgeFallback { block, .. } if block == "blk"));
+        // Zero matrix: singular.
+        let mut z = vec![0.0; 4];
+        let e = solve_spd_with_recovery(&mut z, 2, &mut [1.0, 1.0], "z", &mut ev).err().unwrap();
+        assert_eq!(e.code, ErrorCode::Singular);
+    }
+
+    #[test]
+    fn jacobi_finds_known_eigenvalues() {
+        let a = [2.0, 1.0, 0.0, 1.0, 2.0, 0.0, 0.0, 0.0, 5.0];
+        let ev = jacobi_eigenvalues(&a, 3);
+        for (x, y) in ev.iter().zip([5.0, 3.0, 1.0]) {
+            assert!((x - y).abs() < 1e-12, "{ev:?}");
+        }
+    }
+
+    #[test]
+    fn cg_solves_spd() {
+        let a = [4.0, 1.0, 1.0, 3.0];
+        let g = [1.0, 2.0];
+        let mut delta = [0.0; 2];
+        preconditioned_cg(
+            |v, out| {
+                out[0] = 4.0 * v[0] + v[1];
+                out[1] = v[0] + 3.0 * v[1];
+                Ok(())
+            },
+            &g,
+            &[4.0, 3.0],
+            50,
+            1e-12,
+            &mut delta,
+        )
+        .unwrap();
+        assert!((a[0] * delta[0] + a[1] * delta[1] - 1.0).abs() < 1e-10);
+        assert!((a[2] * delta[0] + a[3] * delta[1] - 2.0).abs() < 1e-10);
+    }
+}
