@@ -1,0 +1,245 @@
+/**
+ * The native backends ('cpu': moe-core's multi-threaded Rust backend; 'cuda': moe-cuda) behind the
+ * ComputeBackend interface, and the loader of the Node-API addon that provides them.
+ *
+ * Where the addon is looked for, in order:
+ *   1. the path in the environment variable MOE_EM_NATIVE_PATH (a `.node` file);
+ *   2. `moe-em.linux-x64-gnu.node` at the package root (what `npm run build:native` produces);
+ *   3. the optional platform package `moe-em-linux-x64-gnu` (installed by npm on Linux x64 glibc).
+ * The addon is optional: when none loads, `nativeInfo()` says why and `loadNativeBackend` throws
+ * E_BACKEND_UNAVAILABLE, so the estimator can fall back to the TypeScript backend.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { ERROR_CODES, MoEError, type ErrorCode } from '../errors.js';
+import type { InformationResult, IterationRecord } from '../types.js';
+import type {
+  ComputeBackend, FitHooks, FitRequest, FitResult, ModelSpec, ProblemData,
+} from './backend.js';
+
+export const NATIVE_PATH_ENV = 'MOE_EM_NATIVE_PATH';
+export const PLATFORM_PACKAGE = 'moe-em-linux-x64-gnu';
+const LOCAL_BINARY = 'moe-em.linux-x64-gnu.node';
+
+type NativeKind = 'cpu' | 'cuda';
+
+/** A cancel token of the addon: `cancel()` makes a running fit stop with E_ABORTED after its current iteration. */
+export interface CancelToken {
+  cancel(): void;
+}
+
+/** `evaluate` / `posterior` / `information` requests of the addon. */
+export interface NativeQuery {
+  data: ProblemData;
+  model: ModelSpec;
+  params: Float64Array;
+  backend: NativeKind;
+  /** 0 = all cores. */
+  threads: number;
+  method?: 'auto' | 'dense' | 'lanczos';
+  steps?: number;
+}
+
+export interface NativeTiming {
+  seconds: number[];
+  medianSeconds: number;
+  flops: number;
+  gflops: number;
+}
+
+/** The addon's exports (native/node/src/lib.rs documents them). */
+export interface NativeBinding {
+  version: string;
+  fit(req: FitRequest & { backend: NativeKind }, onIteration?: (r: IterationRecord) => void,
+    token?: CancelToken): Promise<FitResult>;
+  fitSync(req: FitRequest & { backend: NativeKind }, onIteration?: (r: IterationRecord) => void,
+    token?: CancelToken): FitResult;
+  createCancelToken(): CancelToken;
+  evaluate(q: NativeQuery): { nll: number; objective: number };
+  posterior(q: NativeQuery): Float64Array;
+  information(q: NativeQuery): InformationResult;
+  cudaAvailable(): boolean;
+  deviceInfo(): { available: boolean; name?: string; memoryBytes?: number; computeCapability?: string; reason?: string };
+  /** m weighted Gram matrices over n×d rows with moe-core's kernel. */
+  benchWeightedGram(shape: { n: number; d: number; m: number; threads?: number; reps?: number }): NativeTiming;
+  /** OpenBLAS DGEMM of the same shape (loaded with dlopen when installed). */
+  benchDgemm(shape: { n: number; d: number; m: number; reps?: number }):
+    (NativeTiming & { available: true; library: string; threads?: number }) | { available: false; reason: string };
+  /** Throws E_INTERNAL from a deliberate Rust panic (tests that panics never cross the boundary). */
+  testPanic(): never;
+}
+
+type LoadOutcome = { binding: NativeBinding; from: string } | { binding: null; reason: string };
+let loaded: LoadOutcome | null = null;
+
+function packageRoot(): string {
+  // This file is src/backends/native.ts or dist/backends/native.js: the package root is two levels up.
+  return fileURLToPath(new URL('../../', import.meta.url));
+}
+
+function loadAddon(): LoadOutcome {
+  const require = createRequire(import.meta.url);
+  const attempts: string[] = [];
+  const tryLoad = (spec: string): NativeBinding | null => {
+    try {
+      return require(spec) as NativeBinding;
+    } catch (e) {
+      attempts.push(`${spec}: ${(e as Error).message.split('\n')[0]}`);
+      return null;
+    }
+  };
+  const override = process.env[NATIVE_PATH_ENV];
+  if (override) {
+    const binding = tryLoad(override);
+    return binding ? { binding, from: override }
+      : { binding: null, reason: `${NATIVE_PATH_ENV} is set but did not load: ${attempts.join('; ')}` };
+  }
+  if (process.platform !== 'linux' || process.arch !== 'x64') {
+    return { binding: null, reason: `no native build for ${process.platform}-${process.arch} (only linux-x64-gnu)` };
+  }
+  const local = packageRoot() + LOCAL_BINARY;
+  if (existsSync(local)) {
+    const binding = tryLoad(local);
+    if (binding) return { binding, from: local };
+  }
+  const binding = tryLoad(PLATFORM_PACKAGE);
+  if (binding) return { binding, from: PLATFORM_PACKAGE };
+  return { binding: null, reason: `the native addon did not load (${attempts.join('; ') || `${LOCAL_BINARY} not built`})` };
+}
+
+function addon(): LoadOutcome {
+  loaded ??= loadAddon();
+  return loaded;
+}
+
+/** The loaded addon, or E_BACKEND_UNAVAILABLE with the reason. */
+export function loadNativeBinding(): NativeBinding {
+  const outcome = addon();
+  if (outcome.binding === null) throw new MoEError('E_BACKEND_UNAVAILABLE', outcome.reason);
+  return outcome.binding;
+}
+
+/** Whether the addon loaded (and from where), and whether it sees a usable GPU. Never throws. */
+export function nativeInfo(): { loaded: boolean; cudaAvailable: boolean; reason?: string; from?: string } {
+  const outcome = addon();
+  if (outcome.binding === null) return { loaded: false, cudaAvailable: false, reason: outcome.reason };
+  let cudaAvailable = false;
+  try {
+    cudaAvailable = outcome.binding.cudaAvailable();
+  } catch {
+    cudaAvailable = false;
+  }
+  return { loaded: true, cudaAvailable, from: outcome.from };
+}
+
+/** A native error (an Error with a `code` of src/errors.ts) as a MoEError; anything else passes through. */
+export function toMoEError(e: unknown, details?: Record<string, unknown>): unknown {
+  if (e instanceof MoEError || !(e instanceof Error)) return e;
+  const code = (e as { code?: unknown }).code;
+  if (typeof code === 'string' && code in ERROR_CODES) return new MoEError(code as ErrorCode, e.message, details);
+  return e;
+}
+
+/** Runs a native call, rethrowing its coded errors as MoEError. */
+function mapped<T>(call: () => T): T {
+  try {
+    return call();
+  } catch (e) {
+    throw toMoEError(e);
+  }
+}
+
+/**
+ * A fit's connection to its hooks: forwards records to `onIteration`, keeps them for `error.details.partial`
+ * on abort, and turns the AbortSignal into the addon's cancel token.
+ */
+class FitSession {
+  readonly token: CancelToken;
+  readonly records: IterationRecord[] = [];
+  private readonly detach: () => void;
+
+  constructor(binding: NativeBinding, private readonly hooks: FitHooks) {
+    const token = binding.createCancelToken();
+    this.token = token;
+    const signal = hooks.signal;
+    const onAbort = (): void => token.cancel();
+    if (signal?.aborted) token.cancel();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    this.detach = () => signal?.removeEventListener('abort', onAbort);
+  }
+
+  readonly onIteration = (record: IterationRecord): void => {
+    this.records.push(record);
+    this.hooks.onIteration?.(record);
+  };
+
+  /** The error a failed fit throws: coded native errors as MoEError, with the records so far as `partial`. */
+  fail(e: unknown): unknown {
+    return toMoEError(e, { partial: { iterations: this.records } });
+  }
+
+  close(): void {
+    this.detach();
+  }
+}
+
+/** The Rust CPU backend or the CUDA backend, through the addon. */
+export class NativeBackend implements ComputeBackend {
+  constructor(readonly name: NativeKind, private readonly binding: NativeBinding, private readonly threads = 0) {}
+
+  async fit(req: FitRequest, hooks: FitHooks): Promise<FitResult> {
+    const session = new FitSession(this.binding, hooks);
+    try {
+      return await this.binding.fit({ ...req, backend: this.name }, session.onIteration, session.token);
+    } catch (e) {
+      throw session.fail(e);
+    } finally {
+      session.close();
+    }
+  }
+
+  fitSync(req: FitRequest, hooks: FitHooks): FitResult {
+    const session = new FitSession(this.binding, hooks);
+    try {
+      return this.binding.fitSync({ ...req, backend: this.name }, session.onIteration, session.token);
+    } catch (e) {
+      throw session.fail(e);
+    } finally {
+      session.close();
+    }
+  }
+
+  private query(data: ProblemData, model: ModelSpec, params: Float64Array): NativeQuery {
+    return { data, model, params, backend: this.name, threads: this.threads };
+  }
+
+  evaluate(data: ProblemData, model: ModelSpec, params: Float64Array): { nll: number; objective: number } {
+    return mapped(() => this.binding.evaluate(this.query(data, model, params)));
+  }
+
+  posterior(data: ProblemData, model: ModelSpec, params: Float64Array): Float64Array {
+    return mapped(() => this.binding.posterior(this.query(data, model, params)));
+  }
+
+  information(data: ProblemData, model: ModelSpec, params: Float64Array,
+    opts: { method: 'auto' | 'dense' | 'lanczos'; steps: number }): InformationResult {
+    return mapped(() => this.binding.information({ ...this.query(data, model, params), ...opts }));
+  }
+}
+
+/**
+ * The native backend of the given kind. Throws MoEError E_BACKEND_UNAVAILABLE when the addon does not
+ * load, or (for 'cuda') when no usable GPU is found. `options.threads` sets the CPU threads of
+ * evaluate/posterior/information (fits use `FitSpec.threads`); 0 = all cores.
+ */
+export function loadNativeBackend(kind: NativeKind, options: { threads?: number } = {}): ComputeBackend {
+  const binding = loadNativeBinding();
+  if (kind === 'cuda') {
+    const device = mapped(() => binding.deviceInfo());
+    if (!device.available) {
+      throw new MoEError('E_BACKEND_UNAVAILABLE', `no usable GPU for backend 'cuda': ${device.reason ?? 'unknown reason'}`);
+    }
+  }
+  return new NativeBackend(kind, binding, options.threads ?? 0);
+}

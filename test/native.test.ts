@@ -1,0 +1,238 @@
+/**
+ * The Node-API addon and its TypeScript side (src/backends/native.ts): the loader, async and sync fits,
+ * progress records, abort through an AbortSignal, and errors (bad requests, Rust panics) reaching JS as
+ * MoEError with the codes of src/errors.ts. Needs the built addon (`npm run build:native`); without it
+ * every test here is skipped with the reason printed.
+ */
+import { existsSync } from 'node:fs';
+import { describe, expect, it, vi } from 'vitest';
+import type { FitRequest, FitSpec, ModelSpec, ProblemData } from '../src/backends/backend.js';
+import { loadNativeBackend, loadNativeBinding, nativeInfo, NativeBackend, NATIVE_PATH_ENV } from '../src/backends/native.js';
+import { sampleLinear } from '../src/data/samplers.js';
+import { MoEError } from '../src/errors.js';
+import type { IterationRecord } from '../src/types.js';
+
+const info = nativeInfo();
+const missing = !info.loaded;
+if (missing) console.warn(`native.test.ts: skipped, the addon is not available here (${info.reason})`);
+
+// TEMPORARY while moe-core's fit is a stub (E_INTERNAL 'not implemented yet'): the fit tests wait for it.
+function coreFitMissing(): boolean {
+  if (missing) return false;
+  try {
+    loadNativeBackend('cpu').fitSync(request(50, 2, 2, 1, { maxIter: 1 }), {});
+    return false;
+  } catch (e) {
+    return e instanceof MoEError && e.code === 'E_INTERNAL' && e.message.includes('not implemented');
+  }
+}
+
+function linearProblem(n: number, d: number, k: number, seed: number): { data: ProblemData; model: ModelSpec } {
+  const { X, y } = sampleLinear({ n, d, k, seed });
+  return {
+    data: { x: X.data, n, d, y, s: null },
+    model: { experts: 'linear', symmetric: false, k, d, nClasses: 0, noise: 'fitted', ridge: 0, intercept: false },
+  };
+}
+
+function fitSpec(overrides: Partial<FitSpec> = {}): FitSpec {
+  return {
+    algorithm: 'em',
+    mstep: { solver: 'auto', maxIter: 25, tol: 1e-10, cgMaxIter: 50, innerSteps: 10 },
+    stepSize: { gate: 0.1, experts: 0.1 },
+    innerSteps: 1,
+    batchSize: 0,
+    maxIter: 8,
+    tol: 0, // run every iteration: the tests count them
+    onEmpty: 'reseed',
+    threads: 1,
+    ...overrides,
+  };
+}
+
+function request(n = 400, d = 4, k = 2, seed = 11, fit: Partial<FitSpec> = {}): FitRequest {
+  return { ...linearProblem(n, d, k, seed), fit: fitSpec(fit), seed, init: null, trueParams: null };
+}
+
+async function rejection(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (e) {
+    return e;
+  }
+  throw new Error('expected the promise to reject');
+}
+
+function thrown(f: () => unknown): unknown {
+  try {
+    f();
+  } catch (e) {
+    return e;
+  }
+  throw new Error('expected a throw');
+}
+
+describe.skipIf(missing)('native addon: loading', () => {
+  it('loads and reports where from', () => {
+    expect(info.loaded).toBe(true);
+    expect(typeof info.from).toBe('string');
+    expect(loadNativeBinding().version).toMatch(/^\d+\.\d+\.\d+/);
+    expect(loadNativeBackend('cpu').name).toBe('cpu');
+  });
+
+  it('a bad override path gives E_BACKEND_UNAVAILABLE with the reason', async () => {
+    const saved = process.env[NATIVE_PATH_ENV];
+    process.env[NATIVE_PATH_ENV] = 'no-such-dir/moe-em.node';
+    try {
+      vi.resetModules();
+      const fresh = await import('../src/backends/native.js');
+      const status = fresh.nativeInfo();
+      expect(status.loaded).toBe(false);
+      expect(status.reason).toContain(NATIVE_PATH_ENV);
+      const e = thrown(() => fresh.loadNativeBackend('cpu'));
+      expect(e).toBeInstanceOf(Error);
+      expect((e as MoEError).code).toBe('E_BACKEND_UNAVAILABLE');
+      expect((e as MoEError).message).toContain('no-such-dir');
+    } finally {
+      if (saved === undefined) delete process.env[NATIVE_PATH_ENV];
+      else process.env[NATIVE_PATH_ENV] = saved;
+      vi.resetModules();
+    }
+  });
+
+  it.skipIf(info.cudaAvailable)("'cuda' without a GPU gives E_BACKEND_UNAVAILABLE", () => {
+    const e = thrown(() => loadNativeBackend('cuda'));
+    expect(e).toBeInstanceOf(MoEError);
+    expect((e as MoEError).code).toBe('E_BACKEND_UNAVAILABLE');
+    expect(loadNativeBinding().deviceInfo().available).toBe(false);
+  });
+});
+
+describe.skipIf(missing)('native addon: errors', () => {
+  it('a Rust panic becomes E_INTERNAL, and the addon keeps working', () => {
+    const binding = loadNativeBinding();
+    const e = thrown(() => binding.testPanic());
+    expect((e as { code: string }).code).toBe('E_INTERNAL');
+    expect((e as Error).message).toContain('deliberate panic');
+    expect(binding.createCancelToken()).toHaveProperty('cancel');
+  });
+
+  it('malformed requests give E_SHAPE / E_OPTION as MoEError, sync and async', async () => {
+    const backend = loadNativeBackend('cpu');
+    const good = request();
+    const badShape: FitRequest = { ...good, data: { ...good.data, n: good.data.n + 1 } };
+    const notTyped = { ...good, data: { ...good.data, x: Array.from(good.data.x) } } as unknown as FitRequest;
+    const badAlgorithm = { ...good, fit: { ...good.fit, algorithm: 'newton' } } as unknown as FitRequest;
+    const badSeed: FitRequest = { ...good, seed: -1 };
+    for (const [req, code] of [[badShape, 'E_SHAPE'], [notTyped, 'E_SHAPE'], [badAlgorithm, 'E_OPTION'],
+      [badSeed, 'E_OPTION']] as const) {
+      const e = thrown(() => backend.fitSync(req, {}));
+      expect(e).toBeInstanceOf(MoEError);
+      expect((e as MoEError).code).toBe(code);
+      const a = await rejection(backend.fit(req, {}));
+      expect(a).toBeInstanceOf(MoEError);
+      expect((a as MoEError).code).toBe(code);
+    }
+    const q = linearProblem(50, 3, 2, 1);
+    const e = thrown(() => backend.evaluate(q.data, q.model, new Float64Array(3)));
+    expect(e).toBeInstanceOf(MoEError);
+  });
+});
+
+const noCoreFit = coreFitMissing();
+if (noCoreFit) console.warn('native.test.ts: fit tests skipped, moe-core fit is not implemented yet');
+
+describe.skipIf(missing || noCoreFit)('native addon: fits', () => {
+  const backend = loadNativeBackend('cpu');
+
+  it('async fit: every record reaches onIteration before the promise settles, equal to fitSync', async () => {
+    const req = request();
+    const seen: IterationRecord[] = [];
+    const result = await backend.fit(req, { onIteration: (r) => seen.push(r) });
+    expect(result.iterations.length).toBe(9); // iteration 0 + maxIter
+    expect(seen.map((r) => r.iter)).toEqual(result.iterations.map((r) => r.iter));
+    expect(seen.map((r) => r.nll)).toEqual(result.iterations.map((r) => r.nll));
+    const sync = backend.fitSync(req, {});
+    expect(Array.from(sync.params)).toEqual(Array.from(result.params));
+    expect(sync.iterations.map((r) => r.objective)).toEqual(result.iterations.map((r) => r.objective));
+    expect(result.reason).toBe('max-iter');
+    expect(result.params.every(Number.isFinite)).toBe(true);
+  });
+
+  it('the event loop keeps running during an async fit, and concurrent fits do not interfere', async () => {
+    const big = request(60_000, 20, 4, 5, { maxIter: 6 });
+    const small = [request(300, 3, 2, 21), request(300, 3, 2, 22)];
+    const expected = small.map((r) => backend.fitSync(r, {}));
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    const [bigResult, ...smallResults] = await Promise.all([backend.fit(big, {}), ...small.map((r) => backend.fit(r, {}))]);
+    clearInterval(timer);
+    expect(bigResult.iterations.length).toBe(7);
+    expect(ticks).toBeGreaterThan(2);
+    smallResults.forEach((r, i) => expect(Array.from(r.params)).toEqual(Array.from(expected[i]!.params)));
+  });
+
+  it('an AbortSignal stops an async fit between iterations with E_ABORTED and the partial history', async () => {
+    const controller = new AbortController();
+    const req = request(400, 4, 2, 3, { maxIter: 200 });
+    const e = await rejection(backend.fit(req, {
+      signal: controller.signal,
+      onIteration: (r) => { if (r.iter === 2) controller.abort(); },
+    }));
+    expect(e).toBeInstanceOf(MoEError);
+    expect((e as MoEError).code).toBe('E_ABORTED');
+    const partial = (e as MoEError).details?.partial as { iterations: IterationRecord[] };
+    expect(partial.iterations.length).toBeGreaterThanOrEqual(3);
+    expect(partial.iterations.length).toBeLessThan(200);
+  });
+
+  it('abort works in fitSync too, and an already-aborted signal stops at once', async () => {
+    const controller = new AbortController();
+    const req = request(400, 4, 2, 4, { maxIter: 200 });
+    const e = thrown(() => backend.fitSync(req, {
+      signal: controller.signal,
+      onIteration: (r) => { if (r.iter === 1) controller.abort(); },
+    }));
+    expect((e as MoEError).code).toBe('E_ABORTED');
+    expect(((e as MoEError).details?.partial as { iterations: IterationRecord[] }).iterations.length).toBe(2);
+    const early = await rejection(backend.fit(req, { signal: AbortSignal.abort() }));
+    expect((early as MoEError).code).toBe('E_ABORTED');
+  });
+
+  it('an onIteration that throws stops the fit and its error is what the caller sees', async () => {
+    const boom = new Error('callback failed');
+    const req = request(400, 4, 2, 6, { maxIter: 200 });
+    const onIteration = (r: IterationRecord): void => { if (r.iter === 1) throw boom; };
+    expect(await rejection(backend.fit(req, { onIteration }))).toBe(boom);
+    expect(thrown(() => backend.fitSync(req, { onIteration }))).toBe(boom);
+  });
+
+  it('evaluate and posterior at the fitted parameters', () => {
+    const req = request(500, 3, 3, 8);
+    const result = backend.fitSync(req, {});
+    const { nll, objective } = backend.evaluate(req.data, req.model, result.params);
+    expect(nll).toBeCloseTo(result.iterations.at(-1)!.nll, 10);
+    expect(objective).toBe(nll); // ridge 0
+    const h = backend.posterior(req.data, req.model, result.params);
+    expect(h.length).toBe(500 * 3);
+    for (let i = 0; i < 500; i += 50) expect(h[3 * i]! + h[3 * i + 1]! + h[3 * i + 2]!).toBeCloseTo(1, 12);
+  });
+
+  it('NativeBackend is what loadNativeBackend returns', () => {
+    expect(backend).toBeInstanceOf(NativeBackend);
+  });
+});
+
+describe.skipIf(missing)('native addon: benchmark exports', () => {
+  it('times the weighted-Gram kernel and reports OpenBLAS DGEMM or why it is absent', () => {
+    const binding = loadNativeBinding();
+    const gram = binding.benchWeightedGram({ n: 4000, d: 16, m: 2, reps: 2 });
+    expect(gram.seconds.length).toBe(2);
+    expect(gram.flops).toBe(2 * 4000 * 16 * 17);
+    expect(gram.gflops).toBeGreaterThan(0);
+    const dgemm = binding.benchDgemm({ n: 4000, d: 16, m: 2, reps: 2 });
+    if (dgemm.available) expect(dgemm.gflops).toBeGreaterThan(0);
+    else expect(dgemm.reason).toContain('libopenblas');
+    expect(existsSync('package.json')).toBe(true);
+  });
+});
