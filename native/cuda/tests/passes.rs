@@ -1,0 +1,173 @@
+//! Parity of every `RowOp` pass between the CUDA backend and moe-core's CpuBackend (the oracle), on fresh
+//! random inputs: all rows and a shuffled mini-batch, with and without sample weights. Skipped (with the
+//! reason printed) where no GPU is usable.
+
+mod common;
+
+use common::*;
+use moe_core::backend::{Backend, Family, RowOp, Rows, SoftmaxProblem, SoftmaxTask, SymKind};
+use moe_core::rng::Rng;
+use moe_core::{CpuBackend, ErrorCode};
+use moe_cuda::CudaBackend;
+
+/// Reductions over a few thousand rows in a different order: far below this in float64.
+const TOL: f64 = 1e-11;
+
+struct Case {
+    name: &'static str,
+    labels: Labels,
+    op: RowOp,
+}
+
+fn cases() -> Vec<Case> {
+    let k = 3;
+    let lin = || Family::Linear { sigma2: vec![0.6, 1.1, 2.3] };
+    let c = 4;
+    let mut out = vec![
+        Case { name: "moments", labels: Labels::Real, op: RowOp::Moments },
+        Case { name: "gram", labels: Labels::Real, op: RowOp::Gram },
+        Case { name: "estep-linear-suff", labels: Labels::Real, op: RowOp::EStep { k, family: lin(), store: true, suff: true } },
+        Case { name: "estep-linear-nostore", labels: Labels::Real, op: RowOp::EStep { k, family: lin(), store: false, suff: false } },
+        Case { name: "estep-logistic", labels: Labels::Binary, op: RowOp::EStep { k, family: Family::Logistic, store: true, suff: false } },
+        Case { name: "estep-multinomial", labels: Labels::Classes(c), op: RowOp::EStep { k, family: Family::Multinomial { classes: c }, store: true, suff: false } },
+        Case { name: "sym-estep-linear", labels: Labels::Real, op: RowOp::SymEStep { kind: SymKind::Linear { sigma: 0.8 }, store: true, suff: true } },
+        Case { name: "sym-estep-logistic", labels: Labels::PlusMinus, op: RowOp::SymEStep { kind: SymKind::Logistic, store: true, suff: false } },
+        Case { name: "linear-residual", labels: Labels::Real, op: RowOp::LinearResidual { k } },
+    ];
+    for stored_h in [false, true] {
+        out.push(Case { name: "gradient-linear", labels: Labels::Real, op: RowOp::Gradient { k, family: lin(), stored_h } });
+        out.push(Case { name: "gradient-logistic", labels: Labels::Binary, op: RowOp::Gradient { k, family: Family::Logistic, stored_h } });
+        out.push(Case { name: "gradient-multinomial", labels: Labels::Classes(c), op: RowOp::Gradient { k, family: Family::Multinomial { classes: c }, stored_h } });
+        out.push(Case { name: "sym-gradient-linear", labels: Labels::Real, op: RowOp::SymGradient { kind: SymKind::Linear { sigma: 1.3 }, stored_h } });
+        out.push(Case { name: "sym-gradient-logistic", labels: Labels::PlusMinus, op: RowOp::SymGradient { kind: SymKind::Logistic, stored_h } });
+    }
+    let tasks = [SoftmaxTask::Objective, SoftmaxTask::Gradient, SoftmaxTask::Hessian, SoftmaxTask::HessVec, SoftmaxTask::Diag];
+    for task in tasks {
+        let problems = [
+            ("softmax-gate", Labels::Real, SoftmaxProblem::Gate { k }),
+            ("softmax-expert-logistic", Labels::Binary, SoftmaxProblem::Expert { j: 1, k, classes: 2, logistic: true }),
+            ("softmax-expert-multinomial", Labels::Classes(c), SoftmaxProblem::Expert { j: 2, k, classes: c, logistic: false }),
+            ("softmax-sym-gate", Labels::Real, SoftmaxProblem::SymGate),
+            ("softmax-sym-log-expert", Labels::PlusMinus, SoftmaxProblem::SymLogExpert),
+        ];
+        for (name, labels, problem) in problems {
+            out.push(Case { name, labels, op: RowOp::Softmax { problem, task } });
+        }
+    }
+    out
+}
+
+/// Runs `op` on both backends over all rows and over a shuffled batch; returns every mismatch found.
+fn compare_case(case: &Case, seed: u32, weighted: bool) -> Vec<String> {
+    let mut failures = Vec::new();
+    let (n, d) = (2111, 6); // not a multiple of any block size
+    let problem = Problem::random(seed, n, d, case.labels, weighted);
+    let shape = case.op.shape();
+    let proj = random_vec(seed + 1, shape.q * d, 0.9);
+    let cpu = CpuBackend::new(problem.data(), 2).unwrap();
+    let gpu = CudaBackend::new(problem.data()).unwrap();
+    if shape.h_width > 0 {
+        let h = random_h(seed + 2, n, shape.h_width);
+        cpu.write_h(shape.h_width, &h).unwrap();
+        gpu.write_h(shape.h_width, &h).unwrap();
+    }
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    Rng::new(seed + 3).shuffle(&mut order);
+    cpu.set_order(&order).unwrap();
+    gpu.set_order(&order).unwrap();
+    for rows in [Rows::All, Rows::Order { start: 123, len: 777 }] {
+        let label = format!("{} ({rows:?}, weighted {weighted})", case.name);
+        let c = cpu.pass(rows, &proj, &case.op).unwrap();
+        let g = match gpu.pass(rows, &proj, &case.op) {
+            Ok(g) => g,
+            Err(e) => {
+                failures.push(format!("{label}: {e}"));
+                continue;
+            }
+        };
+        let mut check = |what: &str, g: &[f64], c: &[f64]| {
+            let e = relative_error(g, c);
+            if !(e <= TOL) || g.iter().any(|v| !v.is_finite()) {
+                failures.push(format!("{label}: {what} relative error {e:e}"));
+            }
+        };
+        check("XᵀR", &g.xtr, &c.xtr);
+        check("grams", &g.grams, &c.grams);
+        if shape.h_width > 0 {
+            check("H", &gpu.read_h(shape.h_width).unwrap(), &cpu.read_h(shape.h_width).unwrap());
+        }
+        for (i, (gs, cs)) in g.sums.iter().zip(&c.sums).enumerate() {
+            // A sum of ~n terms of size O(1) may cancel: bound the error by the terms' scale, n.
+            if !((gs - cs).abs() <= TOL * (cs.abs() + n as f64)) {
+                failures.push(format!("{label}: sums[{i}] {gs} vs {cs}"));
+            }
+        }
+        if g.sums.len() != c.sums.len() {
+            failures.push(format!("{label}: {} sums, expected {}", g.sums.len(), c.sums.len()));
+        }
+    }
+    failures
+}
+
+#[test]
+fn every_pass_matches_the_cpu_backend() {
+    let Some(info) = gpu_or_skip("every_pass_matches_the_cpu_backend") else { return };
+    println!("device: {} (sm_{}{})", info.name, info.compute_capability.0, info.compute_capability.1);
+    let mut failures = Vec::new();
+    let all = cases();
+    for (i, case) in all.iter().enumerate() {
+        for weighted in [false, true] {
+            failures.extend(compare_case(case, 1000 + 17 * i as u32 + weighted as u32, weighted));
+        }
+    }
+    println!("{} ops × 2 weightings × 2 row selections compared", all.len());
+    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn passes_are_bit_identical_run_to_run() {
+    let Some(_) = gpu_or_skip("passes_are_bit_identical_run_to_run") else { return };
+    let (n, d, k) = (50_000, 9, 4);
+    let problem = Problem::random(77, n, d, Labels::Real, true);
+    let gpu = CudaBackend::new(problem.data()).unwrap();
+    let estep = RowOp::EStep { k, family: Family::Linear { sigma2: vec![0.5, 1.0, 1.5, 2.0] }, store: true, suff: true };
+    let proj = random_vec(78, 2 * k * d, 0.5);
+    let first = gpu.pass(Rows::All, &proj, &estep).unwrap();
+    let hess = RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::Hessian };
+    let first_hess = gpu.pass(Rows::All, &proj[..(k - 1) * d], &hess).unwrap();
+    for _ in 0..3 {
+        assert_eq!(gpu.pass(Rows::All, &proj, &estep).unwrap(), first);
+        assert_eq!(gpu.pass(Rows::All, &proj[..(k - 1) * d], &hess).unwrap(), first_hess);
+    }
+}
+
+#[test]
+fn bad_input_gives_typed_errors() {
+    let problem = Problem::random(5, 100, 3, Labels::Real, false);
+    let mut bad = problem.data();
+    bad.n = 99; // x no longer n×d
+    let e = CudaBackend::new(bad).err().expect("shape error");
+    assert_eq!(e.code, ErrorCode::Shape);
+    match moe_cuda::cuda_available() {
+        Err(e) => {
+            // No GPU here: both entry points say so with the documented code, and nothing panics.
+            assert_eq!(e.code, ErrorCode::BackendUnavailable, "{e}");
+            let e = CudaBackend::new(problem.data()).err().expect("unavailable");
+            assert_eq!(e.code, ErrorCode::BackendUnavailable);
+            println!("no GPU here: {e}");
+        }
+        Ok(_) => {
+            let gpu = CudaBackend::new(problem.data()).unwrap();
+            let e = gpu.pass(Rows::All, &[1.0, 2.0], &RowOp::LinearResidual { k: 1 }).err().unwrap();
+            assert_eq!(e.code, ErrorCode::Shape, "projection of the wrong size");
+            let e = gpu.pass(Rows::All, &[0.0; 3], &RowOp::LinearResidual { k: 1 }).err().unwrap();
+            assert_eq!(e.code, ErrorCode::Internal, "reading an H that was never stored");
+            let e = gpu.set_order(&[0, 100]).err().unwrap();
+            assert_eq!(e.code, ErrorCode::Shape);
+            let wide = RowOp::Softmax { problem: SoftmaxProblem::Gate { k: 65 }, task: SoftmaxTask::Objective };
+            gpu.write_h(65, &vec![1.0 / 65.0; 100 * 65]).unwrap();
+            let e = gpu.pass(Rows::All, &vec![0.0; 64 * 3], &wide).err().unwrap();
+            assert_eq!(e.code, ErrorCode::Option);
+        }
+    }
+}
