@@ -55,9 +55,9 @@ pub enum SoftmaxProblem {
     /// Expert j: c = s·H_j, t = onehot(y). `logistic`: classes = 2 ordered (y=1, y=0) (V = β_j);
     /// otherwise multinomial with `classes` = C, class c is label c (V = rows 0..C−2 of B_j).
     Expert { j: usize, k: usize, classes: usize, logistic: bool },
-    /// Symmetric gate: C = 2, c = s, t = (h+, 1−h+) (H column 0 is h+).
+    /// Symmetric gate: C = 2, c = s, t = (h+, h−) (the stored H row).
     SymGate,
-    /// SymMoLogE expert: features y_i·x_i, C = 2, c = s, t = (h+, 1−h+).
+    /// SymMoLogE expert: features y_i·x_i, C = 2, c = s, t = (h+, h−).
     SymLogExpert,
 }
 
@@ -117,6 +117,10 @@ pub enum RowOp {
     /// `stored_h` false: h is the posterior at P (gradient of ℓ; GD). true: h is the stored H (gradient of Q;
     /// Gradient EM), and sums[0] = Q = Σ s Σ_j h_ij (log π_ij + log p_ij).
     Gradient { k: usize, family: Family, stored_h: bool },
+    /// Statistics of the stored H (no projections): sums = [0, N_0..N_{width−1}] with N_j = Σ s h_ij (the
+    /// E-step's layout). `suff`: general linear (`symmetric` false) k Grams with weights s h_ij and R (k cols)
+    /// r_ij = s h_ij y_i; SymMoLinE (`symmetric` true) R (1 col) r = s (h+ − h−) y_i. Used by the random init.
+    HStats { width: usize, suff: bool, symmetric: bool },
     /// Symmetric gradient at P = [w; β]: R (2 cols) = ∂/∂(wᵀx), ∂/∂(βᵀx) of the per-row log-likelihood
     /// (or of Q with the stored H), times s. sums = [Σ s ℓ or Q].
     SymGradient { kind: SymKind, stored_h: bool },
@@ -218,6 +222,14 @@ impl RowOp {
                     h_width: if *stored_h { *k } else { 0 },
                     ..none
                 }
+            }
+            RowOp::HStats { width, suff, symmetric } => {
+                let (r_cols, grams) = match (*suff, *symmetric) {
+                    (false, _) => (0, 0),
+                    (true, false) => (*width, *width),
+                    (true, true) => (1, 0),
+                };
+                OpShape { r_cols, grams, sums: 1 + width, h_width: *width, ..none }
             }
             RowOp::SymGradient { stored_h, .. } => {
                 OpShape { q: 2, r_cols: 2, sums: 1, h_width: if *stored_h { 2 } else { 0 }, ..none }

@@ -146,19 +146,26 @@ impl PassCtx<'_> {
         let mut r = vec![0.0; l * sh.r_cols];
         let mut w = vec![0.0; l * sh.grams];
         let contiguous = matches!(self.sel, Selection::All(_));
-        if !contiguous {
+        let reads_x = sh.q > 0 || sh.r_cols > 0 || sh.grams > 0;
+        if !contiguous && reads_x {
             xbuf.clear();
             for pos in lo..hi {
                 let i = self.sel.row(pos);
                 xbuf.extend_from_slice(&self.data.x[i * d..(i + 1) * d]);
             }
         }
-        let xrows: &[f64] = if contiguous { &self.data.x[lo * d..hi * d] } else { &xbuf[..] };
+        let xrows: &[f64] = if contiguous {
+            &self.data.x[lo * d..hi * d]
+        } else if reads_x {
+            &xbuf[..]
+        } else {
+            &[]
+        };
         let hw = sh.h_width;
         let mut empty: [f64; 0] = [];
         for (t, pos) in (lo..hi).enumerate() {
             let i = self.sel.row(pos);
-            let xi = &xrows[t * d..(t + 1) * d];
+            let xi = if reads_x { &xrows[t * d..(t + 1) * d] } else { &[] };
             for (qq, av) in a.iter_mut().enumerate() {
                 *av = dot(&self.proj[qq * d..(qq + 1) * d], xi);
             }

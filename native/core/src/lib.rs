@@ -9,6 +9,7 @@ pub mod rng;
 pub mod rowops;
 pub mod gram;
 pub mod linalg;
+pub mod model;
 
 pub use api::*;
 pub use backend::Backend;

@@ -118,7 +118,9 @@ pub fn eval_row(
                 t[j] = (a[j] - lg_norm) + expert_logp(family, j, eta, y);
             }
             let l = lse(t);
-            sums[0] += s * l;
+            if s != 0.0 {
+                sums[0] += s * l;
+            }
             let linear_suff = *suff && matches!(family, Family::Linear { .. });
             for j in 0..k {
                 let hj = (t[j] - l).exp();
@@ -137,7 +139,9 @@ pub fn eval_row(
             let l = lse(&[tp, tm]);
             let hp = (tp - l).exp();
             let hm = (tm - l).exp();
-            sums[0] += s * l;
+            if s != 0.0 {
+                sums[0] += s * l;
+            }
             sums[1] += s * hp;
             sums[2] += s * hm;
             if *store {
@@ -176,7 +180,9 @@ pub fn eval_row(
                         q += hh[j] * (lg[j] + lp[j]);
                     }
                 }
-                sums[0] += s * q;
+                if s != 0.0 {
+                    sums[0] += s * q;
+                }
             } else {
                 for j in 0..k {
                     hh[j] = lg[j] + lp[j];
@@ -185,10 +191,14 @@ pub fn eval_row(
                 for v in hh.iter_mut() {
                     *v = (*v - l).exp();
                 }
-                sums[0] += s * l;
+                if s != 0.0 {
+                    sums[0] += s * l;
+                }
             }
+            // Σ_j h_ij is 1 up to rounding; kept explicit as in src/models/gradient.ts.
+            let hsum: f64 = hh.iter().sum();
             for j in 0..k - 1 {
-                r[j] = s * (hh[j] - lg[j].exp());
+                r[j] = s * (hh[j] - hsum * lg[j].exp());
             }
             let mut col = k - 1;
             for j in 0..k {
@@ -217,6 +227,21 @@ pub fn eval_row(
                 }
             }
         }
+        RowOp::HStats { width, suff, symmetric } => {
+            for j in 0..*width {
+                sums[1 + j] += s * h[j];
+            }
+            if *suff {
+                if *symmetric {
+                    r[0] = s * (h[0] - h[1]) * y;
+                } else {
+                    for j in 0..*width {
+                        w[j] = s * h[j];
+                        r[j] = s * h[j] * y;
+                    }
+                }
+            }
+        }
         RowOp::SymGradient { kind, stored_h } => {
             let (u, v) = (a[0], a[1]);
             let (tp, tm) = sym_log_joint(*kind, u, v, y);
@@ -228,17 +253,21 @@ pub fn eval_row(
                 if h[1] != 0.0 {
                     q += h[1] * tm;
                 }
-                sums[0] += s * q;
+                if s != 0.0 {
+                    sums[0] += s * q;
+                }
                 (h[0], h[1])
             } else {
                 let l = lse(&[tp, tm]);
-                sums[0] += s * l;
+                if s != 0.0 {
+                    sums[0] += s * l;
+                }
                 ((tp - l).exp(), (tm - l).exp())
             };
             r[0] = s * (hp - (hp + hm) * sigmoid(u));
             r[1] = match kind {
                 SymKind::Linear { sigma } => s * ((hp - hm) * y - (hp + hm) * v) / (sigma * sigma),
-                SymKind::Logistic => s * y * (hp * sigmoid(-y * v) - hm * sigmoid(y * v)),
+                SymKind::Logistic => s * y * (hp - (hp + hm) * sigmoid(y * v)),
             };
         }
     }
@@ -283,15 +312,18 @@ fn softmax_row(
         }
         SoftmaxProblem::SymGate => {
             t[0] = h[0];
-            t[1] = 1.0 - h[0];
+            t[1] = h[1];
             (s, 1.0)
         }
         SoftmaxProblem::SymLogExpert => {
             t[0] = h[0];
-            t[1] = 1.0 - h[0];
+            t[1] = h[1];
             (s, y)
         }
     };
+    // T = Σ_c t_c is 1 up to rounding for soft targets; kept explicit as in src/algorithms/softmax-regression.ts.
+    let tsum: f64 = t.iter().sum();
+    let ct = c * tsum;
     let logp = fill(&mut sc.a, classes);
     for cc in 0..m {
         logp[cc] = sign * a[cc];
@@ -321,7 +353,7 @@ fn softmax_row(
                 sums[0] += c * objective(logp, t);
             }
             for cc in 0..m {
-                r[cc] = sign * c * (t[cc] - logp[cc].exp());
+                r[cc] = c * (t[cc] - tsum * logp[cc].exp()) * sign;
             }
             if task == SoftmaxTask::Hessian {
                 let mut idx = 0;
@@ -329,7 +361,7 @@ fn softmax_row(
                     let pa = logp[ia].exp();
                     for ib in ia..m {
                         let delta = if ia == ib { 1.0 } else { 0.0 };
-                        w[idx] = c * pa * (delta - logp[ib].exp());
+                        w[idx] = ct * pa * (delta - logp[ib].exp());
                         idx += 1;
                     }
                 }
@@ -338,16 +370,16 @@ fn softmax_row(
         SoftmaxTask::HessVec => {
             let mut mean = 0.0;
             for cc in 0..m {
-                mean += logp[cc].exp() * sign * a[m + cc];
+                mean += logp[cc].exp() * (sign * a[m + cc]);
             }
             for cc in 0..m {
-                r[cc] = sign * c * logp[cc].exp() * (sign * a[m + cc] - mean);
+                r[cc] = ct * logp[cc].exp() * (sign * a[m + cc] - mean) * sign;
             }
         }
         SoftmaxTask::Diag => {
             for cc in 0..m {
                 let p = logp[cc].exp();
-                w[cc] = c * p * (1.0 - p);
+                w[cc] = ct * p * (1.0 - p);
             }
         }
     }
