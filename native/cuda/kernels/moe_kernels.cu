@@ -19,6 +19,7 @@
 #define OP_SOFTMAX 5
 #define OP_GRADIENT 6
 #define OP_SYM_GRADIENT 7
+#define OP_H_STATS 8
 
 #define FAMILY_LINEAR 0
 #define FAMILY_LOGISTIC 1
@@ -44,7 +45,7 @@
 // Layout shared with src/kernels.rs `RowOpParams` (#[repr(C)]): ints first, then doubles, then pointers.
 struct RowOpParams {
     int op, rows, q, k, classes, family, flags, problem, task, expert, h_width, r_cols, grams, sums;
-    int sym_linear, pad_;
+    int sym_linear, pad_;  // sym_linear: SymMoLinE (sym ops); HStats: symmetric
     double sigma;
     const double* a;       // rows×q projections
     const double* y;       // rows
@@ -121,7 +122,7 @@ __device__ void op_estep(const RowOpParams& p, int i, const double* a, double y,
     for (int j = 0; j < k; ++j) l[j] += logp[j];
     double ell = lse(l, k);
     double* sv = p.sv + (size_t)i * p.sums;
-    sv[0] = s * ell;
+    sv[0] = s != 0.0 ? s * ell : 0.0;
     const bool suff = (p.flags & FLAG_SUFF) && p.family == FAMILY_LINEAR;
     for (int j = 0; j < k; ++j) {
         double h = exp(l[j] - ell);
@@ -140,7 +141,7 @@ __device__ void op_sym_estep(const RowOpParams& p, int i, const double* a, doubl
     double ell = lse(l, 2);
     double hp = exp(l[0] - ell), hm = exp(l[1] - ell);
     double* sv = p.sv + (size_t)i * p.sums;
-    sv[0] = s * ell;
+    sv[0] = s != 0.0 ? s * ell : 0.0;
     sv[1] = s * hp;
     sv[2] = s * hm;
     if (p.flags & FLAG_STORE) { hrow[0] = hp; hrow[1] = hm; }
@@ -155,55 +156,60 @@ __device__ void op_linear_residual(const RowOpParams& p, int i, const double* a,
     }
 }
 
-// Softmax-regression pass (ALGORITHMS §3): weights c, targets t, scores [V x; 0].
+// Softmax-regression pass (ALGORITHMS §3): weights c, targets t (T = Σ t, 1 up to rounding, kept explicit as
+// in the reference), scores [V x; 0] (features y·x for the SymMoLogE expert: `sign` = y).
 __device__ void op_softmax(const RowOpParams& p, int i, const double* a, double y, double s, const double* hrow) {
     const int C = p.classes, m = C - 1;
-    double c, t[MOE_MAX_WIDTH], u[MOE_MAX_WIDTH], pr[MOE_MAX_WIDTH];
-    // Features y·x for the SymMoLogE expert: scores and every x-side output carry a factor y (y² = 1).
-    double feature_scale = p.problem == PROBLEM_SYM_LOG_EXPERT ? y : 1.0;
+    double c, sign = 1.0, t[MOE_MAX_WIDTH], logp[MOE_MAX_WIDTH];
+    for (int l = 0; l < C; ++l) t[l] = 0.0;
     if (p.problem == PROBLEM_GATE) {
         c = s;
         for (int l = 0; l < C; ++l) t[l] = hrow[l];
     } else if (p.problem == PROBLEM_EXPERT) {
         c = s * hrow[p.expert];
         // Logistic experts: classes ordered (y=1, y=0); multinomial: class y.
-        int cls = p.family == FAMILY_LOGISTIC ? (y == 1.0 ? 0 : 1) : (int)y;
-        for (int l = 0; l < C; ++l) t[l] = l == cls ? 1.0 : 0.0;
+        t[p.family == FAMILY_LOGISTIC ? (y == 1.0 ? 0 : 1) : (int)y] = 1.0;
     } else {
         c = s;
         t[0] = hrow[0];
-        t[1] = 1.0 - hrow[0];
+        t[1] = hrow[1];
+        if (p.problem == PROBLEM_SYM_LOG_EXPERT) sign = y;
     }
-    for (int l = 0; l < m; ++l) u[l] = feature_scale * a[l];
-    u[m] = 0.0;
-    double z = lse(u, C);
-    for (int l = 0; l < C; ++l) pr[l] = exp(u[l] - z);
-    if (p.task != TASK_HESSVEC && p.task != TASK_DIAG) {
+    double tsum = 0.0;
+    for (int l = 0; l < C; ++l) tsum += t[l];
+    const double ct = c * tsum;
+    for (int l = 0; l < m; ++l) logp[l] = sign * a[l];
+    logp[m] = 0.0;
+    double norm = lse(logp, C);
+    for (int l = 0; l < C; ++l) logp[l] -= norm;
+    if (p.task == TASK_OBJECTIVE || p.task == TASK_GRADIENT || p.task == TASK_HESSIAN) {
         double f = 0.0;
         for (int l = 0; l < C; ++l)
-            if (t[l] != 0.0) f += t[l] * (u[l] - z);
+            if (t[l] != 0.0) f += t[l] * logp[l];
         p.sv[(size_t)i * p.sums] = c != 0.0 ? c * f : 0.0;
     }
     double* r = p.r + (size_t)i * p.r_cols;
+    double* gw = p.gw + (size_t)i * p.grams;
     if (p.task == TASK_GRADIENT || p.task == TASK_HESSIAN) {
-        for (int l = 0; l < m; ++l) r[l] = feature_scale * c * (t[l] - pr[l]);
+        for (int l = 0; l < m; ++l) r[l] = c * (t[l] - tsum * exp(logp[l])) * sign;
     }
     if (p.task == TASK_HESSIAN) {
-        double* gw = p.gw + (size_t)i * p.grams;
         int g = 0;
-        for (int x = 0; x < m; ++x)
-            for (int b = x; b < m; ++b) gw[g++] = c * pr[x] * ((x == b ? 1.0 : 0.0) - pr[b]);
+        for (int x = 0; x < m; ++x) {
+            double pa = exp(logp[x]);
+            for (int b = x; b < m; ++b) gw[g++] = ct * pa * ((x == b ? 1.0 : 0.0) - exp(logp[b]));
+        }
     }
     if (p.task == TASK_HESSVEC) {
-        double du[MOE_MAX_WIDTH], mean = 0.0;
-        for (int l = 0; l < m; ++l) du[l] = feature_scale * a[m + l];
-        du[m] = 0.0;
-        for (int l = 0; l < C; ++l) mean += pr[l] * du[l];
-        for (int l = 0; l < m; ++l) r[l] = feature_scale * c * pr[l] * (du[l] - mean);
+        double mean = 0.0;
+        for (int l = 0; l < m; ++l) mean += exp(logp[l]) * (sign * a[m + l]);
+        for (int l = 0; l < m; ++l) r[l] = ct * exp(logp[l]) * (sign * a[m + l] - mean) * sign;
     }
     if (p.task == TASK_DIAG) {
-        double* gw = p.gw + (size_t)i * p.grams;
-        for (int l = 0; l < m; ++l) gw[l] = c * pr[l] * (1.0 - pr[l]);
+        for (int l = 0; l < m; ++l) {
+            double pr = exp(logp[l]);
+            gw[l] = ct * pr * (1.0 - pr);
+        }
     }
 }
 
@@ -223,9 +229,12 @@ __device__ void op_gradient(const RowOpParams& p, int i, const double* a, double
         for (int j = 0; j < k; ++j) h[j] = exp(l[j] - first);
     }
     double* sv = p.sv + (size_t)i * p.sums;
-    sv[0] = s * first;
+    sv[0] = s != 0.0 ? s * first : 0.0;
+    // Σ_j h_j is 1 up to rounding; kept explicit as in the reference.
+    double hsum = 0.0;
+    for (int j = 0; j < k; ++j) hsum += h[j];
     double* r = p.r + (size_t)i * p.r_cols;
-    for (int j = 0; j < k - 1; ++j) r[j] = s * (h[j] - exp(logpi[j]));
+    for (int j = 0; j < k - 1; ++j) r[j] = s * (h[j] - hsum * exp(logpi[j]));
     int col = k - 1;
     for (int j = 0; j < k; ++j) {
         if (p.family == FAMILY_LINEAR) {
@@ -261,12 +270,30 @@ __device__ void op_sym_gradient(const RowOpParams& p, int i, const double* a, do
     double dv;
     if (p.sym_linear) {  // d/dv of −(y − z v)²/(2σ²) = z (y − z v)/σ²
         dv = s * ((hp - hm) * y - (hp + hm) * v) / (p.sigma * p.sigma);
-    } else {             // d/dv log σ(z y v) = z y σ(−z y v)
-        dv = s * y * (hp * sigmoid(-y * v) - hm * sigmoid(y * v));
+    } else {             // d/dv log σ(z y v) = z y σ(−z y v), summed: y (h+ − (h+ + h−) σ(y v))
+        dv = s * y * (hp - (hp + hm) * sigmoid(y * v));
     }
-    p.sv[(size_t)i * p.sums] = s * first;
+    p.sv[(size_t)i * p.sums] = s != 0.0 ? s * first : 0.0;
     p.r[(size_t)i * p.r_cols] = du;
     p.r[(size_t)i * p.r_cols + 1] = dv;
+}
+
+// Statistics of the stored H (RowOp::HStats): sums [0, N_j...]; `suff`: linear sufficient statistics.
+__device__ void op_h_stats(const RowOpParams& p, int i, double y, double s, const double* hrow) {
+    const int width = p.h_width;
+    double* sv = p.sv + (size_t)i * p.sums;
+    sv[0] = 0.0;
+    for (int j = 0; j < width; ++j) sv[1 + j] = s * hrow[j];
+    if (p.flags & FLAG_SUFF) {
+        if (p.sym_linear) {
+            p.r[(size_t)i * p.r_cols] = s * (hrow[0] - hrow[1]) * y;
+        } else {
+            for (int j = 0; j < width; ++j) {
+                p.gw[(size_t)i * p.grams + j] = s * hrow[j];
+                p.r[(size_t)i * p.r_cols + j] = s * hrow[j] * y;
+            }
+        }
+    }
 }
 
 extern "C" __global__ void row_op(RowOpParams p) {
@@ -292,6 +319,7 @@ extern "C" __global__ void row_op(RowOpParams p) {
         case OP_SOFTMAX: op_softmax(p, i, a, y, s, hrow); break;
         case OP_GRADIENT: op_gradient(p, i, a, y, s, hrow); break;
         case OP_SYM_GRADIENT: op_sym_gradient(p, i, a, y, s, hrow); break;
+        case OP_H_STATS: op_h_stats(p, i, y, s, hrow); break;
     }
 }
 

@@ -6,7 +6,7 @@
 //! diagonal Grams by a two-stage kernel + DGEMM. All reductions run in a fixed order (no float atomics), so a
 //! pass is reproducible bit for bit on one GPU.
 
-use crate::driver::{Context, DeviceBuffer, DeviceElement};
+use crate::driver::{Context, DeviceBuffer, DeviceElement, KernelSource};
 use crate::error::{GpuError, GpuErrorKind};
 use crate::kernels::{encode, RowOpParams};
 use moe_core::backend::{Backend, PassOut, RowOp, Rows};
@@ -89,13 +89,18 @@ impl CudaBackend {
     /// Uploads X, y and s to device 0. `E_BACKEND_UNAVAILABLE` without a usable GPU, `E_GPU_OOM` when the
     /// data does not fit (everything allocated so far is freed again).
     pub fn new(data: Data<'_>) -> Result<CudaBackend> {
+        Self::with_kernels(data, KernelSource::Auto)
+    }
+
+    /// As `new`, choosing how the kernels are loaded (tests compare the NVRTC build with the fatbin).
+    pub fn with_kernels(data: Data<'_>, kernels: KernelSource) -> Result<CudaBackend> {
         if data.x.len() != data.n * data.d || data.y.len() != data.n {
             return Err(Error::new(ErrorCode::Shape, format!("x must be n×d = {}×{} and y of length n", data.n, data.d)));
         }
         if data.s.is_some_and(|s| s.len() != data.n) {
             return Err(Error::new(ErrorCode::Shape, format!("sample weights must have length n = {}", data.n)));
         }
-        let ctx = Context::new()?;
+        let ctx = Context::with_kernels(kernels)?;
         let x = DeviceBuffer::from_host(&ctx, data.x)?;
         let y = DeviceBuffer::from_host(&ctx, data.y)?;
         let s = data.s.map(|s| DeviceBuffer::from_host(&ctx, s)).transpose()?;

@@ -149,8 +149,22 @@ pub struct Context {
 unsafe impl Send for Context {}
 unsafe impl Sync for Context {}
 
+/// How to obtain the kernels.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KernelSource {
+    /// The embedded nvcc fatbin when it has code for this device, else NVRTC.
+    #[default]
+    Auto,
+    /// Always compile the embedded source with NVRTC (what a build without nvcc does; tested on the GPU).
+    Nvrtc,
+}
+
 impl Context {
     pub fn new() -> GpuResult<Arc<Context>> {
+        Self::with_kernels(KernelSource::Auto)
+    }
+
+    pub fn with_kernels(source: KernelSource) -> GpuResult<Arc<Context>> {
         let rt = runtime()?;
         let info = device_info()?;
         let d = &rt.driver;
@@ -174,7 +188,7 @@ impl Context {
             check_cublas((blas.cublasCreate_v2)(&mut c.cublas), "cublasCreate")?;
             check_cublas((blas.cublasSetStream_v2)(c.cublas, c.stream), "cublasSetStream")?;
         }
-        c.load_module()?;
+        c.load_module(source)?;
         Ok(Arc::new(c))
     }
 
@@ -183,9 +197,9 @@ impl Context {
         check(self.rt, unsafe { (self.rt.driver.cuCtxSetCurrent)(self.ctx) }, "cuCtxSetCurrent")
     }
 
-    fn load_module(&mut self) -> GpuResult<()> {
+    fn load_module(&mut self, source: KernelSource) -> GpuResult<()> {
         let d = &self.rt.driver;
-        if !images::FATBIN.is_empty() {
+        if source == KernelSource::Auto && !images::FATBIN.is_empty() {
             let status = unsafe { (d.cuModuleLoadData)(&mut self.module, images::FATBIN.as_ptr() as *const c_void) };
             if status == CUDA_SUCCESS {
                 self.kernel_source = "fatbin";

@@ -15,6 +15,7 @@ const OP_LINEAR_RESIDUAL: i32 = 4;
 const OP_SOFTMAX: i32 = 5;
 const OP_GRADIENT: i32 = 6;
 const OP_SYM_GRADIENT: i32 = 7;
+const OP_H_STATS: i32 = 8;
 
 const FLAG_STORE: i32 = 1;
 const FLAG_SUFF: i32 = 2;
@@ -127,6 +128,14 @@ pub fn encode(op: &RowOp, shape: &OpShape) -> Result<(RowOpParams, Option<Vec<f6
                 SoftmaxTask::HessVec => 3,
                 SoftmaxTask::Diag => 4,
             };
+        }
+        RowOp::HStats { width, suff, symmetric } => {
+            if *width == 0 || *width > MAX_WIDTH {
+                return Err(too_wide("H columns", *width));
+            }
+            p.op = OP_H_STATS;
+            p.sym_linear = *symmetric as i32;
+            p.flags = if *suff { FLAG_SUFF } else { 0 };
         }
         RowOp::SymGradient { kind, stored_h } => {
             p.op = OP_SYM_GRADIENT;

@@ -12,7 +12,7 @@ mod ffi;
 mod kernels;
 
 pub use backend::CudaBackend;
-pub use driver::DeviceInfo;
+pub use driver::{DeviceInfo, KernelSource};
 pub use error::{GpuError, GpuErrorKind};
 
 /// Device 0 when a usable GPU and driver are present; `E_BACKEND_UNAVAILABLE` otherwise (never panics).

@@ -33,6 +33,9 @@ fn cases() -> Vec<Case> {
         Case { name: "sym-estep-linear", labels: Labels::Real, op: RowOp::SymEStep { kind: SymKind::Linear { sigma: 0.8 }, store: true, suff: true } },
         Case { name: "sym-estep-logistic", labels: Labels::PlusMinus, op: RowOp::SymEStep { kind: SymKind::Logistic, store: true, suff: false } },
         Case { name: "linear-residual", labels: Labels::Real, op: RowOp::LinearResidual { k } },
+        Case { name: "h-stats", labels: Labels::Real, op: RowOp::HStats { width: k, suff: false, symmetric: false } },
+        Case { name: "h-stats-linear-suff", labels: Labels::Real, op: RowOp::HStats { width: k, suff: true, symmetric: false } },
+        Case { name: "h-stats-sym-suff", labels: Labels::Real, op: RowOp::HStats { width: 2, suff: true, symmetric: true } },
     ];
     for stored_h in [false, true] {
         out.push(Case { name: "gradient-linear", labels: Labels::Real, op: RowOp::Gradient { k, family: lin(), stored_h } });
@@ -170,4 +173,21 @@ fn bad_input_gives_typed_errors() {
             assert_eq!(e.code, ErrorCode::Option);
         }
     }
+}
+
+#[test]
+fn nvrtc_kernels_match_the_fatbin() {
+    let Some(_) = gpu_or_skip("nvrtc_kernels_match_the_fatbin") else { return };
+    let (n, d, k) = (20_000, 5, 3);
+    let problem = Problem::random(31, n, d, Labels::Classes(3), true);
+    let fatbin = CudaBackend::new(problem.data()).unwrap();
+    let nvrtc = CudaBackend::with_kernels(problem.data(), moe_cuda::KernelSource::Nvrtc).unwrap();
+    assert_eq!(nvrtc.kernel_source(), "nvrtc");
+    println!("default kernels: {}", fatbin.kernel_source());
+    let op = RowOp::EStep { k, family: Family::Multinomial { classes: 3 }, store: true, suff: false };
+    let proj = random_vec(32, op.shape().q * d, 0.7);
+    let a = fatbin.pass(Rows::All, &proj, &op).unwrap();
+    let b = nvrtc.pass(Rows::All, &proj, &op).unwrap();
+    assert_close("sums", &b.sums, &a.sums, 1e-13);
+    assert_close("H", &nvrtc.read_h(k).unwrap(), &fatbin.read_h(k).unwrap(), 1e-13);
 }
