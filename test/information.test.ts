@@ -1,6 +1,6 @@
 /**
  * Information diagnostics: Louis' identity against finite differences for every family, MIM eigenvalues in
- * [0, 1] at fitted optima, and the matrix-free Lanczos path against the dense one.
+ * [0, 1] at fitted optima, the matrix-free Lanczos path against the dense one, and the eigen solvers.
  */
 import { describe, expect, it } from 'vitest';
 import type { ModelSpec, ProblemData } from '../src/backends/backend.js';
@@ -10,6 +10,8 @@ import {
 } from '../src/data/samplers.js';
 import { computeInformation } from '../src/diagnostics/information.js';
 import { choleskyInPlace, choleskySolveInPlace } from '../src/linalg/cholesky.js';
+import { generalizedSymmetricEigenvalues, symmetricEigen } from '../src/linalg/eigen.js';
+import { lanczos } from '../src/linalg/lanczos.js';
 import { fromFree, readableToParams, toFree } from '../src/models/layout.js';
 import { gradientF } from '../src/models/gradient.js';
 
@@ -213,5 +215,59 @@ describe('input checks', () => {
     const bad = Float64Array.from(theta); bad[0] = NaN;
     expect(() => computeInformation(data, c.model, bad, { method: 'dense', steps: 60 }))
       .toThrow(expect.objectContaining({ code: 'E_NON_FINITE' }));
+  });
+});
+
+describe('eigen solvers', () => {
+  it('cyclic Jacobi: A V = V Λ, orthonormal V, descending values', () => {
+    const rng = new Rng(91);
+    const p = 9;
+    const a = new Float64Array(p * p);
+    for (let i = 0; i < p; i++) for (let j = 0; j <= i; j++) a[i * p + j] = a[j * p + i] = rng.normal();
+    const { values, vectors } = symmetricEigen(a, p, { vectors: true });
+    for (let t = 1; t < p; t++) expect(values[t]!).toBeLessThanOrEqual(values[t - 1]!);
+    let trace = 0;
+    for (let i = 0; i < p; i++) trace += a[i * p + i]!;
+    expect(values.reduce((s, v) => s + v, 0)).toBeCloseTo(trace, 12);
+    for (let c = 0; c < p; c++) {
+      for (let i = 0; i < p; i++) {
+        let av = 0;
+        for (let j = 0; j < p; j++) av += a[i * p + j]! * vectors![j * p + c]!;
+        expect(av).toBeCloseTo(values[c]! * vectors![i * p + c]!, 12);
+      }
+      for (let c2 = 0; c2 < p; c2++) {
+        let dotc = 0;
+        for (let i = 0; i < p; i++) dotc += vectors![i * p + c]! * vectors![i * p + c2]!;
+        expect(dotc).toBeCloseTo(c === c2 ? 1 : 0, 12);
+      }
+    }
+  });
+
+  it('generalized problem and Lanczos (standard and B-inner-product) agree with the dense answer', () => {
+    const rng = new Rng(92);
+    const p = 40;
+    const g = Float64Array.from({ length: p * p }, () => rng.normal());
+    const a = new Float64Array(p * p);
+    const b = new Float64Array(p * p);
+    for (let i = 0; i < p; i++) for (let j = 0; j < p; j++) {
+      let sa = 0;
+      for (let m = 0; m < p; m++) sa += g[i * p + m]! * g[j * p + m]!;
+      a[i * p + j] = sa;
+      b[i * p + j] = (i === j ? p : 0) + 0.5 * Math.exp(-Math.abs(i - j));
+    }
+    const matvec = (m: Float64Array) => (v: Float64Array, out: Float64Array) => {
+      for (let i = 0; i < p; i++) { let s = 0; for (let j = 0; j < p; j++) s += m[i * p + j]! * v[j]!; out[i] = s; }
+    };
+    const dense = symmetricEigen(a, p).values;
+    const std = lanczos({ n: p, applyA: matvec(a), steps: p });
+    expect(std.values[0]).toBeCloseTo(dense[0]!, 8);
+    expect(std.values[p - 1]).toBeCloseTo(dense[p - 1]!, 8);
+    const gen = generalizedSymmetricEigenvalues(a, b, p);
+    const l = Float64Array.from(b);
+    choleskyInPlace(l, p);
+    const solveB = (v: Float64Array, out: Float64Array): void => { out.set(v); choleskySolveInPlace(l, p, out); };
+    const few = lanczos({ n: p, applyA: matvec(a), solveB, steps: 25 });
+    expect(few.values[0]).toBeCloseTo(gen[0]!, 8);
+    expect(() => generalizedSymmetricEigenvalues(a, a.map((v) => -v), p)).toThrow(expect.objectContaining({ code: 'E_SINGULAR' }));
   });
 });
