@@ -10,6 +10,12 @@ pub mod rowops;
 pub mod gram;
 pub mod linalg;
 pub mod model;
+pub mod softmax;
+pub mod mstep;
+pub mod gradient;
+pub mod fit;
+pub mod param_error;
+pub mod validate;
 
 pub use api::*;
 pub use backend::Backend;
@@ -17,8 +23,7 @@ pub use cpu::CpuBackend;
 
 /// The same input checks and error codes as src/input.ts.
 pub fn validate(data: &Data, model: &ModelSpec) -> Result<()> {
-    let _ = (data, model);
-    err(ErrorCode::Internal, "validate: not implemented yet")
+    validate::validate(data, model)
 }
 
 /// Fit one restart (ALGORITHMS §3–§5). `init`: starting parameters in the flat layout, or `None` for the
@@ -32,20 +37,17 @@ pub fn fit<B: Backend + ?Sized>(
     truth: Option<&[f64]>,
     on_iter: &mut dyn FnMut(&IterationRecord) -> Control,
 ) -> Result<FitOutput> {
-    let _ = (b, model, spec, seed, init, truth, on_iter);
-    err(ErrorCode::Internal, "fit: not implemented yet")
+    fit::fit(b, model, spec, seed, init, truth, on_iter)
 }
 
 /// Mean nll and mean penalised objective at `params`.
 pub fn evaluate<B: Backend + ?Sized>(b: &B, model: &ModelSpec, params: &[f64]) -> Result<(f64, f64)> {
-    let _ = (b, model, params);
-    err(ErrorCode::Internal, "evaluate: not implemented yet")
+    model::evaluate(b, model, params)
 }
 
 /// Responsibilities h (n×k row-major; symmetric: columns z=+1, z=−1).
 pub fn posterior<B: Backend + ?Sized>(b: &B, model: &ModelSpec, params: &[f64]) -> Result<Vec<f64>> {
-    let _ = (b, model, params);
-    err(ErrorCode::Internal, "posterior: not implemented yet")
+    model::posterior(b, model, params)
 }
 
 /// Complete, missing and observed information and the MIM spectrum at `params` (ALGORITHMS §7).

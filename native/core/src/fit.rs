@@ -1,0 +1,172 @@
+//! The fit loop (ALGORITHMS §5; src/algorithms/fit.ts, init.ts, minibatch.ts): initialise, record iteration
+//! 0, then iterate EM / Gradient EM / GD (full batch or mini-batch epochs) until the relative objective
+//! change is ≤ tol or max_iter.
+
+use std::time::Instant;
+
+use crate::api::{err, Algorithm, Control, ErrorCode, Event, ExpertKind, FitOutput, FitSpec, IterationRecord, ModelSpec, Noise, Result, StopReason};
+use crate::backend::{Backend, PassOut, RowOp, Rows};
+use crate::gradient::{gradient_steps_on_q, safeguarded_gradient_steps_on_q};
+use crate::model::{check_backend, check_params, e_step, objective_from_loglik, totals, Layout};
+use crate::mstep::{m_step, reference_params, reseed_degenerate, MStepCtx};
+use crate::param_error::parameter_error;
+use crate::rng::Rng;
+
+/// Fit one restart; see `crate::fit`.
+pub fn fit<B: Backend + ?Sized>(
+    b: &B,
+    model: &ModelSpec,
+    spec: &FitSpec,
+    seed: u32,
+    init: Option<&[f64]>,
+    truth: Option<&[f64]>,
+    on_iter: &mut dyn FnMut(&IterationRecord) -> Control,
+) -> Result<FitOutput> {
+    check_backend(b, model)?;
+    if let Some(t) = truth {
+        if t.len() != Layout::new(model).size {
+            return err(ErrorCode::Shape, "true parameters: wrong length");
+        }
+    }
+    let start = Instant::now();
+    let n = b.n();
+    let tot = totals(b, Rows::All)?;
+    if !(tot.weight > 0.0) {
+        return err(ErrorCode::TooFewRows, "the sample weights sum to 0");
+    }
+    let weight = tot.weight;
+    let width = if model.symmetric { 2 } else { model.k };
+    let full_batch = spec.batch_size == 0 || spec.batch_size >= n;
+    let mut rng = Rng::new(seed);
+    let sym_gram = if model.symmetric && model.experts == ExpertKind::Linear {
+        Some(b.pass(Rows::All, &[], &RowOp::Gram)?.grams)
+    } else {
+        None
+    };
+    let ctx = MStepCtx { b, model, spec, rows: Rows::All, weight, var_y: tot.var_y, sym_gram: sym_gram.as_deref() };
+
+    let mut events: Vec<Event> = Vec::new();
+    let mut params = match init {
+        Some(p) => {
+            check_params(model, p)?;
+            let mut p = p.to_vec();
+            reference_params(model, &mut p);
+            p
+        }
+        None => random_init(&ctx, &mut rng, &mut events)?,
+    };
+    // EM with linear experts takes its sufficient statistics from the E-step pass itself.
+    let fused_suff = spec.algorithm == Algorithm::Em && model.experts == ExpertKind::Linear;
+
+    let mut iterations: Vec<IterationRecord> = Vec::new();
+    let mut record = |iter: usize, loglik: f64, params: &[f64], events: Vec<Event>, iterations: &mut Vec<IterationRecord>| -> Result<f64> {
+        let (nll, objective) = objective_from_loglik(model, params, loglik, weight);
+        let rec = IterationRecord {
+            iter,
+            nll,
+            objective,
+            elapsed_ms: start.elapsed().as_secs_f64() * 1e3,
+            param_error: truth.map(|t| parameter_error(model, params, t)),
+            events,
+        };
+        if !objective.is_finite() {
+            return err(ErrorCode::NonFinite, format!("the objective became non-finite at iteration {iter}"));
+        }
+        let control = on_iter(&rec);
+        iterations.push(rec);
+        if control == Control::Abort {
+            return err(ErrorCode::Aborted, "the fit was aborted");
+        }
+        Ok(objective)
+    };
+
+    let mut stats = e_step(b, model, &params, Rows::All, true, fused_suff)?;
+    let mut previous = record(0, stats.sums[0], &params, std::mem::take(&mut events), &mut iterations)?;
+    let mut reason = StopReason::MaxIter;
+    for t in 1..=spec.max_iter {
+        let mut events = Vec::new();
+        if full_batch {
+            if spec.algorithm != Algorithm::Gd
+                && reseed_degenerate(model, &mut params, &stats.sums[1..], weight, spec.on_empty_error, &mut events)?
+            {
+                stats = e_step(b, model, &params, Rows::All, true, fused_suff)?;
+            }
+            match spec.algorithm {
+                Algorithm::Em => m_step(&ctx, &mut params, &stats, &mut events)?,
+                Algorithm::GradientEm => gradient_steps_on_q(b, model, spec, &mut params, Rows::All, weight, spec.inner_steps)?,
+                Algorithm::Gd => gradient_steps_on_q(b, model, spec, &mut params, Rows::All, weight, 1)?,
+            }
+        } else {
+            mini_batch_epoch(b, model, spec, &mut params, &mut rng, width)?;
+        }
+        stats = e_step(b, model, &params, Rows::All, true, fused_suff)?;
+        let objective = record(t, stats.sums[0], &params, events, &mut iterations)?;
+        let converged = (objective - previous).abs() <= spec.tol * previous.abs().max(1.0);
+        previous = objective;
+        if converged {
+            reason = StopReason::Tol;
+            break;
+        }
+    }
+    Ok(FitOutput { params, iterations, converged: reason == StopReason::Tol, reason })
+}
+
+/// The 'random' init: hard assignments floor(u·k) (symmetric: z = +1 when u < 0.5), then one M-step from
+/// them with the gate and softmax experts starting at 0 (fitted σ² starting at 1, known σ² = σ²).
+fn random_init<B: Backend + ?Sized>(ctx: &MStepCtx<B>, rng: &mut Rng, events: &mut Vec<Event>) -> Result<Vec<f64>> {
+    let model = ctx.model;
+    let n = ctx.b.n();
+    let width = if model.symmetric { 2 } else { model.k };
+    let mut h = vec![0.0; n * width];
+    for i in 0..n {
+        let j = if model.symmetric {
+            if rng.uniform() < 0.5 {
+                0
+            } else {
+                1
+            }
+        } else {
+            rng.int(width)
+        };
+        h[i * width + j] = 1.0;
+    }
+    ctx.b.write_h(width, &h)?;
+    let lay = Layout::new(model);
+    let mut params = vec![0.0; lay.size];
+    if let Some(s) = lay.sigma2 {
+        let s2 = match model.noise {
+            Noise::Known(sigma) => sigma * sigma,
+            Noise::Fitted => 1.0,
+        };
+        params[s..s + model.k].iter_mut().for_each(|v| *v = s2);
+    }
+    let linear = model.experts == ExpertKind::Linear;
+    let stats: PassOut = ctx.b.pass(Rows::All, &[], &RowOp::HStats { width, suff: linear, symmetric: model.symmetric })?;
+    m_step(ctx, &mut params, &stats, events)?;
+    Ok(params)
+}
+
+/// One epoch of mini-batch em / gradient-em / gd: a fresh Fisher–Yates shuffle, consecutive batches.
+fn mini_batch_epoch<B: Backend + ?Sized>(b: &B, model: &ModelSpec, spec: &FitSpec, params: &mut [f64], rng: &mut Rng, _width: usize) -> Result<()> {
+    let n = b.n();
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    rng.shuffle(&mut order);
+    b.set_order(&order)?;
+    let mut start = 0;
+    while start < n {
+        let len = spec.batch_size.min(n - start);
+        let rows = Rows::Order { start, len };
+        start += len;
+        let weight = totals(b, rows)?.weight;
+        if !(weight > 0.0) {
+            continue;
+        }
+        e_step(b, model, params, rows, true, false)?;
+        match spec.algorithm {
+            Algorithm::Gd => gradient_steps_on_q(b, model, spec, params, rows, weight, 1)?,
+            Algorithm::GradientEm => gradient_steps_on_q(b, model, spec, params, rows, weight, spec.inner_steps)?,
+            Algorithm::Em => safeguarded_gradient_steps_on_q(b, model, spec, params, rows, weight, spec.mstep.inner_steps)?,
+        }
+    }
+    Ok(())
+}

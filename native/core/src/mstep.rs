@@ -1,0 +1,217 @@
+//! The EM M-step (ALGORITHMS §3; src/algorithms/mstep.ts): experts (closed-form weighted least squares for
+//! linear experts, softmax regression otherwise), then the gate, from the statistics of H; and the re-seeding
+//! of degenerate components (src/algorithms/reseed.ts).
+
+use crate::api::{err, ErrorCode, Event, ExpertKind, FitSpec, ModelSpec, Noise, Result};
+use crate::backend::{Backend, PassOut, RowOp, Rows, SoftmaxProblem};
+use crate::linalg;
+use crate::model::{penalised_sq_norm, Layout};
+use crate::softmax::{resolve_solver, Softmax, SolverOpts};
+
+/// σ² floor relative to the weighted variance of y.
+const VARIANCE_FLOOR_RELATIVE: f64 = 1e-10;
+const EMPTY_RELATIVE: f64 = 1e-8;
+const SPLIT_EPSILON: f64 = 1e-3;
+
+/// What an M-step needs besides the backend's stored H.
+pub struct MStepCtx<'c, B: Backend + ?Sized> {
+    pub b: &'c B,
+    pub model: &'c ModelSpec,
+    pub spec: &'c FitSpec,
+    pub rows: Rows,
+    /// Σ s over the rows (step sizes are normalised by it).
+    pub weight: f64,
+    /// Weighted variance of y over all rows (the σ² floor's scale).
+    pub var_y: f64,
+    /// Σ s x xᵀ (d×d) for SymMoLinE, computed once per fit.
+    pub sym_gram: Option<&'c [f64]>,
+}
+
+fn solver_opts(spec: &FitSpec, p: usize, step: f64, weight: f64) -> SolverOpts {
+    let m = &spec.mstep;
+    SolverOpts {
+        solver: resolve_solver(m.solver, p),
+        max_iter: m.max_iter,
+        tol: m.tol,
+        cg_max_iter: m.cg_max_iter,
+        inner_steps: m.inner_steps,
+        step_scale: step / weight,
+    }
+}
+
+/// (A + λI') β = b for one linear block; returns β.
+fn ridge_solve(model: &ModelSpec, gram: &[f64], rhs: &[f64], block: &str, events: &mut Vec<Event>) -> Result<Vec<f64>> {
+    let d = model.d;
+    let mut a = gram.to_vec();
+    for f in usize::from(model.intercept)..d {
+        a[f * d + f] += model.ridge;
+    }
+    let mut beta = rhs.to_vec();
+    linalg::solve_spd_with_recovery(&mut a, d, &mut beta, block, events)?;
+    Ok(beta)
+}
+
+/// One M-step from the stored H, with `stats` the E-step (or `HStats`) output of the same rows:
+/// sums = [_, N_0..], and for linear experts the Grams Σ s h_j x xᵀ and XᵀR with r = s h_j y.
+pub fn m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], stats: &PassOut, events: &mut Vec<Event>) -> Result<()> {
+    if ctx.model.symmetric {
+        return symmetric_m_step(ctx, params, stats, events);
+    }
+    experts_m_step(ctx, params, stats, events)?;
+    gate_m_step(ctx, params, events)
+}
+
+fn experts_m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], stats: &PassOut, events: &mut Vec<Event>) -> Result<()> {
+    let model = ctx.model;
+    let (k, d) = (model.k, model.d);
+    let lay = Layout::new(model);
+    if model.experts == ExpertKind::Linear {
+        for j in 0..k {
+            let beta = ridge_solve(model, &stats.grams[j * d * d..(j + 1) * d * d], &stats.xtr[j * d..(j + 1) * d], &format!("expert {j}"), events)?;
+            params[lay.coef + j * d..lay.coef + (j + 1) * d].copy_from_slice(&beta);
+        }
+        if model.noise != Noise::Fitted {
+            return Ok(());
+        }
+        let rss = ctx.b.pass(ctx.rows, &params[lay.coef..lay.coef + k * d], &RowOp::LinearResidual { k })?.sums;
+        let floor = VARIANCE_FLOOR_RELATIVE * ctx.var_y;
+        let s2_off = lay.sigma2.unwrap_or(0);
+        for j in 0..k {
+            let pen = penalised_sq_norm(model, &params[lay.coef + j * d..]);
+            let mut s2 = (rss[j] + model.ridge * pen) / stats.sums[1 + j];
+            if !(s2 >= floor) {
+                s2 = floor;
+                events.push(Event::VarianceFloor { expert: j, floor });
+            }
+            params[s2_off + j] = s2;
+        }
+        return Ok(());
+    }
+    let classes = lay.classes;
+    let logistic = model.experts == ExpertKind::Logistic;
+    let free = (classes - 1) * d;
+    for j in 0..k {
+        let block = format!("expert {j}");
+        let sm = Softmax {
+            b: ctx.b,
+            rows: ctx.rows,
+            problem: SoftmaxProblem::Expert { j, k, classes, logistic },
+            model,
+            sum_c: stats.sums[1 + j],
+            block: &block,
+        };
+        let off = lay.coef + j * lay.coef_per_expert;
+        let mut v = params[off..off + free].to_vec();
+        sm.solve(&mut v, &solver_opts(ctx.spec, free, ctx.spec.step_experts, ctx.weight), events)?;
+        params[off..off + free].copy_from_slice(&v);
+    }
+    Ok(())
+}
+
+fn gate_m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], events: &mut Vec<Event>) -> Result<()> {
+    let (k, d) = (ctx.model.k, ctx.model.d);
+    if k < 2 {
+        return Ok(());
+    }
+    let sm = Softmax { b: ctx.b, rows: ctx.rows, problem: SoftmaxProblem::Gate { k }, model: ctx.model, sum_c: ctx.weight, block: "gate" };
+    let free = (k - 1) * d;
+    let mut v = params[..free].to_vec();
+    sm.solve(&mut v, &solver_opts(ctx.spec, free, ctx.spec.step_gate, ctx.weight), events)?;
+    params[..free].copy_from_slice(&v);
+    Ok(())
+}
+
+fn symmetric_m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], stats: &PassOut, events: &mut Vec<Event>) -> Result<()> {
+    let model = ctx.model;
+    let d = model.d;
+    if model.experts == ExpertKind::Linear {
+        let gram = match ctx.sym_gram {
+            Some(g) => g,
+            None => return err(ErrorCode::Internal, "symmetric M-step without Σ s x xᵀ"),
+        };
+        let beta = ridge_solve(model, gram, &stats.xtr[..d], "expert", events)?;
+        params[d..2 * d].copy_from_slice(&beta);
+    } else {
+        let sm = Softmax { b: ctx.b, rows: ctx.rows, problem: SoftmaxProblem::SymLogExpert, model, sum_c: ctx.weight, block: "expert" };
+        let mut v = params[d..2 * d].to_vec();
+        sm.solve(&mut v, &solver_opts(ctx.spec, d, ctx.spec.step_experts, ctx.weight), events)?;
+        params[d..2 * d].copy_from_slice(&v);
+    }
+    let sm = Softmax { b: ctx.b, rows: ctx.rows, problem: SoftmaxProblem::SymGate, model, sum_c: ctx.weight, block: "gate" };
+    let mut v = params[..d].to_vec();
+    sm.solve(&mut v, &solver_opts(ctx.spec, d, ctx.spec.step_gate, ctx.weight), events)?;
+    params[..d].copy_from_slice(&v);
+    Ok(())
+}
+
+/// Gate rows minus row k−1, multinomial class rows minus class C−1 (src/models/layout.ts `referenceParams`).
+pub fn reference_params(model: &ModelSpec, params: &mut [f64]) {
+    if model.symmetric {
+        return;
+    }
+    let lay = Layout::new(model);
+    let d = model.d;
+    subtract_last_row(params, 0, model.k, d);
+    if model.experts == ExpertKind::Multinomial {
+        for j in 0..model.k {
+            subtract_last_row(params, lay.coef + j * lay.coef_per_expert, model.n_classes, d);
+        }
+    }
+}
+
+fn subtract_last_row(a: &mut [f64], off: usize, rows: usize, cols: usize) {
+    let last = off + (rows - 1) * cols;
+    for r in 0..rows - 1 {
+        for c in 0..cols {
+            a[off + r * cols + c] -= a[last + c];
+        }
+    }
+    for c in 0..cols {
+        a[last + c] = 0.0;
+    }
+}
+
+/// Re-seeds every degenerate expert (N_j ≤ 1e-8·weight) by splitting the heaviest; true when something
+/// changed (the caller redoes the E-step). E_EMPTY_COMPONENT with `on_empty_error`.
+pub fn reseed_degenerate(model: &ModelSpec, params: &mut [f64], mass: &[f64], weight: f64, on_empty_error: bool, events: &mut Vec<Event>) -> Result<bool> {
+    if model.symmetric || model.k < 2 {
+        return Ok(false);
+    }
+    let (k, d) = (model.k, model.d);
+    let threshold = EMPTY_RELATIVE * weight;
+    let mut heaviest = 0;
+    for j in 1..k {
+        if mass[j] > mass[heaviest] {
+            heaviest = j;
+        }
+    }
+    let lay = Layout::new(model);
+    let mut changed = false;
+    for j in 0..k {
+        if mass[j] > threshold {
+            continue;
+        }
+        if on_empty_error {
+            return err(ErrorCode::EmptyComponent, format!("expert {j} has vanishing responsibility mass {}", mass[j]));
+        }
+        let m = heaviest;
+        let len = lay.coef_per_expert;
+        let (bj, bm) = (lay.coef + j * len, lay.coef + m * len);
+        for q in 0..len {
+            params[bj + q] = params[bm + q] * (1.0 + SPLIT_EPSILON);
+            params[bm + q] *= 1.0 - SPLIT_EPSILON;
+        }
+        if let Some(s) = lay.sigma2 {
+            params[s + j] = params[s + m];
+        }
+        for f in 0..d {
+            params[j * d + f] = params[m * d + f];
+        }
+        events.push(Event::Reseed { expert: j, from: m });
+        changed = true;
+    }
+    if changed {
+        reference_params(model, params);
+    }
+    Ok(changed)
+}

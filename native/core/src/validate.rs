@@ -1,0 +1,94 @@
+//! Input checks with the rules and codes of src/input.ts (shape, finiteness, weights, labels, rows).
+
+use crate::api::{err, Data, ErrorCode, ExpertKind, ModelSpec, Noise, Result};
+
+/// Free parameter count of the largest block (gate, one expert).
+fn largest_block_size(model: &ModelSpec) -> usize {
+    let (k, d) = (model.k, model.d);
+    if model.symmetric {
+        return d;
+    }
+    let expert = match model.experts {
+        ExpertKind::Multinomial => (model.n_classes.max(1) - 1) * d,
+        ExpertKind::Linear => d + usize::from(model.noise == Noise::Fitted),
+        ExpertKind::Logistic => d,
+    };
+    ((k.max(1) - 1) * d).max(expert)
+}
+
+pub fn validate(data: &Data, model: &ModelSpec) -> Result<()> {
+    let (n, d) = (data.n, data.d);
+    if n < 1 || d < 1 || data.x.len() != n * d {
+        return err(ErrorCode::Shape, format!("X: data.length {} does not equal rows·cols = {n}·{d}", data.x.len()));
+    }
+    if data.y.len() != n {
+        return err(ErrorCode::Shape, format!("y has length {}, expected {n}", data.y.len()));
+    }
+    if model.d != d {
+        return err(ErrorCode::Shape, format!("the model has d = {}, the data {d} columns", model.d));
+    }
+    if let Some(q) = data.x.iter().position(|v| !v.is_finite()) {
+        return err(ErrorCode::NonFinite, format!("X[{}][{}] is {}", q / d, q % d, data.x[q]));
+    }
+    if let Some(i) = data.y.iter().position(|v| !v.is_finite()) {
+        return err(ErrorCode::NonFinite, format!("y[{i}] is {}", data.y[i]));
+    }
+    if let Some(s) = data.s {
+        if s.len() != n {
+            return err(ErrorCode::Shape, format!("sampleWeight has length {}, expected {n}", s.len()));
+        }
+        if let Some(i) = s.iter().position(|v| !v.is_finite()) {
+            return err(ErrorCode::NonFinite, format!("sampleWeight[{i}] is {}", s[i]));
+        }
+        if let Some(i) = s.iter().position(|&v| v < 0.0) {
+            return err(ErrorCode::Option, format!("sampleWeight[{i}] is negative ({})", s[i]));
+        }
+    }
+    if model.k < 1 || (model.symmetric && model.k != 2) {
+        return err(ErrorCode::Option, "k must be an integer ≥ 1 (symmetric models: k = 2)");
+    }
+    if model.symmetric && model.experts == ExpertKind::Multinomial {
+        return err(ErrorCode::Option, "symmetric models have linear or logistic experts");
+    }
+    if model.experts == ExpertKind::Multinomial && model.n_classes < 2 {
+        return err(ErrorCode::Option, "nClasses must be ≥ 2");
+    }
+    if !(model.ridge >= 0.0) || !model.ridge.is_finite() {
+        return err(ErrorCode::Option, "ridge must be a finite number ≥ 0");
+    }
+    if let Noise::Known(s) = model.noise {
+        if !(s > 0.0) || !s.is_finite() {
+            return err(ErrorCode::Option, "noise must be a finite number > 0");
+        }
+    }
+    for (i, &v) in data.y.iter().enumerate() {
+        let (ok, expected) = match (model.experts, model.symmetric) {
+            (ExpertKind::Logistic, true) => (v == -1.0 || v == 1.0, "−1 or +1".to_string()),
+            (ExpertKind::Logistic, false) => (v == 0.0 || v == 1.0, "0 or 1".to_string()),
+            (ExpertKind::Multinomial, _) => (
+                v.fract() == 0.0 && v >= 0.0 && v < model.n_classes as f64,
+                format!("an integer in 0..{}", model.n_classes - 1),
+            ),
+            (ExpertKind::Linear, _) => (true, String::new()),
+        };
+        if !ok {
+            return err(ErrorCode::Label, format!("y[{i}] = {v}; expected {expected}"));
+        }
+    }
+    let (mut rows, mut sum) = (0usize, 0.0);
+    for i in 0..n {
+        let s = data.s.map_or(1.0, |s| s[i]);
+        if s > 0.0 {
+            rows += 1;
+        }
+        sum += s;
+    }
+    if !(sum > 0.0) {
+        return err(ErrorCode::TooFewRows, "the sample weights sum to 0");
+    }
+    let need = largest_block_size(model);
+    if rows < need {
+        return err(ErrorCode::TooFewRows, format!("{rows} rows with positive weight, but a block has {need} free parameters"));
+    }
+    Ok(())
+}
