@@ -183,7 +183,7 @@ impl RowOp {
                     r_cols: if linear_suff { *k } else { 0 },
                     grams: if linear_suff { *k } else { 0 },
                     sums: 1 + k,
-                    h_width: *k,
+                    h_width: if *store { *k } else { 0 },
                     writes_h: *store,
                     ..none
                 }
@@ -192,7 +192,7 @@ impl RowOp {
                 q: 2,
                 r_cols: if *suff && matches!(kind, SymKind::Linear { .. }) { 1 } else { 0 },
                 sums: 3,
-                h_width: 2,
+                h_width: if *store { 2 } else { 0 },
                 writes_h: *store,
                 ..none
             },
