@@ -1,0 +1,41 @@
+/**
+ * The TypeScript reference backend: float64, single-threaded, the oracle every native backend is checked
+ * against. It runs the algorithms of src/algorithms and delegates information matrices to
+ * src/diagnostics/information.ts.
+ */
+import { runFit, runFitSync } from '../algorithms/fit.js';
+import { computeInformation } from '../diagnostics/information.js';
+import { componentCount, eStep, evaluateObjective } from '../models/objective.js';
+import type { InformationResult } from '../types.js';
+import type { ComputeBackend, FitHooks, FitRequest, FitResult, ModelSpec, ProblemData } from './backend.js';
+
+export class JsBackend implements ComputeBackend {
+  readonly name = 'js' as const;
+
+  fit(req: FitRequest, hooks: FitHooks): Promise<FitResult> {
+    return runFit(req, hooks);
+  }
+
+  fitSync(req: FitRequest, hooks: FitHooks): FitResult {
+    return runFitSync(req, hooks);
+  }
+
+  evaluate(data: ProblemData, model: ModelSpec, params: Float64Array): { nll: number; objective: number } {
+    const { nll, objective } = evaluateObjective(data, model, params);
+    return { nll, objective };
+  }
+
+  posterior(data: ProblemData, model: ModelSpec, params: Float64Array): Float64Array {
+    const h = new Float64Array(data.n * componentCount(model));
+    eStep(data, model, params, h);
+    return h;
+  }
+
+  information(data: ProblemData, model: ModelSpec, params: Float64Array,
+    opts: { method: 'auto' | 'dense' | 'lanczos'; steps: number }): InformationResult {
+    return computeInformation(data, model, params, opts);
+  }
+}
+
+/** The shared stateless instance. */
+export const jsBackend = new JsBackend();

@@ -1,0 +1,45 @@
+/**
+ * Backend resolution: 'js' is the TypeScript reference; 'cpu' and 'cuda' are the native backends (they throw
+ * E_BACKEND_UNAVAILABLE when they cannot run here); 'auto' picks CUDA for large problems when a GPU is usable,
+ * else the CPU backend when the native addon loads, else the TypeScript reference with a one-time warning.
+ */
+import type { BackendKind } from '../types.js';
+import type { ComputeBackend } from './backend.js';
+import { jsBackend } from './js.js';
+import { loadNativeBackend, nativeInfo } from './native.js';
+
+/**
+ * 'auto' uses CUDA only when n·d is at least this (below it, transfers and launches cost more than the CPU
+ * backend's work). To be measured by the CUDA backend's benchmarks.
+ */
+export const CUDA_CROSSOVER_ND = 2_000_000;
+
+let warnedFallback = false;
+
+export interface BackendChoiceOptions {
+  /** CPU threads for the native backend's evaluate/posterior/information (0 = all cores). */
+  threads?: number;
+}
+
+/** The backend for `kind` and a problem of n·d = `problemSize`. */
+export function resolveBackend(kind: BackendKind, problemSize: number, opts: BackendChoiceOptions = {}): ComputeBackend {
+  if (kind === 'js') return jsBackend;
+  if (kind === 'cpu' || kind === 'cuda') return loadNativeBackend(kind, { threads: opts.threads ?? 0 });
+  const info = nativeInfo();
+  if (info.loaded) {
+    if (info.cudaAvailable && problemSize >= CUDA_CROSSOVER_ND) {
+      try {
+        return loadNativeBackend('cuda', { threads: opts.threads ?? 0 });
+      } catch {
+        // A GPU that was visible but cannot be used: the CPU backend computes the same iterates.
+      }
+    }
+    return loadNativeBackend('cpu', { threads: opts.threads ?? 0 });
+  }
+  if (!warnedFallback) {
+    warnedFallback = true;
+    process.emitWarning(`moe-em: native backend unavailable (${info.reason ?? 'unknown reason'}); using the `
+      + 'TypeScript reference backend', { code: 'MOE_EM_JS_FALLBACK' });
+  }
+  return jsBackend;
+}
