@@ -9,7 +9,8 @@ mod backend;
 pub mod driver;
 mod error;
 mod ffi;
-mod kernels;
+#[doc(hidden)] // public only for the host emulation check of the kernels (dev tool)
+pub mod kernels;
 
 pub use backend::CudaBackend;
 pub use driver::{DeviceInfo, KernelSource};
