@@ -16,17 +16,6 @@ const info = nativeInfo();
 const missing = !info.loaded;
 if (missing) console.warn(`native.test.ts: skipped, the addon is not available here (${info.reason})`);
 
-// TEMPORARY while moe-core's fit is a stub (E_INTERNAL 'not implemented yet'): the fit tests wait for it.
-function coreFitMissing(): boolean {
-  if (missing) return false;
-  try {
-    loadNativeBackend('cpu').fitSync(request(50, 2, 2, 1, { maxIter: 1 }), {});
-    return false;
-  } catch (e) {
-    return e instanceof MoEError && e.code === 'E_INTERNAL' && e.message.includes('not implemented');
-  }
-}
-
 function linearProblem(n: number, d: number, k: number, seed: number): { data: ProblemData; model: ModelSpec } {
   const { X, y } = sampleLinear({ n, d, k, seed });
   return {
@@ -139,10 +128,7 @@ describe.skipIf(missing)('native addon: errors', () => {
   });
 });
 
-const noCoreFit = coreFitMissing();
-if (noCoreFit) console.warn('native.test.ts: fit tests skipped, moe-core fit is not implemented yet');
-
-describe.skipIf(missing || noCoreFit)('native addon: fits', () => {
+describe.skipIf(missing)('native addon: fits', () => {
   const backend = loadNativeBackend('cpu');
 
   it('async fit: every record reaches onIteration before the promise settles, equal to fitSync', async () => {
