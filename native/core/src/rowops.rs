@@ -61,21 +61,48 @@ fn expert_class(y: f64, logistic: bool) -> usize {
     }
 }
 
-/// Expert log density log p_j(y|x) of the general model from the projections `eta` of expert j.
-fn expert_logp(family: &Family, j: usize, eta: &[f64], y: f64) -> f64 {
+/// Expert log density log p_j(y|x) of the general model from the projections `eta` of expert j
+/// (linear experts use the per-pass constants of `Scratch::prepare`).
+fn expert_logp(family: &Family, j: usize, eta: &[f64], y: f64, consts: &LinearConsts) -> f64 {
     match family {
-        Family::Linear { sigma2 } => gauss_logpdf(y, eta[0], sigma2[j]),
+        Family::Linear { .. } => {
+            let r = y - eta[0];
+            consts.log_norm[j] - 0.5 * r * r * consts.inv_var[j]
+        }
         Family::Logistic => y * eta[0] - softplus(eta[0]),
         Family::Multinomial { .. } => eta[y as usize] - lse(eta),
     }
 }
 
-/// Scratch buffers reused across rows (k and C are small; no allocation per row).
+/// −½log(2πσ_j²) and 1/σ_j² of linear experts, computed once per pass instead of once per row.
+#[derive(Default)]
+struct LinearConsts {
+    log_norm: Vec<f64>,
+    inv_var: Vec<f64>,
+}
+
+/// Scratch buffers reused across rows (k and C are small; no allocation per row). A `Scratch` caches
+/// per-op constants: use one `Scratch` per pass (per op), never across passes.
 #[derive(Default)]
 pub struct Scratch {
     a: Vec<f64>,
     b: Vec<f64>,
     c: Vec<f64>,
+    consts: LinearConsts,
+    prepared: bool,
+}
+
+impl Scratch {
+    fn prepare(&mut self, family: &Family) {
+        if self.prepared {
+            return;
+        }
+        if let Family::Linear { sigma2 } = family {
+            self.consts.log_norm = sigma2.iter().map(|&s2| -0.5 * LN_2PI - 0.5 * s2.ln()).collect();
+            self.consts.inv_var = sigma2.iter().map(|&s2| 1.0 / s2).collect();
+        }
+        self.prepared = true;
+    }
 }
 
 fn fill(v: &mut Vec<f64>, n: usize) -> &mut [f64] {
@@ -111,11 +138,12 @@ pub fn eval_row(
         RowOp::EStep { k, family, store, suff } => {
             let k = *k;
             let rpe = family.rows_per_expert();
+            sc.prepare(family);
             let t = fill(&mut sc.a, k);
             let lg_norm = lse(&a[..k]);
             for j in 0..k {
                 let eta = &a[k + j * rpe..k + (j + 1) * rpe];
-                t[j] = (a[j] - lg_norm) + expert_logp(family, j, eta, y);
+                t[j] = (a[j] - lg_norm) + expert_logp(family, j, eta, y, &sc.consts);
             }
             let l = lse(t);
             if s != 0.0 {
@@ -162,6 +190,7 @@ pub fn eval_row(
         RowOp::Gradient { k, family, stored_h } => {
             let k = *k;
             let rpe = family.rows_per_expert();
+            sc.prepare(family);
             let lg = fill(&mut sc.a, k);
             let lg_norm = lse(&a[..k]);
             for j in 0..k {
@@ -169,7 +198,7 @@ pub fn eval_row(
             }
             let lp = fill(&mut sc.b, k);
             for j in 0..k {
-                lp[j] = expert_logp(family, j, &a[k + j * rpe..k + (j + 1) * rpe], y);
+                lp[j] = expert_logp(family, j, &a[k + j * rpe..k + (j + 1) * rpe], y, &sc.consts);
             }
             let hh = fill(&mut sc.c, k);
             if *stored_h {

@@ -174,8 +174,14 @@ impl<B: Backend + ?Sized> Softmax<'_, B> {
         let mut g = vec![0.0; p];
         let mut delta = vec![0.0; p];
         let mut trial = vec![0.0; p];
+        let mut g_trial = vec![0.0; p];
+        // (f, g, −H) at V carried over from an accepted full step (see below).
+        let mut carried: Option<(f64, Option<Vec<f64>>)> = None;
         for _ in 0..opts.max_iter {
-            let (f0, neg_h) = self.value_gradient(v, &mut g, dense)?;
+            let (f0, neg_h) = match carried.take() {
+                Some(c) => c,
+                None => self.value_gradient(v, &mut g, dense)?,
+            };
             if let Some(mut h) = neg_h {
                 delta.copy_from_slice(&g);
                 linalg::solve_spd_with_recovery(&mut h, p, &mut delta, self.block, events)?;
@@ -191,12 +197,24 @@ impl<B: Backend + ?Sized> Softmax<'_, B> {
             }
             let mut t = 1.0;
             let mut accepted = false;
-            for _ in 0..=MAX_HALVINGS {
+            for halving in 0..=MAX_HALVINGS {
                 for q in 0..p {
                     trial[q] = v[q] + t * delta[q];
                 }
-                if self.value(&trial)? >= f0 + ARMIJO * t * decrement {
+                // The full step is usually accepted: evaluate it with the next iteration's gradient (and
+                // Hessian) pass, whose f is bit-identical to the objective pass, and keep them if it is.
+                let (f_trial, extra) = if halving == 0 {
+                    let (f, h) = self.value_gradient(&trial, &mut g_trial, dense)?;
+                    (f, Some(h))
+                } else {
+                    (self.value(&trial)?, None)
+                };
+                if f_trial >= f0 + ARMIJO * t * decrement {
                     accepted = true;
+                    if let Some(h) = extra {
+                        g.copy_from_slice(&g_trial);
+                        carried = Some((f_trial, h));
+                    }
                     break;
                 }
                 t /= 2.0;
@@ -213,16 +231,29 @@ impl<B: Backend + ?Sized> Softmax<'_, B> {
         let p = v.len();
         let mut g = vec![0.0; p];
         let mut trial = vec![0.0; p];
-        for _ in 0..opts.inner_steps {
-            let (f0, _) = self.value_gradient(v, &mut g, false)?;
+        let mut g_trial = vec![0.0; p];
+        let mut carried: Option<f64> = None;
+        for step in 0..opts.inner_steps {
+            let f0 = match carried.take() {
+                Some(f) => f,
+                None => self.value_gradient(v, &mut g, false)?.0,
+            };
             let mut t = opts.step_scale;
             let mut accepted = false;
-            for _ in 0..=MAX_HALVINGS {
+            let last_step = step + 1 == opts.inner_steps;
+            for halving in 0..=MAX_HALVINGS {
                 for q in 0..p {
                     trial[q] = v[q] + t * g[q];
                 }
-                if self.value(&trial)? >= f0 {
+                // As in Newton: the first trial is evaluated with the next step's gradient pass.
+                let speculative = halving == 0 && !last_step;
+                let f_trial = if speculative { self.value_gradient(&trial, &mut g_trial, false)?.0 } else { self.value(&trial)? };
+                if f_trial >= f0 {
                     accepted = true;
+                    if speculative {
+                        g.copy_from_slice(&g_trial);
+                        carried = Some(f_trial);
+                    }
                     break;
                 }
                 t /= 2.0;
