@@ -8,7 +8,7 @@ import { Rng } from '../src/data/rng.js';
 import {
   sampleLinear, sampleLogistic, sampleMultinomial, sampleSymMoLinE, sampleSymMoLogE, type SampledProblem,
 } from '../src/data/samplers.js';
-import { computeInformation } from '../src/diagnostics/information.js';
+import { computeInformation, DENSE_LIMIT } from '../src/diagnostics/information.js';
 import { choleskyInPlace, choleskySolveInPlace } from '../src/linalg/cholesky.js';
 import { generalizedSymmetricEigenvalues, symmetricEigen } from '../src/linalg/eigen.js';
 import { lanczos } from '../src/linalg/lanczos.js';
@@ -201,6 +201,26 @@ describe('matrix-free Lanczos path', () => {
       expect(viaCholesky.eigenvalues[1]).toBeCloseTo(dense.eigenvalues[1]!, 6);
     });
   }
+});
+
+describe("method 'auto'", () => {
+  it('goes matrix-free above DENSE_LIMIT free parameters', () => {
+    // k = 2 multinomial experts with C = 11 on d = 100: p = 100 + 2·10·100 = 2100 > 2000.
+    const problem = sampleMultinomial({ n: 150, d: 100, k: 2, nClasses: 11, seed: 61, coefScale: 0.1, gateScale: 0.1 });
+    const model = spec(problem, { ridge: 1 });
+    const info = computeInformation(dataOf(problem), model, readableToParams(model, problem.params), { method: 'auto', steps: 20 });
+    expect(info.p).toBe(2100);
+    expect(info.p).toBeGreaterThan(DENSE_LIMIT);
+    expect(info.method).toBe('lanczos');
+    expect(info.eigenvalues.length).toBe(20);
+    for (let t = 1; t < info.eigenvalues.length; t++) expect(info.eigenvalues[t]!).toBeLessThanOrEqual(info.eigenvalues[t - 1]!);
+    // I_m is positive semi-definite, so are the Ritz values. (Away from a maximiser and with n ≪ p, λ_max may
+    // well exceed 1: here it does.)
+    expect(info.eigenvalues.at(-1)!).toBeGreaterThan(-1e-10);
+    expect(Number.isFinite(info.lambdaMax)).toBe(true);
+    expect(info.rate).toBe(info.lambdaMax);
+    expect(info.alpha).toBe(1 - info.lambdaMax);
+  });
 });
 
 describe('input checks', () => {
