@@ -94,6 +94,9 @@ describe.skipIf(missing)('native addon: loading', () => {
     expect(e).toBeInstanceOf(MoEError);
     expect((e as MoEError).code).toBe('E_BACKEND_UNAVAILABLE');
     expect(loadNativeBinding().deviceInfo().available).toBe(false);
+    // The binding itself refuses too (a caller bypassing loadNativeBackend gets the same code).
+    const direct = thrown(() => loadNativeBinding().fitSync({ ...request(), backend: 'cuda' }));
+    expect((direct as { code: string }).code).toBe('E_BACKEND_UNAVAILABLE');
   });
 });
 
