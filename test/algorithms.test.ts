@@ -210,6 +210,40 @@ describe('fit loop', () => {
 });
 
 describe('M-step solvers', () => {
+  it('with one expert, EM is ordinary least squares (σ² = RSS/n) and weighted logistic regression', () => {
+    const s = sampleLinear({ n: 200, d: 3, k: 1, seed: 75 });
+    const model = modelOf(s);
+    const res = runFitSync(request(s, model, fitSpec({ maxIter: 1, tol: 0 })));
+    const { x, y } = problemOf(s);
+    // Normal equations residual Xᵀ(y − Xβ) = 0 and σ² = mean squared residual.
+    const fl = fullLayout(model);
+    const beta = res.params.subarray(fl.coef, fl.coef + 3);
+    const xtr = [0, 0, 0];
+    let rss = 0;
+    for (let i = 0; i < 200; i++) {
+      let mu = 0;
+      for (let f = 0; f < 3; f++) mu += beta[f]! * x[i * 3 + f]!;
+      const r = y[i]! - mu;
+      rss += r * r;
+      for (let f = 0; f < 3; f++) xtr[f] += x[i * 3 + f]! * r;
+    }
+    for (const v of xtr) expect(Math.abs(v)).toBeLessThan(1e-9);
+    expect(res.params[fl.sigma2]).toBeCloseTo(rss / 200, 12);
+    const lg = sampleLogistic({ n: 300, d: 2, k: 1, seed: 76 });
+    const lm = modelOf(lg);
+    const lr = runFitSync(request(lg, lm, fitSpec({ maxIter: 1, tol: 0 })));
+    // Score equations of logistic regression: Σ (y − σ(βᵀx)) x = 0, up to Newton's stopping rule
+    // (decrement/2 ≤ 1e-10·n, i.e. a gradient of order sqrt(1e-10·n·curvature)).
+    const b = lr.params.subarray(fullLayout(lm).coef, fullLayout(lm).coef + 2);
+    const score = [0, 0];
+    for (let i = 0; i < 300; i++) {
+      const eta = b[0]! * lg.X.data[i * 2]! + b[1]! * lg.X.data[i * 2 + 1]!;
+      const r = lg.y[i]! - 1 / (1 + Math.exp(-eta));
+      score[0] += r * lg.X.data[i * 2]!; score[1] += r * lg.X.data[i * 2 + 1]!;
+    }
+    for (const v of score) expect(Math.abs(v)).toBeLessThan(1e-3);
+  });
+
   it('newton, newton-cg and gradient ascent agree on a softmax regression optimum', () => {
     const rng = new Rng(71);
     const n = 400; const d = 3; const C = 3;
