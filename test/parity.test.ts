@@ -14,6 +14,8 @@ import {
   sampleLinear, sampleLogistic, sampleMultinomial, sampleSymMoLinE, sampleSymMoLogE, type SampledProblem,
 } from '../src/data/samplers.js';
 import { MoEError } from '../src/errors.js';
+import { MixtureOfExperts } from '../src/estimator.js';
+import type { MoEOptions } from '../src/types.js';
 import { readableToParams } from '../src/models/layout.js';
 
 const FIT_RTOL = 1e-9;
@@ -208,6 +210,89 @@ describe.skipIf(!info.loaded || noInformation)('native CPU backend = TypeScript 
       expect(historyErr([e1.nll, e1.objective], [e0.nll, e0.objective])).toBeLessThanOrEqual(FIT_RTOL);
       expect(relErr(native.posterior(c.data, c.model, fitted), jsBackend.posterior(c.data, c.model, fitted)))
         .toBeLessThanOrEqual(FIT_RTOL);
+    });
+  }
+});
+
+/** A bad input, as the estimator receives it and as a request at the backend boundary. */
+interface BadInput {
+  name: string;
+  code: string;
+  options: MoEOptions;
+  rows: number;
+  cols: number;
+  /** Edits the fresh data in place. */
+  spoil: (x: Float64Array, y: Float64Array, s: Float64Array) => void;
+  /** Whether to pass the sample weights. */
+  weights?: boolean;
+}
+
+const badInputs: BadInput[] = [
+  { name: 'NaN in X', code: 'E_NON_FINITE', options: { experts: 'linear' }, rows: 40, cols: 3, spoil: (x) => { x[17] = NaN; } },
+  { name: 'Infinity in y', code: 'E_NON_FINITE', options: { experts: 'linear' }, rows: 40, cols: 3, spoil: (_, y) => { y[5] = Infinity; } },
+  { name: 'logistic label 2', code: 'E_LABEL', options: { experts: 'logistic' }, rows: 40, cols: 3, spoil: (_, y) => { y[3] = 2; } },
+  { name: 'multinomial label 1.5', code: 'E_LABEL', options: { experts: 'multinomial', nClasses: 3 }, rows: 40, cols: 3,
+    spoil: (_, y) => { y[9] = 1.5; } },
+  { name: 'multinomial label = C', code: 'E_LABEL', options: { experts: 'multinomial', nClasses: 3 }, rows: 40, cols: 3,
+    spoil: (_, y) => { y[0] = 3; } },
+  { name: 'SymMoLogE label 0', code: 'E_LABEL', options: { experts: 'logistic', symmetric: true }, rows: 40, cols: 3,
+    spoil: (_, y) => { y[2] = 0; } },
+  { name: 'negative sample weight', code: 'E_OPTION', options: { experts: 'linear' }, rows: 40, cols: 3, weights: true,
+    spoil: (_, __, s) => { s[4] = -1; } },
+  { name: 'NaN sample weight', code: 'E_NON_FINITE', options: { experts: 'linear' }, rows: 40, cols: 3, weights: true,
+    spoil: (_, __, s) => { s[4] = NaN; } },
+  { name: 'weights sum to 0', code: 'E_TOO_FEW_ROWS', options: { experts: 'linear' }, rows: 40, cols: 3, weights: true,
+    spoil: (_, __, s) => { s.fill(0); } },
+  { name: 'fewer rows than a block has parameters', code: 'E_TOO_FEW_ROWS', options: { experts: 'multinomial', nClasses: 3 },
+    rows: 9, cols: 5, spoil: () => {} },
+];
+
+function badData(b: BadInput, seed: number): { x: Float64Array; y: Float64Array; s: Float64Array } {
+  const sym = b.options.symmetric === true;
+  const { X, y } = b.options.experts === 'logistic'
+    ? (sym ? sampleSymMoLogE({ n: b.rows, d: b.cols, seed }) : sampleLogistic({ n: b.rows, d: b.cols, seed }))
+    : b.options.experts === 'multinomial' ? sampleMultinomial({ n: b.rows, d: b.cols, seed, nClasses: 3 })
+      : sampleLinear({ n: b.rows, d: b.cols, seed });
+  const s = new Float64Array(b.rows).fill(1);
+  b.spoil(X.data, y, s);
+  return { x: X.data, y, s };
+}
+
+function codeOf(f: () => unknown): string {
+  try {
+    f();
+  } catch (e) {
+    return (e as { code?: string }).code ?? `uncoded: ${String(e)}`;
+  }
+  return 'no error';
+}
+
+describe.skipIf(!info.loaded)('native CPU backend = TypeScript reference: error codes on bad input', () => {
+  const native = info.loaded ? loadNativeBackend('cpu') : jsBackend;
+  let seed = 9000;
+  for (const b of badInputs) {
+    it(b.name, () => {
+      const { x, y, s } = badData(b, ++seed);
+      // The reference: the estimator on backend 'js' (its validation is src/input.ts).
+      const X = { data: x, rows: b.rows, cols: b.cols };
+      const sampleWeight = b.weights ? s : undefined;
+      const viaReference = codeOf(() => new MixtureOfExperts({ ...b.options, backend: 'js', maxIter: 2 }).fitSync(X, y, { sampleWeight }));
+      // The estimator on backend 'cpu'.
+      const viaEstimator = codeOf(() => new MixtureOfExperts({ ...b.options, backend: 'cpu', maxIter: 2 }).fitSync(X, y, { sampleWeight }));
+      // moe-core's own validation, reached through the addon without the TypeScript checks.
+      const experts = b.options.experts;
+      const model: ModelSpec = {
+        experts, symmetric: b.options.symmetric ?? false, k: 2, d: b.cols,
+        nClasses: experts === 'multinomial' ? 3 : experts === 'logistic' ? 2 : 0,
+        noise: b.options.symmetric && experts === 'linear' ? 1 : 'fitted', ridge: 0, intercept: false,
+      };
+      const viaCore = codeOf(() => native.fitSync({
+        data: { x, n: b.rows, d: b.cols, y, s: b.weights ? s : null }, model,
+        fit: fitSpec({ maxIter: 2 }), seed: 0, init: null, trueParams: null,
+      }, {}));
+      expect(viaReference).toBe(b.code);
+      expect(viaEstimator).toBe(b.code);
+      expect(viaCore).toBe(b.code);
     });
   }
 });
