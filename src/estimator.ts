@@ -45,6 +45,8 @@ export class MixtureOfExperts {
   private model: ModelSpec | null = null;
   private flat: Float64Array | null = null;
   private fitHistory: FitHistory | null = null;
+  /** The backend that ran the fit; queries (posterior, score, information) reuse it. */
+  private fitBackend: ComputeBackend | null = null;
 
   constructor(options: MoEOptions) {
     this.resolved = resolveOptions(options);
@@ -71,6 +73,10 @@ export class MixtureOfExperts {
     return freeLayout(this.requireFitted().model).p;
   }
 
+  /**
+   * Fits the model, yielding to the event loop between iterations (so `opts.signal` can stop it with
+   * E_ABORTED). `opts.onIteration` is called with every history record of every restart, iteration 0 included.
+   */
   async fit(X: Matrix, y: Vector, opts: FitOptions = {}): Promise<FitHistory> {
     const plan = this.plan(X, y, opts);
     const results: FitResult[] = [];
@@ -80,6 +86,7 @@ export class MixtureOfExperts {
     return this.finish(plan, results);
   }
 
+  /** The same fit without yielding to the event loop (an already-aborted signal still stops it). */
   fitSync(X: Matrix, y: Vector, opts: FitOptions = {}): FitHistory {
     const plan = this.plan(X, y, opts);
     const results: FitResult[] = [];
@@ -227,7 +234,8 @@ export class MixtureOfExperts {
   }
 
   private backendFor(data: ProblemData): ComputeBackend {
-    return resolveBackend(this.resolved.backend, data.n * data.d, { threads: this.resolved.threads });
+    this.fitBackend ??= resolveBackend(this.resolved.backend, data.n * data.d, { threads: this.resolved.threads });
+    return this.fitBackend;
   }
 
   private totalLogLik(X: Matrix, y: Vector): { n: number; logLik: number } {
@@ -270,6 +278,7 @@ export class MixtureOfExperts {
     const kept = results[best]!;
     this.model = plan.model;
     this.flat = Float64Array.from(kept.params);
+    this.fitBackend = plan.backend;
     const r = this.resolved;
     const history: FitHistory = {
       iterations: kept.iterations,
