@@ -7,6 +7,65 @@
 
 use crate::api::Result;
 
+/// The model as the information passes see it (ALGORITHMS §7).
+#[derive(Clone, Debug, PartialEq)]
+pub enum InfoModel {
+    General { k: usize, family: Family, fitted_sigma: bool },
+    Symmetric { kind: SymKind },
+}
+
+impl InfoModel {
+    /// Slot kinds in free-layout order: true = the slot multiplies x (d entries), false = a scalar (σ²).
+    pub fn slots(&self) -> Vec<bool> {
+        match self {
+            InfoModel::Symmetric { .. } => vec![true, true],
+            InfoModel::General { k, family, fitted_sigma } => {
+                let mut v = vec![true; k - 1];
+                for _ in 0..*k {
+                    match family {
+                        Family::Multinomial { classes } => v.extend(std::iter::repeat(true).take(classes - 1)),
+                        _ => {
+                            v.push(true);
+                            if *fitted_sigma {
+                                v.push(false);
+                            }
+                        }
+                    }
+                }
+                v
+            }
+        }
+    }
+    /// Projection rows of θ (the E-step layout).
+    pub fn theta_rows(&self) -> usize {
+        match self {
+            InfoModel::Symmetric { .. } => 2,
+            InfoModel::General { k, family, .. } => k + k * family.rows_per_expert(),
+        }
+    }
+}
+
+/// Which per-row matrix: Σ_j h_ij (−∇² log p(y, z=j|x)) (complete) or the score covariance (missing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InfoPart {
+    Complete,
+    Missing,
+}
+
+/// What an information pass computes, with qx x-slots and q1 scalar slots (per-row slot matrix M_i):
+#[derive(Clone, Debug, PartialEq)]
+pub enum InfoTask {
+    /// P = θ rows. Restricted to the slots first..first+count (qx, q1 counted within them): Grams for
+    /// x-slot pairs (a ≤ b, slot order) with weights s·M_ab; R (qx·q1 cols, x-slot major) r = s·M_ab for
+    /// (x-slot a, scalar slot b); sums for scalar pairs (a ≤ b) s·M_ab.
+    Assemble { first: usize, count: usize },
+    /// P = [θ rows; v's x-slot rows (qx×d)], `scalars` = v at the scalar slots. With u = E_iᵀv (per slot
+    /// xᵀv_a or v_b) and c = s·M_i u: R (qx cols) c_a for x-slots, sums (q1) c_b for scalar slots.
+    Apply { scalars: Vec<f64> },
+    /// P = θ rows. Diagonal-only grams (qx) with weights s·M_aa; sums (q1) s·M_bb.
+    Diag,
+}
+
 /// Which rows a pass reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rows {
@@ -121,6 +180,8 @@ pub enum RowOp {
     /// E-step's layout). `suff`: general linear (`symmetric` false) k Grams with weights s h_ij and R (k cols)
     /// r_ij = s h_ij y_i; SymMoLinE (`symmetric` true) R (1 col) r = s (h+ − h−) y_i. Used by the random init.
     HStats { width: usize, suff: bool, symmetric: bool },
+    /// Information matrices (ALGORITHMS §7; src/diagnostics/information.ts).
+    Information { model: InfoModel, part: InfoPart, task: InfoTask },
     /// Symmetric gradient at P = [w; β]: R (2 cols) = ∂/∂(wᵀx), ∂/∂(βᵀx) of the per-row log-likelihood
     /// (or of Q with the stored H), times s. sums = [Σ s ℓ or Q].
     SymGradient { kind: SymKind, stored_h: bool },
@@ -230,6 +291,21 @@ impl RowOp {
                     (true, true) => (1, 0),
                 };
                 OpShape { r_cols, grams, sums: 1 + width, h_width: *width, ..none }
+            }
+            RowOp::Information { model, task, .. } => {
+                let all = model.slots();
+                let slots = match task {
+                    InfoTask::Assemble { first, count } => &all[*first..first + count],
+                    _ => &all[..],
+                };
+                let qx = slots.iter().filter(|&&x| x).count();
+                let q1 = slots.len() - qx;
+                let tq = model.theta_rows();
+                match task {
+                    InfoTask::Assemble { .. } => OpShape { q: tq, r_cols: qx * q1, grams: qx * (qx + 1) / 2, sums: q1 * (q1 + 1) / 2, ..none },
+                    InfoTask::Apply { .. } => OpShape { q: tq + qx, r_cols: qx, sums: q1, ..none },
+                    InfoTask::Diag => OpShape { q: tq, grams: qx, diag_only: true, sums: q1, ..none },
+                }
             }
             RowOp::SymGradient { stored_h, .. } => {
                 OpShape { q: 2, r_cols: 2, sums: 1, h_width: if *stored_h { 2 } else { 0 }, ..none }

@@ -16,6 +16,8 @@ pub mod gradient;
 pub mod fit;
 pub mod param_error;
 pub mod validate;
+pub mod info_rows;
+pub mod info;
 
 pub use api::*;
 pub use backend::Backend;
@@ -58,8 +60,7 @@ pub fn information<B: Backend + ?Sized>(
     method: InfoMethod,
     steps: usize,
 ) -> Result<Information> {
-    let _ = (b, model, params, method, steps);
-    err(ErrorCode::Internal, "information: not implemented yet")
+    info::information(b, model, params, method, steps)
 }
 
 /// Benchmark hook: just the weighted-Gram accumulation `G_j = Σ_i w_ij x_i x_iᵀ` (j < m; x n×d row-major,

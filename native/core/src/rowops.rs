@@ -90,6 +90,7 @@ pub struct Scratch {
     c: Vec<f64>,
     consts: LinearConsts,
     prepared: bool,
+    info: crate::info_rows::InfoScratch,
 }
 
 impl Scratch {
@@ -255,6 +256,9 @@ pub fn eval_row(
                     }
                 }
             }
+        }
+        RowOp::Information { model, part, task } => {
+            crate::info_rows::eval_info_row(model, *part, task, a, y, s, r, w, sums, &mut sc.info)
         }
         RowOp::HStats { width, suff, symmetric } => {
             for j in 0..*width {
