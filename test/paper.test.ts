@@ -10,6 +10,7 @@ import type { ModelSpec, ProblemData } from '../src/backends/backend.js';
 import { Rng } from '../src/data/rng.js';
 import { paperSyntheticSymMoLinE, randomDirection, sampleSymMoLinE, type SampledProblem } from '../src/data/samplers.js';
 import { computeInformation } from '../src/diagnostics/information.js';
+import { runDemo } from '../src/demo.js';
 import { MixtureOfExperts } from '../src/estimator.js';
 import { choleskyInPlace, choleskySolveInPlace } from '../src/linalg/cholesky.js';
 import { gradientF } from '../src/models/gradient.js';
@@ -106,5 +107,20 @@ describe('EM contraction near the optimum', () => {
     });
     for (let t = 1; t < lambdas.length; t++) expect(lambdas[t]!).toBeLessThan(lambdas[t - 1]!);
     expect(lambdas.at(-1)!).toBeLessThan(0.2);
+  });
+});
+
+describe('npm run demo', () => {
+  it('prints the comparison table and the rate line; EM ends below GD', () => {
+    const lines: string[] = [];
+    const summary = runDemo((line) => lines.push(line));
+    const text = lines.join('\n');
+    for (const label of ['EM', 'Gradient EM', 'GD', 'λ_max(MIM)', 'Backend:', 'ms/iter']) expect(text).toContain(label);
+    const gdLabel = Object.keys(summary).find((k) => k.startsWith('GD'))!;
+    expect(summary.EM!.at(-1)!).toBeLessThan(summary[gdLabel]!.at(-1)!);
+    const [lambdaMax, measured] = summary.rate!;
+    expect(lambdaMax).toBeGreaterThan(0);
+    expect(lambdaMax).toBeLessThan(1);
+    expect(Math.abs(measured! - lambdaMax!) / lambdaMax!).toBeLessThan(0.25);
   });
 });
