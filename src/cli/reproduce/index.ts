@@ -1,0 +1,69 @@
+/** `moe-em reproduce <experiment>`: option defaults per experiment, then the experiment itself. */
+import { join } from 'node:path';
+import { DEFAULT_FASHION_MNIST_DIR } from '../../data/fashion-mnist.js';
+import type { BackendKind } from '../../types.js';
+import { UsageError } from '../errors.js';
+import type { Output } from '../output.js';
+import { FASHION_DEFAULTS, reproduceFashionMnist } from './fashion-mnist.js';
+import { RATE_DEFAULTS, reproduceRate } from './rate.js';
+import { reproduceSynthetic, SYNTHETIC_DEFAULTS } from './synthetic.js';
+
+export const EXPERIMENTS = ['synthetic', 'fashion-mnist', 'rate'] as const;
+
+export interface ReproduceCliOptions {
+  out?: string;
+  backend: BackendKind;
+  instances?: number;
+  iterations?: number;
+  seed: number;
+  grid?: number[];
+  snr?: number[];
+  data?: string;
+  rows?: number;
+  testRows?: number;
+  evalEvery: number;
+  stepSize?: number;
+  pool: number;
+}
+
+export async function reproduceCommand(experiment: string, o: ReproduceCliOptions, output: Output): Promise<void> {
+  const out = o.out ?? join('reproduce-out', experiment);
+  switch (experiment) {
+    case 'synthetic':
+      await reproduceSynthetic({
+        instances: o.instances ?? SYNTHETIC_DEFAULTS.instances,
+        iterations: o.iterations ?? SYNTHETIC_DEFAULTS.iterations,
+        seed: o.seed,
+        grid: o.grid ?? SYNTHETIC_DEFAULTS.grid,
+        backend: o.backend,
+        out,
+      }, output);
+      return;
+    case 'rate':
+      await reproduceRate({
+        instances: o.instances ?? RATE_DEFAULTS.instances,
+        norms: o.snr ?? RATE_DEFAULTS.norms,
+        seed: o.seed,
+        backend: o.backend,
+        out,
+        ...(o.iterations !== undefined ? { maxIter: o.iterations } : {}),
+      }, output);
+      return;
+    case 'fashion-mnist':
+      await reproduceFashionMnist({
+        dataDir: o.data ?? DEFAULT_FASHION_MNIST_DIR,
+        ...(o.rows !== undefined ? { rows: o.rows } : {}),
+        ...(o.testRows !== undefined ? { testRows: o.testRows } : {}),
+        iterations: o.iterations ?? FASHION_DEFAULTS.iterations,
+        evalEvery: o.evalEvery,
+        stepSize: o.stepSize ?? FASHION_DEFAULTS.stepSize,
+        pool: o.pool,
+        seed: o.seed,
+        backend: o.backend,
+        out,
+      }, output);
+      return;
+    default:
+      throw new UsageError(`unknown experiment '${experiment}' (expected ${EXPERIMENTS.join(', ')})`);
+  }
+}

@@ -1,0 +1,249 @@
+/**
+ * The moe-em command-line tool, run in-process through `run(argv, output)`: fit → model JSON → predict
+ * round trips, clear errors with the right exit codes, and small runs of the reproductions.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../src/cli/main.js';
+import { bufferedOutput } from '../src/cli/output.js';
+import { parseCsvTable } from '../src/cli/data-file.js';
+import { measuredRate } from '../src/cli/reproduce/rate.js';
+import { DEFAULT_FASHION_MNIST_DIR } from '../src/data/fashion-mnist.js';
+import { sampleLinear, sampleMultinomial } from '../src/data/samplers.js';
+import { MixtureOfExperts } from '../src/estimator.js';
+
+let dir: string;
+
+beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'moe-em-cli-')); });
+afterAll(() => { rmSync(dir, { recursive: true, force: true }); });
+
+async function cli(...argv: string[]) {
+  const output = bufferedOutput();
+  const code = await run(argv, output);
+  return { code, stdout: output.stdout.join('\n'), stderr: output.stderr.join('\n') };
+}
+
+function writeCsv(path: string, X: { data: Float64Array; rows: number; cols: number }, y: Float64Array, target = 'target'): void {
+  const header = [...Array.from({ length: X.cols }, (_, j) => `f${j}`), target].join(',');
+  const lines = [header];
+  for (let i = 0; i < X.rows; i++) {
+    lines.push([...X.data.subarray(i * X.cols, (i + 1) * X.cols), y[i]].join(','));
+  }
+  writeFileSync(path, lines.join('\n') + '\n');
+}
+
+function parseCsvOutput(text: string): { columns: string[]; rows: number[][] } {
+  const lines = text.trim().split('\n');
+  return { columns: lines[0]!.split(','), rows: lines.slice(1).map((l) => l.split(',').map(Number)) };
+}
+
+describe('fit → model JSON → predict', () => {
+  it('round-trips a linear mixture through a CSV file', async () => {
+    const problem = sampleLinear({ n: 300, d: 3, k: 2, seed: 11 });
+    const data = join(dir, 'linear.csv');
+    const model = join(dir, 'linear.json');
+    writeCsv(data, problem.X, problem.y);
+    const fit = await cli('fit', data, '--target', 'target', '--experts', 'linear', '-k', '2', '--intercept',
+      '--seed', '3', '--max-iter', '100', '--backend', 'js', '--out', model);
+    expect(fit.stderr).toBe('');
+    expect(fit.code).toBe(0);
+    expect(fit.stdout).toMatch(/NLL \(mean\): -?\d/);
+    expect(fit.stdout).toMatch(/AIC: .* BIC: /);
+    expect(fit.stdout).toMatch(/MIM λ_max: \d/);
+    expect(fit.stdout).toMatch(/Expert 1:/);
+    const saved = JSON.parse(readFileSync(model, 'utf8'));
+    expect(saved.format).toBe('moe-em-model');
+    expect(saved.features).toEqual(['f0', 'f1', 'f2']);
+
+    const pred = await cli('predict', model, data);
+    expect(pred.code).toBe(0);
+    const table = parseCsvOutput(pred.stdout);
+    expect(table.columns).toEqual(['prediction']);
+    expect(table.rows).toHaveLength(300);
+    // The CLI's predictions are the library's predictions from the same saved model.
+    const direct = MixtureOfExperts.fromJSON(saved.model).predict(problem.X);
+    table.rows.forEach((r, i) => expect(r[0]).toBeCloseTo(direct[i]!, 12));
+    // A mixture of the true experts explains the data far better than the mean does.
+    let sse = 0;
+    let sst = 0;
+    const ybar = problem.y.reduce((a, b) => a + b, 0) / 300;
+    table.rows.forEach((r, i) => { sse += (r[0]! - problem.y[i]!) ** 2; sst += (problem.y[i]! - ybar) ** 2; });
+    expect(sse).toBeLessThan(sst);
+
+    const post = join(dir, 'posterior.csv');
+    const postRun = await cli('predict', model, data, '--posterior', '--out', post);
+    expect(postRun.code).toBe(0);
+    const h = parseCsvOutput(readFileSync(post, 'utf8'));
+    expect(h.columns).toEqual(['expert_0', 'expert_1']);
+    expect(h.rows).toHaveLength(300);
+    for (const r of h.rows) expect(r[0]! + r[1]!).toBeCloseTo(1, 12);
+  });
+
+  it('fits multinomial experts from JSON rows and writes class probabilities', async () => {
+    const problem = sampleMultinomial({ n: 240, d: 2, k: 2, nClasses: 3, seed: 5 });
+    const rows = Array.from({ length: problem.X.rows }, (_, i) => ({
+      a: problem.X.data[2 * i]!, b: problem.X.data[2 * i + 1]!, label: problem.y[i]!,
+    }));
+    const data = join(dir, 'multi.json');
+    const model = join(dir, 'multi-model.json');
+    writeFileSync(data, JSON.stringify(rows));
+    const fit = await cli('fit', data, '--target', 'label', '--experts', 'multinomial', '-k', '2', '--backend', 'js',
+      '--max-iter', '30', '--out', model);
+    expect(fit.stderr).toBe('');
+    expect(fit.code).toBe(0);
+    const pred = await cli('predict', model, data);
+    expect(pred.code).toBe(0);
+    const table = parseCsvOutput(pred.stdout);
+    expect(table.columns).toEqual(['prediction', 'p_0', 'p_1', 'p_2']);
+    for (const r of table.rows) {
+      expect(r[1]! + r[2]! + r[3]!).toBeCloseTo(1, 12);
+      expect([0, 1, 2]).toContain(r[0]);
+      expect(r[1 + r[0]!]).toBeCloseTo(Math.max(r[1]!, r[2]!, r[3]!), 12);
+    }
+  });
+});
+
+describe('errors', () => {
+  it('a missing data file is a one-line E_IO error with exit code 1', async () => {
+    const r = await cli('fit', join(dir, 'nope.csv'), '--target', 'y', '--experts', 'linear', '--backend', 'js');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^moe-em: error: \[E_IO\] .*nope\.csv: no such file$/);
+  });
+
+  it('a non-numeric cell names its line and column', async () => {
+    const data = join(dir, 'bad.csv');
+    writeFileSync(data, 'x,y\n1,2\n3,oops\n');
+    const r = await cli('fit', data, '--target', 'y', '--experts', 'linear', '--backend', 'js');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("[E_IO]");
+    expect(r.stderr).toContain("line 3, column 'y': 'oops' is not a number");
+  });
+
+  it('an unknown target column is E_SHAPE and lists the columns', async () => {
+    const data = join(dir, 'ok.csv');
+    writeFileSync(data, 'x,y\n1,2\n3,4\n');
+    const r = await cli('fit', data, '--target', 'label', '--experts', 'linear', '--backend', 'js');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/\[E_SHAPE\] .*no column named 'label' \(columns: x, y\)/);
+  });
+
+  it('bad options and unknown commands are usage errors (exit 2)', async () => {
+    const data = join(dir, 'ok2.csv');
+    writeFileSync(data, 'x,y\n1,2\n3,4\n');
+    const k0 = await cli('fit', data, '--target', 'y', '--experts', 'linear', '-k', '0');
+    expect(k0.code).toBe(2);
+    expect(k0.stderr).toMatch(/moe-em: error: .*-k.*Must be between 1/);
+    const kind = await cli('fit', data, '--target', 'y', '--experts', 'poisson');
+    expect(kind.code).toBe(2);
+    expect(kind.stderr).toContain('poisson');
+    const missing = await cli('fit', data, '--experts', 'linear');
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('--target');
+    expect((await cli('frobnicate')).code).toBe(2);
+    expect((await cli('reproduce', 'cifar')).code).toBe(2);
+  });
+
+  it('a corrupt model file is a clear error', async () => {
+    const model = join(dir, 'corrupt.json');
+    writeFileSync(model, '{"format": "moe-em-model", ');
+    const data = join(dir, 'ok3.csv');
+    writeFileSync(data, 'x,y\n1,2\n');
+    const r = await cli('predict', model, data);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^moe-em: error: \[E_IO\] .*corrupt\.json: not a model file/);
+  });
+
+  it('help is a success', async () => {
+    const r = await cli('--help');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('reproduce');
+  });
+});
+
+describe('CSV parsing', () => {
+  it('reads quoted headers, skips blank lines and rejects ragged rows and non-finite values', () => {
+    const t = parseCsvTable('t.csv', '"a, b",c\n1,2\n\n 3 , 4 \n');
+    expect(t.columns).toEqual(['a, b', 'c']);
+    expect(Array.from(t.data)).toEqual([1, 2, 3, 4]);
+    expect(() => parseCsvTable('t.csv', 'a,b\n1\n')).toThrowError(expect.objectContaining({ code: 'E_SHAPE' }));
+    expect(() => parseCsvTable('t.csv', 'a,b\n1,Infinity\n')).toThrowError(expect.objectContaining({ code: 'E_NON_FINITE' }));
+    expect(() => parseCsvTable('t.csv', '1,2\n3,4\n')).toThrowError(/header row/);
+  });
+});
+
+describe('reproduce', () => {
+  it('synthetic: 3 instances write tables, curves and an SVG plot', async () => {
+    const out = join(dir, 'synthetic');
+    const r = await cli('reproduce', 'synthetic', '--instances', '3', '--backend', 'js', '--out', out);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    for (const f of ['error-table.md', 'error-table.csv', 'nll-table.md', 'step-size-grid.csv', 'curves.csv', 'summary.md']) {
+      expect(existsSync(join(out, f)), f).toBe(true);
+    }
+    const svg = readFileSync(join(out, 'synthetic.svg'), 'utf8');
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect(svg).toContain('parameter error');
+    const table = readFileSync(join(out, 'error-table.md'), 'utf8');
+    expect(table).toMatch(/\| EM \|/);
+    expect(table).toMatch(/GD \(η=/);
+    const em = readFileSync(join(out, 'curves.csv'), 'utf8').split('\n').filter((l) => l.startsWith('EM,'))
+      .map((l) => l.split(',').map(Number));
+    expect(em).toHaveLength(51);
+    // EM from a start near θ* ends much closer to θ* than it began (error is column 2).
+    expect(em[50]![2]!).toBeLessThan(0.5 * em[0]![2]!);
+  }, 60_000);
+
+  it('rate: λ_max and a measured contraction per ‖β*‖', async () => {
+    const out = join(dir, 'rate');
+    const r = await cli('reproduce', 'rate', '--instances', '1', '--snr', '2,8', '--backend', 'js', '--out', out);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const rows = readFileSync(join(out, 'rate-instances.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(',').map(Number));
+    expect(rows).toHaveLength(2);
+    for (const [, lambda, measured] of rows) {
+      expect(lambda).toBeGreaterThanOrEqual(0);
+      expect(lambda).toBeLessThan(1);
+      expect(Math.abs(measured! - lambda!)).toBeLessThan(0.1);
+    }
+    // λ_max falls as the SNR grows.
+    expect(rows[1]![1]!).toBeLessThan(rows[0]![1]!);
+    expect(readFileSync(join(out, 'rate.svg'), 'utf8').startsWith('<svg')).toBe(true);
+  }, 60_000);
+
+  it('measuredRate: geometric-mean ratio inside the window', () => {
+    const distances = Array.from({ length: 40 }, (_, t) => 2 * 0.6 ** t);
+    expect(measuredRate(distances).rate).toBeCloseTo(0.6, 12);
+    expect(Number.isNaN(measuredRate([1, 0.5]).rate)).toBe(true);
+  });
+
+  const haveFashion = existsSync(join(DEFAULT_FASHION_MNIST_DIR, 'train-images-idx3-ubyte.gz'));
+  if (!haveFashion) console.log(`Fashion-MNIST test skipped: no dataset in ${DEFAULT_FASHION_MNIST_DIR} (apt-get install dataset-fashion-mnist)`);
+  it.skipIf(!haveFashion)('fashion-mnist: a small slice runs end to end', async () => {
+    const out = join(dir, 'fashion');
+    // 4×4 pooling (49 pixels + bias) keeps the slice small: an expert then has 9 × 50 free parameters.
+    const r = await cli('reproduce', 'fashion-mnist', '--rows', '600', '--test-rows', '200', '--iterations', '2',
+      '--pool', '4', '--backend', 'js', '--out', out);
+    expect(r.stderr).toMatch(/49 pixels \+ bias, 600 train rows, 200 test rows/);
+    expect(r.code).toBe(0);
+    const final = readFileSync(join(out, 'final-table.csv'), 'utf8').trim().split('\n');
+    expect(final).toHaveLength(1 + 5); // header, 4 methods, baseline
+    for (const line of final.slice(1)) {
+      const cells = line.split(',');
+      const accuracy = Number(cells[cells.length - 3]);
+      expect(accuracy).toBeGreaterThanOrEqual(0);
+      expect(accuracy).toBeLessThanOrEqual(1);
+    }
+    const curves = readFileSync(join(out, 'curves.csv'), 'utf8').trim().split('\n');
+    expect(curves).toHaveLength(1 + 4 * 3); // iterations 0..2 for each method
+    expect(readFileSync(join(out, 'fashion-mnist.svg'), 'utf8').startsWith('<svg')).toBe(true);
+  }, 60_000);
+
+  it('fashion-mnist: a missing directory says how to install the data', async () => {
+    const r = await cli('reproduce', 'fashion-mnist', '--data', join(dir, 'no-such-dir'), '--backend', 'js',
+      '--rows', '20', '--iterations', '1', '--out', join(dir, 'fm-missing'));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/\[E_IO\].*apt-get install dataset-fashion-mnist/);
+  });
+});
