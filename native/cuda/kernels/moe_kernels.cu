@@ -80,9 +80,9 @@ __device__ double lse(const double* v, int m) {
 __device__ void expert_log_density(const RowOpParams& p, const double* a, double y, double* logp) {
     const int k = p.k;
     for (int j = 0; j < k; ++j) {
-        if (p.family == FAMILY_LINEAR) {
+        if (p.family == FAMILY_LINEAR) {  // the reference's per-pass constants −½log(2π) − ½log σ², 1/σ²
             double s2 = p.sigma2[j], e = y - a[k + j];
-            logp[j] = -0.5 * (LOG_2PI + log(s2)) - e * e / (2.0 * s2);
+            logp[j] = (-0.5 * LOG_2PI - 0.5 * log(s2)) - 0.5 * e * e * (1.0 / s2);
         } else if (p.family == FAMILY_LOGISTIC) {
             double eta = a[k + j];
             logp[j] = y * eta - softplus(eta);

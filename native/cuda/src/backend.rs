@@ -206,7 +206,7 @@ impl Backend for CudaBackend {
         if proj.len() != shape.q * d {
             return Err(Error::new(ErrorCode::Shape, format!("projection must be {}×{d}, got {} values", shape.q, proj.len())));
         }
-        let (mut params, sigma2) = encode(op, &shape)?;
+        let kernel = encode(op, &shape)?;
         let mut st = self.state()?;
         if shape.h_width > 0 {
             if shape.writes_h {
@@ -232,47 +232,52 @@ impl Backend for CudaBackend {
         } else {
             0
         };
-        if let Some(s2) = &sigma2 {
-            st.sigma2.at_least(ctx, s2.len())?.upload(ctx, s2)?;
-            params.sigma2 = st.sigma2.0.as_ref().unwrap().ptr;
-        }
-
-        // 2. The per-row operation.
-        params.rows = m as i32;
-        params.a = a_ptr;
-        params.y = pr.y;
-        params.s = pr.s;
-        params.idx = pr.idx;
-        params.h = st.h.as_ref().map_or(0, |h| h.ptr);
-        params.r = if shape.r_cols > 0 { st.r.at_least(ctx, m * shape.r_cols)?.ptr } else { 0 };
-        params.gw = if shape.grams > 0 { st.gw.at_least(ctx, m * shape.grams)?.ptr } else { 0 };
-        params.sv = if shape.sums > 0 { st.sv.at_least(ctx, m * shape.sums)?.ptr } else { 0 };
-        let mut p: RowOpParams = params;
-        let mut args: [*mut c_void; 1] = [&mut p as *mut RowOpParams as *mut c_void];
-        ctx.launch("row_op", (blocks(m), 1, 1), THREADS, 0, &mut args)?;
+        // 2. The per-row operation: a kernel, or (ops without one) rowops::eval_row on the host.
+        let r = if shape.r_cols > 0 { st.r.at_least(ctx, m * shape.r_cols)?.ptr } else { 0 };
+        let gw = if shape.grams > 0 { st.gw.at_least(ctx, m * shape.grams)?.ptr } else { 0 };
+        let sv = if shape.sums > 0 { st.sv.at_least(ctx, m * shape.sums)?.ptr } else { 0 };
+        let host_sums = match kernel {
+            Some((mut params, sigma2)) => {
+                if let Some(s2) = &sigma2 {
+                    params.sigma2 = st.sigma2.at_least(ctx, s2.len())?.ptr;
+                    ctx.write_raw(params.sigma2, s2)?;
+                }
+                params.rows = m as i32;
+                params.a = a_ptr;
+                params.y = pr.y;
+                params.s = pr.s;
+                params.idx = pr.idx;
+                params.h = st.h.as_ref().map_or(0, |h| h.ptr);
+                (params.r, params.gw, params.sv) = (r, gw, sv);
+                let mut args: [*mut c_void; 1] = [&mut params as *mut RowOpParams as *mut c_void];
+                ctx.launch("row_op", (blocks(m), 1, 1), THREADS, 0, &mut args)?;
+                None
+            }
+            None => Some(self.host_row_op(&st, op, &pr, a_ptr, r, gw)?),
+        };
 
         // 3. Reductions. One output buffer: [XᵀR (r_cols×d) | sums | grams].
         let (xtr_len, sums_len) = (shape.r_cols * d, shape.sums);
         let out = st.reduced.at_least(ctx, xtr_len + sums_len + grams_len)?.ptr;
         if shape.r_cols > 0 {
             // column-major (d×r) = X(d×m) · R(r×m)ᵀ, i.e. row-major r×d.
-            ctx.dgemm(false, true, d, shape.r_cols, m, 1.0, pr.x, d, params.r, shape.r_cols, 0.0, out, d)?;
+            ctx.dgemm(false, true, d, shape.r_cols, m, 1.0, pr.x, d, r, shape.r_cols, 0.0, out, d)?;
         }
-        if shape.sums > 0 {
-            ctx.dgemm(false, false, shape.sums, 1, m, 1.0, params.sv, shape.sums, self.ones.ptr, m, 0.0, out + 8 * xtr_len as u64, shape.sums)?;
+        if shape.sums > 0 && host_sums.is_none() {
+            ctx.dgemm(false, false, shape.sums, 1, m, 1.0, sv, shape.sums, self.ones.ptr, m, 0.0, out + 8 * xtr_len as u64, shape.sums)?;
         }
         let grams_out = out + 8 * (xtr_len + sums_len) as u64;
         if shape.grams > 0 {
             if shape.diag_only {
-                self.diagonal_grams(&mut st, &pr, params.gw, shape.grams, grams_out)?;
+                self.diagonal_grams(&mut st, &pr, gw, shape.grams, grams_out)?;
             } else {
-                self.full_grams(&mut st, &pr, params.gw, shape.grams, grams_out)?;
+                self.full_grams(&mut st, &pr, gw, shape.grams, grams_out)?;
             }
         }
         let all = st.reduced.0.as_ref().unwrap().download_prefix(ctx, xtr_len + sums_len + grams_len)?;
         Ok(PassOut {
             xtr: all[..xtr_len].to_vec(),
-            sums: all[xtr_len..xtr_len + sums_len].to_vec(),
+            sums: host_sums.unwrap_or_else(|| all[xtr_len..xtr_len + sums_len].to_vec()),
             grams: all[xtr_len + sums_len..].to_vec(),
         })
     }
@@ -318,6 +323,42 @@ impl CudaBackend {
         ];
         ctx.launch("gather_rows", (blocks(len * self.d), 1, 1), THREADS, 0, &mut args)?;
         Ok(PassRows { rows: len, x: bx, y: by, s: bs, idx })
+    }
+
+    /// The per-row operation on the host, for ops that have no kernel: downloads A, y, s (and H), runs
+    /// `rowops::eval_row` row by row, uploads R and the Gram weights (and H) for the device reductions, and
+    /// returns the sums.
+    fn host_row_op(&self, st: &State, op: &RowOp, pr: &PassRows, a_ptr: u64, r_ptr: u64, gw_ptr: u64) -> Result<Vec<f64>> {
+        let ctx = &*self.ctx;
+        let shape = op.shape();
+        let m = pr.rows;
+        let mut a = vec![0.0; m * shape.q];
+        ctx.read_raw(a_ptr, &mut a)?;
+        let mut y = vec![0.0; m];
+        ctx.read_raw(pr.y, &mut y)?;
+        let mut s = vec![1.0; if pr.s != 0 { m } else { 0 }];
+        ctx.read_raw(pr.s, &mut s)?;
+        let hw = shape.h_width;
+        let mut h = if hw > 0 { st.h.as_ref().unwrap().download(ctx)? } else { Vec::new() };
+        let mut idx = vec![0u32; if pr.idx != 0 { m } else { 0 }];
+        ctx.read_raw(pr.idx, &mut idx)?;
+        let (mut r, mut w, mut sums) = (vec![0.0; m * shape.r_cols], vec![0.0; m * shape.grams], vec![0.0; shape.sums]);
+        let mut scratch = moe_core::rowops::Scratch::default(); // one per pass: it caches per-op constants
+        let mut no_h: [f64; 0] = [];
+        for i in 0..m {
+            let row = if pr.idx != 0 { idx[i] as usize } else { i };
+            let hrow: &mut [f64] = if hw > 0 { &mut h[row * hw..(row + 1) * hw] } else { &mut no_h };
+            let si = if s.is_empty() { 1.0 } else { s[i] };
+            moe_core::rowops::eval_row(op, &a[i * shape.q..(i + 1) * shape.q], y[i], si, hrow,
+                &mut r[i * shape.r_cols..(i + 1) * shape.r_cols], &mut w[i * shape.grams..(i + 1) * shape.grams],
+                &mut sums, &mut scratch);
+        }
+        ctx.write_raw(r_ptr, &r)?;
+        ctx.write_raw(gw_ptr, &w)?;
+        if shape.writes_h {
+            st.h.as_ref().unwrap().upload(ctx, &h)?;
+        }
+        Ok(sums)
     }
 
     /// G_g = Σ_i gw[i][g]·x_i x_iᵀ for g < grams: chunks of rows, each scaled once per Gram into `scaled`, then

@@ -269,6 +269,22 @@ impl Context {
         check(self.rt, unsafe { (self.rt.driver.cuStreamSynchronize)(self.stream) }, "cuStreamSynchronize")
     }
 
+    /// Copies `out.len()` values from device address `src` to the host (waits for the stream).
+    pub fn read_raw<T: DeviceElement>(&self, src: CUdeviceptr, out: &mut [T]) -> GpuResult<()> {
+        if out.is_empty() { return Ok(()); }
+        let bytes = std::mem::size_of_val(out);
+        check(self.rt, unsafe { (self.rt.driver.cuMemcpyDtoHAsync_v2)(out.as_mut_ptr() as *mut c_void, src, bytes, self.stream) }, "cuMemcpyDtoH")?;
+        self.synchronize()
+    }
+
+    /// Copies `data` to device address `dst` (waits for the stream).
+    pub fn write_raw<T: DeviceElement>(&self, dst: CUdeviceptr, data: &[T]) -> GpuResult<()> {
+        if data.is_empty() { return Ok(()); }
+        let bytes = std::mem::size_of_val(data);
+        check(self.rt, unsafe { (self.rt.driver.cuMemcpyHtoDAsync_v2)(dst, data.as_ptr() as *const c_void, bytes, self.stream) }, "cuMemcpyHtoD")?;
+        self.synchronize()
+    }
+
     /// Free and total device memory in bytes.
     pub fn memory(&self) -> GpuResult<(usize, usize)> {
         let (mut free, mut total) = (0, 0);

@@ -66,7 +66,8 @@ fn too_wide(what: &str, value: usize) -> Error {
 }
 
 /// The op-dependent fields of `RowOpParams` (everything but sizes and pointers), and σ² for linear experts.
-pub fn encode(op: &RowOp, shape: &OpShape) -> Result<(RowOpParams, Option<Vec<f64>>)> {
+/// `Ok(None)`: no kernel implements this op; the backend evaluates its rows on the host (`rowops::eval_row`).
+pub fn encode(op: &RowOp, shape: &OpShape) -> Result<Option<(RowOpParams, Option<Vec<f64>>)>> {
     let mut p = RowOpParams {
         q: shape.q as i32,
         h_width: shape.h_width as i32,
@@ -142,8 +143,10 @@ pub fn encode(op: &RowOp, shape: &OpShape) -> Result<(RowOpParams, Option<Vec<f6
             set_sym(&mut p, kind);
             p.flags = if *stored_h { FLAG_STORED_H } else { 0 };
         }
+        // Information passes (diagnostics, not per iteration) run their row mathematics on the host.
+        RowOp::Information { .. } => return Ok(None),
     }
-    Ok((p, sigma2))
+    Ok(Some((p, sigma2)))
 }
 
 fn set_sym(p: &mut RowOpParams, kind: &SymKind) {

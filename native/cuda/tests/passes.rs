@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use moe_core::backend::{Backend, Family, RowOp, Rows, SoftmaxProblem, SoftmaxTask, SymKind};
+use moe_core::backend::{Backend, Family, InfoModel, InfoPart, InfoTask, RowOp, Rows, SoftmaxProblem, SoftmaxTask, SymKind};
 use moe_core::rng::Rng;
 use moe_core::{CpuBackend, ErrorCode};
 use moe_cuda::CudaBackend;
@@ -43,6 +43,26 @@ fn cases() -> Vec<Case> {
         out.push(Case { name: "gradient-multinomial", labels: Labels::Classes(c), op: RowOp::Gradient { k, family: Family::Multinomial { classes: c }, stored_h } });
         out.push(Case { name: "sym-gradient-linear", labels: Labels::Real, op: RowOp::SymGradient { kind: SymKind::Linear { sigma: 1.3 }, stored_h } });
         out.push(Case { name: "sym-gradient-logistic", labels: Labels::PlusMinus, op: RowOp::SymGradient { kind: SymKind::Logistic, stored_h } });
+    }
+    // Information passes (their rows are evaluated on the host, reductions on the GPU).
+    let info_models = [
+        (Labels::Real, InfoModel::General { k, family: lin(), fitted_sigma: true }),
+        (Labels::Classes(c), InfoModel::General { k: 2, family: Family::Multinomial { classes: c }, fitted_sigma: false }),
+        (Labels::Real, InfoModel::Symmetric { kind: SymKind::Linear { sigma: 0.9 } }),
+    ];
+    for (labels, model) in info_models {
+        let slots = model.slots();
+        let q1 = slots.iter().filter(|&&x| !x).count();
+        for part in [InfoPart::Complete, InfoPart::Missing] {
+            let tasks = [
+                InfoTask::Assemble { first: 0, count: slots.len() },
+                InfoTask::Diag,
+                InfoTask::Apply { scalars: (0..q1).map(|i| 0.3 + i as f64).collect() },
+            ];
+            for task in tasks {
+                out.push(Case { name: "information", labels, op: RowOp::Information { model: model.clone(), part, task } });
+            }
+        }
     }
     let tasks = [SoftmaxTask::Objective, SoftmaxTask::Gradient, SoftmaxTask::Hessian, SoftmaxTask::HessVec, SoftmaxTask::Diag];
     for task in tasks {

@@ -1,0 +1,328 @@
+//! GPU benchmark of the CUDA backend (run on the GPU machine; see bench/GPU.md for what it reports).
+//!
+//! 1. Ceilings: device-to-device copy bandwidth and DGEMM rate (cuBLAS), measured here.
+//! 2. EM per-iteration times, CUDA vs CPU backend, at (1e6, 100, 8); CUDA on the Fashion-MNIST shape
+//!    (60000×784, 2 multinomial experts × 10 classes).
+//! 3. Per-pass times at (n, d, k) = (1e7, 100, 16), linear experts, with the Gram chunk size swept, and EM
+//!    per-iteration time there. Every fit is wrapped in a counter
+//!    of passes, bytes and FLOPs, which gives the floor: Σ over passes of max(bytes / copy bandwidth,
+//!    FLOPs / DGEMM rate).
+//!
+//! Usage: gpu_bench [--quick]   (--quick: smaller sizes, for a smoke run). Prints a table last.
+
+use moe_core::backend::{Backend, Family, PassOut, RowOp, Rows, SoftmaxProblem, SoftmaxTask};
+use moe_core::rng::Rng;
+use moe_core::{Control, CpuBackend, Data, ExpertKind, FitOutput, FitSpec, ModelSpec, Noise, Result};
+use moe_cuda::driver::{Context, DeviceBuffer, Timer};
+use moe_cuda::CudaBackend;
+use std::cell::Cell;
+use std::time::Instant;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// Device-to-device copy bandwidth in bytes/s (read + write), median of 7 copies of 2 GiB.
+fn copy_bandwidth(ctx: &Context) -> f64 {
+    let len = 1usize << 28; // 2 GiB of f64
+    let a = DeviceBuffer::<f64>::alloc(ctx, len).unwrap();
+    let b = DeviceBuffer::<f64>::alloc(ctx, len).unwrap();
+    a.zero(ctx).unwrap();
+    let timer = Timer::new(ctx).unwrap();
+    let mut times = vec![];
+    for rep in 0..8 {
+        timer.start(ctx).unwrap();
+        b.copy_from(ctx, &a, len).unwrap();
+        let ms = timer.stop_ms(ctx).unwrap();
+        if rep > 0 {
+            times.push(ms);
+        }
+    }
+    2.0 * (len * 8) as f64 / (median(times) * 1e-3)
+}
+
+/// DGEMM rate in FLOP/s for C(m×n) = A(m×k)·B(k×n), median of 7 (random operands).
+fn dgemm_rate(ctx: &Context, m: usize, n: usize, k: usize) -> f64 {
+    let mut rng = Rng::new(3);
+    let mut rand = |len: usize| (0..len).map(|_| rng.uniform() - 0.5).collect::<Vec<f64>>();
+    let a = DeviceBuffer::from_host(ctx, &rand(m * k)).unwrap();
+    let b = DeviceBuffer::from_host(ctx, &rand(k * n)).unwrap();
+    let c = DeviceBuffer::<f64>::alloc(ctx, m * n).unwrap();
+    let timer = Timer::new(ctx).unwrap();
+    let mut times = vec![];
+    for rep in 0..8 {
+        timer.start(ctx).unwrap();
+        ctx.dgemm(false, false, m, n, k, 1.0, a.ptr, m, b.ptr, k, 0.0, c.ptr, m).unwrap();
+        let ms = timer.stop_ms(ctx).unwrap();
+        if rep > 0 {
+            times.push(ms);
+        }
+    }
+    2.0 * (m * n * k) as f64 / (median(times) * 1e-3)
+}
+
+/// Counts what the passes of a fit must move and compute (the minimum: X read once per pass, H read and/or
+/// written once, projections and reductions as GEMM FLOPs, Grams counted symmetric-half).
+struct Counting<'b, B: Backend + ?Sized> {
+    inner: &'b B,
+    passes: Cell<usize>,
+    bytes: Cell<f64>,
+    flops: Cell<f64>,
+    /// Σ over passes of max(bytes/bw, flops/rate), seconds.
+    floor_s: Cell<f64>,
+    bandwidth: f64,
+    rate: f64,
+}
+
+impl<'b, B: Backend + ?Sized> Counting<'b, B> {
+    fn new(inner: &'b B, bandwidth: f64, rate: f64) -> Self {
+        Counting { inner, passes: Cell::new(0), bytes: Cell::new(0.0), flops: Cell::new(0.0), floor_s: Cell::new(0.0), bandwidth, rate }
+    }
+    fn reset(&self) {
+        self.passes.set(0);
+        self.bytes.set(0.0);
+        self.flops.set(0.0);
+        self.floor_s.set(0.0);
+    }
+}
+
+impl<B: Backend + ?Sized> Backend for Counting<'_, B> {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn n(&self) -> usize {
+        self.inner.n()
+    }
+    fn d(&self) -> usize {
+        self.inner.d()
+    }
+    fn set_order(&self, order: &[u32]) -> Result<()> {
+        self.inner.set_order(order)
+    }
+    fn write_h(&self, width: usize, h: &[f64]) -> Result<()> {
+        self.inner.write_h(width, h)
+    }
+    fn read_h(&self, width: usize) -> Result<Vec<f64>> {
+        self.inner.read_h(width)
+    }
+    fn pass(&self, rows: Rows, proj: &[f64], op: &RowOp) -> Result<PassOut> {
+        let sh = op.shape();
+        let m = match rows {
+            Rows::All => self.inner.n(),
+            Rows::Order { len, .. } => len,
+        } as f64;
+        let d = self.inner.d() as f64;
+        let h_traffic = if sh.h_width > 0 { sh.h_width as f64 * (1.0 + sh.writes_h as u8 as f64) } else { 0.0 };
+        let bytes = 8.0 * m * (d + 2.0 + h_traffic);
+        let gram_flops = if sh.diag_only { 2.0 * d } else { d * (d + 1.0) };
+        let flops = m * (2.0 * d * sh.q as f64 + 2.0 * d * sh.r_cols as f64 + sh.grams as f64 * gram_flops);
+        self.passes.set(self.passes.get() + 1);
+        self.bytes.set(self.bytes.get() + bytes);
+        self.flops.set(self.flops.get() + flops);
+        self.floor_s.set(self.floor_s.get() + (bytes / self.bandwidth).max(flops / self.rate));
+        self.inner.pass(rows, proj, op)
+    }
+}
+
+/// A planted linear / multinomial mixture, generated on all cores (deterministic per chunk).
+fn planted(n: usize, d: usize, k: usize, classes: usize, seed: u32) -> (Vec<f64>, Vec<f64>) {
+    let mut rng = Rng::new(seed);
+    let c = classes.max(1);
+    let gate: Vec<f64> = (0..k * d).map(|_| 2.0 * rng.uniform() - 1.0).collect();
+    let experts: Vec<f64> = (0..k * c * d).map(|_| 2.0 * rng.uniform() - 1.0).collect();
+    let mut x = vec![0.0; n * d];
+    let mut y = vec![0.0; n];
+    let threads = std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1);
+    let rows_per = n.div_ceil(threads * 4).max(1);
+    std::thread::scope(|scope| {
+        for (t, (xc, yc)) in x.chunks_mut(rows_per * d).zip(y.chunks_mut(rows_per)).enumerate() {
+            let (gate, experts) = (&gate, &experts);
+            scope.spawn(move || {
+                let mut rng = Rng::new(seed.wrapping_add(1000 + t as u32));
+                for (xi, yi) in xc.chunks_mut(d).zip(yc.iter_mut()) {
+                    for v in xi.iter_mut() {
+                        *v = 2.0 * rng.uniform() - 1.0;
+                    }
+                    let dot = |w: &[f64]| w.iter().zip(xi.iter()).map(|(a, b)| a * b).sum::<f64>();
+                    let z = argmax((0..k).map(|j| dot(&gate[j * d..(j + 1) * d]) + 0.5 * rng.uniform()));
+                    *yi = if classes == 0 {
+                        dot(&experts[z * d..(z + 1) * d]) + 0.2 * (2.0 * rng.uniform() - 1.0)
+                    } else {
+                        argmax((0..c).map(|l| dot(&experts[(z * c + l) * d..(z * c + l + 1) * d]) + rng.uniform())) as f64
+                    };
+                }
+            });
+        }
+    });
+    (x, y)
+}
+
+fn argmax(v: impl Iterator<Item = f64>) -> usize {
+    v.enumerate().fold((0, f64::NEG_INFINITY), |b, (i, x)| if x > b.1 { (i, x) } else { b }).0
+}
+
+/// Per-iteration milliseconds of a fit (iterations 1..last; iteration 0 holds the initialisation).
+fn per_iteration_ms(out: &FitOutput) -> f64 {
+    let it = &out.iterations;
+    let last = it.len() - 1;
+    if last < 2 {
+        return it[last].elapsed_ms;
+    }
+    (it[last].elapsed_ms - it[1].elapsed_ms) / (last - 1) as f64
+}
+
+struct Row {
+    label: String,
+    ms: f64,
+    floor_ms: f64,
+    note: String,
+}
+
+fn fit_row<B: Backend + ?Sized>(label: &str, b: &B, model: &ModelSpec, iters: usize, bw: f64, rate: f64) -> (Row, FitOutput) {
+    let counting = Counting::new(b, bw, rate);
+    let spec = FitSpec { max_iter: iters, tol: 0.0, ..FitSpec::default() };
+    // Count the passes of iterations 1.. only: reset the counters when iteration 1 is recorded.
+    let mut seen = 0;
+    let t = Instant::now();
+    let out = moe_core::fit(&counting, model, &spec, 1, None, None, &mut |r| {
+        if r.iter == 1 {
+            counting.reset();
+        }
+        seen = r.iter;
+        Control::Continue
+    })
+    .unwrap();
+    let wall = t.elapsed().as_secs_f64();
+    let per = per_iteration_ms(&out);
+    let later = (seen.max(2) - 1) as f64;
+    let floor_ms = counting.floor_s.get() * 1e3 / later;
+    let note = format!(
+        "{:.0} passes/iter, {:.2} GB, {:.2} TFLOP per iter; nll {:.6}; wall {:.1} s",
+        counting.passes.get() as f64 / later,
+        counting.bytes.get() / later / 1e9,
+        counting.flops.get() / later / 1e12,
+        out.iterations.last().unwrap().nll,
+        wall
+    );
+    println!("{label}: {per:.1} ms/iter (floor {floor_ms:.1} ms); {note}");
+    (Row { label: label.into(), ms: per, floor_ms, note }, out)
+}
+
+fn linear_model(k: usize, d: usize) -> ModelSpec {
+    ModelSpec { experts: ExpertKind::Linear, symmetric: false, k, d, n_classes: 0, noise: Noise::Fitted, ridge: 0.0, intercept: false }
+}
+
+fn pass_ms(b: &CudaBackend, proj: &[f64], op: &RowOp, reps: usize) -> f64 {
+    b.pass(Rows::All, proj, op).unwrap(); // warm-up (allocates scratch)
+    median((0..reps).map(|_| {
+        let t = Instant::now();
+        b.pass(Rows::All, proj, op).unwrap();
+        t.elapsed().as_secs_f64() * 1e3
+    }).collect())
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let info = match moe_cuda::cuda_available() {
+        Ok(i) => i,
+        Err(e) => {
+            println!("no GPU: {e}");
+            return;
+        }
+    };
+    println!("device: {} (sm_{}{}, {} SMs, {:.1} GiB), driver {}", info.name, info.compute_capability.0,
+             info.compute_capability.1, info.multiprocessors, info.total_memory_bytes as f64 / (1u64 << 30) as f64, info.driver_version);
+    println!("libraries: {:?}", info.library_paths);
+    let mut rows: Vec<Row> = vec![];
+
+    // 1. Ceilings.
+    let ctx = Context::new().unwrap();
+    println!("kernels: {}", ctx.kernel_source);
+    let bw = copy_bandwidth(&ctx);
+    let rate_square = dgemm_rate(&ctx, 4096, 4096, 4096);
+    let rate_tall = dgemm_rate(&ctx, 100, 100, 1 << 20); // the Gram shape: d×d over many rows
+    println!("ceilings: D2D copy {:.0} GB/s, DGEMM 4096³ {:.1} TFLOP/s, DGEMM 100×100×2^20 {:.1} TFLOP/s",
+             bw / 1e9, rate_square / 1e12, rate_tall / 1e12);
+    drop(ctx);
+    let rate = rate_square;
+    rows.push(Row { label: "ceiling: D2D copy (GB/s)".into(), ms: bw / 1e9, floor_ms: f64::NAN, note: "read+write bytes / time".into() });
+    rows.push(Row { label: "ceiling: DGEMM 4096³ (TFLOP/s)".into(), ms: rate_square / 1e12, floor_ms: f64::NAN, note: format!("100×100×2^20: {:.1} TFLOP/s", rate_tall / 1e12) });
+
+    // 2a. EM at (1e6, 100, 8): CUDA vs CPU.
+    let d = 100;
+    let (n_mid, k_mid) = if quick { (200_000, 8) } else { (1_000_000, 8) };
+    {
+        let (x, y) = planted(n_mid, d, k_mid, 0, 6);
+        let data = Data { x: &x, n: n_mid, d, y: &y, s: None };
+        let model = linear_model(k_mid, d);
+        let gpu = CudaBackend::new(data).unwrap();
+        let (g, gout) = fit_row(&format!("EM linear cuda n={n_mid} d={d} k={k_mid}"), &gpu, &model, 5, bw, rate);
+        drop(gpu);
+        let cpu = CpuBackend::new(data, 0).unwrap();
+        let (c, cout) = fit_row(&format!("EM linear cpu({}) n={n_mid} d={d} k={k_mid}", cpu.threads()), &cpu, &model, 3, bw, rate);
+        let nll_gap = (gout.iterations[2].nll - cout.iterations[2].nll).abs() / cout.iterations[2].nll.abs();
+        println!("speed-up cuda/cpu: {:.1}× (nll at iteration 2 agrees to {nll_gap:.1e})", c.ms / g.ms);
+        rows.push(Row { label: "speed-up EM cuda vs cpu (×)".into(), ms: c.ms / g.ms, floor_ms: f64::NAN, note: format!("target ≥ 50×; nll rel gap {nll_gap:.1e}") });
+        rows.push(g);
+        rows.push(c);
+    }
+
+    // 2b. Fashion-MNIST shape: 60000×784, 2 multinomial experts × 10 classes.
+    {
+        let (n, d, k, c) = (60_000, 784, 2, 10);
+        let (x, y) = planted(n, d, k, c, 7);
+        let data = Data { x: &x, n, d, y: &y, s: None };
+        let model = ModelSpec { experts: ExpertKind::Multinomial, symmetric: false, k, d, n_classes: c, noise: Noise::Fitted, ridge: 1e-2, intercept: false };
+        let gpu = CudaBackend::new(data).unwrap();
+        // CUDA only: the CPU backend needs minutes per iteration at this shape (Newton-CG M-steps of 7056
+        // free parameters), more than a benchmark call can spend.
+        let (g, _) = fit_row("EM multinomial cuda 60000×784 k=2 C=10", &gpu, &model, 3, bw, rate);
+        rows.push(g);
+    }
+
+    // 3. Passes at the large shape, Gram chunk sweep.
+    let (n_big, k_big) = if quick { (1_000_000, 16) } else { (10_000_000, 16) };
+    {
+        let t = Instant::now();
+        let (x, y) = planted(n_big, d, k_big, 0, 5);
+        println!("generated {n_big}×{d} in {:.1} s", t.elapsed().as_secs_f64());
+        let data = Data { x: &x, n: n_big, d, y: &y, s: None };
+        let t = Instant::now();
+        let gpu = CudaBackend::new(data).unwrap();
+        println!("upload: {:.2} s", t.elapsed().as_secs_f64());
+        let mut rng = Rng::new(9);
+        let proj: Vec<f64> = (0..2 * k_big * d).map(|_| 0.2 * (rng.uniform() - 0.5)).collect();
+        let sigma2 = vec![1.0; k_big];
+        let estep = RowOp::EStep { k: k_big, family: Family::Linear { sigma2 }, store: true, suff: true };
+        for mb in [8, 32, 128, 512] {
+            std::env::set_var("MOE_CUDA_GRAM_CHUNK_MB", mb.to_string());
+            let ms = pass_ms(&gpu, &proj, &estep, 3);
+            println!("E-step pass (k={k_big} Grams), Gram chunk {mb} MB: {ms:.1} ms");
+            rows.push(Row { label: format!("pass E-step+suff n={n_big} chunk {mb}MB"), ms, floor_ms: f64::NAN, note: String::new() });
+        }
+        std::env::remove_var("MOE_CUDA_GRAM_CHUNK_MB");
+        let m = k_big - 1;
+        let others = [
+            ("linear residual", RowOp::LinearResidual { k: k_big }, k_big),
+            ("gate objective", RowOp::Softmax { problem: SoftmaxProblem::Gate { k: k_big }, task: SoftmaxTask::Objective }, m),
+            ("gate gradient", RowOp::Softmax { problem: SoftmaxProblem::Gate { k: k_big }, task: SoftmaxTask::Gradient }, m),
+            ("gate Hessian-vector", RowOp::Softmax { problem: SoftmaxProblem::Gate { k: k_big }, task: SoftmaxTask::HessVec }, 2 * m),
+            ("gate diag(−H)", RowOp::Softmax { problem: SoftmaxProblem::Gate { k: k_big }, task: SoftmaxTask::Diag }, m),
+        ];
+        for (label, op, q) in others {
+            let ms = pass_ms(&gpu, &proj[..q * d], &op, 5);
+            println!("pass {label}: {ms:.2} ms");
+            rows.push(Row { label: format!("pass {label} n={n_big}"), ms, floor_ms: f64::NAN, note: String::new() });
+        }
+        // 3b. EM at the large shape (CUDA only).
+        let (row, _) = fit_row(&format!("EM linear cuda n={n_big} d={d} k={k_big}"), &gpu, &linear_model(k_big, d), 3, bw, rate);
+        rows.push(row);
+    }
+
+    println!("\n| what | value (ms, or as labelled) | floor ms | notes |\n|---|---:|---:|---|");
+    for r in rows {
+        let floor = if r.floor_ms.is_nan() { "".into() } else { format!("{:.1}", r.floor_ms) };
+        println!("| {} | {:.2} | {} | {} |", r.label, r.ms, floor, r.note);
+    }
+}
