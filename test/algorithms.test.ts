@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { FitRequest, FitSpec, ModelSpec, ProblemData } from '../src/backends/backend.js';
 import {
-  SoftmaxRegression, emStep, gdStep, gradientEmStep, runFitSync, runFit,
+  SoftmaxRegression, resolveSolver, emStep, gdStep, gradientEmStep, runFitSync, runFit,
 } from '../src/algorithms/index.js';
 import { parameterError } from '../src/data/param-error.js';
 import { Rng } from '../src/data/rng.js';
@@ -210,6 +210,12 @@ describe('fit loop', () => {
 });
 
 describe('M-step solvers', () => {
+  it("'auto' picks Newton up to 256 free parameters per block and Newton-CG above", () => {
+    expect(resolveSolver('auto', 256)).toBe('newton');
+    expect(resolveSolver('auto', 257)).toBe('newton-cg');
+    expect(resolveSolver('gradient', 10)).toBe('gradient');
+  });
+
   it('with one expert, EM is ordinary least squares (σ² = RSS/n) and weighted logistic regression', () => {
     const s = sampleLinear({ n: 200, d: 3, k: 1, seed: 75 });
     const model = modelOf(s);

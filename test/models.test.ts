@@ -171,6 +171,24 @@ describe('models: evaluation', () => {
     expect(Array.from(readableToParams(model, readable).subarray(0, 4))).toEqual([1, 2, 0, 0]);
   });
 
+  it('the E-step stays finite in the log domain for extreme parameters', () => {
+    const rng = new Rng(8);
+    for (const [, experts, opts] of FAMILIES) {
+      const model = makeModel(experts, opts);
+      const data = makeData(model, 20, rng);
+      const params = makeParams(model, rng).map((v) => v * 500);
+      if (model.experts === 'linear' && !model.symmetric) {
+        const fl = fullLayout(model);
+        for (let j = 0; j < model.k; j++) params[fl.sigma2 + j] = typeof model.noise === 'number' ? model.noise ** 2 : 1e-6;
+      }
+      const h = new Float64Array(20 * componentCount(model));
+      const rows = new Float64Array(20);
+      eStep(data, model, params, h, rows);
+      for (const v of rows) expect(Number.isFinite(v)).toBe(true);
+      for (const v of h) expect(v >= 0 && v <= 1).toBe(true);
+    }
+  });
+
   it('objective equals nll plus penalty / S, and predictions are proper', () => {
     const rng = new Rng(6);
     const model = makeModel('multinomial', { nClasses: 3, ridge: 0.5 });
