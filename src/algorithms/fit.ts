@@ -8,7 +8,7 @@ import type { FitHooks, FitRequest, FitResult } from '../backends/backend.js';
 import { Rng } from '../data/rng.js';
 import { parameterError } from '../data/param-error.js';
 import { MoEError } from '../errors.js';
-import { referenceParams } from '../models/layout.js';
+import { fullLayout, referenceParams } from '../models/layout.js';
 import { componentCount, eStep, objectiveFromLogLik, totalWeight } from '../models/objective.js';
 import type { IterationRecord, RecoveryEvent } from '../types.js';
 import { randomInit } from './init.js';
@@ -30,6 +30,13 @@ function now(): number {
 /** Generator of the fit: yields after every record (iteration 0 included); returns the result. */
 export function* fitGenerator(req: FitRequest): Generator<FitProgress, FitResult, void> {
   const { data, model, fit } = req;
+  const size = fullLayout(model).size;
+  if (req.init !== null && req.init.length !== size) {
+    throw new MoEError('E_SHAPE', `initial parameters have length ${req.init.length}, expected ${size}`);
+  }
+  if (req.trueParams !== null && req.trueParams.length !== size) {
+    throw new MoEError('E_SHAPE', `true parameters have length ${req.trueParams.length}, expected ${size}`);
+  }
   const start = now();
   const weight = totalWeight(data);
   const k = componentCount(model);
