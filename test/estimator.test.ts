@@ -137,6 +137,40 @@ describe('MixtureOfExperts', () => {
     expect(info.standardErrors).not.toBeNull();
   });
 
+  it('integer sample weights are equivalent to duplicated rows (EM from a shared start)', () => {
+    const s = sampleLinear({ n: 120, d: 2, k: 2, seed: 10 });
+    const X = rowsOf(s.X);
+    const weights = X.map((_, i) => 1 + (i % 3));
+    const dupX: number[][] = []; const dupY: number[] = [];
+    X.forEach((row, i) => { for (let r = 0; r < weights[i]!; r++) { dupX.push(row); dupY.push(s.y[i]!); } });
+    const init = { ...s.params, gate: [[0.3, -0.2], [0, 0]], coef: [[1, 0], [0, 1]], sigma2: [1, 1] };
+    const opts = { experts: 'linear' as const, backend: 'js' as const, init, maxIter: 15, tol: 0 };
+    const weighted = new MixtureOfExperts(opts);
+    const hw = weighted.fitSync(X, s.y, { sampleWeight: weights });
+    const duplicated = new MixtureOfExperts(opts);
+    const hd = duplicated.fitSync(dupX, dupY);
+    expect(hw.iterations.at(-1)!.objective).toBeCloseTo(hd.iterations.at(-1)!.objective, 10);
+    const a = weighted.params; const b = duplicated.params;
+    for (let j = 0; j < 2; j++) for (let f = 0; f < 2; f++) {
+      expect((a.coef as number[][])[j]![f]).toBeCloseTo((b.coef as number[][])[j]![f]!, 8);
+      expect(a.gate![j]![f]).toBeCloseTo(b.gate![j]![f]!, 8);
+    }
+    expect(weighted.score(X, s.y, weights)).toBeCloseTo(duplicated.score(dupX, dupY), 10);
+  });
+
+  it('the ridge never penalises the intercept column', () => {
+    const s = sampleLinear({ n: 200, d: 2, k: 1, seed: 11 });
+    const y = Array.from(s.y, (v) => v + 5);
+    const est = new MixtureOfExperts({ experts: 'linear', k: 1, intercept: true, ridge: 1e9, backend: 'js', maxIter: 3 });
+    est.fitSync(s.X, y);
+    const coef = (est.params.coef as number[][])[0]!;
+    const mean = y.reduce((a, b) => a + b, 0) / y.length;
+    // Huge ridge: slopes vanish, the intercept is the mean of y.
+    expect(coef[0]).toBeCloseTo(mean, 4);
+    expect(Math.abs(coef[1]!)).toBeLessThan(1e-5);
+    expect(Math.abs(coef[2]!)).toBeLessThan(1e-5);
+  });
+
   it('predicting before fit is E_NOT_FITTED', () => {
     const est = new MixtureOfExperts({ experts: 'linear' });
     expect(() => est.predict([[1, 2]])).toThrow(expect.objectContaining({ code: 'E_NOT_FITTED' }));
