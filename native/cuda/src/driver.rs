@@ -185,7 +185,16 @@ impl Context {
         }
         let blas = rt.cublas.as_ref().ok_or_else(|| GpuError::unavailable("cuBLAS (libcublas.so.13/12) not loadable"))?;
         unsafe {
-            check_cublas((blas.cublasCreate_v2)(&mut c.cublas), "cublasCreate")?;
+            let status = (blas.cublasCreate_v2)(&mut c.cublas);
+            if status != CUBLAS_STATUS_SUCCESS {
+                // cuBLAS reports a failed workspace allocation as "not initialized" too: call it OOM when the
+                // device is (nearly) full, so that callers fall back to the CPU.
+                let full = c.memory().map(|(free, _)| free < (256 << 20)).unwrap_or(false);
+                if full {
+                    return Err(GpuError::out_of_memory(format!("cublasCreate failed (status {status}) with the device memory full")));
+                }
+                check_cublas(status, "cublasCreate")?;
+            }
             check_cublas((blas.cublasSetStream_v2)(c.cublas, c.stream), "cublasSetStream")?;
         }
         c.load_module(source)?;

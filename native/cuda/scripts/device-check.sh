@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine (see pack-device.sh): the moe-cuda GPU tests (parity of every pass and of whole
+# fits against the CPU backend, determinism, NVRTC, OOM recovery), then the benchmark. Full logs go to
+# $OUT (or ./device-out); a summary table is printed last.
+set -u
+bin=${1:-.device/cuda}
+out=${OUT:-./device-out}
+mkdir -p "$out"
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1 | tee "$out/device.txt"
+summary=()
+for t in passes fits oom; do
+  start=$(date +%s)
+  timeout 200 "$bin/$t" --nocapture > "$out/test-$t.log" 2>&1
+  rc=$?
+  summary+=("| test $t | rc $rc | $(( $(date +%s) - start )) s | $(grep -E '^test result' "$out/test-$t.log" | tail -1) |")
+  grep -E "mismatch|FAILED|panicked|relative error|iters" "$out/test-$t.log" | head -60
+done
+timeout 280 "$bin/gpu_bench" > "$out/bench.log" 2>&1
+echo "bench rc $?"
+grep -v '^|' "$out/bench.log" | tail -40
+echo
+printf '%s\n' "${summary[@]}"
+grep '^|' "$out/bench.log"
