@@ -68,7 +68,7 @@ struct Partial {
 
 impl Partial {
     fn zeros(shape: &OpShape, d: usize) -> Self {
-        let per_gram = if shape.diag_only { d } else { gram::padded(d) * gram::padded(d) };
+        let per_gram = if shape.diag_only { d } else { gram::acc_len(d) };
         Partial {
             xtr: vec![0.0; shape.r_cols * d],
             grams: vec![0.0; shape.grams * per_gram],
@@ -320,10 +320,10 @@ impl Backend for CpuBackend<'_> {
         });
         drop(h_guard);
         let grams = if shape.grams > 0 && !shape.diag_only {
-            let dp = gram::padded(d);
+            let len = gram::acc_len(d);
             let mut g = vec![0.0; shape.grams * d * d];
             for j in 0..shape.grams {
-                gram::mirror_into(&total.grams[j * dp * dp..(j + 1) * dp * dp], dp, d, &mut g[j * d * d..(j + 1) * d * d]);
+                gram::mirror_into(&total.grams[j * len..(j + 1) * len], d, &mut g[j * d * d..(j + 1) * d * d]);
             }
             g
         } else {
@@ -338,7 +338,7 @@ pub fn weighted_gram(x: &[f64], n: usize, d: usize, w: &[f64], m: usize, threads
     if x.len() != n * d || w.len() != n * m {
         return err(ErrorCode::Shape, "weighted_gram: x must be n×d and w n×m");
     }
-    let dp = gram::padded(d);
+    let len = gram::acc_len(d);
     let shape = OpShape { q: 0, r_cols: 0, grams: m, diag_only: false, sums: 0, h_width: 0, writes_h: false };
     let total = ordered_reduce(n.div_ceil(CHUNK), resolve_threads(threads), Partial::zeros(&shape, d), |c, (_, gs, _)| {
         let (lo, hi) = (c * CHUNK, ((c + 1) * CHUNK).min(n));
@@ -348,7 +348,7 @@ pub fn weighted_gram(x: &[f64], n: usize, d: usize, w: &[f64], m: usize, threads
     });
     let mut g = vec![0.0; m * d * d];
     for j in 0..m {
-        gram::mirror_into(&total.grams[j * dp * dp..(j + 1) * dp * dp], dp, d, &mut g[j * d * d..(j + 1) * d * d]);
+        gram::mirror_into(&total.grams[j * len..(j + 1) * len], d, &mut g[j * d * d..(j + 1) * d * d]);
     }
     Ok(g)
 }

@@ -1,0 +1,82 @@
+//! Time per EM iteration and per pass kind on a synthetic linear-expert problem:
+//! `cargo run --release -p moe-core --example em_bench -- n d k threads iterations`.
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use moe_core::backend::{Backend, PassOut, RowOp, Rows};
+use moe_core::rng::Rng;
+use moe_core::*;
+
+/// Wraps a backend and accumulates time per pass kind.
+struct Timed<'a> {
+    inner: CpuBackend<'a>,
+    stats: RefCell<BTreeMap<String, (usize, f64)>>,
+}
+
+impl Backend for Timed<'_> {
+    fn name(&self) -> &'static str {
+        "timed"
+    }
+    fn n(&self) -> usize {
+        self.inner.n()
+    }
+    fn d(&self) -> usize {
+        self.inner.d()
+    }
+    fn set_order(&self, o: &[u32]) -> moe_core::Result<()> {
+        self.inner.set_order(o)
+    }
+    fn write_h(&self, w: usize, h: &[f64]) -> moe_core::Result<()> {
+        self.inner.write_h(w, h)
+    }
+    fn read_h(&self, w: usize) -> moe_core::Result<Vec<f64>> {
+        self.inner.read_h(w)
+    }
+    fn pass(&self, rows: Rows, proj: &[f64], op: &RowOp) -> moe_core::Result<PassOut> {
+        let t = Instant::now();
+        let r = self.inner.pass(rows, proj, op);
+        let name = match op {
+            RowOp::Softmax { task, .. } => format!("Softmax {task:?}"),
+            other => format!("{other:?}").split([' ', '{', '(']).next().unwrap_or("?").to_string(),
+        };
+        let mut s = self.stats.borrow_mut();
+        let e = s.entry(name).or_insert((0, 0.0));
+        e.0 += 1;
+        e.1 += t.elapsed().as_secs_f64() * 1e3;
+        r
+    }
+}
+
+fn main() {
+    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let get = |i: usize, default: usize| *args.get(i).unwrap_or(&default);
+    let (n, d, k, threads, iters) = (get(0, 100_000), get(1, 50), get(2, 4), get(3, 0), get(4, 5));
+    let mut rng = Rng::new(3);
+    let x: Vec<f64> = (0..n * d).map(|i| if i % d == 0 { 1.0 } else { rng.uniform() * 2.0 - 1.0 }).collect();
+    let truth: Vec<f64> = (0..k * d).map(|_| rng.uniform() * 4.0 - 2.0).collect();
+    let y: Vec<f64> = (0..n)
+        .map(|i| {
+            let j = rng.int(k);
+            (0..d).map(|f| truth[j * d + f] * x[i * d + f]).sum::<f64>() + 0.3 * (rng.uniform() - 0.5)
+        })
+        .collect();
+    let data = Data { x: &x, n, d, y: &y, s: None };
+    let b = Timed { inner: CpuBackend::new(data, threads).unwrap(), stats: RefCell::new(BTreeMap::new()) };
+    let model = ModelSpec { experts: ExpertKind::Linear, symmetric: false, k, d, n_classes: 0, noise: Noise::Fitted, ridge: 0.0, intercept: true };
+    let spec = FitSpec { max_iter: iters, tol: 0.0, ..FitSpec::default() };
+    let mut last = Instant::now();
+    let mut per_iter = Vec::new();
+    fit(&b, &model, &spec, 1, None, None, &mut |_| {
+        per_iter.push(last.elapsed().as_secs_f64() * 1e3);
+        last = Instant::now();
+        Control::Continue
+    })
+    .unwrap();
+    let steady: Vec<f64> = per_iter[1..].to_vec();
+    let mean = steady.iter().sum::<f64>() / steady.len().max(1) as f64;
+    println!("n={n} d={d} k={k} threads={}: init {:.1} ms, EM iteration mean {mean:.1} ms {:?}", b.inner.threads(), per_iter[0], steady.iter().map(|v| v.round()).collect::<Vec<_>>());
+    for (name, (count, ms)) in b.stats.borrow().iter() {
+        println!("  {name:20} {count:4} passes {ms:9.1} ms ({:.2} ms/pass)", ms / *count as f64);
+    }
+}
