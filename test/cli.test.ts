@@ -237,6 +237,22 @@ describe('reproduce', () => {
     }
     const curves = readFileSync(join(out, 'curves.csv'), 'utf8').trim().split('\n');
     expect(curves).toHaveLength(1 + 4 * 3); // iterations 0..2 for each method
+    // Split runs merge: GD alone without plots, then re-rendered together with the full run's baseline.
+    const gdOnly = join(dir, 'fashion-gd');
+    const gd = await cli('reproduce', 'fashion-mnist', '--rows', '600', '--test-rows', '200', '--iterations', '2',
+      '--pool', '4', '--backend', 'js', '--methods', 'gd', '--no-plots', '--out', gdOnly);
+    expect(gd.code).toBe(0);
+    expect(existsSync(join(gdOnly, 'fashion-mnist.svg'))).toBe(false);
+    const merged = join(dir, 'fashion-merged');
+    const render = await cli('reproduce', 'fashion-mnist', '--render', join(gdOnly, 'results.json'), join(out, 'results.json'),
+      '--out', merged);
+    expect(render.code).toBe(0);
+    const mergedTable = readFileSync(join(merged, 'final-table.csv'), 'utf8').trim().split('\n');
+    expect(mergedTable).toHaveLength(1 + 1 + 4 + 1); // header, GD, the 4 methods of the full run, baseline
+    // The same start, data and iterations: GD alone reproduces the full run's GD curve exactly.
+    const gdRows = mergedTable.filter((l) => l.startsWith('GD'));
+    expect(gdRows[0]!.split(',').slice(1, 5)).toEqual(gdRows[1]!.split(',').slice(1, 5));
+    expect(readFileSync(join(merged, 'fashion-mnist.svg'), 'utf8').startsWith('<svg')).toBe(true);
     expect(readFileSync(join(out, 'fashion-mnist.svg'), 'utf8').startsWith('<svg')).toBe(true);
   }, 60_000);
 

@@ -77,6 +77,10 @@ function buildProgram(output: Output): Command {
     .option('--test-rows <n>', 'fashion-mnist: test rows to use', integer(10))
     .option('--eval-every <n>', 'fashion-mnist: test accuracy every n iterations', integer(1), 1)
     .option('--step-size <eta>', 'fashion-mnist: step size of GD, Gradient EM and the gradient M-step', real(0, { exclusive: true }))
+    .option('--methods <list>', 'fashion-mnist: comma-separated subset of em-gradient, em-newton, gradient-em, gd, baseline',
+      (raw: string) => raw.split(',').map((m) => m.trim()))
+    .option('--render <files...>', 'fashion-mnist: only re-render tables and plot from earlier results.json files')
+    .option('--no-plots', 'write tables only (no SVG; vega is not loaded)')
     .option('--pool <p>', 'fashion-mnist: average-pool images p×p first (quick runs; 1 = all 784 pixels)', integer(1, 4), 1)
     .action(async (experiment: string, opts) => { await reproduceCommand(experiment, opts, output); });
 

@@ -1,14 +1,15 @@
 /**
  * Plots as SVG without a browser: a Vega-Lite spec is compiled to Vega and rendered headless by a Vega View
- * with renderer 'none', whose toSVG() serialises the scene graph.
+ * with renderer 'none', whose toSVG() serialises the scene graph. Vega is loaded only when a plot is
+ * rendered, so the computing commands run where only the package's small dependencies are installed.
  */
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
 
 const SCHEMA = 'https://vega.github.io/schema/vega-lite/v6.json';
 
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
-  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
+  const [vega, vegaLite] = await Promise.all([import('vega'), import('vega-lite')]);
+  const view = new vega.View(vega.parse(vegaLite.compile(spec).spec), { renderer: 'none' });
   try {
     return await view.toSVG();
   } finally {
@@ -44,7 +45,7 @@ function panelSpec(p: LinePanel): object {
     : q));
   const yScale = p.logY ? { type: 'log' } : { zero: false };
   const x = { field: 'x', type: 'quantitative', title: p.xTitle };
-  const color = { field: 'series', type: 'nominal', title: null };
+  const color = { field: 'series', type: 'nominal', title: null, legend: { labelLimit: 500, orient: 'bottom', direction: 'vertical' } };
   const layer: object[] = [];
   if (hasBand) {
     layer.push({
@@ -91,7 +92,7 @@ export function seriesPlotSpec(title: string, xTitle: string, yTitle: string, po
     encoding: {
       x: { field: 'x', type: 'quantitative', title: xTitle, scale: o.logX ? { type: 'log' } : {} },
       y: { field: 'y', type: 'quantitative', title: yTitle },
-      color: { field: 'series', type: 'nominal', title: null },
+      color: { field: 'series', type: 'nominal', title: null, legend: { labelLimit: 500, orient: 'bottom', direction: 'vertical' } },
     },
   } as unknown as TopLevelSpec;
 }

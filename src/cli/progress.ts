@@ -3,7 +3,8 @@
  * (never in CI or when stderr is piped, where it would litter logs); otherwise progress is silent and the
  * command's result lines are the only output.
  */
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
+import type * as CliProgress from 'cli-progress';
 import type { Output } from './output.js';
 
 export interface Progress {
@@ -16,6 +17,8 @@ const SILENT: Progress = { tick() { /* nothing */ }, stop() { /* nothing */ } };
 
 export function startProgress(output: Output, label: string, total: number): Progress {
   if (!output.interactive || total <= 0) return SILENT;
+  // Loaded only for a terminal: batch runs need nothing beyond the package's core dependencies.
+  const cliProgress = createRequire(import.meta.url)('cli-progress') as typeof CliProgress;
   const bar = new cliProgress.SingleBar({
     format: `${label} [{bar}] {percentage}% | {value}/{total} | ETA {eta_formatted} | {status}`,
     stream: process.stderr,

@@ -9,7 +9,8 @@ import { toCsv, toMarkdown, type Table } from '../tables.js';
 export class ArtifactWriter {
   readonly written: string[] = [];
 
-  constructor(readonly dir: string) {
+  /** `plots: false` skips the SVGs (and never loads vega): tables only. */
+  constructor(readonly dir: string, readonly plots = true) {
     try {
       mkdirSync(dir, { recursive: true });
     } catch (e) {
@@ -39,6 +40,7 @@ export class ArtifactWriter {
   }
 
   async plot(name: string, spec: TopLevelSpec): Promise<void> {
+    if (!this.plots) return;
     this.write(`${name}.svg`, await renderSvg(spec));
     this.write(`${name}.vl.json`, JSON.stringify(spec, null, 1) + '\n');
   }

@@ -10,6 +10,7 @@
  * in chunks of `evalEvery` iterations (a full-batch iteration depends only on the current parameters, so the
  * chunked path is the same path). Baseline: one multinomial logistic regression (k = 1) on the same data.
  */
+import { readFileSync } from 'node:fs';
 import { alterFashionMnist, loadFashionMnist } from '../../data/fashion-mnist.js';
 import { Rng } from '../../data/rng.js';
 import { MoEError } from '../../errors.js';
@@ -19,9 +20,13 @@ import { linePlotSpec, type LinePoint } from '../plot.js';
 import type { Output } from '../output.js';
 import { startProgress } from '../progress.js';
 import { toMarkdown, type Table } from '../tables.js';
+import { ioError } from '../errors.js';
 import { ArtifactWriter } from './artifacts.js';
 
 type Split = { X: { data: Float64Array; rows: number; cols: number }; y: Float64Array };
+
+export const FASHION_METHODS = ['em-gradient', 'em-newton', 'gradient-em', 'gd', 'baseline'] as const;
+export type FashionMethod = typeof FASHION_METHODS[number];
 
 export const FASHION_DEFAULTS = {
   iterations: 100,
@@ -56,6 +61,10 @@ export interface FashionOptions {
   stepSize: number;
   /** Average-pool the images p×p first (1 = the paper's 784 pixels). */
   pool: number;
+  /** Which methods to run (all by default; runs can be split and merged with --render). */
+  methods: FashionMethod[];
+  /** Render the SVG plot (off where vega is not installed; re-render later with --render). */
+  plots: boolean;
   seed: number;
   backend: BackendKind;
   out: string;
@@ -178,34 +187,81 @@ export async function reproduceFashionMnist(o: FashionOptions, output: Output): 
   const start = unitNormStart(d, 2, C, o.seed);
   const base: MoEOptions = { experts: 'multinomial', k: 2, nClasses: C, backend: o.backend };
   const eta = o.stepSize;
-  const methods: [string, MoEOptions][] = [
+  const methods: [string, MoEOptions, FashionMethod][] = [
     [`EM, gradient M-step (${FASHION_DEFAULTS.innerSteps} inner steps, η=${eta})`, { ...base, algorithm: 'em',
-      mstep: { solver: 'gradient', innerSteps: FASHION_DEFAULTS.innerSteps }, stepSize: { gate: eta, experts: eta } }],
+      mstep: { solver: 'gradient', innerSteps: FASHION_DEFAULTS.innerSteps }, stepSize: { gate: eta, experts: eta } }, 'em-gradient'],
     [`EM, Newton-CG M-step (≤${FASHION_DEFAULTS.newton.maxIter} outer, ≤${FASHION_DEFAULTS.newton.cgMaxIter} CG)`, { ...base,
-      algorithm: 'em', mstep: { solver: 'newton-cg', ...FASHION_DEFAULTS.newton } }],
-    [`Gradient EM (η=${eta})`, { ...base, algorithm: 'gradient-em', stepSize: { gate: eta, experts: eta } }],
-    [`GD (η=${eta})`, { ...base, algorithm: 'gd', stepSize: eta }],
+      algorithm: 'em', mstep: { solver: 'newton-cg', ...FASHION_DEFAULTS.newton } }, 'em-newton'],
+    [`Gradient EM (η=${eta})`, { ...base, algorithm: 'gradient-em', stepSize: { gate: eta, experts: eta } }, 'gradient-em'],
+    [`GD (η=${eta})`, { ...base, algorithm: 'gd', stepSize: eta }, 'gd'],
   ];
 
+  const settings: FashionRun['settings'] = {
+    trainRows: train.X.rows, testRows: test.X.rows, pixels: d - 1, pool: o.pool, iterations: o.iterations,
+    evalEvery: o.evalEvery, stepSize: eta, seed: o.seed, backend, alterationSeed: FASHION_DEFAULTS.alterationSeed,
+  };
   output.err(`fashion-mnist: ${d - 1} pixels + bias, ${train.X.rows} train rows, ${test.X.rows} test rows, ${o.iterations} iterations, backend ${backend}`);
-  const progress = startProgress(output, 'fashion-mnist', methods.length * o.iterations);
+  const selected = methods.filter(([, , key]) => o.methods.includes(key));
+  const progress = startProgress(output, 'fashion-mnist', selected.length * o.iterations);
   const results: MethodResult[] = [];
-  let baseline: { accuracy: number; testNll: number; trainNll: number; seconds: number };
+  let baseline: FashionRun['baseline'] = null;
   try {
-    for (const [name, options] of methods) {
+    for (const [name, options] of selected) {
       results.push(await runMethod(name, options, start, train, test, o, () => progress.tick(1, name.split(',')[0]!)));
+      output.err(`  ${name}: ${results[results.length - 1]!.seconds.toFixed(1)} s`);
     }
-    const began = performance.now();
-    const single = new MixtureOfExperts({ experts: 'multinomial', k: 1, nClasses: C, backend: o.backend, algorithm: 'em',
-      mstep: { solver: 'newton-cg', ...FASHION_DEFAULTS.newton }, maxIter: FASHION_DEFAULTS.baselineIterations, tol: 1e-8 });
-    const h = await single.fit(train.X, train.y);
-    baseline = { accuracy: accuracy(single, test), testNll: -single.score(test.X, test.y),
-      trainNll: h.iterations[h.iterations.length - 1]!.nll, seconds: (performance.now() - began) / 1000 };
+    if (o.methods.includes('baseline')) {
+      const began = performance.now();
+      const single = new MixtureOfExperts({ experts: 'multinomial', k: 1, nClasses: C, backend: o.backend, algorithm: 'em',
+        mstep: { solver: 'newton-cg', ...FASHION_DEFAULTS.newton }, maxIter: FASHION_DEFAULTS.baselineIterations, tol: 1e-8 });
+      const h = await single.fit(train.X, train.y);
+      baseline = {
+        method: `Baseline: one multinomial logistic regression (k = 1, ${h.nIter} EM iterations × ≤${FASHION_DEFAULTS.newton.maxIter} Newton-CG steps)`,
+        accuracy: accuracy(single, test), testNll: -single.score(test.X, test.y),
+        trainNll: h.iterations[h.iterations.length - 1]!.nll, seconds: (performance.now() - began) / 1000,
+      };
+    }
   } finally {
     progress.stop();
   }
+  const run: FashionRun = { settings, methods: results, baseline };
+  const writer = new ArtifactWriter(o.out, o.plots);
+  writer.text('results.json', JSON.stringify(run) + '\n');
+  await renderFashionReport(run, writer, output);
+  return results;
+}
 
-  const writer = new ArtifactWriter(o.out);
+/** Everything a Fashion-MNIST run measured: what `--render` turns into tables and a plot again. */
+export interface FashionRun {
+  settings: {
+    trainRows: number; testRows: number; pixels: number; pool: number; iterations: number; evalEvery: number;
+    stepSize: number; seed: number; backend: string; alterationSeed: number;
+  };
+  methods: MethodResult[];
+  baseline: { method: string; accuracy: number; testNll: number; trainNll: number; seconds: number } | null;
+}
+
+/** Re-render the tables and the plot of earlier runs (their results.json files, merged in order). */
+export async function renderFashionFromResults(paths: string[], out: string, plots: boolean, output: Output): Promise<void> {
+  const runs = paths.map((p) => {
+    try {
+      return JSON.parse(readFileSync(p, 'utf8')) as FashionRun;
+    } catch (e) {
+      throw ioError(p, `cannot read a Fashion-MNIST results file (${(e as Error).message})`);
+    }
+  });
+  const merged: FashionRun = {
+    settings: runs[0]!.settings,
+    methods: runs.flatMap((r) => r.methods),
+    baseline: runs.map((r) => r.baseline).find((b) => b !== null) ?? null,
+  };
+  const writer = new ArtifactWriter(out, plots);
+  writer.text('results.json', JSON.stringify(merged) + '\n');
+  await renderFashionReport(merged, writer, output);
+}
+
+async function renderFashionReport(run: FashionRun, writer: ArtifactWriter, output: Output): Promise<void> {
+  const { settings: st, methods: results, baseline } = run;
   const finalTable: Table = {
     columns: ['method', 'train NLL (final)', 'test NLL (final)', 'test accuracy (final)', 'best test accuracy', 'seconds'],
     rows: results.map((r) => {
@@ -213,8 +269,9 @@ export async function reproduceFashionMnist(o: FashionOptions, output: Output): 
       return [r.method, r.trainNll[r.trainNll.length - 1]!, last[2], last[1], Math.max(...r.test.map((t) => t[1])), r.seconds];
     }),
   };
-  finalTable.rows.push([`Baseline: one multinomial logistic regression (k = 1, ${FASHION_DEFAULTS.baselineIterations} × ≤${FASHION_DEFAULTS.newton.maxIter} Newton-CG steps)`,
-    baseline.trainNll, baseline.testNll, baseline.accuracy, baseline.accuracy, baseline.seconds]);
+  if (baseline) {
+    finalTable.rows.push([baseline.method, baseline.trainNll, baseline.testNll, baseline.accuracy, baseline.accuracy, baseline.seconds]);
+  }
   writer.table('final-table', finalTable);
   writer.table('curves', {
     columns: ['method', 'iteration', 'train_nll', 'test_accuracy', 'test_nll'],
@@ -223,26 +280,28 @@ export async function reproduceFashionMnist(o: FashionOptions, output: Output): 
       return [r.method, t, nll, ev ? ev[1] : null, ev ? ev[2] : null];
     })),
   });
-  const nllPoints: LinePoint[] = results.flatMap((r) => r.trainNll.map((y, x) => ({ x, y, series: r.method })));
-  const accPoints: LinePoint[] = results.flatMap((r) => r.test.map(([x, y]) => ({ x, y, series: r.method })));
-  const last = o.iterations;
-  accPoints.push({ x: 0, y: baseline.accuracy, series: 'baseline (k = 1)' }, { x: last, y: baseline.accuracy, series: 'baseline (k = 1)' });
-  await writer.plot('fashion-mnist', linePlotSpec(
-    `Altered Fashion-MNIST, 2 multinomial experts (${train.X.rows} train / ${test.X.rows} test rows, backend ${backend})`,
-    [
+  const title = `Altered Fashion-MNIST: ${st.trainRows} train rows, ${st.testRows} test rows, ${st.iterations} iterations, backend ${st.backend}`;
+  {
+    const nllPoints: LinePoint[] = results.flatMap((r) => r.trainNll.map((y, x) => ({ x, y, series: r.method })));
+    const accPoints: LinePoint[] = results.flatMap((r) => r.test.map(([x, y]) => ({ x, y, series: r.method })));
+    if (baseline) {
+      accPoints.push({ x: 1, y: baseline.accuracy, series: 'baseline (k = 1)' },
+        { x: st.iterations, y: baseline.accuracy, series: 'baseline (k = 1)' });
+    }
+    await writer.plot('fashion-mnist', linePlotSpec(title, [
       { title: 'train NLL', xTitle: 'iteration', yTitle: 'mean NLL', points: nllPoints, logY: true },
       { title: 'test accuracy', xTitle: 'iteration', yTitle: 'accuracy', points: accPoints },
     ]));
+  }
   const summary = [
-    `# Altered Fashion-MNIST (${train.X.rows} train rows, ${test.X.rows} test rows, ${o.iterations} iterations, backend ${backend})`,
+    `# ${title}`,
     '', toMarkdown(finalTable),
-    `Start: unit-norm gate and experts (seed ${o.seed}); data altered with seed ${FASHION_DEFAULTS.alterationSeed} (train) and ${FASHION_DEFAULTS.alterationSeed + 1} (test)`
-      + `; features: ${o.pool === 1 ? '784 pixels' : `${o.pool}×${o.pool}-pooled pixels (${d - 1})`} + bias.`,
+    `Start: unit-norm gate and experts (seed ${st.seed}); data altered with seed ${st.alterationSeed} (train) and ${st.alterationSeed + 1} (test)`
+      + `; features: ${st.pool === 1 ? '784 pixels' : `${st.pool}×${st.pool}-pooled pixels (${st.pixels})`} + bias`
+      + `; test accuracy every ${st.evalEvery} iteration(s).`,
     '',
   ].join('\n');
   writer.text('summary.md', summary);
   output.out(summary);
-  output.out(`Files written to ${o.out}: ${writer.written.length}`);
-  return results;
+  output.out(`Files written to ${writer.dir}: ${writer.written.length}`);
 }
-

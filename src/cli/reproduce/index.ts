@@ -4,7 +4,9 @@ import { DEFAULT_FASHION_MNIST_DIR } from '../../data/fashion-mnist.js';
 import type { BackendKind } from '../../types.js';
 import { UsageError } from '../errors.js';
 import type { Output } from '../output.js';
-import { FASHION_DEFAULTS, reproduceFashionMnist } from './fashion-mnist.js';
+import {
+  FASHION_DEFAULTS, FASHION_METHODS, reproduceFashionMnist, renderFashionFromResults, type FashionMethod,
+} from './fashion-mnist.js';
 import { RATE_DEFAULTS, reproduceRate } from './rate.js';
 import { reproduceSynthetic, SYNTHETIC_DEFAULTS } from './synthetic.js';
 
@@ -24,6 +26,9 @@ export interface ReproduceCliOptions {
   evalEvery: number;
   stepSize?: number;
   pool: number;
+  methods?: string[];
+  plots: boolean;
+  render?: string[];
 }
 
 export async function reproduceCommand(experiment: string, o: ReproduceCliOptions, output: Output): Promise<void> {
@@ -37,6 +42,7 @@ export async function reproduceCommand(experiment: string, o: ReproduceCliOption
         grid: o.grid ?? SYNTHETIC_DEFAULTS.grid,
         backend: o.backend,
         out,
+        plots: o.plots,
       }, output);
       return;
     case 'rate':
@@ -46,10 +52,15 @@ export async function reproduceCommand(experiment: string, o: ReproduceCliOption
         seed: o.seed,
         backend: o.backend,
         out,
+        plots: o.plots,
         ...(o.iterations !== undefined ? { maxIter: o.iterations } : {}),
       }, output);
       return;
     case 'fashion-mnist':
+      if (o.render !== undefined) {
+        await renderFashionFromResults(o.render, out, o.plots, output);
+        return;
+      }
       await reproduceFashionMnist({
         dataDir: o.data ?? DEFAULT_FASHION_MNIST_DIR,
         ...(o.rows !== undefined ? { rows: o.rows } : {}),
@@ -58,6 +69,8 @@ export async function reproduceCommand(experiment: string, o: ReproduceCliOption
         evalEvery: o.evalEvery,
         stepSize: o.stepSize ?? FASHION_DEFAULTS.stepSize,
         pool: o.pool,
+        methods: fashionMethods(o.methods),
+        plots: o.plots,
         seed: o.seed,
         backend: o.backend,
         out,
@@ -66,4 +79,14 @@ export async function reproduceCommand(experiment: string, o: ReproduceCliOption
     default:
       throw new UsageError(`unknown experiment '${experiment}' (expected ${EXPERIMENTS.join(', ')})`);
   }
+}
+
+function fashionMethods(names: string[] | undefined): FashionMethod[] {
+  if (names === undefined) return [...FASHION_METHODS];
+  for (const n of names) {
+    if (!(FASHION_METHODS as readonly string[]).includes(n)) {
+      throw new UsageError(`unknown method '${n}' for --methods (expected ${FASHION_METHODS.join(', ')})`);
+    }
+  }
+  return names as FashionMethod[];
 }

@@ -31,6 +31,7 @@ export interface SyntheticOptions {
   grid: number[];
   backend: BackendKind;
   out: string;
+  plots: boolean;
 }
 
 interface Config {
@@ -66,7 +67,7 @@ export interface SyntheticResult {
 }
 
 export async function reproduceSynthetic(o: SyntheticOptions, output: Output): Promise<SyntheticResult> {
-  const writer = new ArtifactWriter(o.out);
+  const writer = new ArtifactWriter(o.out, o.plots);
   const all = configs(o.grid, o.backend);
   const runs: RunCurves[][] = all.map(() => []);
   const progress = startProgress(output, 'synthetic', o.instances * all.length);
