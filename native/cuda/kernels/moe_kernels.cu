@@ -1,5 +1,5 @@
 // moe-em CUDA kernels (float64). The per-row operations of moe_core::backend::RowOp, one thread per row,
-// plus the small helpers of a pass (row gather, Gram-weight scaling, diagonal-Gram partials).
+// plus the small helpers of a pass (row gather, Gram-weight scaling, squares for diagonal Grams).
 //
 // A pass on the GPU is: A = X·Pᵀ (cuBLAS), `row_op` (this file: writes the per-row outputs R, Gram weights,
 // per-row sum terms, and H), then the reductions XᵀR, Σ rows, Grams (cuBLAS). Every reduction is a GEMM or a
@@ -70,7 +70,7 @@ __device__ __forceinline__ double sigmoid(double t) {
 __device__ double lse(const double* v, int m) {
     double mx = v[0];
     for (int c = 1; c < m; ++c) mx = fmax(mx, v[c]);
-    if (mx == -INFINITY) return mx;
+    if (mx < -1.7976931348623157e308) return mx;  // all −∞ (no INFINITY macro without headers under NVRTC)
     double acc = 0.0;
     for (int c = 0; c < m; ++c) acc += exp(v[c] - mx);
     return mx + log(acc);
@@ -338,32 +338,20 @@ extern "C" __global__ void gather_rows(const double* x, const double* y, const d
     }
 }
 
-// Y_g = diag(w_{·g})·X_chunk for g < grams: Y is grams × (rows×d), each row-major (= column-major d×rows).
+// Weight-scaled copies of a chunk of rows for the Gram GEMM: out[i][g·d + f] = gw[i][g]·x[i][f], i.e. row i of
+// Y = [diag(w_·0)X | … | diag(w_·G−1)X] (rows × G·d, row-major). Then Xᵀ·Y holds the G Grams side by side.
 extern "C" __global__ void scale_rows(const double* x, const double* gw, int rows, int d, int grams, double* out) {
     size_t t = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    size_t per = (size_t)rows * d;
-    if (t >= per * grams) return;
-    size_t g = t / per, e = t % per, i = e / d;
-    out[t] = gw[i * grams + g] * x[e];
+    size_t width = (size_t)grams * d;
+    if (t >= (size_t)rows * width) return;
+    size_t i = t / width, e = t % width, g = e / d, f = e % d;
+    out[t] = gw[i * grams + g] * x[i * d + f];
 }
 
-// Partials of diagonal Grams: partial[b][g·d + f] = Σ_{i in block b} gw[i][g]·x[i][f]², blocks of `rows_per_block`
-// rows in order; the host sums the partials over b with a GEMM (fixed order, no atomics).
-extern "C" __global__ void diag_gram_partial(const double* x, const double* gw, int rows, int d, int grams,
-                                             int rows_per_block, double* partial) {
-    int b = blockIdx.x;
-    int begin = b * rows_per_block;
-    int end = min(begin + rows_per_block, rows);
-    int width = grams * d;
-    for (int o = threadIdx.x; o < width; o += blockDim.x) {
-        int g = o / d, f = o % d;
-        double acc = 0.0;
-        for (int i = begin; i < end; ++i) {
-            double v = x[(size_t)i * d + f];
-            acc += gw[(size_t)i * grams + g] * v * v;
-        }
-        partial[(size_t)b * width + o] = acc;
-    }
+// Squares of a chunk of rows (for diagonal Grams: diag_g = (X⊙X)ᵀ w_·g by GEMM).
+extern "C" __global__ void square_rows(const double* x, size_t len, double* out) {
+    size_t t = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (t < len) out[t] = x[t] * x[t];
 }
 
 extern "C" __global__ void fill(double* out, size_t len, double value) {

@@ -2,8 +2,8 @@
 //! only the small projection matrix P (and σ²) and brings back only the reduced results.
 //!
 //! One pass = A = X·Pᵀ (cuBLAS DGEMM) → `row_op` kernel (per-row outputs R, Gram weights, sum terms; reads or
-//! writes H) → reductions: XᵀR and the sums by DGEMM, full Grams by DGEMM over chunks of weight-scaled rows,
-//! diagonal Grams by a two-stage kernel + DGEMM. All reductions run in a fixed order (no float atomics), so a
+//! writes H) → reductions: XᵀR and the sums by DGEMM, full Grams by one DGEMM per chunk of weight-scaled rows,
+//! diagonal Grams by one DGEMM per chunk of squared rows. All reductions run in a fixed order (no float atomics), so a
 //! pass is reproducible bit for bit on one GPU.
 
 use crate::driver::{Context, DeviceBuffer, DeviceElement, KernelSource};
@@ -12,6 +12,7 @@ use crate::kernels::{encode, RowOpParams};
 use moe_core::backend::{Backend, PassOut, RowOp, Rows};
 use moe_core::{Data, Error, ErrorCode, Result};
 use std::ffi::c_void;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 impl From<GpuError> for Error {
@@ -25,10 +26,10 @@ impl From<GpuError> for Error {
     }
 }
 
-/// Bytes of weight-scaled rows materialised at once for the full Grams (small enough to stay in L2 on an
-/// H100). `MOE_CUDA_GRAM_CHUNK_MB` overrides it (the benchmark measures a few values).
+/// Bytes of weight-scaled rows materialised at once for the Grams (128 MiB measured best of 8–512 MiB on an
+/// H100, bench/GPU.md). `MOE_CUDA_GRAM_CHUNK_MB` overrides it (the benchmark measures a few values).
 fn gram_chunk_bytes() -> usize {
-    std::env::var("MOE_CUDA_GRAM_CHUNK_MB").ok().and_then(|v| v.parse::<usize>().ok()).filter(|&v| v > 0).unwrap_or(32) << 20
+    std::env::var("MOE_CUDA_GRAM_CHUNK_MB").ok().and_then(|v| v.parse::<usize>().ok()).filter(|&v| v > 0).unwrap_or(128) << 20
 }
 
 const THREADS: u32 = 256;
@@ -68,7 +69,6 @@ struct State {
     batch_y: Scratch<f64>,
     batch_s: Scratch<f64>,
     scaled: Scratch<f64>,
-    partial: Scratch<f64>,
     reduced: Scratch<f64>,
 }
 
@@ -78,9 +78,11 @@ pub struct CudaBackend {
     x: DeviceBuffer<f64>,
     y: DeviceBuffer<f64>,
     s: Option<DeviceBuffer<f64>>,
-    /// All ones (length max(n, partial blocks)): the right-hand side of the GEMMs that sum over rows.
+    /// All ones (length n): the right-hand side of the GEMMs that sum over rows.
     ones: DeviceBuffer<f64>,
     state: Mutex<State>,
+    /// Gram chunk size in bytes; 0 = the default.
+    gram_chunk_bytes: AtomicUsize,
     /// Declared last so that it is dropped after every buffer above.
     ctx: Arc<Context>,
 }
@@ -104,7 +106,7 @@ impl CudaBackend {
         let x = DeviceBuffer::from_host(&ctx, data.x)?;
         let y = DeviceBuffer::from_host(&ctx, data.y)?;
         let s = data.s.map(|s| DeviceBuffer::from_host(&ctx, s)).transpose()?;
-        let ones_len = data.n.max(MAX_PARTIAL_BLOCKS);
+        let ones_len = data.n;
         let ones = DeviceBuffer::alloc(&ctx, ones_len)?;
         fill(&ctx, &ones, ones_len, 1.0)?;
         ctx.synchronize()?;
@@ -112,9 +114,9 @@ impl CudaBackend {
             h: None, h_width: 0, order: None, order_len: 0,
             proj: Scratch(None), sigma2: Scratch(None), a: Scratch(None), r: Scratch(None), gw: Scratch(None),
             sv: Scratch(None), batch_x: Scratch(None), batch_y: Scratch(None), batch_s: Scratch(None),
-            scaled: Scratch(None), partial: Scratch(None), reduced: Scratch(None),
+            scaled: Scratch(None), reduced: Scratch(None),
         };
-        Ok(CudaBackend { n: data.n, d: data.d, x, y, s, ones, state: Mutex::new(state), ctx })
+        Ok(CudaBackend { n: data.n, d: data.d, x, y, s, ones, state: Mutex::new(state), gram_chunk_bytes: AtomicUsize::new(0), ctx })
     }
 
     /// The device this backend runs on.
@@ -137,9 +139,6 @@ impl CudaBackend {
         Ok(self.state.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
-
-/// At most this many row blocks in the diagonal-Gram partials (bounds their memory).
-const MAX_PARTIAL_BLOCKS: usize = 2048;
 
 fn fill(ctx: &Context, buf: &DeviceBuffer<f64>, len: usize, value: f64) -> Result<()> {
     let (mut ptr, mut n, mut v) = (buf.ptr, len, value);
@@ -361,12 +360,30 @@ impl CudaBackend {
         Ok(sums)
     }
 
-    /// G_g = Σ_i gw[i][g]·x_i x_iᵀ for g < grams: chunks of rows, each scaled once per Gram into `scaled`, then
-    /// one strided-batched DGEMM per chunk accumulating into `out` (β = 1 after the first chunk, in order).
+    /// Rows per Gram chunk: the bytes of weight-scaled rows materialised at once (`set_gram_chunk_bytes`,
+    /// else `MOE_CUDA_GRAM_CHUNK_MB`, else 128 MiB) over the bytes per row.
+    fn gram_chunk_rows(&self, bytes_per_row: usize, rows: usize) -> usize {
+        let bytes = match self.gram_chunk_bytes.load(Ordering::Relaxed) {
+            0 => gram_chunk_bytes(),
+            b => b,
+        };
+        (bytes / bytes_per_row).clamp(1, rows.max(1))
+    }
+
+    /// Sets the Gram chunk size in bytes (0 = the default). A tuning knob for benchmarks, and lets tests
+    /// exercise many chunks on small data.
+    pub fn set_gram_chunk_bytes(&self, bytes: usize) {
+        self.gram_chunk_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// G_g = Σ_i gw[i][g]·x_i x_iᵀ for g < grams: per chunk of rows, Y = [diag(w_·g)·X_chunk]_g side by side
+    /// (rows × grams·d), then one DGEMM X_chunkᵀ·Y (d × grams·d: the Grams one after another), accumulated
+    /// over the chunks in order (β = 1 after the first).
     fn full_grams(&self, st: &mut State, pr: &PassRows, gw: u64, grams: usize, out: u64) -> Result<()> {
         let (d, ctx) = (self.d, &*self.ctx);
-        let chunk = (gram_chunk_bytes() / (8 * grams * d)).clamp(1, pr.rows);
-        let scaled = st.scaled.at_least(ctx, chunk * d * grams)?.ptr;
+        let width = grams * d;
+        let chunk = self.gram_chunk_rows(8 * width, pr.rows);
+        let scaled = st.scaled.at_least(ctx, chunk * width)?.ptr;
         let mut start = 0;
         while start < pr.rows {
             let rows = chunk.min(pr.rows - start);
@@ -376,30 +393,32 @@ impl CudaBackend {
                 &mut xp as *mut _ as _, &mut gp as *mut _ as _, &mut r as *mut _ as _, &mut di as *mut _ as _,
                 &mut gi as *mut _ as _, &mut op as *mut _ as _,
             ];
-            ctx.launch("scale_rows", (blocks(rows * d * grams), 1, 1), THREADS, 0, &mut args)?;
+            ctx.launch("scale_rows", (blocks(rows * width), 1, 1), THREADS, 0, &mut args)?;
             let beta = if start == 0 { 0.0 } else { 1.0 };
-            ctx.dgemm_strided_batched(false, true, d, d, rows, 1.0, xp, d, 0, scaled, d, rows * d, beta, out, d, d * d, grams)?;
+            // column-major (d × grams·d) = X_chunk(d×rows) · Y(grams·d × rows)ᵀ
+            ctx.dgemm(false, true, d, width, rows, 1.0, xp, d, scaled, width, beta, out, d)?;
             start += rows;
         }
         Ok(())
     }
 
-    /// diag_g[f] = Σ_i gw[i][g]·x_if²: per-block partials in row order, then one DGEMM against ones.
+    /// diag_g[f] = Σ_i gw[i][g]·x_if²: per chunk of rows, the squares X⊙X, then one DGEMM (X⊙X)ᵀ·W
+    /// (d × grams), accumulated over the chunks in order.
     fn diagonal_grams(&self, st: &mut State, pr: &PassRows, gw: u64, grams: usize, out: u64) -> Result<()> {
         let (d, ctx) = (self.d, &*self.ctx);
-        let rows_per_block = pr.rows.div_ceil(MAX_PARTIAL_BLOCKS).max(64);
-        let nblocks = pr.rows.div_ceil(rows_per_block);
-        let width = grams * d;
-        let partial = st.partial.at_least(ctx, nblocks * width)?.ptr;
-        let (mut xp, mut gp, mut r, mut di, mut gi, mut rb, mut pp) =
-            (pr.x, gw, pr.rows as i32, d as i32, grams as i32, rows_per_block as i32, partial);
-        let mut args: [*mut c_void; 7] = [
-            &mut xp as *mut _ as _, &mut gp as *mut _ as _, &mut r as *mut _ as _, &mut di as *mut _ as _,
-            &mut gi as *mut _ as _, &mut rb as *mut _ as _, &mut pp as *mut _ as _,
-        ];
-        ctx.launch("diag_gram_partial", (nblocks as u32, 1, 1), THREADS, 0, &mut args)?;
-        // column-major (width×1) = partial(width×nblocks) · ones(nblocks)
-        ctx.dgemm(false, false, width, 1, nblocks, 1.0, partial, width, self.ones.ptr, nblocks, 0.0, out, width)?;
+        let chunk = self.gram_chunk_rows(8 * d, pr.rows);
+        let squares = st.scaled.at_least(ctx, chunk * d)?.ptr;
+        let mut start = 0;
+        while start < pr.rows {
+            let rows = chunk.min(pr.rows - start);
+            let (mut xp, mut len, mut sp) = (pr.x + 8 * (start * d) as u64, rows * d, squares);
+            let mut args: [*mut c_void; 3] = [&mut xp as *mut _ as _, &mut len as *mut _ as _, &mut sp as *mut _ as _];
+            ctx.launch("square_rows", (blocks(rows * d), 1, 1), THREADS, 0, &mut args)?;
+            let beta = if start == 0 { 0.0 } else { 1.0 };
+            // column-major (d × grams) = (X⊙X)(d×rows) · W(grams×rows)ᵀ, i.e. row-major grams×d.
+            ctx.dgemm(false, true, d, grams, rows, 1.0, squares, d, gw + 8 * (start * grams) as u64, grams, beta, out, d)?;
+            start += rows;
+        }
         Ok(())
     }
 }

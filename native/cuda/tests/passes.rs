@@ -211,3 +211,33 @@ fn nvrtc_kernels_match_the_fatbin() {
     assert_close("sums", &b.sums, &a.sums, 1e-13);
     assert_close("H", &nvrtc.read_h(k).unwrap(), &fatbin.read_h(k).unwrap(), 1e-13);
 }
+
+#[test]
+fn grams_accumulate_over_many_chunks() {
+    let Some(_) = gpu_or_skip("grams_accumulate_over_many_chunks") else { return };
+    let (n, d, k) = (2111, 6, 3);
+    let problem = Problem::random(41, n, d, Labels::Real, true);
+    let cpu = CpuBackend::new(problem.data(), 2).unwrap();
+    let gpu = CudaBackend::new(problem.data()).unwrap();
+    let h = random_h(42, n, k);
+    cpu.write_h(k, &h).unwrap();
+    gpu.write_h(k, &h).unwrap();
+    let ops = [
+        RowOp::EStep { k, family: Family::Linear { sigma2: vec![0.5, 1.0, 2.0] }, store: false, suff: true },
+        RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::Hessian },
+        RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::Diag },
+    ];
+    for rows_per_chunk in [1, 50, 333] {
+        // Chunk sizes are in bytes of scaled rows: full Grams use grams·d values per row, diagonal ones d.
+        for op in &ops {
+            let sh = op.shape();
+            let per_row = 8 * d * if sh.diag_only { 1 } else { sh.grams };
+            gpu.set_gram_chunk_bytes(rows_per_chunk * per_row);
+            let proj = random_vec(43, sh.q * d, 0.8);
+            let c = cpu.pass(Rows::All, &proj, op).unwrap();
+            let g = gpu.pass(Rows::All, &proj, op).unwrap();
+            assert_close(&format!("{op:?} grams, {rows_per_chunk} rows per chunk"), &g.grams, &c.grams, TOL);
+            assert_close(&format!("{op:?} XᵀR, {rows_per_chunk} rows per chunk"), &g.xtr, &c.xtr, TOL);
+        }
+    }
+}
