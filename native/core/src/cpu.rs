@@ -9,6 +9,7 @@ use crate::api::{err, Data, ErrorCode, Result};
 use crate::backend::{Backend, OpShape, PassOut, RowOp, Rows};
 use crate::gram::{self, GramScratch};
 use crate::rowops::{eval_row, Scratch};
+use crate::simd;
 
 /// Rows per chunk (fixed: the reduction order depends on it, never on the thread count).
 const CHUNK: usize = 2048;
@@ -88,24 +89,6 @@ impl Partial {
     }
 }
 
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len().min(b.len());
-    let (mut s0, mut s1, mut s2, mut s3) = (0.0, 0.0, 0.0, 0.0);
-    let mut i = 0;
-    while i + 4 <= n {
-        s0 += a[i] * b[i];
-        s1 += a[i + 1] * b[i + 1];
-        s2 += a[i + 2] * b[i + 2];
-        s3 += a[i + 3] * b[i + 3];
-        i += 4;
-    }
-    while i < n {
-        s0 += a[i] * b[i];
-        i += 1;
-    }
-    (s0 + s1) + (s2 + s3)
-}
-
 /// The rows of one pass: all rows, or a list of row indices.
 enum Selection<'s> {
     All(usize),
@@ -134,6 +117,8 @@ struct PassCtx<'p> {
     op: &'p RowOp,
     shape: OpShape,
     h: SharedMut,
+    /// AVX2+FMA available (detected once per pass).
+    simd: bool,
 }
 
 impl PassCtx<'_> {
@@ -166,9 +151,7 @@ impl PassCtx<'_> {
         for (t, pos) in (lo..hi).enumerate() {
             let i = self.sel.row(pos);
             let xi = if reads_x { &xrows[t * d..(t + 1) * d] } else { &[] };
-            for (qq, av) in a.iter_mut().enumerate() {
-                *av = dot(&self.proj[qq * d..(qq + 1) * d], xi);
-            }
+            simd::project(self.proj, d, xi, &mut a, self.simd);
             let s = self.data.s.map_or(1.0, |s| s[i]);
             // SAFETY: row i of H belongs to this chunk only (rows of a pass are distinct), and H has n×hw values.
             let hrow: &mut [f64] =
@@ -187,9 +170,7 @@ impl PassCtx<'_> {
             for c in 0..sh.r_cols {
                 let rc = r[t * sh.r_cols + c];
                 if rc != 0.0 {
-                    for (o, &xv) in part.xtr[c * d..(c + 1) * d].iter_mut().zip(xi) {
-                        *o += rc * xv;
-                    }
+                    simd::axpy(rc, xi, &mut part.xtr[c * d..(c + 1) * d], self.simd);
                 }
             }
         }
@@ -312,7 +293,7 @@ impl Backend for CpuBackend<'_> {
             }
             *h_guard = (shape.h_width, vec![0.0; self.data.n * shape.h_width]);
         }
-        let ctx = PassCtx { data: self.data, sel, proj, op, shape, h: SharedMut(h_guard.1.as_mut_ptr()) };
+        let ctx = PassCtx { data: self.data, sel, proj, op, shape, h: SharedMut(h_guard.1.as_mut_ptr()), simd: simd::has_avx2_fma() };
         let len = ctx.sel.len();
         let n_chunks = len.div_ceil(CHUNK);
         let total = ordered_reduce(n_chunks, self.threads, Partial::zeros(&shape, d), |c, (sc, gs, xb)| {

@@ -18,6 +18,7 @@ pub mod param_error;
 pub mod validate;
 pub mod info_rows;
 pub mod info;
+pub mod simd;
 
 pub use api::*;
 pub use backend::Backend;

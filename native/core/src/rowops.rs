@@ -366,6 +366,11 @@ fn softmax_row(
     for v in logp.iter_mut() {
         *v -= norm;
     }
+    // Class probabilities, once per row (the Hessian weights use every pair).
+    let p = fill(&mut sc.c, classes);
+    for cc in 0..classes {
+        p[cc] = logp[cc].exp();
+    }
     let objective = |logp: &[f64], t: &[f64]| {
         let mut f = 0.0;
         for cc in 0..classes {
@@ -386,15 +391,14 @@ fn softmax_row(
                 sums[0] += c * objective(logp, t);
             }
             for cc in 0..m {
-                r[cc] = c * (t[cc] - tsum * logp[cc].exp()) * sign;
+                r[cc] = c * (t[cc] - tsum * p[cc]) * sign;
             }
             if task == SoftmaxTask::Hessian {
                 let mut idx = 0;
                 for ia in 0..m {
-                    let pa = logp[ia].exp();
                     for ib in ia..m {
                         let delta = if ia == ib { 1.0 } else { 0.0 };
-                        w[idx] = ct * pa * (delta - logp[ib].exp());
+                        w[idx] = ct * p[ia] * (delta - p[ib]);
                         idx += 1;
                     }
                 }
@@ -403,16 +407,15 @@ fn softmax_row(
         SoftmaxTask::HessVec => {
             let mut mean = 0.0;
             for cc in 0..m {
-                mean += logp[cc].exp() * (sign * a[m + cc]);
+                mean += p[cc] * (sign * a[m + cc]);
             }
             for cc in 0..m {
-                r[cc] = ct * logp[cc].exp() * (sign * a[m + cc] - mean) * sign;
+                r[cc] = ct * p[cc] * (sign * a[m + cc] - mean) * sign;
             }
         }
         SoftmaxTask::Diag => {
             for cc in 0..m {
-                let p = logp[cc].exp();
-                w[cc] = ct * p * (1.0 - p);
+                w[cc] = ct * p[cc] * (1.0 - p[cc]);
             }
         }
     }
