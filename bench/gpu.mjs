@@ -1,0 +1,110 @@
+#!/usr/bin/env node
+// GPU benchmark through the package API (plain Node, no node_modules: only dist/ and the built .node).
+// EM per-iteration time, backend 'cuda' vs backend 'cpu', at (n, d, k) = (1e6, 100, 8) linear experts
+// (target: ≥ 50×), the Fashion-MNIST shape (60000×784, 2 multinomial experts × 10 classes, CUDA only: the
+// CPU needs minutes per iteration there), and a sweep of small problems for the CPU/CUDA crossover that
+// src/backends/select.ts uses (CUDA_CROSSOVER_ND). Run: `node bench/gpu.mjs` (or imported by
+// scripts/gpu-check.mjs). Without a GPU it says so and exits 0.
+import { loadNativeBackend, nativeInfo, sampleLinear, sampleMultinomial } from '../dist/index.js';
+
+function fitSpec(maxIter) {
+  return {
+    algorithm: 'em',
+    mstep: { solver: 'auto', maxIter: 25, tol: 1e-10, cgMaxIter: 50, innerSteps: 10 },
+    stepSize: { gate: 0.1, experts: 0.1 },
+    innerSteps: 1,
+    batchSize: 0,
+    maxIter,
+    tol: 0, // every iteration runs: the timing counts them
+    onEmpty: 'reseed',
+    threads: 0,
+  };
+}
+
+/** Milliseconds per EM iteration (iterations 1..last; iteration 0 holds the initialisation). */
+function perIteration(result) {
+  const it = result.iterations;
+  const last = it.length - 1;
+  if (last < 2) return it[last].elapsedMs;
+  return (it[last].elapsedMs - it[1].elapsedMs) / (last - 1);
+}
+
+function timeFit(backend, data, model, maxIter) {
+  const start = performance.now();
+  const result = backend.fitSync({ data, model, fit: fitSpec(maxIter), seed: 1, init: null, trueParams: null }, {});
+  return { msPerIter: perIteration(result), wallMs: performance.now() - start, nll: result.iterations.at(-1).nll, result };
+}
+
+function linearProblem(n, d, k, seed) {
+  const { X, y } = sampleLinear({ n, d, k, seed });
+  return {
+    data: { x: X.data, n, d, y, s: null },
+    model: { experts: 'linear', symmetric: false, k, d, nClasses: 0, noise: 'fitted', ridge: 0, intercept: false },
+  };
+}
+
+/** Runs the benchmark; returns table rows { what, value, unit, note }. */
+export async function runGpuBench({ log = console.log } = {}) {
+  const info = nativeInfo();
+  if (!info.cudaAvailable) {
+    log(`bench/gpu.mjs: no usable GPU (${info.reason ?? 'the addon sees no CUDA device'}); nothing to measure`);
+    return [];
+  }
+  const cuda = loadNativeBackend('cuda');
+  const cpu = loadNativeBackend('cpu');
+  const rows = [];
+
+  // 1. The target shape: EM, linear experts, (1e6, 100, 8).
+  {
+    const { data, model } = linearProblem(1_000_000, 100, 8, 3);
+    timeFit(cuda, data, model, 1); // warm-up: module load, allocations
+    const g = timeFit(cuda, data, model, 5);
+    const c = timeFit(cpu, data, model, 3);
+    const gap = Math.abs(g.result.iterations[2].nll - c.result.iterations[2].nll) / Math.abs(c.result.iterations[2].nll);
+    log(`EM (1e6,100,8): cuda ${g.msPerIter.toFixed(1)} ms/iter, cpu ${c.msPerIter.toFixed(1)} ms/iter, nll gap ${gap.toExponential(1)}`);
+    rows.push({ what: 'EM iter, linear (1e6,100,8), cuda', value: g.msPerIter, unit: 'ms', note: '' });
+    rows.push({ what: 'EM iter, linear (1e6,100,8), cpu', value: c.msPerIter, unit: 'ms', note: 'all cores' });
+    rows.push({ what: 'speed-up cuda / cpu', value: c.msPerIter / g.msPerIter, unit: '×', note: `target ≥ 50×; nll gap ${gap.toExponential(1)}` });
+  }
+
+  // 2. Fashion-MNIST shape, CUDA only.
+  {
+    const n = 60_000, d = 784, k = 2, nClasses = 10;
+    const { X, y } = sampleMultinomial({ n, d, k, nClasses, seed: 4, coefScale: 0.1, gateScale: 0.1 });
+    const data = { x: X.data, n, d, y, s: null };
+    const model = { experts: 'multinomial', symmetric: false, k, d, nClasses, noise: 'fitted', ridge: 1e-2, intercept: false };
+    const g = timeFit(cuda, data, model, 3);
+    log(`EM Fashion-MNIST shape (60000×784, k=2, C=10): cuda ${g.msPerIter.toFixed(1)} ms/iter`);
+    rows.push({ what: 'EM iter, multinomial 60000×784 k=2 C=10, cuda', value: g.msPerIter, unit: 'ms', note: 'CPU: minutes per iteration' });
+  }
+
+  // 3. Crossover: small linear problems (k = 3), EM per iteration on both backends.
+  let crossover = null;
+  for (const [n, d] of [[2_000, 10], [20_000, 10], [100_000, 10], [200_000, 50]]) {
+    const { data, model } = linearProblem(n, d, 3, 5);
+    timeFit(cuda, data, model, 1);
+    const g = timeFit(cuda, data, model, 4);
+    const c = timeFit(cpu, data, model, 4);
+    log(`crossover n·d=${n * d}: cuda ${g.msPerIter.toFixed(2)} ms, cpu ${c.msPerIter.toFixed(2)} ms`);
+    rows.push({ what: `EM iter (n·d=${n * d}, k=3) cuda / cpu`, value: g.msPerIter, unit: 'ms', note: `cpu ${c.msPerIter.toFixed(2)} ms` });
+    if (crossover === null && g.msPerIter < c.msPerIter) crossover = n * d;
+  }
+  rows.push({ what: 'crossover n·d (cuda faster from)', value: crossover ?? NaN, unit: '', note: 'CUDA_CROSSOVER_ND in src/backends/select.ts' });
+  return rows;
+}
+
+function formatValue(v) {
+  if (!Number.isFinite(v)) return '—';
+  return v !== 0 && Math.abs(v) < 0.01 ? v.toExponential(1) : v.toFixed(2);
+}
+
+export function formatTable(rows) {
+  const lines = ['| what | value | unit | note |', '|---|---:|---|---|'];
+  for (const r of rows) lines.push(`| ${r.what} | ${formatValue(r.value)} | ${r.unit} | ${r.note} |`);
+  return lines.join('\n');
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const rows = await runGpuBench();
+  console.log(`\n${formatTable(rows)}`);
+}
