@@ -228,6 +228,13 @@ pub trait Backend {
     fn read_h(&self, width: usize) -> Result<Vec<f64>>;
     /// One fused pass: A = X_rows·Pᵀ, the per-row `op`, reductions (see `RowOp`, `OpShape`).
     fn pass(&self, rows: Rows, proj: &[f64], op: &RowOp) -> Result<PassOut>;
+
+    /// Several ops on the same rows, with the results of running them one after the other (a later op
+    /// sees the H an earlier one stored). A backend may fuse them into one read of X (the CPU backend
+    /// does); the default runs one pass per op.
+    fn pass_many(&self, rows: Rows, ops: &[(&[f64], &RowOp)]) -> Result<Vec<PassOut>> {
+        ops.iter().map(|&(proj, op)| self.pass(rows, proj, op)).collect()
+    }
 }
 
 impl RowOp {

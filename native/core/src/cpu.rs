@@ -60,23 +60,23 @@ struct SharedMut(*mut f64);
 unsafe impl Send for SharedMut {}
 unsafe impl Sync for SharedMut {}
 
-/// One chunk's (or the running total's) reductions; Grams are padded upper-triangle accumulators.
-struct Partial {
+/// One op's reductions over a chunk (or the running total); Grams are padded upper-triangle accumulators.
+struct StagePartial {
     xtr: Vec<f64>,
     grams: Vec<f64>,
     sums: Vec<f64>,
 }
 
-impl Partial {
+impl StagePartial {
     fn zeros(shape: &OpShape, d: usize) -> Self {
         let per_gram = if shape.diag_only { d } else { gram::acc_len(d) };
-        Partial {
+        StagePartial {
             xtr: vec![0.0; shape.r_cols * d],
             grams: vec![0.0; shape.grams * per_gram],
             sums: vec![0.0; shape.sums],
         }
     }
-    fn add(&mut self, o: &Partial) {
+    fn add(&mut self, o: &StagePartial) {
         for (a, b) in self.xtr.iter_mut().zip(&o.xtr) {
             *a += b;
         }
@@ -87,6 +87,27 @@ impl Partial {
             *a += b;
         }
     }
+}
+
+/// The reductions of every op of a (possibly fused) pass.
+struct Partial(Vec<StagePartial>);
+
+impl Partial {
+    fn zeros(stages: &[Stage], d: usize) -> Self {
+        Partial(stages.iter().map(|st| StagePartial::zeros(&st.shape, d)).collect())
+    }
+    fn add(&mut self, o: &Partial) {
+        for (a, b) in self.0.iter_mut().zip(&o.0) {
+            a.add(b);
+        }
+    }
+}
+
+/// One op of a pass with its projection matrix.
+struct Stage<'p> {
+    proj: &'p [f64],
+    op: &'p RowOp,
+    shape: OpShape,
 }
 
 /// The rows of one pass: all rows, or a list of row indices.
@@ -113,25 +134,25 @@ impl Selection<'_> {
 struct PassCtx<'p> {
     data: Data<'p>,
     sel: Selection<'p>,
-    proj: &'p [f64],
-    op: &'p RowOp,
-    shape: OpShape,
+    /// The ops evaluated on each row, in order (a later op may read the H row an earlier one wrote).
+    stages: Vec<Stage<'p>>,
+    /// Width of the stored H the stages read or write (0 = none).
+    h_width: usize,
     h: SharedMut,
     /// AVX2+FMA available (detected once per pass).
     simd: bool,
 }
 
 impl PassCtx<'_> {
-    fn chunk(&self, lo: usize, hi: usize, sc: &mut Scratch, gs: &mut GramScratch, xbuf: &mut Vec<f64>) -> Partial {
+    fn chunk(&self, lo: usize, hi: usize, sc: &mut [Scratch], gs: &mut GramScratch, xbuf: &mut Vec<f64>) -> Partial {
         let d = self.data.d;
-        let sh = &self.shape;
         let l = hi - lo;
-        let mut part = Partial::zeros(sh, d);
-        let mut a = vec![0.0; sh.q];
-        let mut r = vec![0.0; l * sh.r_cols];
-        let mut w = vec![0.0; l * sh.grams];
+        let mut part = Partial::zeros(&self.stages, d);
+        let mut a: Vec<Vec<f64>> = self.stages.iter().map(|st| vec![0.0; st.shape.q]).collect();
+        let mut r: Vec<Vec<f64>> = self.stages.iter().map(|st| vec![0.0; l * st.shape.r_cols]).collect();
+        let mut w: Vec<Vec<f64>> = self.stages.iter().map(|st| vec![0.0; l * st.shape.grams]).collect();
         let contiguous = matches!(self.sel, Selection::All(_));
-        let reads_x = sh.q > 0 || sh.r_cols > 0 || sh.grams > 0;
+        let reads_x = self.stages.iter().any(|st| st.shape.q > 0 || st.shape.r_cols > 0 || st.shape.grams > 0);
         if !contiguous && reads_x {
             xbuf.clear();
             for pos in lo..hi {
@@ -146,47 +167,49 @@ impl PassCtx<'_> {
         } else {
             &[]
         };
-        let hw = sh.h_width;
+        let hw = self.h_width;
         let mut empty: [f64; 0] = [];
         for (t, pos) in (lo..hi).enumerate() {
             let i = self.sel.row(pos);
             let xi = if reads_x { &xrows[t * d..(t + 1) * d] } else { &[] };
-            simd::project(self.proj, d, xi, &mut a, self.simd);
             let s = self.data.s.map_or(1.0, |s| s[i]);
-            // SAFETY: row i of H belongs to this chunk only (rows of a pass are distinct), and H has n×hw values.
-            let hrow: &mut [f64] =
-                if hw > 0 { unsafe { std::slice::from_raw_parts_mut(self.h.0.add(i * hw), hw) } } else { &mut empty };
-            eval_row(
-                self.op,
-                &a,
-                self.data.y[i],
-                s,
-                hrow,
-                &mut r[t * sh.r_cols..(t + 1) * sh.r_cols],
-                &mut w[t * sh.grams..(t + 1) * sh.grams],
-                &mut part.sums,
-                sc,
-            );
-            for c in 0..sh.r_cols {
-                let rc = r[t * sh.r_cols + c];
-                if rc != 0.0 {
-                    simd::axpy(rc, xi, &mut part.xtr[c * d..(c + 1) * d], self.simd);
+            for (k, st) in self.stages.iter().enumerate() {
+                let sh = &st.shape;
+                simd::project(st.proj, d, xi, &mut a[k], self.simd);
+                // SAFETY: row i of H belongs to this chunk only (rows of a pass are distinct), H has n×hw values,
+                // and the stages of one row run one after the other on this thread.
+                let hrow: &mut [f64] = if hw > 0 && sh.h_width > 0 {
+                    unsafe { std::slice::from_raw_parts_mut(self.h.0.add(i * hw), hw) }
+                } else {
+                    &mut empty
+                };
+                let rs = &mut r[k][t * sh.r_cols..(t + 1) * sh.r_cols];
+                eval_row(st.op, &a[k], self.data.y[i], s, hrow, rs, &mut w[k][t * sh.grams..(t + 1) * sh.grams], &mut part.0[k].sums, &mut sc[k]);
+                for (c, &rc) in rs.iter().enumerate() {
+                    if rc != 0.0 {
+                        simd::axpy(rc, xi, &mut part.0[k].xtr[c * d..(c + 1) * d], self.simd);
+                    }
                 }
             }
         }
-        if sh.grams > 0 {
+        for (k, st) in self.stages.iter().enumerate() {
+            let sh = &st.shape;
+            if sh.grams == 0 {
+                continue;
+            }
+            let (w, out) = (&w[k], &mut part.0[k].grams);
             if sh.diag_only {
                 for t in 0..l {
                     let xi = &xrows[t * d..(t + 1) * d];
                     for j in 0..sh.grams {
                         let wj = w[t * sh.grams + j];
-                        for (o, &xv) in part.grams[j * d..(j + 1) * d].iter_mut().zip(xi) {
+                        for (o, &xv) in out[j * d..(j + 1) * d].iter_mut().zip(xi) {
                             *o += wj * xv * xv;
                         }
                     }
                 }
             } else {
-                gram::accumulate(xrows, l, d, &w, sh.grams, &mut part.grams, gs);
+                gram::accumulate(xrows, l, d, w, sh.grams, out, gs);
             }
         }
         part
@@ -194,14 +217,18 @@ impl PassCtx<'_> {
 }
 
 /// Run `n_chunks` chunk computations on up to `threads` threads and add the partials in chunk order.
-fn ordered_reduce<F>(n_chunks: usize, threads: usize, init: Partial, compute: F) -> Partial
+/// Per-thread scratch: one row-op `Scratch` per stage (it caches per-op constants), Gram packing, row gather.
+type ThreadScratch = (Vec<Scratch>, GramScratch, Vec<f64>);
+
+fn ordered_reduce<F>(n_chunks: usize, threads: usize, n_stages: usize, init: Partial, compute: F) -> Partial
 where
-    F: Fn(usize, &mut (Scratch, GramScratch, Vec<f64>)) -> Partial + Sync,
+    F: Fn(usize, &mut ThreadScratch) -> Partial + Sync,
 {
+    let new_scratch = || -> ThreadScratch { ((0..n_stages).map(|_| Scratch::default()).collect(), GramScratch::default(), Vec::new()) };
     let threads = threads.min(n_chunks).max(1);
     if threads == 1 {
         let mut total = init;
-        let mut sc = (Scratch::default(), GramScratch::default(), Vec::new());
+        let mut sc = new_scratch();
         for c in 0..n_chunks {
             total.add(&compute(c, &mut sc));
         }
@@ -213,7 +240,7 @@ where
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| {
-                let mut sc = (Scratch::default(), GramScratch::default(), Vec::new());
+                let mut sc = new_scratch();
                 loop {
                     let c = next_chunk.fetch_add(1, Ordering::Relaxed);
                     if c >= n_chunks {
@@ -271,10 +298,29 @@ impl Backend for CpuBackend<'_> {
         Ok(st.1.clone())
     }
     fn pass(&self, rows: Rows, proj: &[f64], op: &RowOp) -> Result<PassOut> {
+        let mut outs = self.pass_many(rows, &[(proj, op)])?;
+        Ok(outs.remove(0))
+    }
+
+    /// Every op on each row in one read of X (the CPU fuses; see `Backend::pass_many`).
+    fn pass_many(&self, rows: Rows, ops: &[(&[f64], &RowOp)]) -> Result<Vec<PassOut>> {
         let d = self.data.d;
-        let shape = op.shape();
-        if proj.len() != shape.q * d {
-            return err(ErrorCode::Internal, format!("pass {op:?}: P must be {}×{d}", shape.q));
+        let mut stages = Vec::with_capacity(ops.len());
+        let (mut h_width, mut writes_h) = (0, false);
+        for &(proj, op) in ops {
+            let shape = op.shape();
+            if proj.len() != shape.q * d {
+                return err(ErrorCode::Internal, format!("pass {op:?}: P must be {}×{d}", shape.q));
+            }
+            if shape.h_width > 0 {
+                if h_width > 0 && h_width != shape.h_width {
+                    return err(ErrorCode::Internal, "the ops of one pass must share the width of H");
+                }
+                h_width = shape.h_width;
+                // Only an op before any reader may create H.
+                writes_h |= shape.writes_h && !stages.iter().any(|st: &Stage| st.shape.h_width > 0);
+            }
+            stages.push(Stage { proj, op, shape });
         }
         let order_guard = self.order.lock().unwrap_or_else(|e| e.into_inner());
         let sel = match rows {
@@ -287,30 +333,40 @@ impl Backend for CpuBackend<'_> {
             }
         };
         let mut h_guard = self.h.lock().unwrap_or_else(|e| e.into_inner());
-        if shape.h_width > 0 && (h_guard.0 != shape.h_width || h_guard.1.len() != self.data.n * shape.h_width) {
-            if !shape.writes_h {
-                return err(ErrorCode::Internal, format!("pass {op:?} needs a stored H of width {}", shape.h_width));
+        if h_width > 0 && (h_guard.0 != h_width || h_guard.1.len() != self.data.n * h_width) {
+            if !writes_h {
+                return err(ErrorCode::Internal, format!("pass {ops:?} needs a stored H of width {h_width}"));
             }
-            *h_guard = (shape.h_width, vec![0.0; self.data.n * shape.h_width]);
+            *h_guard = (h_width, vec![0.0; self.data.n * h_width]);
         }
-        let ctx = PassCtx { data: self.data, sel, proj, op, shape, h: SharedMut(h_guard.1.as_mut_ptr()), simd: simd::has_avx2_fma() };
+        let n_stages = stages.len();
+        let init = Partial::zeros(&stages, d);
+        let ctx = PassCtx { data: self.data, sel, stages, h_width, h: SharedMut(h_guard.1.as_mut_ptr()), simd: simd::has_avx2_fma() };
         let len = ctx.sel.len();
         let n_chunks = len.div_ceil(CHUNK);
-        let total = ordered_reduce(n_chunks, self.threads, Partial::zeros(&shape, d), |c, (sc, gs, xb)| {
+        let total = ordered_reduce(n_chunks, self.threads, n_stages, init, |c, (sc, gs, xb)| {
             ctx.chunk(c * CHUNK, ((c + 1) * CHUNK).min(len), sc, gs, xb)
         });
         drop(h_guard);
-        let grams = if shape.grams > 0 && !shape.diag_only {
-            let len = gram::acc_len(d);
-            let mut g = vec![0.0; shape.grams * d * d];
-            for j in 0..shape.grams {
-                gram::mirror_into(&total.grams[j * len..(j + 1) * len], d, &mut g[j * d * d..(j + 1) * d * d]);
-            }
-            g
-        } else {
-            total.grams
-        };
-        Ok(PassOut { xtr: total.xtr, grams, sums: total.sums })
+        let outs = total
+            .0
+            .into_iter()
+            .zip(&ctx.stages)
+            .map(|(part, st)| {
+                let grams = if st.shape.grams > 0 && !st.shape.diag_only {
+                    let len = gram::acc_len(d);
+                    let mut g = vec![0.0; st.shape.grams * d * d];
+                    for j in 0..st.shape.grams {
+                        gram::mirror_into(&part.grams[j * len..(j + 1) * len], d, &mut g[j * d * d..(j + 1) * d * d]);
+                    }
+                    g
+                } else {
+                    part.grams
+                };
+                PassOut { xtr: part.xtr, grams, sums: part.sums }
+            })
+            .collect();
+        Ok(outs)
     }
 }
 
@@ -320,16 +376,16 @@ pub fn weighted_gram(x: &[f64], n: usize, d: usize, w: &[f64], m: usize, threads
         return err(ErrorCode::Shape, "weighted_gram: x must be n×d and w n×m");
     }
     let len = gram::acc_len(d);
-    let shape = OpShape { q: 0, r_cols: 0, grams: m, diag_only: false, sums: 0, h_width: 0, writes_h: false };
-    let total = ordered_reduce(n.div_ceil(CHUNK), resolve_threads(threads), Partial::zeros(&shape, d), |c, (_, gs, _)| {
+    let zeros = || Partial(vec![StagePartial { xtr: Vec::new(), grams: vec![0.0; m * len], sums: Vec::new() }]);
+    let total = ordered_reduce(n.div_ceil(CHUNK), resolve_threads(threads), 0, zeros(), |c, (_, gs, _)| {
         let (lo, hi) = (c * CHUNK, ((c + 1) * CHUNK).min(n));
-        let mut part = Partial::zeros(&shape, d);
-        gram::accumulate(&x[lo * d..hi * d], hi - lo, d, &w[lo * m..hi * m], m, &mut part.grams, gs);
+        let mut part = zeros();
+        gram::accumulate(&x[lo * d..hi * d], hi - lo, d, &w[lo * m..hi * m], m, &mut part.0[0].grams, gs);
         part
     });
     let mut g = vec![0.0; m * d * d];
     for j in 0..m {
-        gram::mirror_into(&total.grams[j * len..(j + 1) * len], d, &mut g[j * d * d..(j + 1) * d * d]);
+        gram::mirror_into(&total.0[0].grams[j * len..(j + 1) * len], d, &mut g[j * d * d..(j + 1) * d * d]);
     }
     Ok(g)
 }
@@ -415,6 +471,24 @@ mod tests {
         assert!((h[0] + h[1] - 1.0).abs() < 1e-12);
         assert_eq!(h[2], 0.0);
         assert_eq!(h[3], 0.0);
+    }
+
+    #[test]
+    fn fused_passes_equal_separate_passes() {
+        let (n, d, k) = (4100, 6, 3);
+        let (x, y, s) = random_data(31, n, d);
+        let data = Data { x: &x, n, d, y: &y, s: Some(&s) };
+        let mut rng = Rng::new(32);
+        let proj: Vec<f64> = (0..2 * k * d).map(|_| rng.uniform() - 0.5).collect();
+        let estep = RowOp::EStep { k, family: Family::Linear { sigma2: vec![0.5, 1.0, 2.0] }, store: true, suff: true };
+        let hess = RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::Hessian };
+        let gate = &proj[..(k - 1) * d];
+        let b = CpuBackend::new(data, 2).unwrap();
+        let fused = b.pass_many(Rows::All, &[(&proj, &estep), (gate, &hess)]).unwrap();
+        let b2 = CpuBackend::new(data, 3).unwrap();
+        let separate = vec![b2.pass(Rows::All, &proj, &estep).unwrap(), b2.pass(Rows::All, gate, &hess).unwrap()];
+        assert_eq!(fused, separate);
+        assert_eq!(b.read_h(k).unwrap(), b2.read_h(k).unwrap());
     }
 
     #[test]

@@ -5,10 +5,10 @@
 use std::time::Instant;
 
 use crate::api::{err, Algorithm, Control, ErrorCode, Event, ExpertKind, FitOutput, FitSpec, IterationRecord, ModelSpec, Noise, Result, StopReason};
-use crate::backend::{Backend, PassOut, RowOp, Rows};
+use crate::backend::{Backend, PassOut, RowOp, Rows, SoftmaxProblem};
 use crate::gradient::{gradient_steps_on_q, safeguarded_gradient_steps_on_q};
 use crate::model::{check_backend, check_params, e_step, objective_from_loglik, totals, Layout};
-use crate::mstep::{m_step, reference_params, reseed_degenerate, MStepCtx};
+use crate::mstep::{gate_start_task, m_step, reference_params, reseed_degenerate, MStepCtx};
 use crate::param_error::parameter_error;
 use crate::rng::Rng;
 
@@ -55,8 +55,22 @@ pub fn fit<B: Backend + ?Sized>(
         }
         None => random_init(&ctx, &mut rng, &mut events)?,
     };
-    // EM with linear experts takes its sufficient statistics from the E-step pass itself.
+    // EM with linear experts takes its sufficient statistics from the E-step pass itself, and full-batch
+    // EM of the general model computes the gate solver's first pass in the same read of X.
     let fused_suff = spec.algorithm == Algorithm::Em && model.experts == ExpertKind::Linear;
+    let fuse_gate = spec.algorithm == Algorithm::Em && full_batch && !model.symmetric && model.k >= 2;
+    let gate_op = RowOp::Softmax { problem: SoftmaxProblem::Gate { k: model.k }, task: gate_start_task(model, spec) };
+    let gate_rows = (model.k.max(1) - 1) * model.d;
+    let record_e_step = |params: &[f64]| -> Result<(PassOut, Option<PassOut>)> {
+        if !fuse_gate {
+            return Ok((e_step(b, model, params, Rows::All, true, fused_suff)?, None));
+        }
+        let lay = Layout::new(model);
+        let op = RowOp::EStep { k: model.k, family: lay.family(params), store: true, suff: fused_suff };
+        let mut outs = b.pass_many(Rows::All, &[(lay.proj(params), &op), (&params[..gate_rows], &gate_op)])?;
+        let gate = outs.pop();
+        Ok((outs.remove(0), gate))
+    };
 
     let mut iterations: Vec<IterationRecord> = Vec::new();
     let mut record = |iter: usize, loglik: f64, params: &[f64], events: Vec<Event>, iterations: &mut Vec<IterationRecord>| -> Result<f64> {
@@ -80,7 +94,7 @@ pub fn fit<B: Backend + ?Sized>(
         Ok(objective)
     };
 
-    let mut stats = e_step(b, model, &params, Rows::All, true, fused_suff)?;
+    let (mut stats, mut gate_start) = record_e_step(&params)?;
     let mut previous = record(0, stats.sums[0], &params, std::mem::take(&mut events), &mut iterations)?;
     let mut reason = StopReason::MaxIter;
     for t in 1..=spec.max_iter {
@@ -89,17 +103,17 @@ pub fn fit<B: Backend + ?Sized>(
             if spec.algorithm != Algorithm::Gd
                 && reseed_degenerate(model, &mut params, &stats.sums[1..], weight, spec.on_empty_error, &mut events)?
             {
-                stats = e_step(b, model, &params, Rows::All, true, fused_suff)?;
+                (stats, gate_start) = record_e_step(&params)?;
             }
             match spec.algorithm {
-                Algorithm::Em => m_step(&ctx, &mut params, &stats, &mut events)?,
+                Algorithm::Em => m_step(&ctx, &mut params, &stats, gate_start.as_ref(), &mut events)?,
                 Algorithm::GradientEm => gradient_steps_on_q(b, model, spec, &mut params, Rows::All, weight, spec.inner_steps)?,
                 Algorithm::Gd => gradient_steps_on_q(b, model, spec, &mut params, Rows::All, weight, 1)?,
             }
         } else {
             mini_batch_epoch(b, model, spec, &mut params, &mut rng, width)?;
         }
-        stats = e_step(b, model, &params, Rows::All, true, fused_suff)?;
+        (stats, gate_start) = record_e_step(&params)?;
         let objective = record(t, stats.sums[0], &params, events, &mut iterations)?;
         let converged = (objective - previous).abs() <= spec.tol * previous.abs().max(1.0);
         previous = objective;
@@ -142,7 +156,7 @@ fn random_init<B: Backend + ?Sized>(ctx: &MStepCtx<B>, rng: &mut Rng, events: &m
     }
     let linear = model.experts == ExpertKind::Linear;
     let stats: PassOut = ctx.b.pass(Rows::All, &[], &RowOp::HStats { width, suff: linear, symmetric: model.symmetric })?;
-    m_step(ctx, &mut params, &stats, events)?;
+    m_step(ctx, &mut params, &stats, None, events)?;
     Ok(params)
 }
 

@@ -53,12 +53,22 @@ fn ridge_solve(model: &ModelSpec, gram: &[f64], rhs: &[f64], block: &str, events
 
 /// One M-step from the stored H, with `stats` the E-step (or `HStats`) output of the same rows:
 /// sums = [_, N_0..], and for linear experts the Grams Σ s h_j x xᵀ and XᵀR with r = s h_j y.
-pub fn m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], stats: &PassOut, events: &mut Vec<Event>) -> Result<()> {
+/// `gate_start`: the gate's `gate_start_task` pass at the current gate, when it was fused into the E-step.
+pub fn m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], stats: &PassOut, gate_start: Option<&PassOut>, events: &mut Vec<Event>) -> Result<()> {
     if ctx.model.symmetric {
         return symmetric_m_step(ctx, params, stats, events);
     }
     experts_m_step(ctx, params, stats, events)?;
-    gate_m_step(ctx, params, events)
+    gate_m_step(ctx, params, gate_start, events)
+}
+
+/// The softmax pass that starts the gate solver (Newton: Hessian, otherwise the gradient); EM fuses it
+/// into the E-step pass, where H and the current gate are already at hand.
+pub fn gate_start_task(model: &ModelSpec, spec: &FitSpec) -> crate::backend::SoftmaxTask {
+    match resolve_solver(spec.mstep.solver, (model.k.max(1) - 1) * model.d) {
+        crate::api::Solver::Newton => crate::backend::SoftmaxTask::Hessian,
+        _ => crate::backend::SoftmaxTask::Gradient,
+    }
 }
 
 fn experts_m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], stats: &PassOut, events: &mut Vec<Event>) -> Result<()> {
@@ -108,7 +118,7 @@ fn experts_m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], st
     Ok(())
 }
 
-fn gate_m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], events: &mut Vec<Event>) -> Result<()> {
+fn gate_m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], gate_start: Option<&PassOut>, events: &mut Vec<Event>) -> Result<()> {
     let (k, d) = (ctx.model.k, ctx.model.d);
     if k < 2 {
         return Ok(());
@@ -116,7 +126,7 @@ fn gate_m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], event
     let sm = Softmax { b: ctx.b, rows: ctx.rows, problem: SoftmaxProblem::Gate { k }, model: ctx.model, sum_c: ctx.weight, block: "gate" };
     let free = (k - 1) * d;
     let mut v = params[..free].to_vec();
-    sm.solve(&mut v, &solver_opts(ctx.spec, free, ctx.spec.step_gate, ctx.weight), events)?;
+    sm.solve_from(&mut v, &solver_opts(ctx.spec, free, ctx.spec.step_gate, ctx.weight), events, gate_start)?;
     params[..free].copy_from_slice(&v);
     Ok(())
 }

@@ -79,9 +79,15 @@ impl<B: Backend + ?Sized> Softmax<'_, B> {
 
     /// f(V), gradient g (penalised) and, when `hessian`, the dense −H (p×p).
     pub fn value_gradient(&self, v: &[f64], g: &mut [f64], hessian: bool) -> Result<(f64, Option<Vec<f64>>)> {
+        let out = self.pass(v, if hessian { SoftmaxTask::Hessian } else { SoftmaxTask::Gradient })?;
+        Ok(self.from_pass(v, &out, g, hessian))
+    }
+
+    /// f, g and (when `hessian`) −H at V from the output of a Gradient or Hessian pass at V (which may
+    /// have been fused into another pass, see `solve_from`).
+    pub fn from_pass(&self, v: &[f64], out: &crate::backend::PassOut, g: &mut [f64], hessian: bool) -> (f64, Option<Vec<f64>>) {
         let (d, m) = (self.model.d, self.m());
         let p = m * d;
-        let out = self.pass(v, if hessian { SoftmaxTask::Hessian } else { SoftmaxTask::Gradient })?;
         g.copy_from_slice(&out.xtr);
         let lambda = self.model.ridge;
         let f0 = usize::from(self.model.intercept);
@@ -119,7 +125,7 @@ impl<B: Backend + ?Sized> Softmax<'_, B> {
         } else {
             None
         };
-        Ok((out.sums[0] - self.penalty_value(v), neg_h))
+        (out.sums[0] - self.penalty_value(v), neg_h)
     }
 
     fn neg_hessian_times(&self, v: &[f64], dir: &[f64], out: &mut [f64]) -> Result<()> {
@@ -158,25 +164,33 @@ impl<B: Backend + ?Sized> Softmax<'_, B> {
 
     /// Maximises f from V (updated in place).
     pub fn solve(&self, v: &mut [f64], opts: &SolverOpts, events: &mut Vec<Event>) -> Result<()> {
+        self.solve_from(v, opts, events, None)
+    }
+
+    /// As `solve`, with the output of a Hessian (Newton) or Gradient (other solvers) pass at the starting
+    /// V already computed (the EM fit fuses it into the E-step pass).
+    pub fn solve_from(&self, v: &mut [f64], opts: &SolverOpts, events: &mut Vec<Event>, start: Option<&crate::backend::PassOut>) -> Result<()> {
         let p = self.m() * self.model.d;
         if p == 0 || self.sum_c == 0.0 {
             return Ok(());
         }
+        let dense = opts.solver == Solver::Newton;
+        let mut g = vec![0.0; p];
+        let initial = start.map(|out| self.from_pass(v, out, &mut g, dense));
         match opts.solver {
-            Solver::Gradient => self.solve_gradient(v, opts),
-            _ => self.solve_newton(v, opts, events),
+            Solver::Gradient => self.solve_gradient(v, opts, g, initial.map(|(f, _)| f)),
+            _ => self.solve_newton(v, opts, events, g, initial),
         }
     }
 
-    fn solve_newton(&self, v: &mut [f64], opts: &SolverOpts, events: &mut Vec<Event>) -> Result<()> {
+    fn solve_newton(&self, v: &mut [f64], opts: &SolverOpts, events: &mut Vec<Event>, mut g: Vec<f64>, initial: Option<(f64, Option<Vec<f64>>)>) -> Result<()> {
         let p = v.len();
         let dense = opts.solver != Solver::NewtonCg;
-        let mut g = vec![0.0; p];
         let mut delta = vec![0.0; p];
         let mut trial = vec![0.0; p];
         let mut g_trial = vec![0.0; p];
-        // (f, g, −H) at V carried over from an accepted full step (see below).
-        let mut carried: Option<(f64, Option<Vec<f64>>)> = None;
+        // (f, −H) at V (g in `g`) carried over from the start or from an accepted full step (see below).
+        let mut carried: Option<(f64, Option<Vec<f64>>)> = initial;
         for _ in 0..opts.max_iter {
             let (f0, neg_h) = match carried.take() {
                 Some(c) => c,
@@ -227,12 +241,11 @@ impl<B: Backend + ?Sized> Softmax<'_, B> {
         Ok(())
     }
 
-    fn solve_gradient(&self, v: &mut [f64], opts: &SolverOpts) -> Result<()> {
+    fn solve_gradient(&self, v: &mut [f64], opts: &SolverOpts, mut g: Vec<f64>, initial: Option<f64>) -> Result<()> {
         let p = v.len();
-        let mut g = vec![0.0; p];
         let mut trial = vec![0.0; p];
         let mut g_trial = vec![0.0; p];
-        let mut carried: Option<f64> = None;
+        let mut carried: Option<f64> = initial;
         for step in 0..opts.inner_steps {
             let f0 = match carried.take() {
                 Some(f) => f,
