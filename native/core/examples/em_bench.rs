@@ -34,12 +34,20 @@ impl Backend for Timed<'_> {
         self.inner.read_h(w)
     }
     fn pass(&self, rows: Rows, proj: &[f64], op: &RowOp) -> moe_core::Result<PassOut> {
+        let mut outs = self.pass_many(rows, &[(proj, op)])?;
+        Ok(outs.remove(0))
+    }
+    fn pass_many(&self, rows: Rows, ops: &[(&[f64], &RowOp)]) -> moe_core::Result<Vec<PassOut>> {
         let t = Instant::now();
-        let r = self.inner.pass(rows, proj, op);
-        let name = match op {
-            RowOp::Softmax { task, .. } => format!("Softmax {task:?}"),
-            other => format!("{other:?}").split([' ', '{', '(']).next().unwrap_or("?").to_string(),
-        };
+        let r = self.inner.pass_many(rows, ops);
+        let name = ops
+            .iter()
+            .map(|(_, op)| match op {
+                RowOp::Softmax { task, .. } => format!("Softmax {task:?}"),
+                other => format!("{other:?}").split([' ', '{', '(']).next().unwrap_or("?").to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(" + ");
         let mut s = self.stats.borrow_mut();
         let e = s.entry(name).or_insert((0, 0.0));
         e.0 += 1;
