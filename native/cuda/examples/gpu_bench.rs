@@ -257,6 +257,10 @@ fn main() {
         let data = Data { x: &x, n: n_mid, d, y: &y, s: None };
         let model = linear_model(k_mid, d);
         let gpu = CudaBackend::new(data).unwrap();
+        gpu.set_fused(false);
+        let (unfused, _) = fit_row(&format!("EM linear cuda (unfused) n={n_mid} d={d} k={k_mid}"), &gpu, &model, 5, bw, rate);
+        rows.push(unfused);
+        gpu.set_fused(true);
         let (g, gout) = fit_row(&format!("EM linear cuda n={n_mid} d={d} k={k_mid}"), &gpu, &model, 5, bw, rate);
         drop(gpu);
         let cpu = CpuBackend::new(data, 0).unwrap();
@@ -295,7 +299,7 @@ fn main() {
         let proj: Vec<f64> = (0..2 * k_big * d).map(|_| 0.2 * (rng.uniform() - 0.5)).collect();
         let sigma2 = vec![1.0; k_big];
         let estep = RowOp::EStep { k: k_big, family: Family::Linear { sigma2 }, store: true, suff: true };
-        for mb in [8, 32, 128, 512] {
+        for mb in [32, 128, 512] {
             std::env::set_var("MOE_CUDA_GRAM_CHUNK_MB", mb.to_string());
             let ms = pass_ms(&gpu, &proj, &estep, 3);
             println!("E-step pass (k={k_big} Grams), Gram chunk {mb} MB: {ms:.1} ms");
@@ -311,11 +315,18 @@ fn main() {
             ("gate diag(−H)", RowOp::Softmax { problem: SoftmaxProblem::Gate { k: k_big }, task: SoftmaxTask::Diag }, m),
         ];
         for (label, op, q) in others {
+            gpu.set_fused(false);
+            let unfused = pass_ms(&gpu, &proj[..q * d], &op, 5);
+            gpu.set_fused(true);
             let ms = pass_ms(&gpu, &proj[..q * d], &op, 5);
-            println!("pass {label}: {ms:.2} ms");
-            rows.push(Row { label: format!("pass {label} n={n_big}"), ms, floor_ms: f64::NAN, note: String::new() });
+            println!("pass {label}: {ms:.2} ms fused, {unfused:.2} ms unfused");
+            rows.push(Row { label: format!("pass {label} n={n_big}"), ms, floor_ms: f64::NAN, note: format!("unfused {unfused:.2} ms") });
         }
         // 3b. EM at the large shape (CUDA only).
+        gpu.set_fused(false);
+        let (row, _) = fit_row(&format!("EM linear cuda (unfused) n={n_big} d={d} k={k_big}"), &gpu, &linear_model(k_big, d), 3, bw, rate);
+        rows.push(row);
+        gpu.set_fused(true);
         let (row, _) = fit_row(&format!("EM linear cuda n={n_big} d={d} k={k_big}"), &gpu, &linear_model(k_big, d), 3, bw, rate);
         rows.push(row);
     }

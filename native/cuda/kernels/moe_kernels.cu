@@ -58,6 +58,13 @@ struct RowOpParams {
     double* sv;            // rows×sums (per-row terms of the sums)
 };
 
+// Where one row's outputs go: R (r_cols), Gram weights (grams), sum terms (sums).
+struct RowOut {
+    double* r;
+    double* gw;
+    double* sv;
+};
+
 __device__ __forceinline__ double softplus(double t) { return fmax(t, 0.0) + log1p(exp(-fabs(t))); }
 __device__ __forceinline__ double log_sigmoid(double t) { return -softplus(-t); }
 __device__ __forceinline__ double sigmoid(double t) {
@@ -114,14 +121,14 @@ __device__ void sym_log_joint(const RowOpParams& p, double u, double v, double y
     }
 }
 
-__device__ void op_estep(const RowOpParams& p, int i, const double* a, double y, double s, double* hrow) {
+__device__ void op_estep(const RowOpParams& p, const RowOut& o, const double* a, double y, double s, double* hrow) {
     const int k = p.k;
     double l[MOE_MAX_WIDTH], logp[MOE_MAX_WIDTH];
     gate_log_prob(a, k, l);
     expert_log_density(p, a, y, logp);
     for (int j = 0; j < k; ++j) l[j] += logp[j];
     double ell = lse(l, k);
-    double* sv = p.sv + (size_t)i * p.sums;
+    double* sv = o.sv;
     sv[0] = s != 0.0 ? s * ell : 0.0;
     const bool suff = (p.flags & FLAG_SUFF) && p.family == FAMILY_LINEAR;
     for (int j = 0; j < k; ++j) {
@@ -129,27 +136,27 @@ __device__ void op_estep(const RowOpParams& p, int i, const double* a, double y,
         sv[1 + j] = s * h;
         if (p.flags & FLAG_STORE) hrow[j] = h;
         if (suff) {
-            p.gw[(size_t)i * p.grams + j] = s * h;
-            p.r[(size_t)i * p.r_cols + j] = s * h * y;
+            o.gw[j] = s * h;
+            o.r[j] = s * h * y;
         }
     }
 }
 
-__device__ void op_sym_estep(const RowOpParams& p, int i, const double* a, double y, double s, double* hrow) {
+__device__ void op_sym_estep(const RowOpParams& p, const RowOut& o, const double* a, double y, double s, double* hrow) {
     double l[2];
     sym_log_joint(p, a[0], a[1], y, l);
     double ell = lse(l, 2);
     double hp = exp(l[0] - ell), hm = exp(l[1] - ell);
-    double* sv = p.sv + (size_t)i * p.sums;
+    double* sv = o.sv;
     sv[0] = s != 0.0 ? s * ell : 0.0;
     sv[1] = s * hp;
     sv[2] = s * hm;
     if (p.flags & FLAG_STORE) { hrow[0] = hp; hrow[1] = hm; }
-    if ((p.flags & FLAG_SUFF) && p.sym_linear) p.r[(size_t)i * p.r_cols] = s * (hp - hm) * y;
+    if ((p.flags & FLAG_SUFF) && p.sym_linear) o.r[0] = s * (hp - hm) * y;
 }
 
-__device__ void op_linear_residual(const RowOpParams& p, int i, const double* a, double y, double s, const double* hrow) {
-    double* sv = p.sv + (size_t)i * p.sums;
+__device__ void op_linear_residual(const RowOpParams& p, const RowOut& o, const double* a, double y, double s, const double* hrow) {
+    double* sv = o.sv;
     for (int j = 0; j < p.k; ++j) {
         double e = y - a[j];
         sv[j] = s * hrow[j] * e * e;
@@ -158,7 +165,7 @@ __device__ void op_linear_residual(const RowOpParams& p, int i, const double* a,
 
 // Softmax-regression pass (ALGORITHMS §3): weights c, targets t (T = Σ t, 1 up to rounding, kept explicit as
 // in the reference), scores [V x; 0] (features y·x for the SymMoLogE expert: `sign` = y).
-__device__ void op_softmax(const RowOpParams& p, int i, const double* a, double y, double s, const double* hrow) {
+__device__ void op_softmax(const RowOpParams& p, const RowOut& o, const double* a, double y, double s, const double* hrow) {
     const int C = p.classes, m = C - 1;
     double c, sign = 1.0, t[MOE_MAX_WIDTH], logp[MOE_MAX_WIDTH];
     for (int l = 0; l < C; ++l) t[l] = 0.0;
@@ -186,10 +193,10 @@ __device__ void op_softmax(const RowOpParams& p, int i, const double* a, double 
         double f = 0.0;
         for (int l = 0; l < C; ++l)
             if (t[l] != 0.0) f += t[l] * logp[l];
-        p.sv[(size_t)i * p.sums] = c != 0.0 ? c * f : 0.0;
+        o.sv[0] = c != 0.0 ? c * f : 0.0;
     }
-    double* r = p.r + (size_t)i * p.r_cols;
-    double* gw = p.gw + (size_t)i * p.grams;
+    double* r = o.r;
+    double* gw = o.gw;
     if (p.task == TASK_GRADIENT || p.task == TASK_HESSIAN) {
         for (int l = 0; l < m; ++l) r[l] = c * (t[l] - tsum * exp(logp[l])) * sign;
     }
@@ -214,7 +221,7 @@ __device__ void op_softmax(const RowOpParams& p, int i, const double* a, double 
 }
 
 // Gradient of the general model (ALGORITHMS §4; RowOp::Gradient).
-__device__ void op_gradient(const RowOpParams& p, int i, const double* a, double y, double s, const double* hrow) {
+__device__ void op_gradient(const RowOpParams& p, const RowOut& o, const double* a, double y, double s, const double* hrow) {
     const int k = p.k;
     double l[MOE_MAX_WIDTH], logp[MOE_MAX_WIDTH], logpi[MOE_MAX_WIDTH], h[MOE_MAX_WIDTH];
     gate_log_prob(a, k, logpi);
@@ -228,12 +235,12 @@ __device__ void op_gradient(const RowOpParams& p, int i, const double* a, double
         first = lse(l, k);
         for (int j = 0; j < k; ++j) h[j] = exp(l[j] - first);
     }
-    double* sv = p.sv + (size_t)i * p.sums;
+    double* sv = o.sv;
     sv[0] = s != 0.0 ? s * first : 0.0;
     // Σ_j h_j is 1 up to rounding; kept explicit as in the reference.
     double hsum = 0.0;
     for (int j = 0; j < k; ++j) hsum += h[j];
-    double* r = p.r + (size_t)i * p.r_cols;
+    double* r = o.r;
     for (int j = 0; j < k - 1; ++j) r[j] = s * (h[j] - hsum * exp(logpi[j]));
     int col = k - 1;
     for (int j = 0; j < k; ++j) {
@@ -253,7 +260,7 @@ __device__ void op_gradient(const RowOpParams& p, int i, const double* a, double
 }
 
 // Gradient of the symmetric model w.r.t. (wᵀx, βᵀx) (RowOp::SymGradient).
-__device__ void op_sym_gradient(const RowOpParams& p, int i, const double* a, double y, double s, const double* hrow) {
+__device__ void op_sym_gradient(const RowOpParams& p, const RowOut& o, const double* a, double y, double s, const double* hrow) {
     double u = a[0], v = a[1], l[2], hp, hm, first;
     sym_log_joint(p, u, v, y, l);
     if (p.flags & FLAG_STORED_H) {
@@ -273,53 +280,119 @@ __device__ void op_sym_gradient(const RowOpParams& p, int i, const double* a, do
     } else {             // d/dv log σ(z y v) = z y σ(−z y v), summed: y (h+ − (h+ + h−) σ(y v))
         dv = s * y * (hp - (hp + hm) * sigmoid(y * v));
     }
-    p.sv[(size_t)i * p.sums] = s != 0.0 ? s * first : 0.0;
-    p.r[(size_t)i * p.r_cols] = du;
-    p.r[(size_t)i * p.r_cols + 1] = dv;
+    o.sv[0] = s != 0.0 ? s * first : 0.0;
+    o.r[0] = du;
+    o.r[1] = dv;
 }
 
 // Statistics of the stored H (RowOp::HStats): sums [0, N_j...]; `suff`: linear sufficient statistics.
-__device__ void op_h_stats(const RowOpParams& p, int i, double y, double s, const double* hrow) {
+__device__ void op_h_stats(const RowOpParams& p, const RowOut& o, double y, double s, const double* hrow) {
     const int width = p.h_width;
-    double* sv = p.sv + (size_t)i * p.sums;
+    double* sv = o.sv;
     sv[0] = 0.0;
     for (int j = 0; j < width; ++j) sv[1 + j] = s * hrow[j];
     if (p.flags & FLAG_SUFF) {
         if (p.sym_linear) {
-            p.r[(size_t)i * p.r_cols] = s * (hrow[0] - hrow[1]) * y;
+            o.r[0] = s * (hrow[0] - hrow[1]) * y;
         } else {
             for (int j = 0; j < width; ++j) {
-                p.gw[(size_t)i * p.grams + j] = s * hrow[j];
-                p.r[(size_t)i * p.r_cols + j] = s * hrow[j] * y;
+                o.gw[j] = s * hrow[j];
+                o.r[j] = s * hrow[j] * y;
             }
         }
     }
 }
 
+// One row of any op: `a` its q projections, `hrow` its row of H (or null), outputs through `o`.
+__device__ void eval_row(const RowOpParams& p, const double* a, double y, double s, double* hrow, const RowOut& o) {
+    switch (p.op) {
+        case OP_MOMENTS:
+            o.sv[0] = s; o.sv[1] = s * y; o.sv[2] = s * y * y;
+            break;
+        case OP_GRAM:
+            o.gw[0] = s;
+            o.r[0] = s * y;
+            break;
+        case OP_ESTEP: op_estep(p, o, a, y, s, hrow); break;
+        case OP_SYM_ESTEP: op_sym_estep(p, o, a, y, s, hrow); break;
+        case OP_LINEAR_RESIDUAL: op_linear_residual(p, o, a, y, s, hrow); break;
+        case OP_SOFTMAX: op_softmax(p, o, a, y, s, hrow); break;
+        case OP_GRADIENT: op_gradient(p, o, a, y, s, hrow); break;
+        case OP_SYM_GRADIENT: op_sym_gradient(p, o, a, y, s, hrow); break;
+        case OP_H_STATS: op_h_stats(p, o, y, s, hrow); break;
+    }
+}
+
+__device__ __forceinline__ double* h_row(const RowOpParams& p, int i) {
+    return p.h_width > 0 ? p.h + (size_t)(p.idx ? p.idx[i] : (unsigned)i) * p.h_width : nullptr;
+}
+
+// The per-row operation over precomputed projections A (rows×q): one thread per row.
 extern "C" __global__ void row_op(RowOpParams p) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= p.rows) return;
-    const double* a = p.a + (size_t)i * p.q;
-    double y = p.y[i];
-    double s = p.s ? p.s[i] : 1.0;
-    double* hrow = p.h_width > 0 ? p.h + (size_t)(p.idx ? p.idx[i] : (unsigned)i) * p.h_width : nullptr;
-    switch (p.op) {
-        case OP_MOMENTS: {
-            double* sv = p.sv + (size_t)i * p.sums;
-            sv[0] = s; sv[1] = s * y; sv[2] = s * y * y;
-            break;
+    RowOut o = { p.r + (size_t)i * p.r_cols, p.gw + (size_t)i * p.grams, p.sv + (size_t)i * p.sums };
+    eval_row(p, p.a + (size_t)i * p.q, p.y[i], p.s ? p.s[i] : 1.0, h_row(p, i), o);
+}
+
+// The fused pass for narrow problems (d ≤ FUSED_MAX_D): each block walks tiles of FUSED_ROWS rows (tile t,
+// t + gridDim.x, ... in order), loads the tile of X into shared memory once, computes its projections
+// A = X·Pᵀ there, runs the row op (R into shared memory; Gram weights, sum terms and H to global memory), and
+// accumulates Xᵀ R in registers. Each block writes its partial Xᵀ R (r_cols×d) to partial[block]; the host
+// sums the partials over the blocks with a GEMM (fixed order, no atomics). X is read once per pass.
+#define FUSED_ROWS 16
+#define FUSED_MAX_D 128
+#define FUSED_MAX_Q 64
+#define FUSED_MAX_R 32
+#define FUSED_THREADS 256
+#define FUSED_OUT_PER_THREAD 16  // r_cols·d ≤ FUSED_THREADS·FUSED_OUT_PER_THREAD
+
+extern "C" __global__ void __launch_bounds__(FUSED_THREADS) fused_pass(RowOpParams p, const double* x, const double* proj,
+                                                                       int d, double* partial) {
+    __shared__ double xs[FUSED_ROWS * FUSED_MAX_D];
+    __shared__ double as[FUSED_ROWS * FUSED_MAX_Q];
+    __shared__ double rs[FUSED_ROWS * FUSED_MAX_R];
+    const int tid = threadIdx.x, q = p.q, rc = p.r_cols, outs = rc * d;
+    double acc[FUSED_OUT_PER_THREAD];
+#pragma unroll
+    for (int u = 0; u < FUSED_OUT_PER_THREAD; ++u) acc[u] = 0.0;
+    const int tiles = (p.rows + FUSED_ROWS - 1) / FUSED_ROWS;
+    for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+        const int row0 = tile * FUSED_ROWS;
+        const int nrows = min(FUSED_ROWS, p.rows - row0);
+        for (int e = tid; e < nrows * d; e += FUSED_THREADS) xs[e] = x[(size_t)row0 * d + e];
+        __syncthreads();
+        for (int e = tid; e < nrows * q; e += FUSED_THREADS) {
+            const int i = e / q, j = e % q;
+            const double* xr = xs + i * d;
+            const double* pr = proj + (size_t)j * d;
+            double v = 0.0;
+            for (int f = 0; f < d; ++f) v += pr[f] * xr[f];
+            as[i * q + j] = v;
         }
-        case OP_GRAM:
-            p.gw[(size_t)i * p.grams] = s;
-            p.r[(size_t)i * p.r_cols] = s * y;
-            break;
-        case OP_ESTEP: op_estep(p, i, a, y, s, hrow); break;
-        case OP_SYM_ESTEP: op_sym_estep(p, i, a, y, s, hrow); break;
-        case OP_LINEAR_RESIDUAL: op_linear_residual(p, i, a, y, s, hrow); break;
-        case OP_SOFTMAX: op_softmax(p, i, a, y, s, hrow); break;
-        case OP_GRADIENT: op_gradient(p, i, a, y, s, hrow); break;
-        case OP_SYM_GRADIENT: op_sym_gradient(p, i, a, y, s, hrow); break;
-        case OP_H_STATS: op_h_stats(p, i, y, s, hrow); break;
+        __syncthreads();
+        if (tid < nrows) {
+            const int i = row0 + tid;
+            RowOut o = { rs + tid * rc, p.gw + (size_t)i * p.grams, p.sv + (size_t)i * p.sums };
+            eval_row(p, as + tid * q, p.y[i], p.s ? p.s[i] : 1.0, h_row(p, i), o);
+        }
+        __syncthreads();
+#pragma unroll
+        for (int u = 0; u < FUSED_OUT_PER_THREAD; ++u) {
+            const int o = tid + u * FUSED_THREADS;
+            if (o < outs) {
+                const int c = o / d, f = o % d;
+                double v = acc[u];
+                for (int i = 0; i < nrows; ++i) v += rs[i * rc + c] * xs[i * d + f];
+                acc[u] = v;
+            }
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int u = 0; u < FUSED_OUT_PER_THREAD; ++u) {
+        const int o = tid + u * FUSED_THREADS;
+        if (o < outs) partial[(size_t)blockIdx.x * outs + o] = acc[u];
     }
 }
 

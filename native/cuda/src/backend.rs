@@ -1,7 +1,9 @@
 //! `CudaBackend`: moe_core's `Backend` on one GPU. X, y and s are uploaded once (in `new`); each pass sends
 //! only the small projection matrix P (and σ²) and brings back only the reduced results.
 //!
-//! One pass = A = X·Pᵀ (cuBLAS DGEMM) → `row_op` kernel (per-row outputs R, Gram weights, sum terms; reads or
+//! Narrow passes (d ≤ 128) run the fused kernel: X read once for the projections, the row op and XᵀR, the
+//! block partials of XᵀR summed by a DGEMM; sums and Grams as below.
+//! Other passes: A = X·Pᵀ (cuBLAS DGEMM) → `row_op` kernel (per-row outputs R, Gram weights, sum terms; reads or
 //! writes H) → reductions: XᵀR and the sums by DGEMM, full Grams by one DGEMM per chunk of weight-scaled rows,
 //! diagonal Grams by one DGEMM per chunk of squared rows. All reductions run in a fixed order (no float atomics), so a
 //! pass is reproducible bit for bit on one GPU.
@@ -12,7 +14,7 @@ use crate::kernels::{encode, RowOpParams};
 use moe_core::backend::{Backend, PassOut, RowOp, Rows};
 use moe_core::{Data, Error, ErrorCode, Result};
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 impl From<GpuError> for Error {
@@ -33,6 +35,22 @@ fn gram_chunk_bytes() -> usize {
 }
 
 const THREADS: u32 = 256;
+
+/// Limits of the fused kernel (kernels/moe_kernels.cu `FUSED_*`).
+const FUSED_ROWS: usize = 16;
+const FUSED_MAX_D: usize = 128;
+const FUSED_MAX_Q: usize = 64;
+const FUSED_MAX_R: usize = 32;
+const FUSED_THREADS: u32 = 256;
+const FUSED_OUT_PER_THREAD: usize = 16;
+/// Blocks of the fused kernel (fixed, so the block partials and their sum do not depend on the device load).
+const FUSED_GRID: usize = 528;
+
+/// Whether a pass over d features with this shape fits the fused kernel's shared memory and registers.
+fn fits_fused(d: usize, shape: &moe_core::backend::OpShape) -> bool {
+    d <= FUSED_MAX_D && shape.q <= FUSED_MAX_Q && shape.r_cols <= FUSED_MAX_R
+        && shape.r_cols * d <= FUSED_THREADS as usize * FUSED_OUT_PER_THREAD
+}
 
 fn blocks(len: usize) -> u32 {
     len.div_ceil(THREADS as usize).max(1) as u32
@@ -69,6 +87,7 @@ struct State {
     batch_y: Scratch<f64>,
     batch_s: Scratch<f64>,
     scaled: Scratch<f64>,
+    partial: Scratch<f64>,
     reduced: Scratch<f64>,
 }
 
@@ -83,6 +102,8 @@ pub struct CudaBackend {
     state: Mutex<State>,
     /// Gram chunk size in bytes; 0 = the default.
     gram_chunk_bytes: AtomicUsize,
+    /// Whether passes that fit it use the fused kernel.
+    fused: AtomicBool,
     /// Declared last so that it is dropped after every buffer above.
     ctx: Arc<Context>,
 }
@@ -114,9 +135,10 @@ impl CudaBackend {
             h: None, h_width: 0, order: None, order_len: 0,
             proj: Scratch(None), sigma2: Scratch(None), a: Scratch(None), r: Scratch(None), gw: Scratch(None),
             sv: Scratch(None), batch_x: Scratch(None), batch_y: Scratch(None), batch_s: Scratch(None),
-            scaled: Scratch(None), reduced: Scratch(None),
+            scaled: Scratch(None), partial: Scratch(None), reduced: Scratch(None),
         };
-        Ok(CudaBackend { n: data.n, d: data.d, x, y, s, ones, state: Mutex::new(state), gram_chunk_bytes: AtomicUsize::new(0), ctx })
+        Ok(CudaBackend { n: data.n, d: data.d, x, y, s, ones, state: Mutex::new(state), gram_chunk_bytes: AtomicUsize::new(0),
+            fused: AtomicBool::new(std::env::var("MOE_CUDA_FUSED").map_or(true, |v| v != "0")), ctx })
     }
 
     /// The device this backend runs on.
@@ -221,47 +243,62 @@ impl Backend for CudaBackend {
             return Ok(PassOut { xtr: vec![0.0; shape.r_cols * d], grams: vec![0.0; grams_len], sums: vec![0.0; shape.sums] });
         }
 
-        // 1. A = X·Pᵀ: column-major (q×m) = Pᵀ(q×d) · X(d×m).
-        let a_ptr = if shape.q > 0 {
-            let p_dev = st.proj.at_least(ctx, proj.len())?.ptr;
-            st.proj.0.as_ref().unwrap().upload(ctx, proj)?;
-            let a = st.a.at_least(ctx, m * shape.q)?.ptr;
-            ctx.dgemm(true, false, shape.q, m, d, 1.0, p_dev, d, pr.x, d, 0.0, a, shape.q)?;
-            a
+        let p_dev = if shape.q > 0 {
+            let p = st.proj.at_least(ctx, proj.len())?.ptr;
+            ctx.write_raw(p, proj)?;
+            p
         } else {
             0
         };
-        // 2. The per-row operation: a kernel, or (ops without one) rowops::eval_row on the host.
         let r = if shape.r_cols > 0 { st.r.at_least(ctx, m * shape.r_cols)?.ptr } else { 0 };
         let gw = if shape.grams > 0 { st.gw.at_least(ctx, m * shape.grams)?.ptr } else { 0 };
         let sv = if shape.sums > 0 { st.sv.at_least(ctx, m * shape.sums)?.ptr } else { 0 };
-        let host_sums = match kernel {
-            Some((mut params, sigma2)) => {
-                if let Some(s2) = &sigma2 {
-                    params.sigma2 = st.sigma2.at_least(ctx, s2.len())?.ptr;
-                    ctx.write_raw(params.sigma2, s2)?;
-                }
-                params.rows = m as i32;
-                params.a = a_ptr;
-                params.y = pr.y;
-                params.s = pr.s;
-                params.idx = pr.idx;
-                params.h = st.h.as_ref().map_or(0, |h| h.ptr);
-                (params.r, params.gw, params.sv) = (r, gw, sv);
-                let mut args: [*mut c_void; 1] = [&mut params as *mut RowOpParams as *mut c_void];
-                ctx.launch("row_op", (blocks(m), 1, 1), THREADS, 0, &mut args)?;
-                None
-            }
-            None => Some(self.host_row_op(&st, op, &pr, a_ptr, r, gw)?),
-        };
-
-        // 3. Reductions. One output buffer: [XᵀR (r_cols×d) | sums | grams].
         let (xtr_len, sums_len) = (shape.r_cols * d, shape.sums);
         let out = st.reduced.at_least(ctx, xtr_len + sums_len + grams_len)?.ptr;
-        if shape.r_cols > 0 {
-            // column-major (d×r) = X(d×m) · R(r×m)ᵀ, i.e. row-major r×d.
-            ctx.dgemm(false, true, d, shape.r_cols, m, 1.0, pr.x, d, r, shape.r_cols, 0.0, out, d)?;
+        let fused = self.fused.load(Ordering::Relaxed) && kernel.is_some() && fits_fused(d, &shape);
+        let mut host_sums = None;
+        if fused {
+            // One read of X: projections, row op and XᵀR in the fused kernel (sums and Grams below).
+            let (mut params, sigma2) = kernel.unwrap();
+            self.bind_params(&mut st, &mut params, sigma2.as_deref(), &pr, 0, r, gw, sv)?;
+            let grid = m.div_ceil(FUSED_ROWS).min(FUSED_GRID);
+            let partial = if xtr_len > 0 { st.partial.at_least(ctx, grid * xtr_len)?.ptr } else { 0 };
+            let (mut xp, mut pp, mut di, mut part) = (pr.x, p_dev, d as i32, partial);
+            let mut args: [*mut c_void; 5] = [
+                &mut params as *mut RowOpParams as *mut c_void, &mut xp as *mut _ as _, &mut pp as *mut _ as _,
+                &mut di as *mut _ as _, &mut part as *mut _ as _,
+            ];
+            ctx.launch("fused_pass", (grid as u32, 1, 1), FUSED_THREADS, 0, &mut args)?;
+            if xtr_len > 0 {
+                // (r_cols·d) = partial(r_cols·d × grid) · ones(grid): the block partials summed in block order.
+                ctx.dgemm(false, false, xtr_len, 1, grid, 1.0, partial, xtr_len, self.ones.ptr, grid, 0.0, out, xtr_len)?;
+            }
+        } else {
+            // 1. A = X·Pᵀ: column-major (q×m) = Pᵀ(q×d) · X(d×m).
+            let a_ptr = if shape.q > 0 {
+                let a = st.a.at_least(ctx, m * shape.q)?.ptr;
+                ctx.dgemm(true, false, shape.q, m, d, 1.0, p_dev, d, pr.x, d, 0.0, a, shape.q)?;
+                a
+            } else {
+                0
+            };
+            // 2. The per-row operation: a kernel, or (ops without one) rowops::eval_row on the host.
+            host_sums = match kernel {
+                Some((mut params, sigma2)) => {
+                    self.bind_params(&mut st, &mut params, sigma2.as_deref(), &pr, a_ptr, r, gw, sv)?;
+                    let mut args: [*mut c_void; 1] = [&mut params as *mut RowOpParams as *mut c_void];
+                    ctx.launch("row_op", (blocks(m), 1, 1), THREADS, 0, &mut args)?;
+                    None
+                }
+                None => Some(self.host_row_op(&st, op, &pr, a_ptr, r, gw)?),
+            };
+            // 3. XᵀR: column-major (d×r) = X(d×m) · R(r×m)ᵀ, i.e. row-major r×d.
+            if shape.r_cols > 0 {
+                ctx.dgemm(false, true, d, shape.r_cols, m, 1.0, pr.x, d, r, shape.r_cols, 0.0, out, d)?;
+            }
         }
+
+        // 4. The other reductions. One output buffer: [XᵀR (r_cols×d) | sums | grams].
         if shape.sums > 0 && host_sums.is_none() {
             ctx.dgemm(false, false, shape.sums, 1, m, 1.0, sv, shape.sums, self.ones.ptr, m, 0.0, out + 8 * xtr_len as u64, shape.sums)?;
         }
@@ -322,6 +359,31 @@ impl CudaBackend {
         ];
         ctx.launch("gather_rows", (blocks(len * self.d), 1, 1), THREADS, 0, &mut args)?;
         Ok(PassRows { rows: len, x: bx, y: by, s: bs, idx })
+    }
+
+    /// Fills the size and pointer fields of a kernel's parameters (σ² uploaded for linear experts).
+    #[allow(clippy::too_many_arguments)]
+    fn bind_params(&self, st: &mut State, params: &mut RowOpParams, sigma2: Option<&[f64]>, pr: &PassRows, a: u64, r: u64, gw: u64,
+                   sv: u64) -> Result<()> {
+        let ctx = &*self.ctx;
+        if let Some(s2) = sigma2 {
+            params.sigma2 = st.sigma2.at_least(ctx, s2.len())?.ptr;
+            ctx.write_raw(params.sigma2, s2)?;
+        }
+        params.rows = pr.rows as i32;
+        params.a = a;
+        params.y = pr.y;
+        params.s = pr.s;
+        params.idx = pr.idx;
+        params.h = st.h.as_ref().map_or(0, |h| h.ptr);
+        (params.r, params.gw, params.sv) = (r, gw, sv);
+        Ok(())
+    }
+
+    /// Uses the fused kernel where a pass fits it (the default), or always the GEMM + row-op path (tests
+    /// compare both with the CPU backend; `MOE_CUDA_FUSED=0` sets the default off).
+    pub fn set_fused(&self, on: bool) {
+        self.fused.store(on, Ordering::Relaxed);
     }
 
     /// The per-row operation on the host, for ops that have no kernel: downloads A, y, s (and H), runs

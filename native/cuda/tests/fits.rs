@@ -128,8 +128,11 @@ fn fits_match_the_cpu_backend() {
         let gpu = CudaBackend::new(problem.data()).unwrap();
         for (sname, spec) in &specs {
             let c = run(&cpu, &m, spec);
-            let g = run(&gpu, &m, spec);
-            compare(&format!("{fname} {sname}"), &g, &c, &mut failures);
+            for fused in [true, false] {
+                gpu.set_fused(fused);
+                let g = run(&gpu, &m, spec);
+                compare(&format!("{fname} {sname}{}", if fused { "" } else { " (unfused)" }), &g, &c, &mut failures);
+            }
         }
     }
     assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));

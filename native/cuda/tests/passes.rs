@@ -81,7 +81,7 @@ fn cases() -> Vec<Case> {
 }
 
 /// Runs `op` on both backends over all rows and over a shuffled batch; returns every mismatch found.
-fn compare_case(case: &Case, seed: u32, weighted: bool) -> Vec<String> {
+fn compare_case(case: &Case, seed: u32, weighted: bool, fused: bool) -> Vec<String> {
     let mut failures = Vec::new();
     let (n, d) = (2111, 6); // not a multiple of any block size
     let problem = Problem::random(seed, n, d, case.labels, weighted);
@@ -89,6 +89,7 @@ fn compare_case(case: &Case, seed: u32, weighted: bool) -> Vec<String> {
     let proj = random_vec(seed + 1, shape.q * d, 0.9);
     let cpu = CpuBackend::new(problem.data(), 2).unwrap();
     let gpu = CudaBackend::new(problem.data()).unwrap();
+    gpu.set_fused(fused);
     if shape.h_width > 0 {
         let h = random_h(seed + 2, n, shape.h_width);
         cpu.write_h(shape.h_width, &h).unwrap();
@@ -99,7 +100,7 @@ fn compare_case(case: &Case, seed: u32, weighted: bool) -> Vec<String> {
     cpu.set_order(&order).unwrap();
     gpu.set_order(&order).unwrap();
     for rows in [Rows::All, Rows::Order { start: 123, len: 777 }] {
-        let label = format!("{} ({rows:?}, weighted {weighted})", case.name);
+        let label = format!("{} ({rows:?}, weighted {weighted}, fused {fused})", case.name);
         let c = cpu.pass(rows, &proj, &case.op).unwrap();
         let g = match gpu.pass(rows, &proj, &case.op) {
             Ok(g) => g,
@@ -140,10 +141,12 @@ fn every_pass_matches_the_cpu_backend() {
     let all = cases();
     for (i, case) in all.iter().enumerate() {
         for weighted in [false, true] {
-            failures.extend(compare_case(case, 1000 + 17 * i as u32 + weighted as u32, weighted));
+            for fused in [true, false] {
+                failures.extend(compare_case(case, 1000 + 17 * i as u32 + weighted as u32, weighted, fused));
+            }
         }
     }
-    println!("{} ops × 2 weightings × 2 row selections compared", all.len());
+    println!("{} ops × 2 weightings × fused/unfused × 2 row selections compared", all.len());
     assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
 }
 
@@ -161,6 +164,11 @@ fn passes_are_bit_identical_run_to_run() {
     for _ in 0..3 {
         assert_eq!(gpu.pass(Rows::All, &proj, &estep).unwrap(), first);
         assert_eq!(gpu.pass(Rows::All, &proj[..(k - 1) * d], &hess).unwrap(), first_hess);
+    }
+    gpu.set_fused(false);
+    let unfused = gpu.pass(Rows::All, &proj, &estep).unwrap();
+    for _ in 0..3 {
+        assert_eq!(gpu.pass(Rows::All, &proj, &estep).unwrap(), unfused);
     }
 }
 
