@@ -111,7 +111,7 @@ impl InfoScratch {
                     for c in 0..rpe {
                         self.eta_p[j * rpe + c] = (eta[c] - ln).exp();
                     }
-                    eta[y as usize] - ln
+                    eta.get(y as usize).copied().unwrap_or(f64::NEG_INFINITY) - ln
                 }
             };
             t[j] = self.log_pi[j] + logp;

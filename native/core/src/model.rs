@@ -48,17 +48,23 @@ impl Layout {
             };
         }
         let multinomial = model.experts == ExpertKind::Multinomial;
-        let coef_per_expert = if multinomial { model.n_classes * d } else { d };
+        // Logistic experts are 2-class softmax problems whatever n_classes says.
+        let classes = match model.experts {
+            ExpertKind::Logistic => 2,
+            ExpertKind::Linear => 0,
+            ExpertKind::Multinomial => model.n_classes,
+        };
+        let coef_per_expert = if multinomial { classes * d } else { d };
         let coef = k * d;
         let linear = model.experts == ExpertKind::Linear;
         let sigma2 = if linear { Some(coef + k * coef_per_expert) } else { None };
         let size = coef + k * coef_per_expert + if linear { k } else { 0 };
-        let expert_free = if multinomial { (model.n_classes - 1) * d } else { d + usize::from(fitted_sigma) };
+        let expert_free = if multinomial { (classes.max(1) - 1) * d } else { d + usize::from(fitted_sigma) };
         let gate_free = (k - 1) * d;
         Layout {
             k,
             d,
-            classes: model.n_classes,
+            classes,
             experts: model.experts,
             symmetric: false,
             coef,

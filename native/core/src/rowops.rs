@@ -70,7 +70,8 @@ fn expert_logp(family: &Family, j: usize, eta: &[f64], y: f64, consts: &LinearCo
             consts.log_norm[j] - 0.5 * r * r * consts.inv_var[j]
         }
         Family::Logistic => y * eta[0] - softplus(eta[0]),
-        Family::Multinomial { .. } => eta[y as usize] - lse(eta),
+        // A label outside 0..C−1 (validation rejects it) has probability 0 instead of a panic.
+        Family::Multinomial { .. } => eta.get(y as usize).copied().unwrap_or(f64::NEG_INFINITY) - lse(eta),
     }
 }
 
@@ -340,7 +341,9 @@ fn softmax_row(
             (s, 1.0)
         }
         SoftmaxProblem::Expert { j, logistic, .. } => {
-            t[expert_class(y, logistic)] = 1.0;
+            if let Some(tc) = t.get_mut(expert_class(y, logistic)) {
+                *tc = 1.0;
+            }
             (s * h[j], 1.0)
         }
         SoftmaxProblem::SymGate => {
