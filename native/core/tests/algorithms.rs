@@ -205,3 +205,26 @@ fn bad_input_gives_the_documented_codes() {
     let e = fit(&b, &ModelSpec { ..pr.model.clone() }, &sp, 0, Some(&init), None, &mut |_| Control::Continue).err().unwrap();
     assert_eq!(e.code.as_str(), "E_EMPTY_COMPONENT");
 }
+
+#[test]
+fn unvalidated_bad_input_is_an_error_not_a_panic() {
+    // Labels outside 0..C−1 reach the numerics only when validation was skipped: the fit must fail cleanly.
+    let pr = problem(ExpertKind::Multinomial, false, 2, 100, 2, 909, false);
+    let mut y = pr.y.clone();
+    y[7] = 9.0;
+    let data = Data { y: &y, ..pr.data() };
+    let b = CpuBackend::new(data, 1).unwrap();
+    let r = fit(&b, &pr.model, &spec(Algorithm::Em), 0, None, None, &mut |_| Control::Continue);
+    assert_eq!(r.err().unwrap().code.as_str(), "E_NON_FINITE");
+    // Zero weights everywhere: too few rows.
+    let s = vec![0.0; pr.n];
+    let b = CpuBackend::new(Data { s: Some(&s), ..pr.data() }, 1).unwrap();
+    let r = fit(&b, &pr.model, &spec(Algorithm::Em), 0, None, None, &mut |_| Control::Continue);
+    assert_eq!(r.err().unwrap().code.as_str(), "E_TOO_FEW_ROWS");
+    // A model that does not match the data, and k = 0.
+    let b = CpuBackend::new(pr.data(), 1).unwrap();
+    let wrong_d = ModelSpec { d: pr.d + 1, ..pr.model.clone() };
+    assert_eq!(fit(&b, &wrong_d, &spec(Algorithm::Em), 0, None, None, &mut |_| Control::Continue).err().unwrap().code.as_str(), "E_SHAPE");
+    let no_k = ModelSpec { k: 0, ..pr.model.clone() };
+    assert_eq!(information(&b, &no_k, &[], InfoMethod::Auto, 10).err().unwrap().code.as_str(), "E_OPTION");
+}
