@@ -15,9 +15,21 @@ for t in passes fits oom; do
   summary+=("| test $t | rc $rc | $(( $(date +%s) - start )) s | $(grep -E '^test result' "$out/test-$t.log" | tail -1) |")
   grep -E "mismatch|FAILED|panicked|relative error|iters" "$out/test-$t.log" | head -60
 done
-timeout 280 "$bin/gpu_bench" > "$out/bench.log" 2>&1
+timeout 200 "$bin/gpu_bench" > "$out/bench.log" 2>&1
 echo "bench rc $?"
 grep -v '^|' "$out/bench.log" | tail -40
+# The package check (scripts/gpu-check.mjs) when a packed Node, dist/ and the addon were carried too
+# (pack-device.sh --package).
+pkg=$(dirname "$bin")/pkg
+if [ -f "$pkg/moe-em.node" ] && [ -f "$(dirname "$bin")/node.xz" ]; then
+  . "$(dirname "$bin")/node-up.sh"
+  [ -d dist ] || cp -r "$pkg/dist" dist
+  MOE_EM_NATIVE_PATH="$PWD/$pkg/moe-em.node" timeout 150 node scripts/gpu-check.mjs > "$out/gpu-check.log" 2>&1
+  rc=$?
+  summary+=("| node scripts/gpu-check.mjs | rc $rc | | $(grep -E '^# (pass|fail)' "$out/gpu-check.log" | tr '\n' ' ') |")
+  grep -E "^not ok|params rel|assert|Error" "$out/gpu-check.log" | head -40
+  sed -n '/^device via/,$p' "$out/gpu-check.log"
+fi
 echo
 printf '%s\n' "${summary[@]}"
 grep '^|' "$out/bench.log"

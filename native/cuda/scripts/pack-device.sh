@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the moe-cuda test binaries and the GPU benchmark here (the GPU machine has no cargo) and copies them
-# into .device/cuda/ at the repository root (git ignores .device/). Then, on the GPU machine, with
-# carry [".device/cuda"]:  bash native/cuda/scripts/device-check.sh
+# into .device/cuda/ at the repository root (git ignores .device/). With --package it also builds the addon
+# and dist/ into .device/pkg/ and packs Node (../shared/tools/device-node.sh) for scripts/gpu-check.mjs.
+# Then, on the GPU machine, with carry [".device"]:  bash native/cuda/scripts/device-check.sh
 set -euo pipefail
 top=$(git rev-parse --show-toplevel)
 cd "$top"
@@ -12,4 +13,12 @@ cp target/release/examples/gpu_bench "$dest/"
 # `cargo test --no-run` prints "Executable tests/<name>.rs (target/release/deps/<name>-<hash>)".
 cargo test -p moe-cuda --release --no-run 2>&1 | sed -n 's/.*Executable tests\/\([a-z_]*\)\.rs (\(.*\))/\1 \2/p' |
   while read -r name path; do cp "$path" "$dest/$name"; done
+if [ "${1:-}" = "--package" ]; then
+  cargo build --release -p moe-node
+  mkdir -p .device/pkg
+  cp target/release/libmoe_node.so .device/pkg/moe-em.node
+  rm -rf .device/pkg/dist
+  npx tsc -p tsconfig.build.json --outDir .device/pkg/dist
+  [ -s .device/node.xz ] || ../shared/tools/device-node.sh
+fi
 ls -la "$dest"
