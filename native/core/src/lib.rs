@@ -1,6 +1,16 @@
 //! moe-core: the numerics of moe-em (docs/ALGORITHMS.md is the contract; the TypeScript reference in src/
-//! is the oracle). The algorithms are written once over `Backend`, a small set of fused passes over the
-//! rows; `CpuBackend` implements it with threads, moe-cuda with CUDA kernels.
+//! is the oracle, matched to rounding).
+//!
+//! Layers, each talking only to the one below:
+//! - public entry points (`fit`, `evaluate`, `posterior`, `information`, `validate`, `weighted_gram`);
+//! - algorithms, written once: `fit` (loop, random init, mini-batch epochs), `mstep` (closed-form linear
+//!   experts, re-seeding), `softmax` (Newton / Newton-CG / gradient solvers), `gradient` (GD, Gradient EM),
+//!   `info` (I_c, I_m, MIM; dense or Lanczos), with host linear algebra in `linalg`;
+//! - `Backend`: fused passes over the rows. A pass projects each row on a small host matrix, applies one
+//!   `RowOp` (per-row mathematics in `rowops` / `info_rows`, shared by every backend) and reduces XᵀR,
+//!   weighted Grams and sums; H (responsibilities) stays in the backend;
+//! - `CpuBackend`: fixed 2048-row chunks reduced in chunk order (bit-identical for any thread count),
+//!   AVX2+FMA Gram kernel (`gram`) and row kernels (`simd`). moe-cuda implements the same trait.
 
 mod api;
 pub mod backend;
