@@ -272,8 +272,14 @@ impl Backend for CpuBackend<'_> {
         self.data.d
     }
     fn set_order(&self, order: &[u32]) -> Result<()> {
-        if let Some(&bad) = order.iter().find(|&&i| i as usize >= self.data.n) {
-            return err(ErrorCode::Internal, format!("row index {bad} out of range (n = {})", self.data.n));
+        // Distinct, in-range rows: each row of H is then written by one chunk only.
+        let mut seen = vec![false; self.data.n];
+        for &i in order {
+            match seen.get_mut(i as usize) {
+                None => return err(ErrorCode::Internal, format!("row index {i} out of range (n = {})", self.data.n)),
+                Some(true) => return err(ErrorCode::Internal, format!("row index {i} appears twice in the row order")),
+                Some(s) => *s = true,
+            }
         }
         let mut o = self.order.lock().unwrap_or_else(|e| e.into_inner());
         o.clear();
@@ -500,5 +506,8 @@ mod tests {
         let b = CpuBackend::new(Data { x: &x, n: 3, d: 2, y: &[0.0; 3], s: None }, 1).unwrap();
         let e = b.pass(Rows::All, &[1.0], &RowOp::LinearResidual { k: 1 }).err().unwrap();
         assert_eq!(e.code, ErrorCode::Internal);
+        assert_eq!(b.set_order(&[0, 2, 0]).err().unwrap().code, ErrorCode::Internal);
+        assert_eq!(b.set_order(&[3]).err().unwrap().code, ErrorCode::Internal);
+        assert!(b.set_order(&[2, 0]).is_ok());
     }
 }
