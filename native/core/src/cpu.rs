@@ -234,9 +234,17 @@ where
         }
         return total;
     }
+    // Partials finished out of order wait in `pending` (at most WINDOW·threads of them, which bounds the
+    // memory) and are added to the total strictly in chunk order: the result does not depend on timing.
+    const WINDOW: usize = 4;
+    struct Reduction {
+        next: usize,
+        total: Partial,
+        pending: std::collections::BTreeMap<usize, Partial>,
+    }
     let next_chunk = AtomicUsize::new(0);
-    let state = Mutex::new((0usize, init));
-    let turn = Condvar::new();
+    let state = Mutex::new(Reduction { next: 0, total: init, pending: std::collections::BTreeMap::new() });
+    let progressed = Condvar::new();
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| {
@@ -248,17 +256,31 @@ where
                     }
                     let part = compute(c, &mut sc);
                     let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-                    while st.0 != c {
-                        st = turn.wait(st).unwrap_or_else(|e| e.into_inner());
+                    // Too far ahead of the slowest chunk: wait until the window has room (or it is our turn).
+                    while c != st.next && st.pending.len() >= WINDOW * threads {
+                        st = progressed.wait(st).unwrap_or_else(|e| e.into_inner());
                     }
-                    st.1.add(&part);
-                    st.0 += 1;
-                    turn.notify_all();
+                    st.pending.insert(c, part);
+                    let mut advanced = false;
+                    loop {
+                        let next = st.next;
+                        match st.pending.remove(&next) {
+                            Some(p) => {
+                                st.total.add(&p);
+                                st.next += 1;
+                                advanced = true;
+                            }
+                            None => break,
+                        }
+                    }
+                    if advanced {
+                        progressed.notify_all();
+                    }
                 }
             });
         }
     });
-    state.into_inner().unwrap_or_else(|e| e.into_inner()).1
+    state.into_inner().unwrap_or_else(|e| e.into_inner()).total
 }
 
 impl Backend for CpuBackend<'_> {
