@@ -24,19 +24,6 @@ const INFO_RTOL = 1e-8;
 const info = nativeInfo();
 if (!info.loaded) console.warn(`parity.test.ts: skipped, the native addon is not available (${info.reason})`);
 
-// TEMPORARY while moe-core's information() is a stub (E_INTERNAL 'not implemented yet').
-function informationStubbed(): boolean {
-  if (!info.loaded) return false;
-  try {
-    const c = families[0]!.make(60, 1);
-    loadNativeBackend('cpu').information(c.data, c.model, jsBackend.fitSync(request(c, algorithms[0]!, 1, 1), {}).params,
-      { method: 'dense', steps: 60 });
-    return false;
-  } catch (e) {
-    return e instanceof MoEError && e.code === 'E_INTERNAL' && e.message.includes('not implemented');
-  }
-}
-
 /** A problem instance at the backend boundary (data, resolved model, true parameters in the flat layout). */
 interface Instance {
   data: ProblemData;
@@ -179,10 +166,7 @@ describe.skipIf(!info.loaded)('native CPU backend = TypeScript reference: fits',
 
 });
 
-const noInformation = informationStubbed();
-if (noInformation) console.warn('parity.test.ts: information parity skipped, moe-core information() is not implemented yet');
-
-describe.skipIf(!info.loaded || noInformation)('native CPU backend = TypeScript reference: information', () => {
+describe.skipIf(!info.loaded)('native CPU backend = TypeScript reference: information', () => {
   const native = info.loaded ? loadNativeBackend('cpu') : jsBackend;
   let seed = 5000;
 
