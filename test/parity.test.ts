@@ -13,7 +13,6 @@ import { loadNativeBackend, nativeInfo } from '../src/backends/native.js';
 import {
   sampleLinear, sampleLogistic, sampleMultinomial, sampleSymMoLinE, sampleSymMoLogE, type SampledProblem,
 } from '../src/data/samplers.js';
-import { MoEError } from '../src/errors.js';
 import { MixtureOfExperts } from '../src/estimator.js';
 import type { MoEOptions } from '../src/types.js';
 import { readableToParams } from '../src/models/layout.js';
