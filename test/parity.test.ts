@@ -188,6 +188,13 @@ describe.skipIf(!info.loaded)('native CPU backend = TypeScript reference: inform
       if (reference.standardErrors === null) expect(ours.standardErrors).toBeNull();
       else expect(relErr(ours.standardErrors!, reference.standardErrors)).toBeLessThanOrEqual(INFO_RTOL);
 
+      // Threads change who computes each chunk, never the arithmetic.
+      const twoThreads = loadNativeBackend('cpu', { threads: 2 }).information(c.data, c.model, fitted, opts);
+      const oneThread = loadNativeBackend('cpu', { threads: 1 }).information(c.data, c.model, fitted, opts);
+      expect(Array.from(twoThreads.complete!)).toEqual(Array.from(oneThread.complete!));
+      expect(Array.from(twoThreads.missing!)).toEqual(Array.from(oneThread.missing!));
+      expect(twoThreads.eigenvalues).toEqual(oneThread.eigenvalues);
+
       const e1 = native.evaluate(c.data, c.model, fitted);
       const e0 = jsBackend.evaluate(c.data, c.model, fitted);
       expect(historyErr([e1.nll, e1.objective], [e0.nll, e0.objective])).toBeLessThanOrEqual(FIT_RTOL);
