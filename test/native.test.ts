@@ -186,6 +186,13 @@ describe.skipIf(missing)('native addon: fits', () => {
     expect(((e as MoEError).details?.partial as { iterations: IterationRecord[] }).iterations.length).toBe(2);
     const early = await rejection(backend.fit(req, { signal: AbortSignal.abort() }));
     expect((early as MoEError).code).toBe('E_ABORTED');
+    expect((early as MoEError).details?.partial).toBeNull();
+    // A cancel token cancelled before the fit starts: the native loop stops after iteration 0.
+    const binding = loadNativeBinding();
+    const token = binding.createCancelToken();
+    token.cancel();
+    const direct = await rejection(binding.fit({ ...req, backend: 'cpu' }, undefined, token));
+    expect((direct as { code: string }).code).toBe('E_ABORTED');
   });
 
   it('an onIteration that throws stops the fit and its error is what the caller sees', async () => {

@@ -164,7 +164,6 @@ class FitSession {
     this.token = token;
     const signal = hooks.signal;
     const onAbort = (): void => token.cancel();
-    if (signal?.aborted) token.cancel();
     signal?.addEventListener('abort', onAbort, { once: true });
     this.detach = () => signal?.removeEventListener('abort', onAbort);
   }
@@ -174,9 +173,13 @@ class FitSession {
     this.hooks.onIteration?.(record);
   };
 
-  /** The error a failed fit throws: coded native errors as MoEError, with the records so far as `partial`. */
+  /**
+   * The error a failed fit throws: coded native errors as MoEError, with the records so far as `partial`
+   * (null before the first record, as in the reference). The native side does not hand back its last
+   * parameters, so `partial` has no `params`.
+   */
   fail(e: unknown): unknown {
-    return toMoEError(e, { partial: { iterations: this.records } });
+    return toMoEError(e, { partial: this.records.length > 0 ? { iterations: this.records } : null });
   }
 
   close(): void {
@@ -184,11 +187,17 @@ class FitSession {
   }
 }
 
+/** An already-aborted signal stops a fit before any native work (the reference does the same). */
+function throwIfAborted(hooks: FitHooks): void {
+  if (hooks.signal?.aborted) throw new MoEError('E_ABORTED', 'the fit was aborted', { partial: null });
+}
+
 /** The Rust CPU backend or the CUDA backend, through the addon. */
 export class NativeBackend implements ComputeBackend {
   constructor(readonly name: NativeKind, private readonly binding: NativeBinding, private readonly threads = 0) {}
 
   async fit(req: FitRequest, hooks: FitHooks): Promise<FitResult> {
+    throwIfAborted(hooks);
     const session = new FitSession(this.binding, hooks);
     try {
       return await this.binding.fit({ ...req, backend: this.name }, session.onIteration, session.token);
@@ -200,6 +209,7 @@ export class NativeBackend implements ComputeBackend {
   }
 
   fitSync(req: FitRequest, hooks: FitHooks): FitResult {
+    throwIfAborted(hooks);
     const session = new FitSession(this.binding, hooks);
     try {
       return this.binding.fitSync({ ...req, backend: this.name }, session.onIteration, session.token);
