@@ -35,7 +35,6 @@ pub fn fit<B: Backend + ?Sized>(
         return err(ErrorCode::TooFewRows, "the sample weights sum to 0");
     }
     let weight = tot.weight;
-    let width = if model.symmetric { 2 } else { model.k };
     let full_batch = spec.batch_size == 0 || spec.batch_size >= n;
     let mut rng = Rng::new(seed);
     let sym_gram = if model.symmetric && model.experts == ExpertKind::Linear {
@@ -57,7 +56,7 @@ pub fn fit<B: Backend + ?Sized>(
     };
     // EM with linear experts takes its sufficient statistics from the E-step pass itself, and full-batch
     // EM of the general model computes the gate solver's first pass in the same read of X.
-    let fused_suff = spec.algorithm == Algorithm::Em && model.experts == ExpertKind::Linear;
+    let fused_suff = spec.algorithm == Algorithm::Em && full_batch && model.experts == ExpertKind::Linear;
     let fuse_gate = spec.algorithm == Algorithm::Em && full_batch && !model.symmetric && model.k >= 2;
     let gate_op = RowOp::Softmax { problem: SoftmaxProblem::Gate { k: model.k }, task: gate_start_task(model, spec) };
     let gate_rows = (model.k.max(1) - 1) * model.d;
@@ -111,7 +110,7 @@ pub fn fit<B: Backend + ?Sized>(
                 Algorithm::Gd => gradient_steps_on_q(b, model, spec, &mut params, Rows::All, weight, 1)?,
             }
         } else {
-            mini_batch_epoch(b, model, spec, &mut params, &mut rng, width)?;
+            mini_batch_epoch(b, model, spec, &mut params, &mut rng)?;
         }
         (stats, gate_start) = record_e_step(&params)?;
         let objective = record(t, stats.sums[0], &params, events, &mut iterations)?;
@@ -161,7 +160,7 @@ fn random_init<B: Backend + ?Sized>(ctx: &MStepCtx<B>, rng: &mut Rng, events: &m
 }
 
 /// One epoch of mini-batch em / gradient-em / gd: a fresh Fisher–Yates shuffle, consecutive batches.
-fn mini_batch_epoch<B: Backend + ?Sized>(b: &B, model: &ModelSpec, spec: &FitSpec, params: &mut [f64], rng: &mut Rng, _width: usize) -> Result<()> {
+fn mini_batch_epoch<B: Backend + ?Sized>(b: &B, model: &ModelSpec, spec: &FitSpec, params: &mut [f64], rng: &mut Rng) -> Result<()> {
     let n = b.n();
     let mut order: Vec<u32> = (0..n as u32).collect();
     rng.shuffle(&mut order);
