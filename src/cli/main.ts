@@ -73,15 +73,15 @@ function buildProgram(output: Output): Command {
     .option('--grid <etas>', 'step-size grid for gd and gradient-em (comma-separated)', positiveList)
     .option('--snr <norms>', 'rate: the values of ‖β*‖ (comma-separated)', positiveList)
     .option('--data <dir>', 'fashion-mnist: directory of the IDX files')
-    .option('--rows <n>', 'fashion-mnist: training rows to use', integer(10))
-    .option('--test-rows <n>', 'fashion-mnist: test rows to use', integer(10))
+    .option('--rows <n>', 'fashion-mnist: training rows (default: cuda 60000, cpu 8000, js 4000)', integer(10, 60000))
+    .option('--test-rows <n>', 'fashion-mnist: test rows (default: cuda 10000, cpu 5000, js 2000)', integer(10, 10000))
     .option('--eval-every <n>', 'fashion-mnist: test accuracy every n iterations', integer(1), 1)
     .option('--step-size <eta>', 'fashion-mnist: step size of GD, Gradient EM and the gradient M-step', real(0, { exclusive: true }))
     .option('--methods <list>', 'fashion-mnist: comma-separated subset of em-gradient, em-newton, gradient-em, gd, baseline',
       (raw: string) => raw.split(',').map((m) => m.trim()))
     .option('--render <files...>', 'fashion-mnist: only re-render tables and plot from earlier results.json files')
     .option('--no-plots', 'write tables only (no SVG; vega is not loaded)')
-    .option('--pool <p>', 'fashion-mnist: average-pool images p×p first (quick runs; 1 = all 784 pixels)', integer(1, 4), 1)
+    .option('--pool <p>', 'fashion-mnist: average-pool images p×p first (1 = all 784 pixels; default 1, js 2)', integer(1, 4))
     .action(async (experiment: string, opts) => { await reproduceCommand(experiment, opts, output); });
 
   program.command('demo')

@@ -25,7 +25,7 @@ export interface ReproduceCliOptions {
   testRows?: number;
   evalEvery: number;
   stepSize?: number;
-  pool: number;
+  pool?: number;
   methods?: string[];
   plots: boolean;
   render?: string[];
@@ -68,7 +68,7 @@ export async function reproduceCommand(experiment: string, o: ReproduceCliOption
         iterations: o.iterations ?? FASHION_DEFAULTS.iterations,
         evalEvery: o.evalEvery,
         stepSize: o.stepSize ?? FASHION_DEFAULTS.stepSize,
-        pool: o.pool,
+        ...(o.pool !== undefined ? { pool: o.pool } : {}),
         methods: fashionMethods(o.methods),
         plots: o.plots,
         seed: o.seed,
