@@ -93,8 +93,8 @@ fn accumulate_blocks(x: &[f64], l: usize, d: usize, w: &[f64], g: usize, out: &m
     let mut start = 0;
     while start < l {
         let rb = (l - start).min(ROW_BLOCK);
-        pack(x, start, rb, d, MR, n_ap, &mut sc.a_pack);
-        pack(x, start, rb, d, NR, n_bp, &mut sc.b_pack);
+        pack::<MR>(x, start, rb, d, n_ap, &mut sc.a_pack);
+        pack::<NR>(x, start, rb, d, n_bp, &mut sc.b_pack);
         for j in 0..g {
             let wj = &w[start * g + j..];
             // Skip a Gram whose weights all vanish on this block (an expert without responsibility here).
@@ -118,16 +118,23 @@ fn accumulate_blocks(x: &[f64], l: usize, d: usize, w: &[f64], g: usize, out: &m
 }
 
 /// Panel-major packing: panel p holds rows start..start+rb, features p·width.. (zero padded).
-fn pack(x: &[f64], start: usize, rb: usize, d: usize, width: usize, panels: usize, dst: &mut Vec<f64>) {
-    dst.clear();
-    dst.resize(panels * rb * width, 0.0);
+/// Every cell is written (padding with zeros), so the buffer is never cleared; fixed-width copies of W
+/// values compile to plain moves instead of memmove calls.
+fn pack<const W: usize>(x: &[f64], start: usize, rb: usize, d: usize, panels: usize, dst: &mut Vec<f64>) {
+    dst.resize(panels * rb * W, 0.0);
+    let full = d / W;
     for i in 0..rb {
         let xi = &x[(start + i) * d..(start + i + 1) * d];
-        for p in 0..panels {
-            let f0 = p * width;
-            let f1 = (f0 + width).min(d);
-            let o = p * rb * width + i * width;
-            dst[o..o + (f1 - f0)].copy_from_slice(&xi[f0..f1]);
+        for p in 0..full {
+            let o = p * rb * W + i * W;
+            dst[o..o + W].copy_from_slice(&xi[p * W..p * W + W]);
+        }
+        for p in full..panels {
+            let o = p * rb * W + i * W;
+            for q in 0..W {
+                let f = p * W + q;
+                dst[o + q] = if f < d { xi[f] } else { 0.0 };
+            }
         }
     }
 }
