@@ -2,9 +2,10 @@
  * The moe-em command-line tool, run in-process through `run(argv, output)`: fit → model JSON → predict
  * round trips, clear errors with the right exit codes, and small runs of the reproductions.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../src/cli/main.js';
 import { bufferedOutput } from '../src/cli/output.js';
@@ -261,5 +262,45 @@ describe('reproduce', () => {
       '--rows', '20', '--iterations', '1', '--out', join(dir, 'fm-missing'));
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/\[E_IO\].*apt-get install dataset-fashion-mnist/);
+  });
+});
+
+describe('the built executable', () => {
+  // Compiled once into a private folder inside node_modules (so the CLI's imports resolve), then run as a
+  // real process: the entry-point check, stdout/stderr and the process exit codes.
+  const outDir = resolve('node_modules/.cache/moe-em-cli-test');
+  const main = join(outDir, 'cli', 'main.js');
+
+  beforeAll(() => {
+    const tsc = spawnSync(process.execPath, [resolve('node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json',
+      '--outDir', outDir, '--declaration', 'false', '--sourceMap', 'false'], { encoding: 'utf8' });
+    // Type errors elsewhere in the tree still emit JavaScript; only a missing entry point is fatal here.
+    if (!existsSync(main)) throw new Error(`tsc did not emit the CLI: ${tsc.stdout}${tsc.stderr}`);
+  }, 120_000);
+
+  function exec(...argv: string[]) {
+    return spawnSync(process.execPath, [main, ...argv], { encoding: 'utf8', env: { ...process.env, CI: '1' } });
+  }
+
+  it('fits and predicts from the command line with exit code 0', () => {
+    const problem = sampleLinear({ n: 120, d: 2, k: 2, seed: 21 });
+    const data = join(dir, 'spawn.csv');
+    const model = join(dir, 'spawn-model.json');
+    writeCsv(data, problem.X, problem.y, 'y');
+    const fit = exec('fit', data, '--target', 'y', '--experts', 'linear', '--backend', 'js', '--out', model);
+    expect(fit.status).toBe(0);
+    expect(fit.stdout).toContain(`Model written to ${model}`);
+    const pred = exec('predict', model, data);
+    expect(pred.status).toBe(0);
+    expect(pred.stdout.trim().split('\n')).toHaveLength(121);
+  });
+
+  it('exits 1 on a bad file and 2 on a bad option, with one error line', () => {
+    const missing = exec('predict', join(dir, 'missing-model.json'), join(dir, 'x.csv'));
+    expect(missing.status).toBe(1);
+    expect(missing.stderr.trim()).toMatch(/^moe-em: error: \[E_IO\] .*missing-model\.json: no such file$/);
+    const usage = exec('reproduce', 'synthetic', '--instances', 'many');
+    expect(usage.status).toBe(2);
+    expect(usage.stderr).toMatch(/moe-em: error: option '--instances <n>' argument 'many' is invalid/);
   });
 });

@@ -4,9 +4,8 @@ import { DEFAULT_FASHION_MNIST_DIR } from '../../data/fashion-mnist.js';
 import type { BackendKind } from '../../types.js';
 import { UsageError } from '../errors.js';
 import type { Output } from '../output.js';
-import {
-  FASHION_DEFAULTS, FASHION_METHODS, reproduceFashionMnist, renderFashionFromResults, type FashionMethod,
-} from './fashion-mnist.js';
+import { FASHION_DEFAULTS, FASHION_METHODS, reproduceFashionMnist, type FashionMethod } from './fashion-mnist.js';
+import { renderFashionFromResults } from './fashion-mnist-report.js';
 import { RATE_DEFAULTS, reproduceRate } from './rate.js';
 import { reproduceSynthetic, SYNTHETIC_DEFAULTS } from './synthetic.js';
 
