@@ -12,7 +12,7 @@ import { bufferedOutput } from '../src/cli/output.js';
 import { parseCsvTable } from '../src/cli/data-file.js';
 import { measuredRate } from '../src/cli/reproduce/rate.js';
 import { DEFAULT_FASHION_MNIST_DIR } from '../src/data/fashion-mnist.js';
-import { sampleLinear, sampleMultinomial } from '../src/data/samplers.js';
+import { sampleLinear, sampleMultinomial, sampleSymMoLinE } from '../src/data/samplers.js';
 import { MixtureOfExperts } from '../src/estimator.js';
 
 let dir: string;
@@ -103,6 +103,28 @@ describe('fit → model JSON → predict', () => {
       expect([0, 1, 2]).toContain(r[0]);
       expect(r[1 + r[0]!]).toBeCloseTo(Math.max(r[1]!, r[2]!, r[3]!), 12);
     }
+  });
+
+  it('fits the symmetric SymMoLinE model from {X, y} JSON and names its posterior columns z_plus, z_minus', async () => {
+    const problem = sampleSymMoLinE({ n: 800, d: 3, seed: 9, norm: 3 });
+    const X = Array.from({ length: 800 }, (_, i) => Array.from(problem.X.data.subarray(3 * i, 3 * i + 3)));
+    const data = join(dir, 'sym.json');
+    const model = join(dir, 'sym-model.json');
+    writeFileSync(data, JSON.stringify({ X, y: Array.from(problem.y) }));
+    const fit = await cli('fit', data, '--target', 'y', '--experts', 'linear', '--symmetric', '--backend', 'js', '--out', model);
+    expect(fit.code).toBe(0);
+    expect(fit.stdout).toContain('symmetric 2-expert linear model');
+    // (w, β) and (−w, −β) are the same model: compare up to sign.
+    const fitted = JSON.parse(readFileSync(model, 'utf8')).model.params as { w: number[]; beta: number[] };
+    const truth = [...problem.params.w!, ...problem.params.beta!];
+    const est = [...fitted.w, ...fitted.beta];
+    const dist = Math.min(Math.hypot(...est.map((v, i) => v - truth[i]!)), Math.hypot(...est.map((v, i) => v + truth[i]!)));
+    expect(dist).toBeLessThan(0.2 * Math.hypot(...truth));
+    const post = await cli('predict', model, data, '--posterior');
+    expect(post.code).toBe(0);
+    const h = parseCsvOutput(post.stdout);
+    expect(h.columns).toEqual(['z_plus', 'z_minus']);
+    for (const r of h.rows) expect(r[0]! + r[1]!).toBeCloseTo(1, 12);
   });
 });
 

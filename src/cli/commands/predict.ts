@@ -1,7 +1,7 @@
 /**
  * `moe-em predict MODEL DATA [--posterior] [--out FILE]`: predictions as CSV. Linear experts: the mixture
  * mean. Classifiers: the most probable class and every class probability. `--posterior`: the n×k expert
- * responsibilities, which need the target column the model was trained with.
+ * responsibilities (symmetric models: z_plus, z_minus), which need the target column the model was trained with.
  */
 import { writeFileSync } from 'node:fs';
 import { MoEError } from '../../errors.js';
@@ -30,7 +30,9 @@ export async function predictCommand(modelPath: string, dataPath: string, o: Pre
     }
     const ds = toDataset(table, dataPath, target, features ?? undefined);
     const h = estimator.posterior(ds.X, ds.y!);
-    result = matrixTable(h, (j) => `expert_${j}`);
+    // Symmetric models' two components are z = +1 and z = −1 (columns in that order).
+    const symmetric = estimator.params.symmetric;
+    result = matrixTable(h, (j) => (symmetric ? (j === 0 ? 'z_plus' : 'z_minus') : `expert_${j}`));
   } else {
     // The target column, if present, is simply ignored: features are chosen by name (or by position).
     const featureNames = features ?? table.columns.filter((c) => c !== target);
