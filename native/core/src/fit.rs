@@ -22,6 +22,45 @@ pub fn fit<B: Backend + ?Sized>(
     truth: Option<&[f64]>,
     on_iter: &mut dyn FnMut(&IterationRecord) -> Control,
 ) -> Result<FitOutput> {
+    fit_with_partial(b, model, spec, seed, init, truth, on_iter).map_err(|(e, _)| e)
+}
+
+/// As `fit`, but an E_ABORTED or E_NON_FINITE failure also returns the partial state (src/algorithms/fit.ts
+/// `error.details.partial`): the parameters at the failure and the records completed so far.
+pub fn fit_with_partial<B: Backend + ?Sized>(
+    b: &B,
+    model: &ModelSpec,
+    spec: &FitSpec,
+    seed: u32,
+    init: Option<&[f64]>,
+    truth: Option<&[f64]>,
+    on_iter: &mut dyn FnMut(&IterationRecord) -> Control,
+) -> std::result::Result<FitOutput, (crate::api::Error, Option<FitOutput>)> {
+    let mut params = Vec::new();
+    let mut iterations = Vec::new();
+    match run(b, model, spec, seed, init, truth, on_iter, &mut params, &mut iterations) {
+        Ok(reason) => Ok(FitOutput { params, iterations, converged: reason == StopReason::Tol, reason }),
+        Err(e) => {
+            let keep = matches!(e.code, ErrorCode::Aborted | ErrorCode::NonFinite) && !params.is_empty();
+            let partial = keep.then(|| FitOutput { params, iterations, converged: false, reason: StopReason::MaxIter });
+            Err((e, partial))
+        }
+    }
+}
+
+/// The fit proper, with its state in `params` / `iterations` so that the caller keeps it on failure.
+#[allow(clippy::too_many_arguments)]
+fn run<B: Backend + ?Sized>(
+    b: &B,
+    model: &ModelSpec,
+    spec: &FitSpec,
+    seed: u32,
+    init: Option<&[f64]>,
+    truth: Option<&[f64]>,
+    on_iter: &mut dyn FnMut(&IterationRecord) -> Control,
+    params: &mut Vec<f64>,
+    iterations: &mut Vec<IterationRecord>,
+) -> Result<StopReason> {
     check_backend(b, model)?;
     if let Some(t) = truth {
         if t.len() != Layout::new(model).size {
@@ -45,7 +84,7 @@ pub fn fit<B: Backend + ?Sized>(
     let ctx = MStepCtx { b, model, spec, rows: Rows::All, weight, var_y: tot.var_y, sym_gram: sym_gram.as_deref() };
 
     let mut events: Vec<Event> = Vec::new();
-    let mut params = match init {
+    *params = match init {
         Some(p) => {
             check_params(model, p)?;
             let mut p = p.to_vec();
@@ -71,7 +110,6 @@ pub fn fit<B: Backend + ?Sized>(
         Ok((outs.remove(0), gate))
     };
 
-    let mut iterations: Vec<IterationRecord> = Vec::new();
     let mut record = |iter: usize, loglik: f64, params: &[f64], events: Vec<Event>, iterations: &mut Vec<IterationRecord>| -> Result<f64> {
         let (nll, objective) = objective_from_loglik(model, params, loglik, weight);
         let rec = IterationRecord {
@@ -93,27 +131,27 @@ pub fn fit<B: Backend + ?Sized>(
         Ok(objective)
     };
 
-    let (mut stats, mut gate_start) = record_e_step(&params)?;
-    let mut previous = record(0, stats.sums[0], &params, std::mem::take(&mut events), &mut iterations)?;
+    let (mut stats, mut gate_start) = record_e_step(params)?;
+    let mut previous = record(0, stats.sums[0], params, std::mem::take(&mut events), iterations)?;
     let mut reason = StopReason::MaxIter;
     for t in 1..=spec.max_iter {
         let mut events = Vec::new();
         if full_batch {
             if spec.algorithm != Algorithm::Gd
-                && reseed_degenerate(model, &mut params, &stats.sums[1..], weight, spec.on_empty_error, &mut events)?
+                && reseed_degenerate(model, params, &stats.sums[1..], weight, spec.on_empty_error, &mut events)?
             {
-                (stats, gate_start) = record_e_step(&params)?;
+                (stats, gate_start) = record_e_step(params)?;
             }
             match spec.algorithm {
-                Algorithm::Em => m_step(&ctx, &mut params, &stats, gate_start.as_ref(), &mut events)?,
-                Algorithm::GradientEm => gradient_steps_on_q(b, model, spec, &mut params, Rows::All, weight, spec.inner_steps)?,
-                Algorithm::Gd => gradient_steps_on_q(b, model, spec, &mut params, Rows::All, weight, 1)?,
+                Algorithm::Em => m_step(&ctx, params, &stats, gate_start.as_ref(), &mut events)?,
+                Algorithm::GradientEm => gradient_steps_on_q(b, model, spec, params, Rows::All, weight, spec.inner_steps)?,
+                Algorithm::Gd => gradient_steps_on_q(b, model, spec, params, Rows::All, weight, 1)?,
             }
         } else {
-            mini_batch_epoch(b, model, spec, &mut params, &mut rng)?;
+            mini_batch_epoch(b, model, spec, params, &mut rng)?;
         }
-        (stats, gate_start) = record_e_step(&params)?;
-        let objective = record(t, stats.sums[0], &params, events, &mut iterations)?;
+        (stats, gate_start) = record_e_step(params)?;
+        let objective = record(t, stats.sums[0], params, events, iterations)?;
         let converged = (objective - previous).abs() <= spec.tol * previous.abs().max(1.0);
         previous = objective;
         if converged {
@@ -121,7 +159,7 @@ pub fn fit<B: Backend + ?Sized>(
             break;
         }
     }
-    Ok(FitOutput { params, iterations, converged: reason == StopReason::Tol, reason })
+    Ok(reason)
 }
 
 /// The 'random' init: hard assignments floor(u·k) (symmetric: z = +1 when u < 0.5), then one M-step from

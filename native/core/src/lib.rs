@@ -53,6 +53,21 @@ pub fn fit<B: Backend + ?Sized>(
     fit::fit(b, model, spec, seed, init, truth, on_iter)
 }
 
+/// As `fit`; on E_ABORTED / E_NON_FINITE the error comes with the partial state (parameters at the
+/// failure, records so far), like `error.details.partial` of the TypeScript reference.
+#[allow(clippy::type_complexity)]
+pub fn fit_with_partial<B: Backend + ?Sized>(
+    b: &B,
+    model: &ModelSpec,
+    spec: &FitSpec,
+    seed: u32,
+    init: Option<&[f64]>,
+    truth: Option<&[f64]>,
+    on_iter: &mut dyn FnMut(&IterationRecord) -> Control,
+) -> std::result::Result<FitOutput, (Error, Option<FitOutput>)> {
+    fit::fit_with_partial(b, model, spec, seed, init, truth, on_iter)
+}
+
 /// Mean nll and mean penalised objective at `params`.
 pub fn evaluate<B: Backend + ?Sized>(b: &B, model: &ModelSpec, params: &[f64]) -> Result<(f64, f64)> {
     model::evaluate(b, model, params)

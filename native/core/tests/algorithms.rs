@@ -156,6 +156,17 @@ fn convergence_abort_and_param_error() {
     .unwrap();
     assert_eq!(e.code.as_str(), "E_ABORTED");
     assert_eq!(calls, 3);
+    // The partial state: three records, and the parameters the last one was computed at.
+    let (e, partial) = fit_with_partial(&b, &pr.model, &sp, 1, None, None, &mut |r| {
+        if r.iter == 2 { Control::Abort } else { Control::Continue }
+    })
+    .err()
+    .unwrap();
+    assert_eq!(e.code, ErrorCode::Aborted);
+    let partial = partial.unwrap();
+    assert_eq!(partial.iterations.len(), 3);
+    let (nll, _) = evaluate(&b, &pr.model, &partial.params).unwrap();
+    assert_eq!(nll, partial.iterations[2].nll);
 }
 
 #[test]
