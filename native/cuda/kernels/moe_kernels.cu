@@ -335,7 +335,9 @@ extern "C" __global__ void row_op(RowOpParams p) {
     eval_row(p, p.a + (size_t)i * p.q, p.y[i], p.s ? p.s[i] : 1.0, h_row(p, i), o);
 }
 
-// The fused pass for narrow problems (d ≤ FUSED_MAX_D): each block walks tiles of FUSED_ROWS rows (tile t,
+// The fused pass for narrow problems (d ≤ FUSED_MAX_D; optional, off by default: on an H100 it measured 2–5×
+// slower than DGEMM + row_op + DGEMM — 128 registers leave 2 blocks per SM, and only FUSED_ROWS of the 256
+// threads run the row op; see bench/GPU.md). Each block walks tiles of FUSED_ROWS rows (tile t,
 // t + gridDim.x, ... in order), loads the tile of X into shared memory once, computes its projections
 // A = X·Pᵀ there, runs the row op (R into shared memory; Gram weights, sum terms and H to global memory), and
 // accumulates Xᵀ R in registers. Each block writes its partial Xᵀ R (r_cols×d) to partial[block]; the host

@@ -1,12 +1,11 @@
 //! `CudaBackend`: moe_core's `Backend` on one GPU. X, y and s are uploaded once (in `new`); each pass sends
 //! only the small projection matrix P (and σ²) and brings back only the reduced results.
 //!
-//! Narrow passes (d ≤ 128) run the fused kernel: X read once for the projections, the row op and XᵀR, the
-//! block partials of XᵀR summed by a DGEMM; sums and Grams as below.
-//! Other passes: A = X·Pᵀ (cuBLAS DGEMM) → `row_op` kernel (per-row outputs R, Gram weights, sum terms; reads or
+//! A pass: A = X·Pᵀ (cuBLAS DGEMM) → `row_op` kernel (per-row outputs R, Gram weights, sum terms; reads or
 //! writes H) → reductions: XᵀR and the sums by DGEMM, full Grams by one DGEMM per chunk of weight-scaled rows,
 //! diagonal Grams by one DGEMM per chunk of squared rows. All reductions run in a fixed order (no float atomics), so a
-//! pass is reproducible bit for bit on one GPU.
+//! pass is reproducible bit for bit on one GPU. Optionally (`set_fused`, off by default: measured slower)
+//! narrow passes (d ≤ 128) run one fused kernel for the projections, the row op and XᵀR.
 
 use crate::driver::{Context, DeviceBuffer, DeviceElement, KernelSource};
 use crate::error::{GpuError, GpuErrorKind};
@@ -28,10 +27,10 @@ impl From<GpuError> for Error {
     }
 }
 
-/// Bytes of weight-scaled rows materialised at once for the Grams (128 MiB measured best of 8–512 MiB on an
+/// Bytes of weight-scaled rows materialised at once for the Grams (512 MiB measured best of 32, 128, 512 MiB on an
 /// H100, bench/GPU.md). `MOE_CUDA_GRAM_CHUNK_MB` overrides it (the benchmark measures a few values).
 fn gram_chunk_bytes() -> usize {
-    std::env::var("MOE_CUDA_GRAM_CHUNK_MB").ok().and_then(|v| v.parse::<usize>().ok()).filter(|&v| v > 0).unwrap_or(128) << 20
+    std::env::var("MOE_CUDA_GRAM_CHUNK_MB").ok().and_then(|v| v.parse::<usize>().ok()).filter(|&v| v > 0).unwrap_or(512) << 20
 }
 
 const THREADS: u32 = 256;
@@ -138,7 +137,7 @@ impl CudaBackend {
             scaled: Scratch(None), partial: Scratch(None), reduced: Scratch(None),
         };
         Ok(CudaBackend { n: data.n, d: data.d, x, y, s, ones, state: Mutex::new(state), gram_chunk_bytes: AtomicUsize::new(0),
-            fused: AtomicBool::new(std::env::var("MOE_CUDA_FUSED").map_or(true, |v| v != "0")), ctx })
+            fused: AtomicBool::new(std::env::var("MOE_CUDA_FUSED").is_ok_and(|v| v == "1")), ctx })
     }
 
     /// The device this backend runs on.
@@ -380,8 +379,9 @@ impl CudaBackend {
         Ok(())
     }
 
-    /// Uses the fused kernel where a pass fits it (the default), or always the GEMM + row-op path (tests
-    /// compare both with the CPU backend; `MOE_CUDA_FUSED=0` sets the default off).
+    /// Uses the fused kernel where a pass fits it, or always the GEMM + row-op path (the default: on an H100
+    /// the fused kernel measured 2–5× slower per pass, bench/GPU.md; `MOE_CUDA_FUSED=1` sets it on). Tests
+    /// compare both with the CPU backend.
     pub fn set_fused(&self, on: bool) {
         self.fused.store(on, Ordering::Relaxed);
     }
@@ -423,7 +423,7 @@ impl CudaBackend {
     }
 
     /// Rows per Gram chunk: the bytes of weight-scaled rows materialised at once (`set_gram_chunk_bytes`,
-    /// else `MOE_CUDA_GRAM_CHUNK_MB`, else 128 MiB) over the bytes per row.
+    /// else `MOE_CUDA_GRAM_CHUNK_MB`, else 512 MiB) over the bytes per row.
     fn gram_chunk_rows(&self, bytes_per_row: usize, rows: usize) -> usize {
         let bytes = match self.gram_chunk_bytes.load(Ordering::Relaxed) {
             0 => gram_chunk_bytes(),
