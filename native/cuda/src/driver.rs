@@ -2,19 +2,19 @@
 //! stream and cuBLAS handle, device buffers freed on Drop, the kernel module and launches, and events.
 //! Every status is checked here and becomes a `GpuError` (out of memory kept apart).
 
-use crate::error::{GpuError, GpuErrorKind, GpuResult};
+use crate::error::{GpuError, GpuResult};
 use crate::ffi::*;
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::ptr::null_mut;
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// The CUDA libraries, loaded once per process. cuBLAS, cuSOLVER and NVRTC are optional at load time; an
-/// operation that needs a missing one fails with `Unavailable`.
+/// The CUDA libraries, loaded once per process. cuBLAS and NVRTC are optional at load time; an operation
+/// that needs a missing one fails with `Unavailable`. (No cuSOLVER: every factorisation of moe-core is a
+/// small k×k / d×d / p×p solve on the host; the Backend trait has no device-side solve.)
 pub struct Runtime {
     pub driver: DriverApi,
     pub cublas: Option<CublasApi>,
-    pub cusolver: Option<CusolverApi>,
     pub nvrtc: Option<NvrtcApi>,
     pub library_paths: Vec<String>,
 }
@@ -35,14 +35,12 @@ fn load_runtime() -> Result<Runtime, String> {
         Some(lib)
     };
     let cublas_lib = optional(&["libcublas.so.13", "libcublas.so.12"]);
-    let cusolver_lib = optional(&["libcusolver.so.12", "libcusolver.so.11"]);
     let nvrtc_lib = optional(&["libnvrtc.so.13", "libnvrtc.so.12"]);
     let cublas = cublas_lib.as_ref().and_then(|l| unsafe { CublasApi::load(l).ok() });
-    let cusolver = cusolver_lib.as_ref().and_then(|l| unsafe { CusolverApi::load(l).ok() });
     let nvrtc = nvrtc_lib.as_ref().and_then(|l| unsafe { NvrtcApi::load(l).ok() });
     // The libraries stay loaded for the life of the process (never dlclose'd).
-    std::mem::forget((driver_lib, cublas_lib, cusolver_lib, nvrtc_lib));
-    Ok(Runtime { driver, cublas, cusolver, nvrtc, library_paths })
+    std::mem::forget((driver_lib, cublas_lib, nvrtc_lib));
+    Ok(Runtime { driver, cublas, nvrtc, library_paths })
 }
 
 /// The process-wide CUDA runtime, or `Unavailable` when there is no driver or no device.
@@ -71,14 +69,6 @@ fn check_cublas(status: c_int, what: &str) -> GpuResult<()> {
         CUBLAS_STATUS_SUCCESS => Ok(()),
         CUBLAS_STATUS_ALLOC_FAILED => Err(GpuError::out_of_memory(format!("{what}: cuBLAS could not allocate"))),
         s => Err(GpuError::failed(format!("{what} failed: cublasStatus {s}"))),
-    }
-}
-
-fn check_cusolver(status: c_int, what: &str) -> GpuResult<()> {
-    match status {
-        CUSOLVER_STATUS_SUCCESS => Ok(()),
-        CUSOLVER_STATUS_ALLOC_FAILED => Err(GpuError::out_of_memory(format!("{what}: cuSOLVER could not allocate"))),
-        s => Err(GpuError::failed(format!("{what} failed: cusolverStatus {s}"))),
     }
 }
 
@@ -312,40 +302,6 @@ impl Context {
                                   b, ldb as c_int, &beta, c, ldc as c_int)
         }, "cublasDgemm")
     }
-
-    /// Strided-batched column-major DGEMM on the stream.
-    #[allow(clippy::too_many_arguments)]
-    pub fn dgemm_strided_batched(&self, trans_a: bool, trans_b: bool, m: usize, n: usize, k: usize, alpha: f64,
-                                 a: CUdeviceptr, lda: usize, stride_a: usize, b: CUdeviceptr, ldb: usize, stride_b: usize,
-                                 beta: f64, c: CUdeviceptr, ldc: usize, stride_c: usize, batch: usize) -> GpuResult<()> {
-        let blas = self.rt.cublas.as_ref().unwrap();
-        let op = |t: bool| if t { CUBLAS_OP_T } else { CUBLAS_OP_N };
-        check_cublas(unsafe {
-            (blas.cublasDgemmStridedBatched)(self.cublas, op(trans_a), op(trans_b), m as c_int, n as c_int, k as c_int, &alpha,
-                a, lda as c_int, stride_a as i64, b, ldb as c_int, stride_b as i64, &beta, c, ldc as c_int, stride_c as i64, batch as c_int)
-        }, "cublasDgemmStridedBatched")
-    }
-
-    /// Cholesky (lower) of the column-major n×n matrix in `a`, in place, through cuSOLVER. Returns potrf's
-    /// `info` (0 = success, i > 0 = leading minor i not positive definite).
-    pub fn cholesky_in_place(&self, a: &DeviceBuffer<f64>, n: usize) -> GpuResult<i32> {
-        let so = self.rt.cusolver.as_ref().ok_or_else(|| GpuError::unavailable("cuSOLVER (libcusolver.so.12/11) not loadable"))?;
-        unsafe {
-            let mut handle = null_mut();
-            check_cusolver((so.cusolverDnCreate)(&mut handle), "cusolverDnCreate")?;
-            let result = (|| {
-                check_cusolver((so.cusolverDnSetStream)(handle, self.stream), "cusolverDnSetStream")?;
-                let mut work_len = 0;
-                check_cusolver((so.cusolverDnDpotrf_bufferSize)(handle, CUBLAS_FILL_MODE_LOWER, n as c_int, a.ptr, n as c_int, &mut work_len), "potrf_bufferSize")?;
-                let work = DeviceBuffer::<f64>::alloc(self, work_len.max(1) as usize)?;
-                let info = DeviceBuffer::<i32>::alloc(self, 1)?;
-                check_cusolver((so.cusolverDnDpotrf)(handle, CUBLAS_FILL_MODE_LOWER, n as c_int, a.ptr, n as c_int, work.ptr, work_len, info.ptr), "cusolverDnDpotrf")?;
-                Ok(info.download(self)?[0])
-            })();
-            (so.cusolverDnDestroy)(handle);
-            result
-        }
-    }
 }
 
 impl Drop for Context {
@@ -486,9 +442,4 @@ impl Drop for Timer {
             (self.rt.driver.cuEventDestroy_v2)(self.stop);
         }
     }
-}
-
-/// True when the error is an out-of-memory (callers retry on the CPU).
-pub fn is_oom(e: &GpuError) -> bool {
-    e.kind == GpuErrorKind::OutOfMemory
 }

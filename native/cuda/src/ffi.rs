@@ -33,9 +33,6 @@ pub const CUBLAS_STATUS_SUCCESS: c_int = 0;
 pub const CUBLAS_STATUS_ALLOC_FAILED: c_int = 3;
 pub const CUBLAS_OP_N: c_int = 0;
 pub const CUBLAS_OP_T: c_int = 1;
-pub const CUBLAS_FILL_MODE_LOWER: c_int = 0;
-pub const CUSOLVER_STATUS_SUCCESS: c_int = 0;
-pub const CUSOLVER_STATUS_ALLOC_FAILED: c_int = 2;
 pub const NVRTC_SUCCESS: c_int = 0;
 
 /// One shared library opened with `dlopen`. Never closed: CUDA libraries are not safe to unload.
@@ -148,15 +145,6 @@ entry_points!(CublasApi {
     cublasDestroy_v2: fn(Handle) -> c_int,
     cublasSetStream_v2: fn(Handle, Handle) -> c_int,
     cublasDgemm_v2: fn(Handle, c_int, c_int, c_int, c_int, c_int, *const f64, CUdeviceptr, c_int, CUdeviceptr, c_int, *const f64, CUdeviceptr, c_int) -> c_int,
-    cublasDgemmStridedBatched: fn(Handle, c_int, c_int, c_int, c_int, c_int, *const f64, CUdeviceptr, c_int, i64, CUdeviceptr, c_int, i64, *const f64, CUdeviceptr, c_int, i64, c_int) -> c_int,
-});
-
-entry_points!(CusolverApi {
-    cusolverDnCreate: fn(*mut Handle) -> c_int,
-    cusolverDnDestroy: fn(Handle) -> c_int,
-    cusolverDnSetStream: fn(Handle, Handle) -> c_int,
-    cusolverDnDpotrf_bufferSize: fn(Handle, c_int, c_int, CUdeviceptr, c_int, *mut c_int) -> c_int,
-    cusolverDnDpotrf: fn(Handle, c_int, c_int, CUdeviceptr, c_int, CUdeviceptr, c_int, CUdeviceptr) -> c_int,
 });
 
 entry_points!(NvrtcApi {

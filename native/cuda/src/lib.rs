@@ -1,9 +1,8 @@
-//! moe-cuda: the CUDA backend of moe-em. CUDA, cuBLAS, cuSOLVER and NVRTC are loaded at run time with dlopen
+//! moe-cuda: the CUDA backend of moe-em. The CUDA driver, cuBLAS and NVRTC are loaded at run time with dlopen
 //! (no link-time dependency), so a binary built without a GPU loads everywhere and reports
 //! `E_BACKEND_UNAVAILABLE` where there is none.
 //!
-//! Layers: `ffi` (raw declarations and dlsym), `driver` (safe context, buffers, launches, cuBLAS/cuSOLVER
-//! calls), `kernels` (host side of kernels/moe_kernels.cu), `backend` (`CudaBackend`, moe_core's `Backend`).
+//! Layers: `ffi` (raw declarations and dlsym), `driver` (safe context, buffers, launches, cuBLAS calls), `kernels` (host side of kernels/moe_kernels.cu), `backend` (`CudaBackend`, moe_core's `Backend`).
 
 mod backend;
 pub mod driver;
