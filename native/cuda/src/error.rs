@@ -7,7 +7,7 @@ use std::fmt;
 pub enum GpuErrorKind {
     /// No driver library, no device, or a library/kernel image that cannot be used here.
     Unavailable,
-    /// A device allocation failed (driver, cuBLAS or cuSOLVER workspace).
+    /// A device allocation failed (driver or cuBLAS workspace).
     OutOfMemory,
     /// Any other CUDA failure.
     Failed,
