@@ -101,6 +101,14 @@ impl Partial {
             a.add(b);
         }
     }
+    /// Reset to zeros for reuse (buffers are recycled: fresh large allocations cost page faults).
+    fn clear(&mut self) {
+        for st in &mut self.0 {
+            st.xtr.iter_mut().for_each(|v| *v = 0.0);
+            st.grams.iter_mut().for_each(|v| *v = 0.0);
+            st.sums.iter_mut().for_each(|v| *v = 0.0);
+        }
+    }
 }
 
 /// One op of a pass with its projection matrix.
@@ -144,13 +152,20 @@ struct PassCtx<'p> {
 }
 
 impl PassCtx<'_> {
-    fn chunk(&self, lo: usize, hi: usize, sc: &mut [Scratch], gs: &mut GramScratch, xbuf: &mut Vec<f64>) -> Partial {
+    /// Reductions of rows lo..hi into `part` (zeroed on entry).
+    fn chunk(&self, lo: usize, hi: usize, ts: &mut ThreadScratch, mut part: Partial) -> Partial {
         let d = self.data.d;
         let l = hi - lo;
-        let mut part = Partial::zeros(&self.stages, d);
-        let mut a: Vec<Vec<f64>> = self.stages.iter().map(|st| vec![0.0; st.shape.q]).collect();
-        let mut r: Vec<Vec<f64>> = self.stages.iter().map(|st| vec![0.0; l * st.shape.r_cols]).collect();
-        let mut w: Vec<Vec<f64>> = self.stages.iter().map(|st| vec![0.0; l * st.shape.grams]).collect();
+        let ThreadScratch { rows: sc, gram: gs, xbuf, a, r, w } = ts;
+        let n_st = self.stages.len();
+        a.resize_with(n_st, Vec::new);
+        r.resize_with(n_st, Vec::new);
+        w.resize_with(n_st, Vec::new);
+        for (k, st) in self.stages.iter().enumerate() {
+            a[k].resize(st.shape.q, 0.0);
+            r[k].resize(l * st.shape.r_cols, 0.0);
+            w[k].resize(l * st.shape.grams, 0.0);
+        }
         let contiguous = matches!(self.sel, Selection::All(_));
         let reads_x = self.stages.iter().any(|st| st.shape.q > 0 || st.shape.r_cols > 0 || st.shape.grams > 0);
         if !contiguous && reads_x {
@@ -218,19 +233,35 @@ impl PassCtx<'_> {
 
 /// Run `n_chunks` chunk computations on up to `threads` threads and add the partials in chunk order.
 /// Per-thread scratch: one row-op `Scratch` per stage (it caches per-op constants), Gram packing, row gather.
-type ThreadScratch = (Vec<Scratch>, GramScratch, Vec<f64>);
+#[derive(Default)]
+struct ThreadScratch {
+    rows: Vec<Scratch>,
+    gram: GramScratch,
+    /// Gathered rows of a batch.
+    xbuf: Vec<f64>,
+    /// Per stage: projections of one row, R and Gram weights of the chunk.
+    a: Vec<Vec<f64>>,
+    r: Vec<Vec<f64>>,
+    w: Vec<Vec<f64>>,
+}
 
-fn ordered_reduce<F>(n_chunks: usize, threads: usize, n_stages: usize, init: Partial, compute: F) -> Partial
+/// `compute(c, scratch, zeroed partial)` fills chunk c's partial; `zeros()` makes a new one.
+fn ordered_reduce<F, Z>(n_chunks: usize, threads: usize, n_stages: usize, zeros: Z, compute: F) -> Partial
 where
-    F: Fn(usize, &mut ThreadScratch) -> Partial + Sync,
+    F: Fn(usize, &mut ThreadScratch, Partial) -> Partial + Sync,
+    Z: Fn() -> Partial + Sync,
 {
-    let new_scratch = || -> ThreadScratch { ((0..n_stages).map(|_| Scratch::default()).collect(), GramScratch::default(), Vec::new()) };
+    let new_scratch = || ThreadScratch { rows: (0..n_stages).map(|_| Scratch::default()).collect(), ..Default::default() };
+    let init = zeros();
     let threads = threads.min(n_chunks).max(1);
     if threads == 1 {
         let mut total = init;
         let mut sc = new_scratch();
+        let mut buf = zeros();
         for c in 0..n_chunks {
-            total.add(&compute(c, &mut sc));
+            buf = compute(c, &mut sc, buf);
+            total.add(&buf);
+            buf.clear();
         }
         return total;
     }
@@ -241,9 +272,11 @@ where
         next: usize,
         total: Partial,
         pending: std::collections::BTreeMap<usize, Partial>,
+        /// Consumed partials, zeroed, for reuse.
+        spare: Vec<Partial>,
     }
     let next_chunk = AtomicUsize::new(0);
-    let state = Mutex::new(Reduction { next: 0, total: init, pending: std::collections::BTreeMap::new() });
+    let state = Mutex::new(Reduction { next: 0, total: init, pending: std::collections::BTreeMap::new(), spare: Vec::new() });
     let progressed = Condvar::new();
     std::thread::scope(|scope| {
         for _ in 0..threads {
@@ -254,7 +287,8 @@ where
                     if c >= n_chunks {
                         break;
                     }
-                    let part = compute(c, &mut sc);
+                    let buf = state.lock().unwrap_or_else(|e| e.into_inner()).spare.pop().unwrap_or_else(&zeros);
+                    let part = compute(c, &mut sc, buf);
                     let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
                     // Too far ahead of the slowest chunk: wait until the window has room (or it is our turn).
                     while c != st.next && st.pending.len() >= WINDOW * threads {
@@ -265,10 +299,12 @@ where
                     loop {
                         let next = st.next;
                         match st.pending.remove(&next) {
-                            Some(p) => {
+                            Some(mut p) => {
                                 st.total.add(&p);
                                 st.next += 1;
                                 advanced = true;
+                                p.clear();
+                                st.spare.push(p);
                             }
                             None => break,
                         }
@@ -368,12 +404,11 @@ impl Backend for CpuBackend<'_> {
             *h_guard = (h_width, vec![0.0; self.data.n * h_width]);
         }
         let n_stages = stages.len();
-        let init = Partial::zeros(&stages, d);
         let ctx = PassCtx { data: self.data, sel, stages, h_width, h: SharedMut(h_guard.1.as_mut_ptr()), simd: simd::has_avx2_fma() };
         let len = ctx.sel.len();
         let n_chunks = len.div_ceil(CHUNK);
-        let total = ordered_reduce(n_chunks, self.threads, n_stages, init, |c, (sc, gs, xb)| {
-            ctx.chunk(c * CHUNK, ((c + 1) * CHUNK).min(len), sc, gs, xb)
+        let total = ordered_reduce(n_chunks, self.threads, n_stages, || Partial::zeros(&ctx.stages, d), |c, ts, part| {
+            ctx.chunk(c * CHUNK, ((c + 1) * CHUNK).min(len), ts, part)
         });
         drop(h_guard);
         let outs = total
@@ -405,10 +440,9 @@ pub fn weighted_gram(x: &[f64], n: usize, d: usize, w: &[f64], m: usize, threads
     }
     let len = gram::acc_len(d);
     let zeros = || Partial(vec![StagePartial { xtr: Vec::new(), grams: vec![0.0; m * len], sums: Vec::new() }]);
-    let total = ordered_reduce(n.div_ceil(CHUNK), resolve_threads(threads), 0, zeros(), |c, (_, gs, _)| {
+    let total = ordered_reduce(n.div_ceil(CHUNK), resolve_threads(threads), 0, zeros, |c, ts, mut part| {
         let (lo, hi) = (c * CHUNK, ((c + 1) * CHUNK).min(n));
-        let mut part = zeros();
-        gram::accumulate(&x[lo * d..hi * d], hi - lo, d, &w[lo * m..hi * m], m, &mut part.0[0].grams, gs);
+        gram::accumulate(&x[lo * d..hi * d], hi - lo, d, &w[lo * m..hi * m], m, &mut part.0[0].grams, &mut ts.gram);
         part
     });
     let mut g = vec![0.0; m * d * d];
