@@ -2,6 +2,7 @@
 import { MixtureOfExperts } from '../../estimator.js';
 import type { AlgorithmKind, BackendKind, ExpertKind, InformationResult, MoEOptions, MStepSolver } from '../../types.js';
 import { readTable, toDataset } from '../data-file.js';
+import { informationWithFallback } from '../information.js';
 import { writeModelFile } from '../model-file.js';
 import type { Output } from '../output.js';
 import { startProgress } from '../progress.js';
@@ -63,7 +64,11 @@ export async function fitCommand(dataPath: string, o: FitCommandOptions, output:
     information = { error: 'skipped (--no-information)' };
   } else {
     try {
-      information = estimator.information(X, y);
+      const outcome = informationWithFallback(estimator, X, y);
+      information = outcome.result;
+      if (outcome.fallbackReason !== null) {
+        output.err(`MIM computed by the TypeScript reference (the ${history.backend} backend could not: ${outcome.fallbackReason})`);
+      }
     } catch (e) {
       information = { error: (e as Error).message };
     }

@@ -24,6 +24,7 @@ import type { Output } from '../output.js';
 import { startProgress } from '../progress.js';
 import { mean, median, sd } from '../stats.js';
 import { formatNumber, meanSd, toMarkdown, type Table } from '../tables.js';
+import { informationWithFallback } from '../information.js';
 import { ArtifactWriter } from './artifacts.js';
 
 export const RATE_DEFAULTS = {
@@ -121,7 +122,7 @@ async function measureOne(norm: number, seed: number, o: RateOptions): Promise<R
     if ((h.iterations[1]?.paramError ?? 0) <= RATE_DEFAULTS.polishStep) break;
   }
   const thetaHat = estimator.params;
-  const lambdaMax = estimator.information(problem.X, problem.y).lambdaMax;
+  const lambdaMax = informationWithFallback(estimator, problem.X, problem.y).result.lambdaMax;
 
   // The whole EM path's distance to θ̂: the first fit's iterations (replayed with θ̂ known), then the
   // polishing iterations, which continue the same path.
