@@ -11,6 +11,8 @@ import { run } from '../src/cli/main.js';
 import { bufferedOutput } from '../src/cli/output.js';
 import { parseCsvTable } from '../src/cli/data-file.js';
 import { measuredRate } from '../src/cli/reproduce/rate.js';
+import { informationWithFallback } from '../src/cli/information.js';
+import { MoEError } from '../src/errors.js';
 import { DEFAULT_FASHION_MNIST_DIR } from '../src/data/fashion-mnist.js';
 import { sampleLinear, sampleMultinomial, sampleSymMoLinE } from '../src/data/samplers.js';
 import { MixtureOfExperts } from '../src/estimator.js';
@@ -324,5 +326,25 @@ describe('the built executable', () => {
     const usage = exec('reproduce', 'synthetic', '--instances', 'many');
     expect(usage.status).toBe(2);
     expect(usage.stderr).toMatch(/moe-em: error: option '--instances <n>' argument 'many' is invalid/);
+  });
+});
+
+describe('MIM diagnostics', () => {
+  it('fall back to the TypeScript reference when the fitting backend cannot compute them', () => {
+    const problem = sampleLinear({ n: 200, d: 2, k: 2, seed: 31 });
+    const fitted = new MixtureOfExperts({ experts: 'linear', k: 2, backend: 'js', seed: 1 });
+    fitted.fitSync(problem.X, problem.y);
+    const expected = fitted.information(problem.X, problem.y).lambdaMax;
+    // A stand-in for a native estimator whose backend has no `information`.
+    const failing = (code: 'E_INTERNAL' | 'E_SHAPE') => ({
+      options: { ...fitted.options, backend: 'cpu' },
+      information: () => { throw new MoEError(code, 'information: not implemented yet'); },
+      toJSON: () => fitted.toJSON(),
+    }) as unknown as MixtureOfExperts;
+    const outcome = informationWithFallback(failing('E_INTERNAL'), problem.X, problem.y);
+    expect(outcome.result.lambdaMax).toBe(expected);
+    expect(outcome.fallbackReason).toContain('E_INTERNAL');
+    // Errors about the input itself are not hidden by the fallback.
+    expect(() => informationWithFallback(failing('E_SHAPE'), problem.X, problem.y)).toThrowError(/not implemented/);
   });
 });
