@@ -13,6 +13,7 @@
 import { alterFashionMnist, loadFashionMnist } from '../../data/fashion-mnist.js';
 import { Rng } from '../../data/rng.js';
 import { MoEError } from '../../errors.js';
+import { resolveBackend } from '../../backends/select.js';
 import { MixtureOfExperts } from '../../estimator.js';
 import type { BackendKind, MoEOptions, MoEParams } from '../../types.js';
 import type { Output } from '../output.js';
@@ -156,19 +157,19 @@ async function runMethod(method: string, options: MoEOptions, start: MoEParams, 
   return { method, trainNll, test: results, seconds: (performance.now() - began) / 1000, backend };
 }
 
-/** Which backend 'auto' (or the named one) resolves to here: one tiny fit. */
-async function probeBackend(kind: BackendKind): Promise<string> {
-  const est = new MixtureOfExperts({ experts: 'linear', k: 1, backend: kind, maxIter: 1 });
-  const h = await est.fit([[0], [1], [2], [3]], [0, 1, 2, 3.5]);
-  return h.backend;
+/**
+ * Which backend 'auto' (or the named one) resolves to for a problem of this size (the data-size defaults
+ * depend on it); a named native backend that cannot load fails here, before the data is read.
+ */
+function resolvedBackend(kind: BackendKind): 'js' | 'cpu' | 'cuda' {
+  return resolveBackend(kind, FASHION_DEFAULTS.rows.cuda * 785).name;
 }
 
 export async function reproduceFashionMnist(o: FashionOptions, output: Output): Promise<MethodResult[]> {
-  const backend = await probeBackend(o.backend);
-  const kind = backend as 'js' | 'cpu' | 'cuda';
-  const rows = o.rows ?? FASHION_DEFAULTS.rows[kind];
-  const testRows = o.testRows ?? FASHION_DEFAULTS.testRows[kind];
-  const pool = o.pool ?? FASHION_DEFAULTS.pool[kind];
+  const backend = resolvedBackend(o.backend);
+  const rows = o.rows ?? FASHION_DEFAULTS.rows[backend];
+  const testRows = o.testRows ?? FASHION_DEFAULTS.testRows[backend];
+  const pool = o.pool ?? FASHION_DEFAULTS.pool[backend];
   let raw;
   try {
     raw = {
