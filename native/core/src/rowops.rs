@@ -147,13 +147,21 @@ pub fn eval_row(
                 let eta = &a[k + j * rpe..k + (j + 1) * rpe];
                 t[j] = (a[j] - lg_norm) + expert_logp(family, j, eta, y, &sc.consts);
             }
-            let l = lse(t);
+            // ℓ = lse(t) and h_j = exp(t_j − max)/Σ from the same exponentials (one exp per component).
+            let mx = t.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let e = fill(&mut sc.b, k);
+            let mut acc = 0.0;
+            for j in 0..k {
+                e[j] = (t[j] - mx).exp();
+                acc += e[j];
+            }
+            let l = if mx == f64::NEG_INFINITY { mx } else { mx + acc.ln() };
             if s != 0.0 {
                 sums[0] += s * l;
             }
             let linear_suff = *suff && matches!(family, Family::Linear { .. });
             for j in 0..k {
-                let hj = (t[j] - l).exp();
+                let hj = e[j] / acc;
                 sums[1 + j] += s * hj;
                 if *store {
                     h[j] = hj;
