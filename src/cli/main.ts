@@ -64,7 +64,7 @@ function buildProgram(output: Output): Command {
 
   program.command('reproduce')
     .description("reproduce the paper's experiments: tables (Markdown, CSV) and SVG plots")
-    .addArgument(new Argument('<experiment>', EXPERIMENTS.join(' | ')).choices(EXPERIMENTS))
+    .addArgument(new Argument('<experiment>', 'which experiment').choices(EXPERIMENTS))
     .option('--out <dir>', 'output directory (default: reproduce-out/<experiment>)')
     .addOption(new Option('--backend <name>', 'compute backend').choices(BACKENDS).argParser(backendKind).default('auto'))
     .option('--instances <n>', 'random instances (synthetic: 50; rate: 5)', integer(1, 10000))
@@ -72,7 +72,7 @@ function buildProgram(output: Output): Command {
     .option('--seed <s>', 'base random seed', integer(0, 0xffffffff), 0)
     .option('--grid <etas>', 'step-size grid for gd and gradient-em (comma-separated)', positiveList)
     .option('--snr <norms>', 'rate: the values of ‖β*‖ (comma-separated)', positiveList)
-    .option('--data <dir>', 'fashion-mnist: directory of the IDX files')
+    .option('--data <dir>', "fashion-mnist: directory of the IDX files (default: where Debian's dataset-fashion-mnist installs them)")
     .option('--rows <n>', 'fashion-mnist: training rows (default: cuda 60000, cpu 8000, js 4000)', integer(10, 60000))
     .option('--test-rows <n>', 'fashion-mnist: test rows (default: cuda 10000, cpu 5000, js 2000)', integer(10, 10000))
     .option('--eval-every <n>', 'fashion-mnist: test accuracy every n iterations', integer(1), 1)
