@@ -373,14 +373,18 @@ fn softmax_row(
         logp[cc] = sign * a[cc];
     }
     logp[m] = 0.0;
-    let norm = lse(logp);
-    for v in logp.iter_mut() {
-        *v -= norm;
-    }
-    // Class probabilities, once per row (the Hessian weights use every pair).
+    // Probabilities e_c/Σe and log-probabilities from the same exponentials (as the reference does).
+    let mx = logp.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let p = fill(&mut sc.c, classes);
+    let mut total = 0.0;
     for cc in 0..classes {
-        p[cc] = logp[cc].exp();
+        p[cc] = (logp[cc] - mx).exp();
+        total += p[cc];
+    }
+    let norm = mx + total.ln();
+    for cc in 0..classes {
+        p[cc] /= total;
+        logp[cc] -= norm;
     }
     let objective = |logp: &[f64], t: &[f64]| {
         let mut f = 0.0;
