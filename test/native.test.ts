@@ -116,8 +116,9 @@ describe.skipIf(missing)('native addon: errors', () => {
     const notTyped = { ...good, data: { ...good.data, x: Array.from(good.data.x) } } as unknown as FitRequest;
     const badAlgorithm = { ...good, fit: { ...good.fit, algorithm: 'newton' } } as unknown as FitRequest;
     const badSeed: FitRequest = { ...good, seed: -1 };
+    const negativeRows: FitRequest = { ...good, data: { ...good.data, n: -1 } };
     for (const [req, code] of [[badShape, 'E_SHAPE'], [notTyped, 'E_SHAPE'], [badAlgorithm, 'E_OPTION'],
-      [badSeed, 'E_OPTION']] as const) {
+      [badSeed, 'E_OPTION'], [negativeRows, 'E_SHAPE']] as const) {
       const e = thrown(() => backend.fitSync(req, {}));
       expect(e).toBeInstanceOf(MoEError);
       expect((e as MoEError).code).toBe(code);

@@ -45,8 +45,13 @@ fn string_prop(env: Env, obj: napi_value, name: &str, what: &str) -> JsResult<St
 /// # Safety
 /// The returned slices borrow the JS arrays: see `Env::f64_view`.
 pub unsafe fn read_data<'a>(env: Env, data: napi_value) -> JsResult<(Data<'a>, Vec<napi_value>)> {
-    let n = count_prop(env, data, "n", "data")?;
-    let d = count_prop(env, data, "d", "data")?;
+    // A malformed shape is E_SHAPE (as in src/input.ts), not E_OPTION.
+    let as_shape = |e: Failure| match e {
+        Failure::Coded { code, message } if code == "E_OPTION" => Failure::shape(message),
+        other => other,
+    };
+    let n = count_prop(env, data, "n", "data").map_err(as_shape)?;
+    let d = count_prop(env, data, "d", "data").map_err(as_shape)?;
     let x_value = env.get(data, "x", "data")?;
     let y_value = env.get(data, "y", "data")?;
     let x = env.f64_view(x_value, "data.x")?;
