@@ -291,7 +291,12 @@ export class SoftmaxRegression {
       }
       let decrement = 0;
       for (let q = 0; q < p; q++) decrement += g[q]! * delta[q]!;
-      if (!(decrement / 2 > opts.tol * this.sumC)) return;
+      if (!(decrement / 2 > opts.tol * this.sumC)) {
+        // Inside the tolerance the quadratic model is exact to rounding, and a line search could not see a
+        // change of f this small: take the full Newton step unguarded and stop (ALGORITHMS.md §3).
+        if (decrement > 0 && Number.isFinite(decrement)) for (let q = 0; q < p; q++) V[q] = V[q]! + delta[q]!;
+        return;
+      }
       let t = 1;
       let accepted = false;
       for (let h = 0; h <= MAX_HALVINGS; h++, t /= 2) {

@@ -207,6 +207,13 @@ impl<B: Backend + ?Sized> Softmax<'_, B> {
             }
             let decrement = linalg::dot(&g, &delta);
             if !(decrement / 2.0 > opts.tol * self.sum_c) {
+                // Inside the tolerance the quadratic model is exact to rounding, and a line search could not
+                // see a change of f this small: take the full Newton step unguarded and stop (ALGORITHMS §3).
+                if decrement > 0.0 && decrement.is_finite() {
+                    for q in 0..p {
+                        v[q] += delta[q];
+                    }
+                }
                 return Ok(());
             }
             let mut t = 1.0;
