@@ -72,13 +72,23 @@ function greedyMatchingCost(cost: Float64Array, coefCost: Float64Array, k: numbe
 /** The §8 parameter error between flat parameter vectors of the same model. */
 export function parameterError(model: ModelSpec, params: Float64Array, trueParams: Float64Array): number {
   if (model.symmetric) {
-    const len = 2 * model.d;
+    const d = model.d;
+    const len = 2 * d;
     let minus = 0; let plus = 0;
+    // SymMoLogE is also unchanged when w and β trade places (its density is symmetric in them).
+    const swaps = model.experts === 'logistic';
+    let swapMinus = 0; let swapPlus = 0;
     for (let q = 0; q < len; q++) {
       minus += (params[q]! - trueParams[q]!) ** 2;
       plus += (params[q]! + trueParams[q]!) ** 2;
+      if (swaps) {
+        const swapped = trueParams[(q + d) % len]!;
+        swapMinus += (params[q]! - swapped) ** 2;
+        swapPlus += (params[q]! + swapped) ** 2;
+      }
     }
-    return Math.sqrt(Math.min(minus, plus));
+    const best = Math.min(minus, plus);
+    return Math.sqrt(swaps ? Math.min(best, swapMinus, swapPlus) : best);
   }
   const { k, d } = model;
   const fl = fullLayout(model);

@@ -1,7 +1,7 @@
 //! Distance between fitted and true parameters, invariant to the model's symmetries (ALGORITHMS §8;
 //! src/data/param-error.ts).
 
-use crate::api::ModelSpec;
+use crate::api::{ExpertKind, ModelSpec};
 use crate::model::Layout;
 
 const EXHAUSTIVE_MAX_K: usize = 8;
@@ -74,13 +74,23 @@ fn greedy_matching_cost(cost: &[f64], coef_cost: &[f64], k: usize) -> f64 {
 
 pub fn parameter_error(model: &ModelSpec, params: &[f64], truth: &[f64]) -> f64 {
     if model.symmetric {
-        let len = 2 * model.d;
+        let d = model.d;
+        let len = 2 * d;
         let (mut minus, mut plus) = (0.0, 0.0);
+        // SymMoLogE is also unchanged when w and β trade places (its density is symmetric in them).
+        let swaps = matches!(model.experts, ExpertKind::Logistic);
+        let (mut swap_minus, mut swap_plus) = (0.0, 0.0);
         for q in 0..len {
             minus += (params[q] - truth[q]) * (params[q] - truth[q]);
             plus += (params[q] + truth[q]) * (params[q] + truth[q]);
+            if swaps {
+                let swapped = truth[(q + d) % len];
+                swap_minus += (params[q] - swapped) * (params[q] - swapped);
+                swap_plus += (params[q] + swapped) * (params[q] + swapped);
+            }
         }
-        return minus.min(plus).sqrt();
+        let best = f64::min(minus, plus);
+        return if swaps { best.min(swap_minus).min(swap_plus).sqrt() } else { best.sqrt() };
     }
     let (k, d) = (model.k, model.d);
     let lay = Layout::new(model);
