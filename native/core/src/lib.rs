@@ -42,6 +42,12 @@ pub fn validate(data: &Data, model: &ModelSpec) -> Result<()> {
     validate::validate(data, model)
 }
 
+/// The checks of a query of fitted parameters (evaluate, posterior, information): as `validate`, without
+/// the row count a fit needs.
+pub fn validate_query(data: &Data, model: &ModelSpec) -> Result<()> {
+    validate::validate_query(data, model).map(|_| ())
+}
+
 /// Fit one restart (ALGORITHMS §3–§5). `init`: starting parameters in the flat layout, or `None` for the
 /// random initialisation from `seed`. `truth`: true parameters for `param_error`.
 pub fn fit<B: Backend + ?Sized>(

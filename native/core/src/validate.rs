@@ -16,7 +16,10 @@ fn largest_block_size(model: &ModelSpec) -> usize {
     ((k.max(1) - 1) * d).max(expert)
 }
 
-pub fn validate(data: &Data, model: &ModelSpec) -> Result<()> {
+/// The checks every query of fitted parameters needs (evaluate, posterior, information): shapes, finite
+/// values, labels, Σ s > 0. Returns the number of rows with positive weight. Scoring a handful of rows is
+/// legitimate, so the row count is checked only by `validate` (fits).
+pub fn validate_query(data: &Data, model: &ModelSpec) -> Result<usize> {
     let (n, d) = (data.n, data.d);
     if n < 1 || d < 1 || data.x.len() != n * d {
         return err(ErrorCode::Shape, format!("X: data.length {} does not equal rows·cols = {n}·{d}", data.x.len()));
@@ -86,6 +89,13 @@ pub fn validate(data: &Data, model: &ModelSpec) -> Result<()> {
     if !(sum > 0.0) {
         return err(ErrorCode::TooFewRows, "the sample weights sum to 0");
     }
+    Ok(rows)
+}
+
+/// The checks a fit needs: `validate_query`, plus enough rows with positive weight for the largest block's
+/// free parameters (E_TOO_FEW_ROWS), as src/input.ts.
+pub fn validate(data: &Data, model: &ModelSpec) -> Result<()> {
+    let rows = validate_query(data, model)?;
     let need = largest_block_size(model);
     if rows < need {
         return err(ErrorCode::TooFewRows, format!("{rows} rows with positive weight, but a block has {need} free parameters"));

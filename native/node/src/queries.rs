@@ -30,7 +30,7 @@ fn run_query<R>(env: Env, req: napi_value,
         }
     };
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        moe_core::validate(&query.data, &query.model)?;
+        moe_core::validate_query(&query.data, &query.model)?;
         with_backend(query.device, query.data, query.threads, |b| work(b, &query.model, query.params))
     }));
     match outcome {
