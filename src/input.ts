@@ -12,7 +12,7 @@
  * | y, symmetric logistic (SymMoLogE)      | y ∈ {−1, +1}                                                 | E_LABEL         |
  * | y, multinomial                         | integer in 0..C−1 (C = nClasses, default max(y) + 1, at least 2) | E_LABEL     |
  * | options                                | see `resolveOptions` (k ≥ 1 integer, ridge ≥ 0, step sizes > 0, ...) | E_OPTION |
- * | rows                                   | Σ s > 0 and #{i: s_i > 0} ≥ the largest block's free parameter count | E_TOO_FEW_ROWS |
+ * | rows                                   | Σ s > 0; without a ridge, #{i: s_i > 0} ≥ the largest block's free parameter count | E_TOO_FEW_ROWS |
  *
  * Largest block: gate (k−1)·d; linear expert d (+1 with fitted σ²); logistic d; multinomial (C−1)·d;
  * symmetric d. Here d counts the intercept column.
@@ -280,7 +280,7 @@ export function largestBlockSize(model: ModelSpec): number {
   return Math.max((k - 1) * d, expert);
 }
 
-/** Σ s > 0 and enough rows with positive weight for the largest block (E_TOO_FEW_ROWS). */
+/** Σ s > 0 and, without a ridge, enough rows with positive weight for the largest block (E_TOO_FEW_ROWS). */
 export function checkEnoughRows(model: ModelSpec, data: ProblemData): void {
   let rows = 0;
   let sum = 0;
@@ -290,7 +290,8 @@ export function checkEnoughRows(model: ModelSpec, data: ProblemData): void {
     sum += s;
   }
   if (!(sum > 0)) throw new MoEError('E_TOO_FEW_ROWS', 'the sample weights sum to 0');
-  const need = largestBlockSize(model);
+  // A ridge makes every M-step problem strictly concave, so fewer rows than parameters is then well posed.
+  const need = model.ridge > 0 ? 0 : largestBlockSize(model);
   if (rows < need) {
     throw new MoEError('E_TOO_FEW_ROWS', `${rows} rows with positive weight, but a block has ${need} free parameters`,
       { rows, required: need });

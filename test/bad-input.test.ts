@@ -94,6 +94,13 @@ describe('bad input gives typed errors', () => {
     expect(codeOf(() => fitLinear().fitSync(X, yLin, { sampleWeight: new Array(40).fill(0) }))).toBe('E_TOO_FEW_ROWS');
   });
 
+  it('a ridge makes fewer rows than parameters well posed: no E_TOO_FEW_ROWS, a finite fit', () => {
+    const est = fitLinear({ ridge: 0.1 });
+    const w = new Array(40).fill(0); w[0] = 1; w[1] = 1;
+    const history = est.fitSync(X, yLin, { sampleWeight: w });
+    expect(Number.isFinite(history.iterations.at(-1)!.nll)).toBe(true);
+  });
+
   it('a singular design gives a ridge-fallback event or E_SINGULAR, never a bare error', () => {
     const dup = X.map((r) => [r[0]!, r[0]!, r[1]!]);
     let outcome = '';

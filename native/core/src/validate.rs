@@ -92,11 +92,12 @@ pub fn validate_query(data: &Data, model: &ModelSpec) -> Result<usize> {
     Ok(rows)
 }
 
-/// The checks a fit needs: `validate_query`, plus enough rows with positive weight for the largest block's
-/// free parameters (E_TOO_FEW_ROWS), as src/input.ts.
+/// The checks a fit needs: `validate_query`, plus (without a ridge) enough rows with positive weight for the
+/// largest block's free parameters (E_TOO_FEW_ROWS), as src/input.ts.
 pub fn validate(data: &Data, model: &ModelSpec) -> Result<()> {
     let rows = validate_query(data, model)?;
-    let need = largest_block_size(model);
+    // A ridge makes every M-step problem strictly concave, so fewer rows than parameters is then well posed.
+    let need = if model.ridge > 0.0 { 0 } else { largest_block_size(model) };
     if rows < need {
         return err(ErrorCode::TooFewRows, format!("{rows} rows with positive weight, but a block has {need} free parameters"));
     }
