@@ -171,9 +171,13 @@ describe.skipIf(missing)('native addon: fits', () => {
     }));
     expect(e).toBeInstanceOf(MoEError);
     expect((e as MoEError).code).toBe('E_ABORTED');
-    const partial = (e as MoEError).details?.partial as { iterations: IterationRecord[] };
+    const partial = (e as MoEError).details?.partial as { params: Float64Array; iterations: IterationRecord[] };
     expect(partial.iterations.length).toBeGreaterThanOrEqual(3);
     expect(partial.iterations.length).toBeLessThan(200);
+    // The parameters when the fit stopped: evaluated, they give the last recorded objective.
+    expect(partial.params).toBeInstanceOf(Float64Array);
+    const { objective } = backend.evaluate(req.data, req.model, partial.params);
+    expect(objective).toBeCloseTo(partial.iterations.at(-1)!.objective, 12);
   });
 
   it('abort works in fitSync too, and an already-aborted signal stops at once', async () => {
@@ -184,7 +188,9 @@ describe.skipIf(missing)('native addon: fits', () => {
       onIteration: (r) => { if (r.iter === 1) controller.abort(); },
     }));
     expect((e as MoEError).code).toBe('E_ABORTED');
-    expect(((e as MoEError).details?.partial as { iterations: IterationRecord[] }).iterations.length).toBe(2);
+    const partial = (e as MoEError).details?.partial as { params: Float64Array; iterations: IterationRecord[] };
+    expect(partial.iterations.length).toBe(2);
+    expect(partial.params.length).toBe(req.model.k * req.model.d * 2 + req.model.k);
     const early = await rejection(backend.fit(req, { signal: AbortSignal.abort() }));
     expect((early as MoEError).code).toBe('E_ABORTED');
     expect((early as MoEError).details?.partial).toBeNull();

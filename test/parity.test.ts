@@ -286,3 +286,17 @@ describe.skipIf(!info.loaded)('native CPU backend = TypeScript reference: error 
     });
   }
 });
+
+describe.skipIf(!info.loaded)('native CPU backend = TypeScript reference: queries on a few rows', () => {
+  it('evaluate and posterior need no minimum row count (a small test set), and agree', () => {
+    const native = loadNativeBackend('cpu');
+    const train = families[3]!.make(300, 77); // multinomial: blocks of (C−1)·d = 6 free parameters
+    const params = jsBackend.fitSync(request(train, algorithms[0]!, 77, 1), {}).params;
+    const few = families[3]!.make(4, 78);
+    const e0 = jsBackend.evaluate(few.data, few.model, params);
+    const e1 = native.evaluate(few.data, few.model, params);
+    expect(historyErr([e1.nll, e1.objective], [e0.nll, e0.objective])).toBeLessThanOrEqual(FIT_RTOL);
+    expect(relErr(native.posterior(few.data, few.model, params), jsBackend.posterior(few.data, few.model, params)))
+      .toBeLessThanOrEqual(FIT_RTOL);
+  });
+});

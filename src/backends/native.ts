@@ -174,12 +174,15 @@ class FitSession {
   };
 
   /**
-   * The error a failed fit throws: coded native errors as MoEError, with the records so far as `partial`
-   * (null before the first record, as in the reference). The native side does not hand back its last
-   * parameters, so `partial` has no `params`.
+   * The error a failed fit throws: coded native errors as MoEError with `details.partial`, as the reference:
+   * `{ params, iterations }` when the native fit stopped with a state to report (E_ABORTED, E_NON_FINITE),
+   * else the records received so far, or null before the first record.
    */
   fail(e: unknown): unknown {
-    return toMoEError(e, { partial: this.records.length > 0 ? { iterations: this.records } : null });
+    const native = (e as { partial?: FitResult } | null)?.partial;
+    const partial = native ? { params: native.params, iterations: native.iterations }
+      : this.records.length > 0 ? { iterations: this.records } : null;
+    return toMoEError(e, { partial });
   }
 
   close(): void {

@@ -6,9 +6,9 @@
 //! function: messages arrive on the JS thread in order, so `onIteration` has seen every record before the
 //! Promise settles (settling from the async-work completion callback could overtake queued records).
 //! Abort: a cancel token's flag is read between iterations; a throwing `onIteration` also aborts the fit,
-//! and the Promise rejects with what it threw.
+//! and the Promise rejects with what it threw. An E_ABORTED / E_NON_FINITE error carries `error.partial`
+//! (`{ params, iterations, ... }`, the state when the fit stopped), as the reference's `details.partial`.
 use crate::cancel::{read_cancel_token, CancelFlag};
-use crate::device::with_backend;
 use crate::js::{guard, panic_message, Env, Failure, JsResult};
 use crate::request::{self, Device};
 use crate::results;
@@ -46,18 +46,52 @@ unsafe fn read_fit_request<'a>(env: Env, req: napi_value) -> JsResult<(FitInputs
     Ok((FitInputs { device, data, model, spec, threads, seed, init, truth }, arrays))
 }
 
+/// A failed fit: the error, and the state when it stopped (aborted or non-finite fits only).
+struct FitFailure {
+    failure: Failure,
+    partial: Option<FitOutput>,
+}
+
+impl From<Failure> for FitFailure {
+    fn from(failure: Failure) -> Self { FitFailure { failure, partial: None } }
+}
+
 /// Runs the fit; `on_iter` sees each record and says whether to go on. Panics become E_INTERNAL.
-fn run_fit(inputs: &FitInputs, on_iter: &mut dyn FnMut(&IterationRecord) -> Control) -> Result<FitOutput, Failure> {
+fn run_fit(inputs: &FitInputs, on_iter: &mut dyn FnMut(&IterationRecord) -> Control) -> Result<FitOutput, FitFailure> {
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        moe_core::validate(&inputs.data, &inputs.model)?;
-        with_backend(inputs.device, inputs.data, inputs.threads, |backend| {
-            moe_core::fit(backend, &inputs.model, &inputs.spec, inputs.seed, inputs.init, inputs.truth, on_iter)
-        })
+        moe_core::validate(&inputs.data, &inputs.model).map_err(|e| (e, None))?;
+        let backend_failed = |e| (e, None);
+        match inputs.device {
+            // The backends are built here rather than through `with_backend`: the partial state travels
+            // with the error, which `with_backend`'s plain `Result` cannot carry.
+            Device::Cpu => {
+                let backend = moe_core::CpuBackend::new(inputs.data, inputs.threads).map_err(backend_failed)?;
+                moe_core::fit_with_partial(&backend, &inputs.model, &inputs.spec, inputs.seed, inputs.init,
+                                           inputs.truth, on_iter)
+            }
+            Device::Cuda => {
+                let backend = crate::gpu::new_backend(inputs.data).map_err(backend_failed)?;
+                moe_core::fit_with_partial(&*backend, &inputs.model, &inputs.spec, inputs.seed, inputs.init,
+                                           inputs.truth, on_iter)
+            }
+        }
     }));
     match outcome {
-        Ok(result) => result.map_err(Failure::from),
-        Err(payload) => Err(Failure::internal(format!("Rust panic: {}", panic_message(&*payload)))),
+        Ok(Ok(out)) => Ok(out),
+        Ok(Err((e, partial))) => Err(FitFailure { failure: e.into(), partial }),
+        Err(payload) => Err(Failure::internal(format!("Rust panic: {}", panic_message(&*payload))).into()),
     }
+}
+
+/// The JS value a failed fit throws or rejects with: the coded error, with `partial` when there is one.
+fn failure_value(env: Env, failed: &FitFailure) -> napi_value {
+    let error = env.failure_value(&failed.failure);
+    if let (Some(partial), false) = (&failed.partial, error.is_null()) {
+        if let Ok(value) = results::fit_result(env, partial) {
+            let _ = env.set(error, "partial", value);
+        }
+    }
+    error
 }
 
 fn optional_function(env: Env, v: napi_value) -> JsResult<Option<napi_value>> {
@@ -95,7 +129,14 @@ pub unsafe extern "C" fn fit_sync(env: napi_env, info: napi_callback_info) -> na
             napi_throw(env.0, exception);
             return Ok(null_mut());
         }
-        results::fit_result(env, &outcome?)
+        match outcome {
+            Ok(out) => results::fit_result(env, &out),
+            Err(failed) => {
+                let error = failure_value(env, &failed);
+                if !error.is_null() { napi_throw(env.0, error); }
+                Ok(null_mut())
+            }
+        }
     })
 }
 
@@ -103,7 +144,7 @@ pub unsafe extern "C" fn fit_sync(env: napi_env, info: napi_callback_info) -> na
 
 enum Message {
     Iteration(IterationRecord),
-    Done(Result<FitOutput, Failure>),
+    Done(Result<FitOutput, FitFailure>),
 }
 
 /// State of one async fit that only the JS thread touches; owned by the thread-safe function.
@@ -165,7 +206,7 @@ pub unsafe extern "C" fn fit_async(env: napi_env, info: napi_callback_info) -> n
                                             job as *mut c_void, &mut (*job).work);
         if status != NAPI_OK || napi_queue_async_work(env.0, (*job).work) != NAPI_OK {
             // Settle through the normal path so that the references are released in one place.
-            post(messages, Message::Done(Err(Failure::internal("could not queue the fit on the thread pool"))));
+            post(messages, Message::Done(Err(Failure::internal("could not queue the fit on the thread pool").into())));
             napi_release_threadsafe_function(messages, NAPI_TSFN_RELEASE);
             if !(*job).work.is_null() { napi_delete_async_work(env.0, (*job).work); }
             drop(Box::from_raw(job));
@@ -190,7 +231,7 @@ unsafe extern "C" fn execute(_env: napi_env, data: *mut c_void) {
 unsafe extern "C" fn complete(env: napi_env, status: napi_status, data: *mut c_void) {
     let job = Box::from_raw(data as *mut Job);
     if status != NAPI_OK {
-        post(job.messages, Message::Done(Err(Failure::internal("the fit was cancelled before it started"))));
+        post(job.messages, Message::Done(Err(Failure::internal("the fit was cancelled before it started").into())));
         napi_release_threadsafe_function(job.messages, NAPI_TSFN_RELEASE);
     }
     napi_delete_async_work(env, job.work);
@@ -218,7 +259,7 @@ fn deliver_record(env: Env, js_side: &mut JsSide, callback: napi_value, record: 
     }
 }
 
-fn settle(env: Env, js_side: &mut JsSide, outcome: Result<FitOutput, Failure>) {
+fn settle(env: Env, js_side: &mut JsSide, outcome: Result<FitOutput, FitFailure>) {
     for r in js_side.keep_alive.drain(..) { env.release(r); }
     let rejection = if let Some(thrown) = js_side.thrown.take() {
         let mut exception = null_mut();
@@ -226,12 +267,12 @@ fn settle(env: Env, js_side: &mut JsSide, outcome: Result<FitOutput, Failure>) {
         env.release(thrown);
         Some(exception)
     } else {
-        match outcome.and_then(|out| results::fit_result(env, &out)) {
+        match outcome.and_then(|out| results::fit_result(env, &out).map_err(FitFailure::from)) {
             Ok(result) => {
                 unsafe { napi_resolve_deferred(env.0, js_side.deferred, result) };
                 None
             }
-            Err(failure) => Some(env.failure_value(&failure)),
+            Err(failed) => Some(failure_value(env, &failed)),
         }
     };
     if let Some(value) = rejection {
