@@ -4,7 +4,7 @@
 // npm/linux-x64-gnu/ (what `npm pack npm/linux-x64-gnu` publishes). The addon is optional at run time (the
 // TypeScript backend always works); set MOE_EM_SKIP_NATIVE=1 to skip this step on a machine without Rust.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -31,9 +31,13 @@ if (process.platform !== 'linux' || process.arch !== 'x64') {
   process.exit(1);
 }
 
+// The CLI writes into a staging folder; the binary then replaces the old one by rename, so a process that
+// has the old addon loaded keeps its (unlinked) copy instead of seeing the file rewritten under it.
+const staging = join('target', 'napi-staging');
+mkdirSync(join(root, staging), { recursive: true });
 const napiCli = join(root, 'node_modules', '@napi-rs', 'cli', 'dist', 'cli.js');
 const args = ['build', '--platform', '--release', '--strip', '--no-js', '--no-dts-header',
-  '--manifest-path', 'native/node/Cargo.toml', '--package-json-path', 'package.json', '--output-dir', '.'];
+  '--manifest-path', 'native/node/Cargo.toml', '--package-json-path', 'package.json', '--output-dir', staging];
 const build = existsSync(napiCli)
   ? spawnSync(process.execPath, [napiCli, ...args], { cwd: root, stdio: 'inherit' })
   : spawnSync('npx', ['napi', ...args], { cwd: root, stdio: 'inherit' });
@@ -41,9 +45,12 @@ if (build.status !== 0) {
   console.error(`build:native: napi build failed (exit ${build.status ?? build.signal}).`);
   process.exit(1);
 }
-if (!existsSync(join(root, binary))) {
-  console.error(`build:native: the build finished but ${binary} is missing at the package root.`);
+const built = join(root, staging, binary);
+if (!existsSync(built)) {
+  console.error(`build:native: the build finished but ${join(staging, binary)} is missing.`);
   process.exit(1);
 }
-copyFileSync(join(root, binary), join(root, 'npm', triple, binary));
+copyFileSync(built, join(root, 'npm', triple, `${binary}.tmp`));
+renameSync(join(root, 'npm', triple, `${binary}.tmp`), join(root, 'npm', triple, binary));
+renameSync(built, join(root, binary));
 console.log(`build:native: built ${binary} (and copied it into npm/${triple}/).`);
