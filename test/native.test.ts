@@ -164,7 +164,9 @@ describe.skipIf(missing)('native addon: fits', () => {
 
   it('an AbortSignal stops an async fit between iterations with E_ABORTED and the partial history', async () => {
     const controller = new AbortController();
-    const req = request(400, 4, 2, 3, { maxIter: 200 });
+    // Records reach JS while the worker goes on: the fit must outlast the round trip of the abort by far
+    // (200 iterations over 50000 rows: seconds; the abort lands within an iteration or two).
+    const req = request(50_000, 10, 3, 3, { maxIter: 200 });
     const e = await rejection(backend.fit(req, {
       signal: controller.signal,
       onIteration: (r) => { if (r.iter === 2) controller.abort(); },
