@@ -79,6 +79,10 @@ fn register(env: Env, exports: napi_value) -> JsResult<()> {
     Ok(())
 }
 
+/// The addon's entry point, called by Node when it loads the `.node` file.
+///
+/// # Safety
+/// Only Node calls this, on the JS thread, with a live `env` and the module's `exports` object.
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     guard(env, |env| register(env, exports).map(|_| exports))
