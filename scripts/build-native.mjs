@@ -35,9 +35,11 @@ if (process.platform !== 'linux' || process.arch !== 'x64') {
 // has the old addon loaded keeps its (unlinked) copy instead of seeing the file rewritten under it.
 const staging = join('target', 'napi-staging');
 mkdirSync(join(root, staging), { recursive: true });
-const napiCli = join(root, 'node_modules', '@napi-rs', 'cli', 'dist', 'cli.js');
-const args = ['build', '--platform', '--release', '--strip', '--no-js', '--no-dts-header',
-  '--manifest-path', 'native/node/Cargo.toml', '--package-json-path', 'package.json', '--output-dir', staging];
+// @napi-rs/cli 2.x: a single file with no dependencies (3.x pulls platform packages of its own that break
+// `npm ci` where a registry does not serve every platform). It runs `cargo build --release` in native/node and
+// copies the cdylib to <staging>/moe-em.linux-x64-gnu.node (the name comes from package.json's "napi.name").
+const napiCli = join(root, 'node_modules', '@napi-rs', 'cli', 'scripts', 'index.js');
+const args = ['build', '--platform', '--release', '--strip', '--cargo-cwd', join('native', 'node'), staging];
 const build = existsSync(napiCli)
   ? spawnSync(process.execPath, [napiCli, ...args], { cwd: root, stdio: 'inherit' })
   : spawnSync('npx', ['napi', ...args], { cwd: root, stdio: 'inherit' });
