@@ -13,7 +13,7 @@
 // --fashion-reference (also time one reference EM iteration at the Fashion-MNIST shape: many minutes).
 import { execSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -309,6 +309,12 @@ bounded by the ratio of the two Gram kernels measured above: ${ref.gram.toFixed(
 ${(ref.gram / ref.js).toFixed(1)}× on this machine (${cpus().length} cores, shared; the reference's kernel is a
 register-blocked Float64Array loop on one thread).
 ` : ''}`;
-  writeFileSync(join(root, 'bench', 'RESULTS.md'), md);
+  // Everything from the KEEP marker on (hand-written notes, the GPU section measured on another machine) is
+  // carried over from the existing file, so regenerating the CPU tables never erases it.
+  const resultsPath = join(root, 'bench', 'RESULTS.md');
+  const KEEP = '<!-- kept by bench/run.mjs --write: edit below by hand -->';
+  const previous = existsSync(resultsPath) ? readFileSync(resultsPath, 'utf8') : '';
+  const kept = previous.includes(KEEP) ? previous.slice(previous.indexOf(KEEP)) : `${KEEP}\n`;
+  writeFileSync(resultsPath, `${md.trimEnd()}\n\n${kept}`);
   console.log('wrote bench/RESULTS.md');
 }
