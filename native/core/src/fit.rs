@@ -12,7 +12,8 @@ use crate::mstep::{gate_start_task, m_step, reference_params, reseed_degenerate,
 use crate::param_error::parameter_error;
 use crate::rng::Rng;
 
-/// Fit one restart; see `crate::fit`.
+/// Fit one restart (ALGORITHMS §3–§5). `init`: starting parameters in the flat layout, or `None` for the
+/// random initialisation from `seed`. `truth`: true parameters for `param_error`.
 pub fn fit<B: Backend + ?Sized>(
     b: &B,
     model: &ModelSpec,
@@ -27,6 +28,7 @@ pub fn fit<B: Backend + ?Sized>(
 
 /// As `fit`, but an E_ABORTED or E_NON_FINITE failure also returns the partial state (src/algorithms/fit.ts
 /// `error.details.partial`): the parameters at the failure and the records completed so far.
+#[allow(clippy::type_complexity)]
 pub fn fit_with_partial<B: Backend + ?Sized>(
     b: &B,
     model: &ModelSpec,

@@ -48,34 +48,7 @@ pub fn validate_query(data: &Data, model: &ModelSpec) -> Result<()> {
     validate::validate_query(data, model).map(|_| ())
 }
 
-/// Fit one restart (ALGORITHMS §3–§5). `init`: starting parameters in the flat layout, or `None` for the
-/// random initialisation from `seed`. `truth`: true parameters for `param_error`.
-pub fn fit<B: Backend + ?Sized>(
-    b: &B,
-    model: &ModelSpec,
-    spec: &FitSpec,
-    seed: u32,
-    init: Option<&[f64]>,
-    truth: Option<&[f64]>,
-    on_iter: &mut dyn FnMut(&IterationRecord) -> Control,
-) -> Result<FitOutput> {
-    fit::fit(b, model, spec, seed, init, truth, on_iter)
-}
-
-/// As `fit`; on E_ABORTED / E_NON_FINITE the error comes with the partial state (parameters at the
-/// failure, records so far), like `error.details.partial` of the TypeScript reference.
-#[allow(clippy::type_complexity)]
-pub fn fit_with_partial<B: Backend + ?Sized>(
-    b: &B,
-    model: &ModelSpec,
-    spec: &FitSpec,
-    seed: u32,
-    init: Option<&[f64]>,
-    truth: Option<&[f64]>,
-    on_iter: &mut dyn FnMut(&IterationRecord) -> Control,
-) -> std::result::Result<FitOutput, (Error, Option<FitOutput>)> {
-    fit::fit_with_partial(b, model, spec, seed, init, truth, on_iter)
-}
+pub use fit::{fit, fit_with_partial};
 
 /// Mean nll and mean penalised objective at `params`.
 pub fn evaluate<B: Backend + ?Sized>(b: &B, model: &ModelSpec, params: &[f64]) -> Result<(f64, f64)> {

@@ -6,31 +6,13 @@ mod common;
 use common::*;
 use moe_core::backend::Rows;
 use moe_core::gradient::gradient;
-use moe_core::model::{e_step, penalty, Layout};
+use moe_core::model::{e_step, penalty};
 use moe_core::*;
 
 fn f_value(b: &CpuBackend, model: &ModelSpec, params: &[f64]) -> f64 {
     e_step(b, model, params, Rows::All, false, false).unwrap().sums[0] - penalty(model, params)
 }
 
-/// Writes a free vector into a copy of the full parameters.
-fn with_free(model: &ModelSpec, params: &[f64], q: usize, delta: f64) -> Vec<f64> {
-    let lay = Layout::new(model);
-    let mut p = params.to_vec();
-    let d = model.d;
-    if model.symmetric || q < lay.gate_free {
-        p[q] += delta;
-        return p;
-    }
-    let j = (q - lay.gate_free) / lay.expert_free;
-    let r = (q - lay.gate_free) % lay.expert_free;
-    if lay.fitted_sigma && r == d {
-        p[lay.sigma2.unwrap() + j] += delta;
-    } else {
-        p[lay.coef + j * lay.coef_per_expert + r] += delta;
-    }
-    p
-}
 
 #[test]
 fn gradients_match_finite_differences() {

@@ -1,6 +1,7 @@
 //! Shared fixtures: small synthetic problems with fixed seeds.
 #![allow(dead_code)]
 
+use moe_core::model::Layout;
 use moe_core::rng::Rng;
 use moe_core::*;
 
@@ -122,4 +123,23 @@ pub fn all_families() -> Vec<(ExpertKind, bool)> {
         (ExpertKind::Linear, true),
         (ExpertKind::Logistic, true),
     ]
+}
+
+/// A copy of the full parameters with free parameter `q` (ALGORITHMS §1 order) moved by `delta`.
+pub fn with_free(model: &ModelSpec, params: &[f64], q: usize, delta: f64) -> Vec<f64> {
+    let lay = Layout::new(model);
+    let mut p = params.to_vec();
+    let d = model.d;
+    if model.symmetric || q < lay.gate_free {
+        p[q] += delta;
+        return p;
+    }
+    let j = (q - lay.gate_free) / lay.expert_free;
+    let r = (q - lay.gate_free) % lay.expert_free;
+    if lay.fitted_sigma && r == d {
+        p[lay.sigma2.unwrap() + j] += delta;
+    } else {
+        p[lay.coef + j * lay.coef_per_expert + r] += delta;
+    }
+    p
 }

@@ -6,26 +6,8 @@ mod common;
 use common::*;
 use moe_core::backend::Rows;
 use moe_core::gradient::gradient;
-use moe_core::model::Layout;
 use moe_core::*;
 
-fn with_free(model: &ModelSpec, params: &[f64], q: usize, delta: f64) -> Vec<f64> {
-    let lay = Layout::new(model);
-    let mut p = params.to_vec();
-    let d = model.d;
-    if model.symmetric || q < lay.gate_free {
-        p[q] += delta;
-        return p;
-    }
-    let j = (q - lay.gate_free) / lay.expert_free;
-    let r = (q - lay.gate_free) % lay.expert_free;
-    if lay.fitted_sigma && r == d {
-        p[lay.sigma2.unwrap() + j] += delta;
-    } else {
-        p[lay.coef + j * lay.coef_per_expert + r] += delta;
-    }
-    p
-}
 
 #[test]
 fn observed_information_is_the_negative_hessian() {
