@@ -5,20 +5,10 @@
 // CPU needs minutes per iteration there), and a sweep of small problems for the CPU/CUDA crossover that
 // src/backends/select.ts uses (CUDA_CROSSOVER_ND). Run: `node bench/gpu.mjs` (or imported by
 // scripts/gpu-check.mjs). Without a GPU it says so and exits 0.
-import { loadNativeBackend, nativeInfo, sampleLinear, sampleMultinomial } from '../dist/index.js';
+import { loadNativeBackend, nativeInfo, resolveFitSpec, sampleLinear, sampleMultinomial } from '../dist/index.js';
 
 function fitSpec(maxIter) {
-  return {
-    algorithm: 'em',
-    mstep: { solver: 'auto', maxIter: 25, tol: 1e-10, cgMaxIter: 50, innerSteps: 10 },
-    stepSize: { gate: 0.1, experts: 0.1 },
-    innerSteps: 1,
-    batchSize: 0,
-    maxIter,
-    tol: 0, // every iteration runs: the timing counts them
-    onEmpty: 'reseed',
-    threads: 0,
-  };
+  return resolveFitSpec({ maxIter, tol: 0 /* every iteration runs: the timing counts them */ });
 }
 
 /** Milliseconds per EM iteration (iterations 1..last; iteration 0 holds the initialisation). */

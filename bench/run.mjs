@@ -21,6 +21,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = (p) => import(join(root, 'dist', p));
 const { jsBackend } = await dist('backends/js.js');
 const { loadNativeBackend, loadNativeBinding, nativeInfo } = await dist('backends/native.js');
+const { resolveFitSpec } = await dist('input.js');
 const { sampleLinear, sampleMultinomial } = await dist('data/samplers.js');
 const { loadFashionMnist, alterFashionMnist, DEFAULT_FASHION_MNIST_DIR } = await dist('data/fashion-mnist.js');
 const { weightedGrams } = await dist('linalg/gram.js');
@@ -44,10 +45,7 @@ const ms = (x) => (x === null ? '—' : x < 10 ? x.toFixed(2) : x < 1000 ? x.toF
 const ratio = (a, b) => (a === null || b === null ? '—' : `${(a / b).toFixed(1)}×`);
 
 function fitSpec(maxIter, mstep = {}) {
-  return {
-    algorithm: 'em', mstep: { solver: 'auto', maxIter: 25, tol: 1e-10, cgMaxIter: 50, innerSteps: 10, ...mstep },
-    stepSize: { gate: 0.1, experts: 0.1 }, innerSteps: 1, batchSize: 0, maxIter, tol: 0, onEmpty: 'reseed', threads: 0,
-  };
+  return resolveFitSpec({ maxIter, tol: 0, mstep });
 }
 
 /** Median E-step (ms) over `reps` evaluate calls, after one warm-up. */

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  loadNativeBackend, MixtureOfExperts, nativeInfo, sampleLinear, sampleLogistic, sampleMultinomial, sampleSymMoLinE,
+  loadNativeBackend, MixtureOfExperts, nativeInfo, resolveFitSpec, sampleLinear, sampleLogistic, sampleMultinomial, sampleSymMoLinE,
   sampleSymMoLogE,
 } from '../dist/index.js';
 import { formatTable, runGpuBench } from '../bench/gpu.mjs';
@@ -36,18 +36,7 @@ function relErr(a, b) {
 }
 
 function fitSpec(overrides = {}) {
-  return {
-    algorithm: 'em',
-    mstep: { solver: 'auto', maxIter: 25, tol: 1e-10, cgMaxIter: 50, innerSteps: 10 },
-    stepSize: { gate: 0.3, experts: 0.3 },
-    innerSteps: 1,
-    batchSize: 0,
-    maxIter: 15,
-    tol: 0,
-    onEmpty: 'reseed',
-    threads: 0,
-    ...overrides,
-  };
+  return resolveFitSpec({ stepSize: 0.3, maxIter: 15, tol: 0, ...overrides });
 }
 
 const n = 4000, d = 5;

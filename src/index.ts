@@ -28,7 +28,7 @@ export * from './algorithms/index.js';
 
 // Input validation (the rules the native core mirrors).
 export {
-  checkEnoughRows, largestBlockSize, resolveOptions, toDenseMatrix, toVector, validateLabels,
+  checkEnoughRows, largestBlockSize, resolveFitSpec, resolveOptions, toDenseMatrix, toVector, validateLabels,
 } from './input.js';
 export type { ResolvedOptions } from './input.js';
 

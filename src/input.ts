@@ -241,6 +241,14 @@ export function resolveOptions(options: MoEOptions): ResolvedOptions {
   };
 }
 
+/**
+ * The algorithm settings (FitSpec) for these hyper-parameters, every default of docs/ALGORITHMS.md filled in:
+ * the estimator's own resolution, for code that drives a backend directly (tests, benchmarks, the GPU check).
+ */
+export function resolveFitSpec(options: Omit<MoEOptions, 'experts'> = {}): FitSpec {
+  return resolveOptions({ experts: 'linear', ...options }).fit;
+}
+
 /** Number of classes of a multinomial problem: the option, or max(y) + 1 (at least 2). */
 export function inferClassCount(opts: ResolvedOptions, y: Float64Array): number {
   if (opts.experts === 'logistic') return 2;

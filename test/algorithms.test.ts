@@ -10,35 +10,19 @@ import {
   type SampledProblem,
 } from '../src/data/samplers.js';
 import { isMoEError } from '../src/errors.js';
+import { resolveFitSpec } from '../src/input.js';
 import { choleskyInPlace, choleskySolveInPlace, solveSpdWithRecovery } from '../src/linalg/cholesky.js';
 import { weightedGrams } from '../src/linalg/gram.js';
 import { evaluateObjective, fullLayout, readableToParams } from '../src/models/index.js';
 import type { MStepSolver, RecoveryEvent } from '../src/types.js';
+import { modelSpecOf, problemDataOf } from './support/sampled.js';
 
 function fitSpec(over: Partial<FitSpec> = {}, mstep: Partial<FitSpec['mstep']> = {}): FitSpec {
-  return {
-    algorithm: 'em',
-    mstep: { solver: 'auto', maxIter: 25, tol: 1e-10, cgMaxIter: 50, innerSteps: 10, ...mstep },
-    stepSize: { gate: 0.1, experts: 0.1 }, innerSteps: 1, batchSize: 0, maxIter: 200, tol: 1e-8,
-    onEmpty: 'reseed', threads: 0, ...over,
-  };
-}
-
-function problemOf(s: SampledProblem): ProblemData {
-  return { x: s.X.data, n: s.X.rows, d: s.X.cols, y: s.y, s: null };
-}
-
-function modelOf(s: SampledProblem, over: Partial<ModelSpec> = {}): ModelSpec {
-  const p = s.params;
-  return {
-    experts: p.experts, symmetric: p.symmetric, k: p.k, d: p.d,
-    nClasses: p.experts === 'multinomial' ? p.nClasses! : p.experts === 'logistic' ? 2 : 0,
-    noise: p.symmetric && p.experts === 'linear' ? p.sigma! : 'fitted', ridge: 0, intercept: false, ...over,
-  };
+  return resolveFitSpec({ mstep, ...over });
 }
 
 function request(s: SampledProblem, model: ModelSpec, fit: FitSpec, seed = 1, init: Float64Array | null = null): FitRequest {
-  return { data: problemOf(s), model, fit, seed, init, trueParams: null };
+  return { data: problemDataOf(s), model, fit, seed, init, trueParams: null };
 }
 
 const FAMILIES: [string, () => SampledProblem, Partial<ModelSpec>][] = [
@@ -56,7 +40,7 @@ describe('EM is monotone', () => {
       for (const ridge of [0, 0.5]) {
         it(`${name}, solver ${solver}, ridge ${ridge}`, () => {
           const s = sample();
-          const model = modelOf(s, { ...over, ridge, intercept: ridge > 0 });
+          const model = modelSpecOf(s, { ...over, ridge, intercept: ridge > 0 });
           if (ridge > 0) {
             // With the intercept on, prepend a column of ones.
             const { rows, cols, data } = s.X;
@@ -85,8 +69,8 @@ describe('gradient algorithms', () => {
   it("one Gradient EM step with one step size equals one GD step (Fisher's identity)", () => {
     for (const [, sample, over] of FAMILIES) {
       const s = sample();
-      const model = modelOf(s, over);
-      const data = problemOf(s);
+      const model = modelSpecOf(s, over);
+      const data = problemDataOf(s);
       const start = runFitSync(request(s, model, fitSpec({ maxIter: 0 }))).params;
       const fit = fitSpec({ stepSize: { gate: 0.3, experts: 0.3 }, innerSteps: 1 });
       const a = gradientEmStep(data, model, fit, start).params;
@@ -102,7 +86,7 @@ describe('gradient algorithms', () => {
     for (const [name, sample, over] of FAMILIES) {
       for (const algorithm of ['em', 'gradient-em', 'gd'] as const) {
         const s = sample();
-        const res = runFitSync(request(s, modelOf(s, over), fitSpec({ algorithm, batchSize: 64, maxIter: 4, tol: 0, innerSteps: 2 })));
+        const res = runFitSync(request(s, modelSpecOf(s, over), fitSpec({ algorithm, batchSize: 64, maxIter: 4, tol: 0, innerSteps: 2 })));
         expect(res.iterations, `${name} ${algorithm}`).toHaveLength(5);
         for (const r of res.iterations) expect(Number.isFinite(r.objective)).toBe(true);
         for (const v of res.params) expect(Number.isFinite(v)).toBe(true);
@@ -112,7 +96,7 @@ describe('gradient algorithms', () => {
 
   it('the mini-batch shuffle is reproducible from the seed and changes with it', () => {
     const s = sampleLinear({ n: 200, d: 2, k: 2, seed: 21 });
-    const model = modelOf(s);
+    const model = modelSpecOf(s);
     const fit = fitSpec({ algorithm: 'gd', batchSize: 50, maxIter: 3, tol: 0 });
     const a = runFitSync(request(s, model, fit, 5)).params;
     const b = runFitSync(request(s, model, fit, 5)).params;
@@ -125,7 +109,7 @@ describe('gradient algorithms', () => {
 describe('fit loop', () => {
   it('EM converges on the paper\'s synthetic SymMoLinE faster than GD, in well under a second', () => {
     const prob = paperSyntheticSymMoLinE({ seed: 3 });
-    const model = modelOf(prob);
+    const model = modelSpecOf(prob);
     const init = readableToParams(model, prob.init);
     const truth = readableToParams(model, prob.params);
     const t0 = performance.now();
@@ -144,7 +128,7 @@ describe('fit loop', () => {
 
   it('stops on tol with reason "tol", and reports max-iter otherwise', () => {
     const s = sampleLinear({ n: 400, d: 2, k: 2, seed: 31 });
-    const model = modelOf(s);
+    const model = modelSpecOf(s);
     const done = runFitSync(request(s, model, fitSpec({ maxIter: 500, tol: 1e-6 })));
     expect(done.reason).toBe('tol');
     expect(done.converged).toBe(true);
@@ -155,7 +139,7 @@ describe('fit loop', () => {
 
   it('sync and async fits compute identical iterates; an aborted signal stops with E_ABORTED and a partial result', async () => {
     const s = sampleLogistic({ n: 200, d: 3, k: 2, seed: 41 });
-    const model = modelOf(s);
+    const model = modelSpecOf(s);
     const req = request(s, model, fitSpec({ maxIter: 5, tol: 0 }));
     const a = runFitSync(req);
     const b = await runFit(req);
@@ -173,7 +157,7 @@ describe('fit loop', () => {
 
   it('a vanishing component is re-seeded (event), or throws E_EMPTY_COMPONENT with onEmpty "error"', () => {
     const s = sampleLinear({ n: 300, d: 2, k: 3, seed: 51 });
-    const model = modelOf(s);
+    const model = modelSpecOf(s);
     const start = runFitSync(request(s, model, fitSpec({ maxIter: 0 }))).params;
     // Move expert 1 far away with a tiny variance: its responsibilities underflow to 0 on every row.
     const fl = fullLayout(model);
@@ -218,9 +202,9 @@ describe('M-step solvers', () => {
 
   it('with one expert, EM is ordinary least squares (σ² = RSS/n) and weighted logistic regression', () => {
     const s = sampleLinear({ n: 200, d: 3, k: 1, seed: 75 });
-    const model = modelOf(s);
+    const model = modelSpecOf(s);
     const res = runFitSync(request(s, model, fitSpec({ maxIter: 1, tol: 0 })));
-    const { x, y } = problemOf(s);
+    const { x, y } = problemDataOf(s);
     // Normal equations residual Xᵀ(y − Xβ) = 0 and σ² = mean squared residual.
     const fl = fullLayout(model);
     const beta = res.params.subarray(fl.coef, fl.coef + 3);
@@ -236,7 +220,7 @@ describe('M-step solvers', () => {
     for (const v of xtr) expect(Math.abs(v)).toBeLessThan(1e-9);
     expect(res.params[fl.sigma2]).toBeCloseTo(rss / 200, 12);
     const lg = sampleLogistic({ n: 300, d: 2, k: 1, seed: 76 });
-    const lm = modelOf(lg);
+    const lm = modelSpecOf(lg);
     const lr = runFitSync(request(lg, lm, fitSpec({ maxIter: 1, tol: 0 })));
     // Score equations of logistic regression: Σ (y − σ(βᵀx)) x = 0, up to Newton's stopping rule
     // (decrement/2 ≤ 1e-10·n, i.e. a gradient of order sqrt(1e-10·n·curvature)).
@@ -315,7 +299,7 @@ describe('linear algebra', () => {
 describe('parameter error', () => {
   it('is invariant to expert permutations, gate shifts, and the symmetric sign flip', () => {
     const s = sampleLinear({ n: 10, d: 2, k: 3, seed: 91 });
-    const model = modelOf(s);
+    const model = modelSpecOf(s);
     const truth = readableToParams(model, s.params);
     const fl = fullLayout(model);
     const permuted = Float64Array.from(truth);
@@ -329,7 +313,7 @@ describe('parameter error', () => {
     const moved = Float64Array.from(truth); moved[fl.coef] += 0.3;
     expect(parameterError(model, moved, truth)).toBeCloseTo(0.3, 12);
     const sym = sampleSymMoLinE({ n: 5, d: 2, seed: 92 });
-    const sm = modelOf(sym);
+    const sm = modelSpecOf(sym);
     const st = readableToParams(sm, sym.params);
     expect(parameterError(sm, st.map((v) => -v), st)).toBeCloseTo(0, 14);
   });

@@ -10,6 +10,7 @@ import type { FitRequest, FitSpec, ModelSpec, ProblemData } from '../src/backend
 import { loadNativeBackend, nativeInfo } from '../src/backends/native.js';
 import { sampleLinear, sampleMultinomial } from '../src/data/samplers.js';
 import { MoEError } from '../src/errors.js';
+import { resolveFitSpec } from '../src/input.js';
 import { MixtureOfExperts } from '../src/estimator.js';
 
 const info = nativeInfo();
@@ -19,18 +20,7 @@ if (noAddon) console.warn(`cuda.test.ts: native parts skipped, the addon is not 
 else if (noGpu) console.warn('cuda.test.ts: GPU parity skipped, no usable GPU here (the addon sees no CUDA device)');
 
 function fitSpec(overrides: Partial<FitSpec> = {}): FitSpec {
-  return {
-    algorithm: 'em',
-    mstep: { solver: 'auto', maxIter: 25, tol: 1e-10, cgMaxIter: 50, innerSteps: 10 },
-    stepSize: { gate: 0.2, experts: 0.2 },
-    innerSteps: 1,
-    batchSize: 0,
-    maxIter: 10,
-    tol: 0,
-    onEmpty: 'reseed',
-    threads: 1,
-    ...overrides,
-  };
+  return resolveFitSpec({ stepSize: 0.2, maxIter: 10, tol: 0, threads: 1, ...overrides });
 }
 
 function linear(n: number, d: number, k: number, seed: number): { data: ProblemData; model: ModelSpec } {

@@ -19,19 +19,7 @@ import { computeInformation } from '../src/diagnostics/information.js';
 import { choleskyInPlace, choleskySolveInPlace } from '../src/linalg/cholesky.js';
 import { gradientF } from '../src/models/gradient.js';
 import { fromFree, readableToParams, toFree } from '../src/models/layout.js';
-
-function spec(problem: SampledProblem): ModelSpec {
-  const p = problem.params;
-  return {
-    experts: p.experts, symmetric: p.symmetric, k: p.k, d: p.d,
-    nClasses: p.experts === 'multinomial' ? p.nClasses! : p.experts === 'logistic' ? 2 : 0,
-    noise: p.symmetric && p.experts === 'linear' ? p.sigma! : 'fitted', ridge: 0, intercept: false,
-  };
-}
-
-function dataOf(problem: SampledProblem): ProblemData {
-  return { x: problem.X.data, n: problem.X.rows, d: problem.X.cols, y: problem.y, s: null };
-}
+import { modelSpecOf, problemDataOf } from './support/sampled.js';
 
 /** Maximum likelihood by Newton's method (observed information from the diagnostics) started at θ*. */
 function maximumLikelihood(data: ProblemData, model: ModelSpec, start: Float64Array): Float64Array {
@@ -76,9 +64,9 @@ describe('samplers', () => {
       expect(other.y).not.toEqual(a.y);
       expect(a.X.data.length).toBe(a.X.rows * a.X.cols);
       expect(a.y.length).toBe(a.X.rows);
-      const model = spec(a);
+      const model = modelSpecOf(a);
       const truth = readableToParams(model, a.params);
-      const mle = maximumLikelihood(dataOf(a), model, truth);
+      const mle = maximumLikelihood(problemDataOf(a), model, truth);
       expect(relativeDistance(mle, truth)).toBeLessThan(fam.tol);
     });
   }

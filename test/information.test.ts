@@ -15,25 +15,13 @@ import { generalizedSymmetricEigenvalues, symmetricEigen } from '../src/linalg/e
 import { lanczos } from '../src/linalg/lanczos.js';
 import { fromFree, readableToParams, toFree } from '../src/models/layout.js';
 import { gradientF } from '../src/models/gradient.js';
+import { modelSpecOf, problemDataOf } from './support/sampled.js';
 
 interface Case {
   name: string;
   problem: SampledProblem;
   model: ModelSpec;
   weighted?: boolean;
-}
-
-function spec(problem: SampledProblem, over: Partial<ModelSpec> = {}): ModelSpec {
-  const p = problem.params;
-  return {
-    experts: p.experts, symmetric: p.symmetric, k: p.k, d: p.d,
-    nClasses: p.experts === 'multinomial' ? p.nClasses! : p.experts === 'logistic' ? 2 : 0,
-    noise: p.symmetric && p.experts === 'linear' ? p.sigma! : 'fitted', ridge: 0, intercept: false, ...over,
-  };
-}
-
-function dataOf(problem: SampledProblem, weights: Float64Array | null = null): ProblemData {
-  return { x: problem.X.data, n: problem.X.rows, d: problem.X.cols, y: problem.y, s: weights };
 }
 
 function randomWeights(n: number, seed: number): Float64Array {
@@ -87,17 +75,17 @@ const cases: Case[] = (() => {
   const symLin = sampleSymMoLinE({ n: 150, d: 3, seed: 14, norm: 2, sigma: 0.8 });
   const symLog = sampleSymMoLogE({ n: 150, d: 3, seed: 15, norm: 2 });
   return [
-    { name: 'linear, fitted σ²', problem: lin, model: spec(lin) },
-    { name: 'linear, fitted σ², ridge + intercept, weights', problem: lin, model: spec(lin, { ridge: 0.7, intercept: true }), weighted: true },
-    { name: 'linear, known noise', problem: lin, model: spec(lin, { noise: 0.6 }) },
-    { name: 'logistic', problem: logi, model: spec(logi) },
-    { name: 'logistic, ridge, weights', problem: logi, model: spec(logi, { ridge: 0.5 }), weighted: true },
-    { name: 'multinomial', problem: multi, model: spec(multi) },
-    { name: 'multinomial, ridge, weights', problem: multi, model: spec(multi, { ridge: 0.3 }), weighted: true },
-    { name: 'SymMoLinE', problem: symLin, model: spec(symLin) },
-    { name: 'SymMoLinE, ridge + intercept', problem: symLin, model: spec(symLin, { ridge: 0.4, intercept: true }) },
-    { name: 'SymMoLogE', problem: symLog, model: spec(symLog) },
-    { name: 'SymMoLogE, ridge, weights', problem: symLog, model: spec(symLog, { ridge: 0.4 }), weighted: true },
+    { name: 'linear, fitted σ²', problem: lin, model: modelSpecOf(lin) },
+    { name: 'linear, fitted σ², ridge + intercept, weights', problem: lin, model: modelSpecOf(lin, { ridge: 0.7, intercept: true }), weighted: true },
+    { name: 'linear, known noise', problem: lin, model: modelSpecOf(lin, { noise: 0.6 }) },
+    { name: 'logistic', problem: logi, model: modelSpecOf(logi) },
+    { name: 'logistic, ridge, weights', problem: logi, model: modelSpecOf(logi, { ridge: 0.5 }), weighted: true },
+    { name: 'multinomial', problem: multi, model: modelSpecOf(multi) },
+    { name: 'multinomial, ridge, weights', problem: multi, model: modelSpecOf(multi, { ridge: 0.3 }), weighted: true },
+    { name: 'SymMoLinE', problem: symLin, model: modelSpecOf(symLin) },
+    { name: 'SymMoLinE, ridge + intercept', problem: symLin, model: modelSpecOf(symLin, { ridge: 0.4, intercept: true }) },
+    { name: 'SymMoLogE', problem: symLog, model: modelSpecOf(symLog) },
+    { name: 'SymMoLogE, ridge, weights', problem: symLog, model: modelSpecOf(symLog, { ridge: 0.4 }), weighted: true },
   ];
 })();
 
@@ -110,7 +98,7 @@ function paramsFor(c: Case): Float64Array {
 describe("Louis' identity: I_c − I_m = −∇²F (finite differences)", () => {
   for (const [index, c] of cases.entries()) {
     it(c.name, () => {
-      const data = dataOf(c.problem, c.weighted ? randomWeights(c.problem.X.rows, 100 + index) : null);
+      const data = problemDataOf(c.problem, c.weighted ? randomWeights(c.problem.X.rows, 100 + index) : null);
       const theta = perturbed(c.model, paramsFor(c), 200 + index, 0.3);
       const info = computeInformation(data, c.model, theta, { method: 'dense', steps: 60 });
       const fd = finiteDifferenceHessian(data, c.model, theta);
@@ -158,8 +146,8 @@ describe('MIM at fitted optima', () => {
   ];
   for (const c of fitted) {
     it(`${c.name}: eigenvalues in [0, 1], standard errors finite`, () => {
-      const model = spec(c.problem);
-      const data = dataOf(c.problem);
+      const model = modelSpecOf(c.problem);
+      const data = problemDataOf(c.problem);
       const theta = newtonOptimum(data, model, readableToParams(model, c.problem.params));
       const g = new Float64Array(toFree(model, theta).length);
       gradientF(data, model, theta, g);
@@ -210,8 +198,8 @@ describe('matrix-free Lanczos path', () => {
   ];
   for (const c of problems) {
     it(`${c.name}: λ_max agrees with dense (Cholesky blocks and CG blocks)`, () => {
-      const model = spec(c.problem, { ridge: 0.1 });
-      const data = dataOf(c.problem, randomWeights(c.problem.X.rows, 7));
+      const model = modelSpecOf(c.problem, { ridge: 0.1 });
+      const data = problemDataOf(c.problem, randomWeights(c.problem.X.rows, 7));
       const theta = perturbed(model, readableToParams(model, c.problem.params), 5, 0.1);
       const dense = computeInformation(data, model, theta, { method: 'dense', steps: 60 });
       const viaCholesky = computeInformation(data, model, theta, { method: 'lanczos', steps: 30 });
@@ -231,8 +219,8 @@ describe("method 'auto'", () => {
   it('goes matrix-free above DENSE_LIMIT free parameters', () => {
     // k = 2 multinomial experts with C = 11 on d = 100: p = 100 + 2·10·100 = 2100 > 2000.
     const problem = sampleMultinomial({ n: 150, d: 100, k: 2, nClasses: 11, seed: 61, coefScale: 0.1, gateScale: 0.1 });
-    const model = spec(problem, { ridge: 1 });
-    const info = computeInformation(dataOf(problem), model, readableToParams(model, problem.params), { method: 'auto', steps: 20 });
+    const model = modelSpecOf(problem, { ridge: 1 });
+    const info = computeInformation(problemDataOf(problem), model, readableToParams(model, problem.params), { method: 'auto', steps: 20 });
     expect(info.p).toBe(2100);
     expect(info.p).toBeGreaterThan(DENSE_LIMIT);
     expect(info.method).toBe('lanczos');
@@ -250,7 +238,7 @@ describe("method 'auto'", () => {
 describe('input checks', () => {
   it('rejects wrong parameter length and unknown methods with MoEError codes', () => {
     const c = cases[0]!;
-    const data = dataOf(c.problem);
+    const data = problemDataOf(c.problem);
     expect(() => computeInformation(data, c.model, new Float64Array(3), { method: 'dense', steps: 60 }))
       .toThrow(expect.objectContaining({ code: 'E_SHAPE' }));
     const theta = paramsFor(c);

@@ -17,19 +17,7 @@ import { choleskyInPlace, choleskySolveInPlace } from '../src/linalg/cholesky.js
 import { sigmoid } from '../src/linalg/dense.js';
 import { readableToParams } from '../src/models/layout.js';
 import { qValue, eStep } from '../src/models/objective.js';
-
-function spec(problem: SampledProblem): ModelSpec {
-  const p = problem.params;
-  return {
-    experts: p.experts, symmetric: p.symmetric, k: p.k, d: p.d,
-    nClasses: p.experts === 'multinomial' ? p.nClasses! : p.experts === 'logistic' ? 2 : 0,
-    noise: p.symmetric && p.experts === 'linear' ? p.sigma! : 'fitted', ridge: 0, intercept: false,
-  };
-}
-
-function dataOf(problem: SampledProblem, s: Float64Array | null = null): ProblemData {
-  return { x: problem.X.data, n: problem.X.rows, d: problem.X.cols, y: problem.y, s };
-}
+import { modelSpecOf, problemDataOf } from './support/sampled.js';
 
 function randomVector(rng: Rng, len: number, scale: number): Float64Array {
   return Float64Array.from({ length: len }, () => scale * rng.normal());
@@ -103,8 +91,8 @@ const symmetricCases = [
 describe('EM is mirror descent with unit step (symmetric models)', () => {
   for (const [index, c] of symmetricCases.entries()) {
     it(`${c.name}: ∇Φ(θ_{t+1}) = ∇Φ(θ_t) − ∇L(θ_t) for the library's EM step`, () => {
-      const model = spec(c.problem);
-      const data = dataOf(c.problem);
+      const model = modelSpecOf(c.problem);
+      const data = problemDataOf(c.problem);
       const rng = new Rng(500 + index);
       const truth = readableToParams(model, c.problem.params);
       for (let trial = 0; trial < 3; trial++) {
@@ -126,10 +114,10 @@ describe('EM is mirror descent with unit step (symmetric models)', () => {
     });
 
     it(`${c.name}: Q(θ|θ_t) − Q(θ_t|θ_t) = −S[⟨∇L(θ_t), θ − θ_t⟩ + D_Φ(θ, θ_t)], D_Φ ≥ 0`, () => {
-      const model = spec(c.problem);
+      const model = modelSpecOf(c.problem);
       const rng = new Rng(600 + index);
       const weights = Float64Array.from({ length: c.problem.X.rows }, () => 0.1 + rng.uniform());
-      const data = dataOf(c.problem, weights);
+      const data = problemDataOf(c.problem, weights);
       const S = weights.reduce((a, b) => a + b, 0);
       for (let trial = 0; trial < 4; trial++) {
         const theta = randomVector(rng, 2 * model.d, 1.5);
@@ -153,8 +141,8 @@ describe('EM is mirror descent with unit step (symmetric models)', () => {
 
   it('mirror step with a small step size moves along −∇L (first order)', () => {
     const c = symmetricCases[0]!;
-    const model = spec(c.problem);
-    const data = dataOf(c.problem);
+    const model = modelSpecOf(c.problem);
+    const data = problemDataOf(c.problem);
     const theta = readableToParams(model, c.problem.params).map((a) => a * 0.8);
     const eta = 1e-6;
     const next = mirrorDescentStep(data, model, theta, eta);
@@ -167,12 +155,12 @@ describe('EM is mirror descent with unit step (symmetric models)', () => {
 
   it('rejects a ridge and non-symmetric models with E_OPTION', () => {
     const c = symmetricCases[0]!;
-    const data = dataOf(c.problem);
-    const theta = readableToParams(spec(c.problem), c.problem.params);
-    expect(() => mirrorPotential(data, { ...spec(c.problem), ridge: 1 }, theta))
+    const data = problemDataOf(c.problem);
+    const theta = readableToParams(modelSpecOf(c.problem), c.problem.params);
+    expect(() => mirrorPotential(data, { ...modelSpecOf(c.problem), ridge: 1 }, theta))
       .toThrow(expect.objectContaining({ code: 'E_OPTION' }));
     const lin = sampleLinear({ n: 20, d: 2, seed: 1 });
-    expect(() => mirrorGradient(dataOf(lin), spec(lin), readableToParams(spec(lin), lin.params)))
+    expect(() => mirrorGradient(problemDataOf(lin), modelSpecOf(lin), readableToParams(modelSpecOf(lin), lin.params)))
       .toThrow(expect.objectContaining({ code: 'E_OPTION' }));
   });
 });
@@ -185,10 +173,10 @@ describe('Q-identity in per-sample natural coordinates (general model, random θ
   ];
   for (const [index, c] of general.entries()) {
     it(c.name, () => {
-      const model = spec(c.problem);
+      const model = modelSpecOf(c.problem);
       const rng = new Rng(700 + index);
       const weights = Float64Array.from({ length: c.problem.X.rows }, () => 0.1 + rng.uniform());
-      const data = dataOf(c.problem, weights);
+      const data = problemDataOf(c.problem, weights);
       const truth = readableToParams(model, c.problem.params);
       for (let trial = 0; trial < 4; trial++) {
         const draw = (): Float64Array => {

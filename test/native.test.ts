@@ -10,6 +10,7 @@ import type { FitRequest, FitSpec, ModelSpec, ProblemData } from '../src/backend
 import { loadNativeBackend, loadNativeBinding, nativeInfo, NativeBackend, NATIVE_PATH_ENV } from '../src/backends/native.js';
 import { sampleLinear } from '../src/data/samplers.js';
 import { MoEError } from '../src/errors.js';
+import { resolveFitSpec } from '../src/input.js';
 import type { IterationRecord } from '../src/types.js';
 
 const info = nativeInfo();
@@ -25,18 +26,7 @@ function linearProblem(n: number, d: number, k: number, seed: number): { data: P
 }
 
 function fitSpec(overrides: Partial<FitSpec> = {}): FitSpec {
-  return {
-    algorithm: 'em',
-    mstep: { solver: 'auto', maxIter: 25, tol: 1e-10, cgMaxIter: 50, innerSteps: 10 },
-    stepSize: { gate: 0.1, experts: 0.1 },
-    innerSteps: 1,
-    batchSize: 0,
-    maxIter: 8,
-    tol: 0, // run every iteration: the tests count them
-    onEmpty: 'reseed',
-    threads: 1,
-    ...overrides,
-  };
+  return resolveFitSpec({ maxIter: 8, tol: 0 /* run every iteration: the tests count them */, threads: 1, ...overrides });
 }
 
 function request(n = 400, d = 4, k = 2, seed = 11, fit: Partial<FitSpec> = {}): FitRequest {

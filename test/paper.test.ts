@@ -15,6 +15,7 @@ import { MixtureOfExperts } from '../src/estimator.js';
 import { choleskyInPlace, choleskySolveInPlace } from '../src/linalg/cholesky.js';
 import { gradientF } from '../src/models/gradient.js';
 import type { MoEOptions, MoEParams } from '../src/types.js';
+import { problemDataOf } from './support/sampled.js';
 
 const SYM: MoEOptions = { experts: 'linear', symmetric: true, k: 2, noise: 1, backend: 'js' };
 
@@ -22,15 +23,11 @@ function symModel(d: number): ModelSpec {
   return { experts: 'linear', symmetric: true, k: 2, d, nClasses: 0, noise: 1, ridge: 0, intercept: false };
 }
 
-function dataOf(problem: SampledProblem): ProblemData {
-  return { x: problem.X.data, n: problem.X.rows, d: problem.X.cols, y: problem.y, s: null };
-}
-
 /** The exact maximum-likelihood θ̂ = [w, β] by Newton's method with I_o = −∇²ℓ, started at θ*. */
 function maximumLikelihood(problem: SampledProblem): Float64Array {
   const d = problem.X.cols;
   const model = symModel(d);
-  const data = dataOf(problem);
+  const data = problemDataOf(problem);
   const theta = Float64Array.from([...problem.params.w!, ...problem.params.beta!]);
   const g = new Float64Array(2 * d);
   for (let it = 0; it < 30; it++) {
@@ -78,7 +75,7 @@ describe('EM contraction near the optimum', () => {
     const d = 2;
     const problem = sampleSymMoLinE({ n: 10000, d, seed: 3, norm: 1.5 });
     const thetaHat = maximumLikelihood(problem);
-    const info = computeInformation(dataOf(problem), symModel(d), thetaHat, { method: 'dense', steps: 60 });
+    const info = computeInformation(problemDataOf(problem), symModel(d), thetaHat, { method: 'dense', steps: 60 });
     expect(info.lambdaMax).toBeGreaterThan(0.2);
     expect(info.lambdaMax).toBeLessThan(0.9);
     // EM from θ̂ + δ (‖δ‖ = 1e-2), θ̂ given as "true" parameters so paramError = ‖θ_t − θ̂‖. A tight M-step
@@ -103,7 +100,7 @@ describe('EM contraction near the optimum', () => {
     const lambdas = [0.5, 1, 2, 4, 8].map((norm) => {
       const problem = sampleSymMoLinE({ n: 4000, d: 2, seed: 8, w: [1, 0], beta: [0.6 * norm, 0.8 * norm] });
       const thetaHat = maximumLikelihood(problem);
-      return computeInformation(dataOf(problem), symModel(2), thetaHat, { method: 'dense', steps: 60 }).lambdaMax;
+      return computeInformation(problemDataOf(problem), symModel(2), thetaHat, { method: 'dense', steps: 60 }).lambdaMax;
     });
     for (let t = 1; t < lambdas.length; t++) expect(lambdas[t]!).toBeLessThan(lambdas[t - 1]!);
     expect(lambdas.at(-1)!).toBeLessThan(0.2);

@@ -14,6 +14,7 @@ import {
   sampleLinear, sampleLogistic, sampleMultinomial, sampleSymMoLinE, sampleSymMoLogE, type SampledProblem,
 } from '../src/data/samplers.js';
 import { MixtureOfExperts } from '../src/estimator.js';
+import { resolveFitSpec } from '../src/input.js';
 import type { MoEOptions } from '../src/types.js';
 import { readableToParams } from '../src/models/layout.js';
 
@@ -81,18 +82,8 @@ const families: { name: string; make: (n: number, seed: number) => Instance }[] 
 
 function fitSpec(overrides: Partial<FitSpec> & { solver?: FitSpec['mstep']['solver'] }): FitSpec {
   const { solver = 'auto', ...rest } = overrides;
-  return {
-    algorithm: 'em',
-    mstep: { solver, maxIter: 25, tol: 1e-10, cgMaxIter: 50, innerSteps: 10 },
-    stepSize: { gate: 0.2, experts: 0.1 },
-    innerSteps: 1,
-    batchSize: 0,
-    maxIter: 6,
-    tol: 0, // a fixed number of iterations
-    onEmpty: 'reseed',
-    threads: 1,
-    ...rest,
-  };
+  // A fixed number of iterations (tol 0).
+  return resolveFitSpec({ mstep: { solver }, stepSize: { gate: 0.2, experts: 0.1 }, maxIter: 6, tol: 0, threads: 1, ...rest });
 }
 
 const algorithms: { name: string; spec: FitSpec }[] = [
