@@ -1,9 +1,13 @@
-// Compiles kernels/*.cu with nvcc into one fatbin (sm_80, sm_90 and compute_90 PTX for newer GPUs) that the
-// crate embeds. Without nvcc (or with MOE_CUDA_NO_NVCC set) it embeds an empty fatbin and the crate compiles
-// the .cu source with NVRTC at run time instead: the build never fails for want of a CUDA toolkit.
+// Joins the kernel sources (KERNELS, in order) into one translation unit, OUT_DIR/moe_kernels.cu, and compiles
+// it with nvcc into one fatbin (sm_80, sm_90 and compute_90 PTX for newer GPUs) that the crate embeds, with
+// the joined source beside it for NVRTC. Without nvcc (or with MOE_CUDA_NO_NVCC set) it embeds an empty
+// fatbin and the crate compiles the source with NVRTC at run time instead: the build never fails for want of
+// a CUDA toolkit. One translation unit because NVRTC gets no #include path; tests/emulated.rs compiles the same
+// file on the host (tests/emu/emu.h) to check the kernels' indexing without a GPU.
 use std::{env, path::PathBuf, process::Command};
 
-const KERNELS: &str = "kernels/moe_kernels.cu";
+/// The kernel sources in the order they are joined: shared device helpers first.
+const KERNELS: &[&str] = &["kernels/mma.cuh", "kernels/moe_kernels.cu"];
 
 fn find_nvcc() -> Option<PathBuf> {
     if env::var_os("MOE_CUDA_NO_NVCC").is_some() {
@@ -26,11 +30,21 @@ fn find_nvcc() -> Option<PathBuf> {
 }
 
 fn main() {
-    println!("cargo::rerun-if-changed={KERNELS}");
+    for file in KERNELS {
+        println!("cargo::rerun-if-changed={file}");
+    }
     for var in ["NVCC", "CUDA_PATH", "CUDA_HOME", "MOE_CUDA_NO_NVCC"] {
         println!("cargo::rerun-if-env-changed={var}");
     }
-    let fatbin = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR")).join("moe_kernels.fatbin");
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
+    let source = out_dir.join("moe_kernels.cu");
+    let mut joined = String::new();
+    for file in KERNELS {
+        let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("read {file}: {e}"));
+        joined.push_str(&format!("// ---- {file} ----\n#line 1 \"{file}\"\n{text}\n"));
+    }
+    std::fs::write(&source, joined).expect("write the joined kernel source");
+    let fatbin = out_dir.join("moe_kernels.fatbin");
     let built = match find_nvcc() {
         None => {
             println!("cargo::warning=nvcc not found: kernels will be compiled with NVRTC at run time");
@@ -42,8 +56,9 @@ fn main() {
                        "-gencode", "arch=compute_80,code=sm_80",
                        "-gencode", "arch=compute_90,code=sm_90",
                        "-gencode", "arch=compute_90,code=compute_90",
-                       KERNELS, "-o"])
+                       "-o"])
                 .arg(&fatbin)
+                .arg(&source)
                 .status();
             match status {
                 Ok(s) if s.success() => true,

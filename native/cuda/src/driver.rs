@@ -113,10 +113,10 @@ pub fn device_info() -> GpuResult<DeviceInfo> {
     }
 }
 
-/// The kernels of `kernels/*.cu`: the nvcc fatbin embedded by build.rs, or the source for NVRTC.
+/// The kernels of `kernels/`: the nvcc fatbin embedded by build.rs, or the joined source for NVRTC.
 mod images {
     pub static FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/moe_kernels.fatbin"));
-    pub static SOURCE: &str = include_str!("../kernels/moe_kernels.cu");
+    pub static SOURCE: &str = include_str!(concat!(env!("OUT_DIR"), "/moe_kernels.cu"));
 }
 
 /// A device context (device 0's primary context) with one stream, a cuBLAS handle and the kernel module.
