@@ -21,7 +21,7 @@ function design(n: number, d: number, seed: number): number[][] {
 
 const X = design(40, 2, 1);
 const yLin = X.map((r) => r[0]! + 0.1 * r[1]!);
-const yBin = X.map((r) => (r[0]! > 0 ? 1 : 0));
+const yBin: number[] = X.map((r) => (r[0]! > 0 ? 1 : 0));
 const fitLinear = (opts: Partial<MoEOptions> = {}) => new MixtureOfExperts({ experts: 'linear', backend: 'js', maxIter: 2, ...opts });
 
 describe('bad input gives typed errors', () => {

@@ -23,7 +23,7 @@ import { modelSpecOf, problemDataOf } from './support/sampled.js';
 
 /** Maximum likelihood by Newton's method (observed information from the diagnostics) started at θ*. */
 function maximumLikelihood(data: ProblemData, model: ModelSpec, start: Float64Array): Float64Array {
-  let theta = Float64Array.from(start);
+  let theta: Float64Array = Float64Array.from(start);
   const p = toFree(model, theta).length;
   const g = new Float64Array(p);
   for (let it = 0; it < 30; it++) {

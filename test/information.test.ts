@@ -119,7 +119,7 @@ describe("Louis' identity: I_c − I_m = −∇²F (finite differences)", () => 
 
 /** Maximises F by Newton's method with I_o = −∇²F from computeInformation (the test's own optimiser). */
 function newtonOptimum(data: ProblemData, model: ModelSpec, start: Float64Array): Float64Array {
-  let theta = Float64Array.from(start);
+  let theta: Float64Array = Float64Array.from(start);
   const p = toFree(model, theta).length;
   const g = new Float64Array(p);
   for (let it = 0; it < 50; it++) {

@@ -50,7 +50,7 @@ function asParams(d: number, theta: Float64Array): MoEParams {
 describe("the paper's synthetic SymMoLinE experiment (n = 1000, d = 10, ‖w*‖ = ‖β*‖ = 4)", () => {
   it('EM ends more accurate than GD with its best step size from {0.3, 1, 2}, over 10 instances', () => {
     const problems = Array.from({ length: 10 }, (_, seed) => paperSyntheticSymMoLinE({ seed }));
-    const finals = (options: MoEOptions): { error: number; nll: number } => {
+    const finals = (options: Partial<MoEOptions>): { error: number; nll: number } => {
       let error = 0;
       let nll = 0;
       for (const p of problems) {
