@@ -47,3 +47,13 @@ extern "C" __global__ void __launch_bounds__(XTW_THREADS) skinny_xtw(const doubl
             if (g < groups) out[(size_t)g * d + f] = acc[g];
     }
 }
+
+// out[e] = Σ_p partial[p·len + e] over p = 0 .. count−1 in order (the per-(block, lane) partials of
+// skinny_xtw, or any other per-block partials): one thread per output value, a fixed order, no atomics.
+extern "C" __global__ void sum_partials(const double* partial, int count, int len, double* out) {
+    const int e = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+    if (e >= len) return;
+    double acc = 0.0;
+    for (int p = 0; p < count; ++p) acc += partial[(size_t)p * len + e];
+    out[e] = acc;
+}

@@ -10,6 +10,7 @@ mod error;
 mod ffi;
 #[doc(hidden)] // public only for the host emulation check of the kernels (dev tool)
 pub mod kernels;
+mod xtw;
 
 pub use backend::CudaBackend;
 pub use driver::{DeviceInfo, KernelSource};

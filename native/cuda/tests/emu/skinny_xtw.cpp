@@ -1,5 +1,5 @@
 // skinny_xtw (kernels/skinny_xtw.cu) against plain loops, launched as the host launches it: groups of at most
-// XTW_MAX_G columns, partials per (block, row lane) summed in order; p = 1 (XᵀR) and p = 2 (diagonal Grams).
+// XTW_MAX_G columns, partials per (block, row lane) summed in order by sum_partials; p = 1 (XᵀR) and p = 2 (diagonal Grams).
 #include "emu.h"
 #include MOE_KERNELS
 #include "check.h"
@@ -12,10 +12,10 @@ static std::vector<double> run(const std::vector<double>& x, const std::vector<d
     std::vector<double> out((size_t)cols * d, 0.0);
     for (int g0 = 0; g0 < cols; g0 += XTW_MAX_G) {
         const int groups = std::min(XTW_MAX_G, cols - g0);
-        std::vector<double> partial((size_t)grid * lanes * groups * d, -1.0);
+        const int count = (int)grid * lanes, len = groups * d;
+        std::vector<double> partial((size_t)count * len, -1.0);
         emu::launch({grid}, {XTW_THREADS}, [&] { skinny_xtw(x.data(), w.data(), rows, d, cols, g0, groups, square, partial.data()); });
-        for (size_t p = 0; p < (size_t)grid * lanes; ++p)
-            for (int e = 0; e < groups * d; ++e) out[(size_t)g0 * d + e] += partial[p * groups * d + e];
+        emu::launch({(unsigned)(len + 255) / 256}, {256}, [&] { sum_partials(partial.data(), count, len, out.data() + (size_t)g0 * d); });
     }
     return out;
 }
