@@ -12,12 +12,15 @@
  * | y, symmetric logistic (SymMoLogE)      | y ∈ {−1, +1}                                                 | E_LABEL         |
  * | y, multinomial                         | integer in 0..C−1 (C = nClasses, default max(y) + 1, at least 2) | E_LABEL     |
  * | options                                | see `resolveOptions` (k ≥ 1 integer, ridge ≥ 0, step sizes > 0, ...) | E_OPTION |
+ * | init 'moments'                         | linear experts, not symmetric, k ≥ 2; at fit time k ≤ non-intercept features | E_OPTION |
+ * | init 'moments', rows                   | more rows with positive weight than non-intercept features  | E_TOO_FEW_ROWS  |
  * | rows                                   | Σ s > 0; without a ridge, #{i: s_i > 0} ≥ the largest block's free parameter count | E_TOO_FEW_ROWS |
  *
  * Largest block: gate (k−1)·d; linear expert d (+1 with fitted σ²); logistic d; multinomial (C−1)·d;
  * symmetric d. Here d counts the intercept column.
  */
 import type { FitSpec, ModelSpec, ProblemData } from './backends/backend.js';
+import { momentsUnsupportedReason } from './algorithms/init-moments.js';
 import { MoEError } from './errors.js';
 import type { AlgorithmKind, BackendKind, ExpertKind, Matrix, MoEOptions, MoEParams, MStepSolver, Vector } from './types.js';
 
@@ -114,7 +117,7 @@ export interface ResolvedOptions {
   fit: FitSpec;
   nInit: number;
   seed: number;
-  init: 'random' | MoEParams;
+  init: 'random' | 'moments' | MoEParams;
   backend: BackendKind;
   threads: number;
 }
@@ -228,8 +231,11 @@ export function resolveOptions(options: MoEOptions): ResolvedOptions {
   const seed = intOption(options.seed, 'seed', 0, 0);
   if (seed > 0xffffffff) throw optionError(`seed must be < 2^32, got ${seed}`);
   const init = options.init ?? 'random';
-  if (init !== 'random' && (typeof init !== 'object' || init === null)) {
-    throw optionError(`init must be 'random' or a parameter object`);
+  if (init === 'moments') {
+    const unsupported = momentsUnsupportedReason({ experts, symmetric, k });
+    if (unsupported !== null) throw optionError(`init 'moments' does not apply: ${unsupported}`);
+  } else if (init !== 'random' && (typeof init !== 'object' || init === null)) {
+    throw optionError(`init must be 'random', 'moments' or a parameter object`);
   }
   return {
     experts, k, nClasses, symmetric, intercept, noise, ridge, fit,

@@ -52,8 +52,11 @@ export interface MoEOptions {
   tol?: number;                   // relative objective change, default 1e-8
   nInit?: number;                 // restarts, default 1
   seed?: number;                  // default 0
-  /** 'random' (default: random hard assignment + one M-step) or explicit starting parameters. */
-  init?: 'random' | MoEParams;
+  /**
+   * 'random' (default: random hard assignment + one M-step); 'moments' (linear experts, not symmetric, k ≥ 2:
+   * expert vectors from cross-moments, then EM on the gate; docs/ALGORITHMS.md §5.1); or explicit parameters.
+   */
+  init?: 'random' | 'moments' | MoEParams;
   /** What to do when a component's responsibilities vanish (default 'reseed'). */
   onEmpty?: 'reseed' | 'error';
   backend?: BackendKind;          // default 'auto'

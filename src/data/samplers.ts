@@ -31,6 +31,9 @@ export interface LinearSamplerOptions extends CommonOptions {
   k?: number;
   /** Per-expert noise variances σ_j² (one number for all; default 0.25). */
   sigma2?: number | number[];
+  /** Explicit true gate (k×d, last row 0) and expert coefficients (k×d); each is drawn when absent. */
+  gate?: number[][];
+  coef?: number[][];
 }
 
 export interface LogisticSamplerOptions extends CommonOptions {
@@ -120,6 +123,12 @@ function sampleGeneral(
   return { X: { data, rows: n, cols: d }, y };
 }
 
+/** A copy of an explicit k×d parameter matrix (E_SHAPE when its shape is wrong). */
+function checkedMatrix(m: number[][], k: number, d: number, name: string): number[][] {
+  if (m.length !== k || m.some((row) => row.length !== d)) throw new MoEError('E_SHAPE', `${name} must be ${k}×${d}`);
+  return m.map((row) => row.slice());
+}
+
 function trueGate(rng: Rng, k: number, d: number, scale: number): number[][] {
   const gate = normalMatrix(rng, k - 1, d, scale);
   gate.push(new Array<number>(d).fill(0));
@@ -135,8 +144,8 @@ export function sampleLinear(opts: LinearSamplerOptions): SampledProblem {
     throw new MoEError('E_OPTION', `sigma2 must be ${k} positive variances`);
   }
   const rng = new Rng(seed);
-  const gate = trueGate(rng, k, d, gateScale);
-  const coef = normalMatrix(rng, k, d, coefScale);
+  const gate = opts.gate ? checkedMatrix(opts.gate, k, d, 'gate') : trueGate(rng, k, d, gateScale);
+  const coef = opts.coef ? checkedMatrix(opts.coef, k, d, 'coef') : normalMatrix(rng, k, d, coefScale);
   const { X, y } = sampleGeneral(rng, n, d, gate,
     (z, x, off) => dot(coef[z]!, x, off) + Math.sqrt(sigma2[z]!) * rng.normal());
   return { X, y, params: { experts: 'linear', symmetric: false, k, d, intercept: false, gate, coef, sigma2 } };
