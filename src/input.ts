@@ -22,7 +22,7 @@
 import type { FitSpec, ModelSpec, ProblemData } from './backends/backend.js';
 import { momentsUnsupportedReason } from './algorithms/init-moments.js';
 import { MoEError } from './errors.js';
-import type { AlgorithmKind, BackendKind, ExpertKind, Matrix, MoEOptions, MoEParams, MStepSolver, Vector } from './types.js';
+import type { AlgorithmKind, BackendKind, ExpertKind, InitKind, Matrix, MoEOptions, MoEParams, MStepSolver, Vector } from './types.js';
 
 export interface DenseMatrix {
   data: Float64Array;
@@ -117,7 +117,7 @@ export interface ResolvedOptions {
   fit: FitSpec;
   nInit: number;
   seed: number;
-  init: 'random' | 'moments' | MoEParams;
+  init: InitKind | MoEParams;
   backend: BackendKind;
   threads: number;
 }

@@ -7,6 +7,8 @@ export type ExpertKind = 'linear' | 'logistic' | 'multinomial';
 export type AlgorithmKind = 'em' | 'gradient-em' | 'gd';
 export type MStepSolver = 'auto' | 'newton' | 'newton-cg' | 'gradient';
 export type BackendKind = 'js' | 'cpu' | 'cuda' | 'auto';
+/** The named initialisations (docs/ALGORITHMS.md §5). */
+export type InitKind = 'random' | 'moments';
 
 /** Design matrix: rows as arrays, or a row-major Float64Array with its shape. */
 export type Matrix = number[][] | { data: Float64Array; rows: number; cols: number };
@@ -56,7 +58,7 @@ export interface MoEOptions {
    * 'random' (default: random hard assignment + one M-step); 'moments' (linear experts, not symmetric, k ≥ 2:
    * expert vectors from cross-moments, then EM on the gate; docs/ALGORITHMS.md §5.1); or explicit parameters.
    */
-  init?: 'random' | 'moments' | MoEParams;
+  init?: InitKind | MoEParams;
   /** What to do when a component's responsibilities vanish (default 'reseed'). */
   onEmpty?: 'reseed' | 'error';
   backend?: BackendKind;          // default 'auto'
