@@ -4,7 +4,7 @@
  * the restarts (one backend fit per restart, seed + r; the lowest final objective wins) and keeps the fitted
  * state; the numerics live in the backends.
  */
-import { momentsInit } from './algorithms/init-moments.js';
+import { computeInit } from './algorithms/named-init.js';
 import type { ComputeBackend, FitRequest, FitResult, ModelSpec, ProblemData } from './backends/backend.js';
 import { resolveBackend } from './backends/select.js';
 import { MoEError } from './errors.js';
@@ -36,7 +36,7 @@ interface FitPlan {
   data: ProblemData;
   model: ModelSpec;
   backend: ComputeBackend;
-  /** Explicit starting parameters, or null ('random' and 'moments' depend on the restart's seed). */
+  /** Explicit starting parameters, or null (the named starts depend on the restart's seed). */
   init: Float64Array | null;
   trueParams: Float64Array | null;
 }
@@ -267,13 +267,15 @@ export class MixtureOfExperts {
   }
 
   /**
-   * The backend request of one restart. 'random' is drawn inside the backend; 'moments' is computed here (in
-   * TypeScript, with the restart's seed) and reaches every backend as explicit parameters, so iteration 0 of
-   * the history is the moments start.
+   * The backend request of one restart. 'random' is drawn inside the backend; 'moments' and 'kmeans' are
+   * computed here (in TypeScript, with the restart's seed) and reach every backend as explicit parameters, so
+   * iteration 0 of the history is that start.
    */
   private request(plan: FitPlan, restart: number): FitRequest {
     const seed = (this.resolved.seed + restart) >>> 0;
-    const init = this.resolved.init === 'moments' ? momentsInit(plan.data, plan.model, this.resolved.fit, seed) : plan.init;
+    const kind = this.resolved.init;
+    const init = kind === 'moments' || kind === 'kmeans' ? computeInit(kind, plan.data, plan.model, this.resolved.fit, seed)
+      : plan.init;
     return { data: plan.data, model: plan.model, fit: this.resolved.fit, seed, init, trueParams: plan.trueParams };
   }
 

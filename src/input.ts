@@ -12,7 +12,7 @@
  * | y, symmetric logistic (SymMoLogE)      | y ∈ {−1, +1}                                                 | E_LABEL         |
  * | y, multinomial                         | integer in 0..C−1 (C = nClasses, default max(y) + 1, at least 2) | E_LABEL     |
  * | options                                | see `resolveOptions` (k ≥ 1 integer, ridge ≥ 0, step sizes > 0, ...) | E_OPTION |
- * | init 'moments'                         | linear experts, not symmetric, k ≥ 2; at fit time k ≤ non-intercept features | E_OPTION |
+ * | init 'moments', 'kmeans'               | linear experts, not symmetric, k ≥ 2; 'moments' at fit time: k ≤ non-intercept features | E_OPTION |
  * | init 'moments', rows                   | more rows with positive weight than non-intercept features  | E_TOO_FEW_ROWS  |
  * | rows                                   | Σ s > 0; without a ridge, #{i: s_i > 0} ≥ the largest block's free parameter count | E_TOO_FEW_ROWS |
  *
@@ -20,7 +20,7 @@
  * symmetric d. Here d counts the intercept column.
  */
 import type { FitSpec, ModelSpec, ProblemData } from './backends/backend.js';
-import { momentsUnsupportedReason } from './algorithms/init-moments.js';
+import { initUnsupportedReason } from './algorithms/named-init.js';
 import { MoEError } from './errors.js';
 import type { AlgorithmKind, BackendKind, ExpertKind, InitKind, Matrix, MoEOptions, MoEParams, MStepSolver, Vector } from './types.js';
 
@@ -231,11 +231,11 @@ export function resolveOptions(options: MoEOptions): ResolvedOptions {
   const seed = intOption(options.seed, 'seed', 0, 0);
   if (seed > 0xffffffff) throw optionError(`seed must be < 2^32, got ${seed}`);
   const init = options.init ?? 'random';
-  if (init === 'moments') {
-    const unsupported = momentsUnsupportedReason({ experts, symmetric, k });
-    if (unsupported !== null) throw optionError(`init 'moments' does not apply: ${unsupported}`);
+  if (init === 'moments' || init === 'kmeans') {
+    const unsupported = initUnsupportedReason(init, { experts, symmetric, k });
+    if (unsupported !== null) throw optionError(`init '${init}' does not apply: ${unsupported}`);
   } else if (init !== 'random' && (typeof init !== 'object' || init === null)) {
-    throw optionError(`init must be 'random', 'moments' or a parameter object`);
+    throw optionError(`init must be 'random', 'moments', 'kmeans' or a parameter object`);
   }
   return {
     experts, k, nClasses, symmetric, intercept, noise, ridge, fit,

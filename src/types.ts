@@ -8,7 +8,7 @@ export type AlgorithmKind = 'em' | 'gradient-em' | 'gd';
 export type MStepSolver = 'auto' | 'newton' | 'newton-cg' | 'gradient';
 export type BackendKind = 'js' | 'cpu' | 'cuda' | 'auto';
 /** The named initialisations (docs/ALGORITHMS.md §5). */
-export type InitKind = 'random' | 'moments';
+export type InitKind = 'random' | 'moments' | 'kmeans';
 
 /** Design matrix: rows as arrays, or a row-major Float64Array with its shape. */
 export type Matrix = number[][] | { data: Float64Array; rows: number; cols: number };
@@ -56,7 +56,8 @@ export interface MoEOptions {
   seed?: number;                  // default 0
   /**
    * 'random' (default: random hard assignment + one M-step); 'moments' (linear experts, not symmetric, k ≥ 2:
-   * expert vectors from cross-moments, then EM on the gate; docs/ALGORITHMS.md §5.1); or explicit parameters.
+   * expert vectors from cross-moments, then EM on the gate; docs/ALGORITHMS.md §5.1); 'kmeans' (same models:
+   * k-means clusters of [x, y] + one M-step; §5.2); or explicit parameters.
    */
   init?: InitKind | MoEParams;
   /** What to do when a component's responsibilities vanish (default 'reseed'). */

@@ -45,7 +45,7 @@ function buildProgram(output: Output): Command {
     .option('--tol <t>', 'relative objective change that stops the fit', real(0), 1e-8)
     .option('--seed <s>', 'random seed', integer(0, 0xffffffff), 0)
     .option('--n-init <n>', 'random restarts (the best final objective is kept)', integer(1, 1000), 1)
-    .addOption(new Option('--init <name>', 'initialisation (moments: linear experts, k ≥ 2; docs/ALGORITHMS.md §5.1)')
+    .addOption(new Option('--init <name>', 'initialisation (moments, kmeans: linear experts, k ≥ 2; docs/ALGORITHMS.md §5)')
       .choices(INITS).argParser(initKind).default('random'))
     .option('--step-size <eta>', 'step size for gd / gradient-em / the gradient M-step', real(0, { exclusive: true }))
     .addOption(new Option('--solver <name>', 'EM M-step solver').choices(SOLVERS).argParser(solverKind))
@@ -79,7 +79,7 @@ function buildProgram(output: Output): Command {
     .option('--test-rows <n>', 'fashion-mnist: test rows (default: cuda 10000, cpu 5000, js 2000)', integer(10, 10000))
     .option('--eval-every <n>', 'fashion-mnist: test accuracy every n iterations', integer(1), 1)
     .option('--step-size <eta>', 'fashion-mnist: step size of GD, Gradient EM and the gradient M-step', real(0, { exclusive: true }))
-    .option('--methods <list>', 'fashion-mnist: comma-separated subset of em-gradient, em-newton, gradient-em, gd, baseline; init: of random, moments',
+    .option('--methods <list>', 'fashion-mnist: comma-separated subset of em-gradient, em-newton, gradient-em, gd, baseline; init: of random, moments, kmeans',
       (raw: string) => raw.split(',').map((m) => m.trim()))
     .option('--render <files...>', 'fashion-mnist: only re-render tables and plot from earlier results.json files')
     .option('--no-plots', 'write tables only (no SVG; vega is not loaded)')

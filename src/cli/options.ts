@@ -46,7 +46,7 @@ export const ALGORITHMS: readonly AlgorithmKind[] = ['em', 'gradient-em', 'gd'];
 export const BACKENDS: readonly BackendKind[] = ['js', 'cpu', 'cuda', 'auto'];
 export const SOLVERS: readonly MStepSolver[] = ['auto', 'newton', 'newton-cg', 'gradient'];
 /** The named initialisations (`init` also takes a parameter object, which the command line does not offer). */
-export const INITS: readonly InitKind[] = ['random', 'moments'];
+export const INITS: readonly InitKind[] = ['random', 'moments', 'kmeans'];
 
 export const expertKind = oneOf(EXPERT_KINDS);
 export const initKind = oneOf(INITS);

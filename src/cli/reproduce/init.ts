@@ -1,6 +1,7 @@
 /**
- * `moe-em reproduce init`: MATH.md §7's measurement of the consistent initialiser. On random planted mixtures
- * of linear experts, EM runs to convergence from each initialisation (same data, same seed) and we report the
+ * `moe-em reproduce init`: MATH.md §7's measurement of the consistent initialiser against random and
+ * k-means-style starts. On random planted mixtures of linear experts, EM runs to convergence from each
+ * initialisation (same data, same seed) and we report the
  * fraction of instances whose final parameter error (docs/ALGORITHMS.md §8) is below a threshold, the median
  * errors at the start, after 10 iterations and at the end, the median iterations, and how often each start
  * reaches the best final likelihood among the starts. Two problem families:
@@ -17,7 +18,7 @@ import { mean, median } from '../stats.js';
 import { formatNumber, toMarkdown, type Table } from '../tables.js';
 import { ArtifactWriter } from './artifacts.js';
 
-export const INIT_METHODS = ['random', 'moments'] as const;
+export const INIT_METHODS = ['random', 'moments', 'kmeans'] as const;
 export type InitMethod = (typeof INIT_METHODS)[number];
 export const INIT_SETTINGS = ['orthogonal', 'general'] as const;
 export type InitSetting = (typeof INIT_SETTINGS)[number];
