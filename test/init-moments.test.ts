@@ -90,6 +90,16 @@ describe("init 'moments'", () => {
     expect(parameterError(model, b, a)).toBeLessThan(1e-6);
   });
 
+  it('honours sample weights (doubling every row changes nothing) and a known noise', () => {
+    const problem = planted(3_000, 8);
+    const model = modelSpecOf(problem);
+    const plain = momentsInit(problemDataOf(problem), model, resolveFitSpec(), 0);
+    const doubled = momentsInit(problemDataOf(problem, new Float64Array(3_000).fill(2)), model, resolveFitSpec(), 0);
+    for (let q = 0; q < plain.length; q++) expect(doubled[q]!).toBeCloseTo(plain[q]!, 8);
+    const known = momentsInit(problemDataOf(problem), { ...model, noise: 0.5 }, resolveFitSpec(), 0);
+    expect(Array.from(known.subarray(known.length - 2))).toEqual([0.25, 0.25]);
+  });
+
   it('EM from the moments start never ends worse than it starts; history and restarts', () => {
     const problem = planted(5_000, 4);
     const est = new MixtureOfExperts({ experts: 'linear', k: 2, init: 'moments', nInit: 2, backend: 'js' });
