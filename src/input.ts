@@ -17,7 +17,8 @@
  * | rows                                   | Σ s > 0; without a ridge, #{i: s_i > 0} ≥ the largest block's free parameter count | E_TOO_FEW_ROWS |
  *
  * Largest block: gate (k−1)·d; linear expert d (+1 with fitted σ²); logistic d; multinomial (C−1)·d;
- * symmetric d. Here d counts the intercept column.
+ * symmetric d. Here d counts the intercept column. The two init rows are TypeScript's alone: the named starts
+ * are computed before a backend runs and reach the Rust core as explicit parameters.
  */
 import type { FitSpec, ModelSpec, ProblemData } from './backends/backend.js';
 import { initUnsupportedReason } from './algorithms/named-init.js';
