@@ -4,6 +4,7 @@
  * the restarts (one backend fit per restart, seed + r; the lowest final objective wins) and keeps the fitted
  * state; the numerics live in the backends.
  */
+import { computeInit } from './algorithms/named-init.js';
 import type { ComputeBackend, FitRequest, FitResult, ModelSpec, ProblemData } from './backends/backend.js';
 import { resolveBackend } from './backends/select.js';
 import { MoEError } from './errors.js';
@@ -35,6 +36,7 @@ interface FitPlan {
   data: ProblemData;
   model: ModelSpec;
   backend: ComputeBackend;
+  /** Explicit starting parameters, or null (the named starts depend on the restart's seed). */
   init: Float64Array | null;
   trueParams: Float64Array | null;
 }
@@ -256,7 +258,7 @@ export class MixtureOfExperts {
     validateLabels(model, yv);
     const data: ProblemData = { x: x.data, n: x.rows, d: x.cols, y: yv, s };
     checkEnoughRows(model, data);
-    const init = r.init === 'random' ? null : readableToParams(model, r.init);
+    const init = typeof r.init === 'string' ? null : readableToParams(model, r.init);
     const trueParams = opts.trueParams === undefined ? null : readableToParams(model, opts.trueParams);
     if (opts.onIteration !== undefined && typeof opts.onIteration !== 'function') {
       throw new MoEError('E_OPTION', 'onIteration must be a function');
@@ -264,11 +266,17 @@ export class MixtureOfExperts {
     return { data, model, backend: resolveBackend(r.backend, data.n * data.d, { threads: r.threads }), init, trueParams };
   }
 
+  /**
+   * The backend request of one restart. 'random' is drawn inside the backend; 'moments' and 'kmeans' are
+   * computed here (in TypeScript, with the restart's seed) and reach every backend as explicit parameters, so
+   * iteration 0 of the history is that start.
+   */
   private request(plan: FitPlan, restart: number): FitRequest {
-    return {
-      data: plan.data, model: plan.model, fit: this.resolved.fit,
-      seed: (this.resolved.seed + restart) >>> 0, init: plan.init, trueParams: plan.trueParams,
-    };
+    const seed = (this.resolved.seed + restart) >>> 0;
+    const kind = this.resolved.init;
+    const init = kind === 'moments' || kind === 'kmeans' ? computeInit(kind, plan.data, plan.model, this.resolved.fit, seed)
+      : plan.init;
+    return { data: plan.data, model: plan.model, fit: this.resolved.fit, seed, init, trueParams: plan.trueParams };
   }
 
   private finish(plan: FitPlan, results: FitResult[]): FitHistory {
@@ -295,7 +303,7 @@ export class MixtureOfExperts {
         intercept: r.intercept, noise: r.noise, ridge: r.ridge, algorithm: r.fit.algorithm, mstep: { ...r.fit.mstep },
         stepSize: { ...r.fit.stepSize }, innerSteps: r.fit.innerSteps, batchSize: r.fit.batchSize,
         maxIter: r.fit.maxIter, tol: r.fit.tol, nInit: r.nInit, seed: r.seed,
-        init: r.init === 'random' ? 'random' : 'params', onEmpty: r.fit.onEmpty, backend: plan.backend.name,
+        init: typeof r.init === 'string' ? r.init : 'params', onEmpty: r.fit.onEmpty, backend: plan.backend.name,
         threads: r.threads,
       },
     };

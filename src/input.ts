@@ -12,14 +12,18 @@
  * | y, symmetric logistic (SymMoLogE)      | y ∈ {−1, +1}                                                 | E_LABEL         |
  * | y, multinomial                         | integer in 0..C−1 (C = nClasses, default max(y) + 1, at least 2) | E_LABEL     |
  * | options                                | see `resolveOptions` (k ≥ 1 integer, ridge ≥ 0, step sizes > 0, ...) | E_OPTION |
+ * | init 'moments', 'kmeans'               | linear experts, not symmetric, k ≥ 2; 'moments' at fit time: k ≤ non-intercept features | E_OPTION |
+ * | init 'moments', rows                   | more rows with positive weight than non-intercept features  | E_TOO_FEW_ROWS  |
  * | rows                                   | Σ s > 0; without a ridge, #{i: s_i > 0} ≥ the largest block's free parameter count | E_TOO_FEW_ROWS |
  *
  * Largest block: gate (k−1)·d; linear expert d (+1 with fitted σ²); logistic d; multinomial (C−1)·d;
- * symmetric d. Here d counts the intercept column.
+ * symmetric d. Here d counts the intercept column. The two init rows are TypeScript's alone: the named starts
+ * are computed before a backend runs and reach the Rust core as explicit parameters.
  */
 import type { FitSpec, ModelSpec, ProblemData } from './backends/backend.js';
+import { initUnsupportedReason } from './algorithms/named-init.js';
 import { MoEError } from './errors.js';
-import type { AlgorithmKind, BackendKind, ExpertKind, Matrix, MoEOptions, MoEParams, MStepSolver, Vector } from './types.js';
+import type { AlgorithmKind, BackendKind, ExpertKind, InitKind, Matrix, MoEOptions, MoEParams, MStepSolver, Vector } from './types.js';
 
 export interface DenseMatrix {
   data: Float64Array;
@@ -114,7 +118,7 @@ export interface ResolvedOptions {
   fit: FitSpec;
   nInit: number;
   seed: number;
-  init: 'random' | MoEParams;
+  init: InitKind | MoEParams;
   backend: BackendKind;
   threads: number;
 }
@@ -228,8 +232,11 @@ export function resolveOptions(options: MoEOptions): ResolvedOptions {
   const seed = intOption(options.seed, 'seed', 0, 0);
   if (seed > 0xffffffff) throw optionError(`seed must be < 2^32, got ${seed}`);
   const init = options.init ?? 'random';
-  if (init !== 'random' && (typeof init !== 'object' || init === null)) {
-    throw optionError(`init must be 'random' or a parameter object`);
+  if (init === 'moments' || init === 'kmeans') {
+    const unsupported = initUnsupportedReason(init, { experts, symmetric, k });
+    if (unsupported !== null) throw optionError(`init '${init}' does not apply: ${unsupported}`);
+  } else if (init !== 'random' && (typeof init !== 'object' || init === null)) {
+    throw optionError(`init must be 'random', 'moments', 'kmeans' or a parameter object`);
   }
   return {
     experts, k, nClasses, symmetric, intercept, noise, ridge, fit,

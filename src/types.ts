@@ -7,6 +7,8 @@ export type ExpertKind = 'linear' | 'logistic' | 'multinomial';
 export type AlgorithmKind = 'em' | 'gradient-em' | 'gd';
 export type MStepSolver = 'auto' | 'newton' | 'newton-cg' | 'gradient';
 export type BackendKind = 'js' | 'cpu' | 'cuda' | 'auto';
+/** The named initialisations (docs/ALGORITHMS.md §5). */
+export type InitKind = 'random' | 'moments' | 'kmeans';
 
 /** Design matrix: rows as arrays, or a row-major Float64Array with its shape. */
 export type Matrix = number[][] | { data: Float64Array; rows: number; cols: number };
@@ -52,8 +54,12 @@ export interface MoEOptions {
   tol?: number;                   // relative objective change, default 1e-8
   nInit?: number;                 // restarts, default 1
   seed?: number;                  // default 0
-  /** 'random' (default: random hard assignment + one M-step) or explicit starting parameters. */
-  init?: 'random' | MoEParams;
+  /**
+   * 'random' (default: random hard assignment + one M-step); 'moments' (linear experts, not symmetric, k ≥ 2:
+   * expert vectors from cross-moments, then EM on the gate; docs/ALGORITHMS.md §5.1); 'kmeans' (same models:
+   * k-means clusters of [x, y] + one M-step; §5.2); or explicit parameters.
+   */
+  init?: InitKind | MoEParams;
   /** What to do when a component's responsibilities vanish (default 'reseed'). */
   onEmpty?: 'reseed' | 'error';
   backend?: BackendKind;          // default 'auto'

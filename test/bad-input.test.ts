@@ -72,13 +72,14 @@ describe('bad input gives typed errors', () => {
       { mstep: { solver: 'lbfgs' as never } }, { backend: 'tpu' as never }, { stepSize: 0 }, { stepSize: { gate: -1 } },
       { maxIter: -1 }, { tol: -1 }, { nInit: 0 }, { seed: -1 }, { seed: 2 ** 32 }, { batchSize: 0 }, { noise: -1 },
       { symmetric: true, k: 3 }, { symmetric: true, noise: 'fitted' }, { onEmpty: 'ignore' as never }, { threads: -2 },
-      { innerSteps: 0 }, { init: 'kmeans' as never },
+      { innerSteps: 0 }, { init: 'spectral' as never }, { init: 'moments', k: 1 }, { init: 'moments', symmetric: true, noise: 1 },
     ];
     for (const opts of bad) expect(codeOf(() => fitLinear(opts)), JSON.stringify(opts)).toBe('E_OPTION');
     expect(codeOf(() => new MixtureOfExperts({} as MoEOptions))).toBe('E_OPTION');
     expect(codeOf(() => new MixtureOfExperts({ experts: 'poisson' as never }))).toBe('E_OPTION');
     expect(codeOf(() => new MixtureOfExperts({ experts: 'multinomial', symmetric: true }))).toBe('E_OPTION');
     expect(codeOf(() => new MixtureOfExperts({ experts: 'logistic', noise: 1 }))).toBe('E_OPTION');
+    expect(codeOf(() => new MixtureOfExperts({ experts: 'logistic', init: 'moments' }))).toBe('E_OPTION');
     expect(codeOf(() => new MixtureOfExperts({ experts: 'multinomial', nClasses: 1 }))).toBe('E_OPTION');
     expect(codeOf(() => fitLinear().fitSync(X, yLin, { sampleWeight: new Array(40).fill(-1) }))).toBe('E_OPTION');
     const est = fitLinear();

@@ -128,6 +128,22 @@ describe('fit → model JSON → predict', () => {
     expect(h.columns).toEqual(['z_plus', 'z_minus']);
     for (const r of h.rows) expect(r[0]! + r[1]!).toBeCloseTo(1, 12);
   });
+
+  it('--init moments starts the fit from the moments start; on a symmetric model it is a usage error', async () => {
+    const problem = sampleLinear({ n: 400, d: 3, k: 2, seed: 12 });
+    const data = join(dir, 'moments.csv');
+    const model = join(dir, 'moments.json');
+    writeCsv(data, problem.X, problem.y);
+    const fit = await cli('fit', data, '--target', 'target', '--experts', 'linear', '--init', 'moments', '--backend', 'js',
+      '--no-information', '--out', model);
+    expect(fit.stderr).toBe('');
+    expect(fit.code).toBe(0);
+    expect(JSON.parse(readFileSync(model, 'utf8')).model.history.settings.init).toBe('moments');
+    const sym = await cli('fit', data, '--target', 'target', '--experts', 'linear', '--symmetric', '--init', 'moments',
+      '--backend', 'js', '--out', model);
+    expect(sym.code).toBe(2);
+    expect(sym.stderr).toMatch(/\[E_OPTION\] init 'moments' does not apply: symmetric/);
+  });
 });
 
 describe('errors', () => {
@@ -218,6 +234,20 @@ describe('reproduce', () => {
     expect(em).toHaveLength(51);
     // EM from a start near θ* ends much closer to θ* than it began (error is column 2).
     expect(em[50]![2]!).toBeLessThan(0.5 * em[0]![2]!);
+  }, 60_000);
+
+  it('init: success fractions and per-instance runs for each start', async () => {
+    const out = join(dir, 'init');
+    const r = await cli('reproduce', 'init', '--instances', '2', '--rows', '600', '--iterations', '30',
+      '--methods', 'random,moments', '--backend', 'js', '--out', out);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const table = readFileSync(join(out, 'init-table.md'), 'utf8');
+    expect(table).toMatch(/\| orthogonal \| moments \|/);
+    expect(table).toMatch(/\| general \| random \|/);
+    const runs = readFileSync(join(out, 'init-runs.csv'), 'utf8').trim().split('\n');
+    expect(runs).toHaveLength(1 + 2 * 2 * 2);
+    expect((await cli('reproduce', 'init', '--methods', 'spectral', '--out', out)).code).toBe(2);
   }, 60_000);
 
   it('rate: λ_max and a measured contraction per ‖β*‖', async () => {

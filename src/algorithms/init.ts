@@ -1,7 +1,8 @@
 /**
  * The 'random' initialisation (docs/ALGORITHMS.md §5): each row in order gets a component floor(u·k)
  * (symmetric: z = +1 when u < 0.5), the responsibilities are those hard assignments, and one M-step from
- * them — gate and softmax experts starting at 0 — gives θ_0.
+ * them — gate and softmax experts starting at 0 — gives θ_0. `initFromAssignment` is that last step for any
+ * hard assignment (init 'kmeans' uses it with its clusters).
  */
 import type { FitSpec, ModelSpec, ProblemData } from '../backends/backend.js';
 import type { Rng } from '../data/rng.js';
@@ -12,11 +13,19 @@ import { mStep } from './mstep.js';
 
 export function randomInit(data: ProblemData, model: ModelSpec, fit: FitSpec, rng: Rng, events: RecoveryEvent[]): Float64Array {
   const k = componentCount(model);
-  const h = new Float64Array(data.n * k);
+  const assignment = new Int32Array(data.n);
   for (let i = 0; i < data.n; i++) {
-    const j = model.symmetric ? (rng.uniform() < 0.5 ? 0 : 1) : Math.floor(rng.uniform() * k);
-    h[i * k + j] = 1;
+    assignment[i] = model.symmetric ? (rng.uniform() < 0.5 ? 0 : 1) : Math.floor(rng.uniform() * k);
   }
+  return initFromAssignment(data, model, fit, assignment, events);
+}
+
+/** θ_0 from hard assignments (component index per row): one M-step from those responsibilities. */
+export function initFromAssignment(data: ProblemData, model: ModelSpec, fit: FitSpec, assignment: ArrayLike<number>,
+  events: RecoveryEvent[]): Float64Array {
+  const k = componentCount(model);
+  const h = new Float64Array(data.n * k);
+  for (let i = 0; i < data.n; i++) h[i * k + assignment[i]!] = 1;
   const fl = fullLayout(model);
   const params = new Float64Array(fl.size);
   if (!model.symmetric && model.experts === 'linear') {

@@ -34,6 +34,11 @@ function solverOptions(ctx: MStepContext, p: number, stepSize: number): SoftmaxS
   };
 }
 
+/** The σ² floor of §3: 1e-10 · var_s(y). */
+export function varianceFloor(data: ProblemData): number {
+  return VARIANCE_FLOOR_RELATIVE * weightedVariance(data);
+}
+
 /** Weighted variance of y (weights s), the scale of the σ² floor. */
 export function weightedVariance(data: ProblemData): number {
   const { y, s, n } = data;
@@ -99,7 +104,7 @@ function expertsMStep(ctx: MStepContext, params: Float64Array, h: Float64Array):
   const fl = fullLayout(model);
   const w = new Float64Array(data.n);
   if (model.experts === 'linear') {
-    const floor = VARIANCE_FLOOR_RELATIVE * weightedVariance(data);
+    const floor = varianceFloor(data);
     // All k Gram matrices XᵀD_jX in one pass over the data (weights s_i h_ij, n×k).
     const allWeights = new Float64Array(data.n * k);
     for (let i = 0; i < data.n; i++) {
@@ -137,7 +142,7 @@ function expertsMStep(ctx: MStepContext, params: Float64Array, h: Float64Array):
 }
 
 /** Updates the gate of the general model: softmax regression with c = s, t = h. */
-function gateMStep(ctx: MStepContext, params: Float64Array, h: Float64Array): void {
+export function gateMStep(ctx: MStepContext, params: Float64Array, h: Float64Array): void {
   const { data, model, events } = ctx;
   const { k, d } = model;
   if (k < 2) return;

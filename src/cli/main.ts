@@ -15,8 +15,8 @@ import { predictCommand } from './commands/predict.js';
 import { demoCommand } from './commands/demo.js';
 import { EXIT_OK, EXIT_USAGE, exitCodeFor, formatError } from './errors.js';
 import {
-  algorithmKind, ALGORITHMS, BACKENDS, backendKind, EXPERT_KINDS, expertKind, integer, positiveList, real,
-  solverKind, SOLVERS,
+  algorithmKind, ALGORITHMS, BACKENDS, backendKind, EXPERT_KINDS, expertKind, initKind, INITS, integer, positiveList,
+  real, solverKind, SOLVERS,
 } from './options.js';
 import { processOutput, type Output } from './output.js';
 import { reproduceCommand, EXPERIMENTS } from './reproduce/index.js';
@@ -45,6 +45,8 @@ function buildProgram(output: Output): Command {
     .option('--tol <t>', 'relative objective change that stops the fit', real(0), 1e-8)
     .option('--seed <s>', 'random seed', integer(0, 0xffffffff), 0)
     .option('--n-init <n>', 'random restarts (the best final objective is kept)', integer(1, 1000), 1)
+    .addOption(new Option('--init <name>', 'initialisation (moments, kmeans: linear experts, k ≥ 2; docs/ALGORITHMS.md §5)')
+      .choices(INITS).argParser(initKind).default('random'))
     .option('--step-size <eta>', 'step size for gd / gradient-em / the gradient M-step', real(0, { exclusive: true }))
     .addOption(new Option('--solver <name>', 'EM M-step solver').choices(SOLVERS).argParser(solverKind))
     .option('--batch-size <n>', 'mini-batch size (default: full batch)', integer(1))
@@ -67,17 +69,17 @@ function buildProgram(output: Output): Command {
     .addArgument(new Argument('<experiment>', 'which experiment').choices(EXPERIMENTS))
     .option('--out <dir>', 'output directory (default: reproduce-out/<experiment>)')
     .addOption(new Option('--backend <name>', 'compute backend').choices(BACKENDS).argParser(backendKind).default('auto'))
-    .option('--instances <n>', 'random instances (synthetic: 50; rate: 5)', integer(1, 10000))
-    .option('--iterations <n>', 'iterations per run (synthetic: 50; fashion-mnist: 100; rate: cap on EM iterations, 5000)', integer(1, 100000))
+    .option('--instances <n>', 'random instances (synthetic: 50; rate: 5; init: 50 per problem)', integer(1, 10000))
+    .option('--iterations <n>', 'iterations per run (synthetic: 50; fashion-mnist: 100; rate: cap on EM iterations, 5000; init: cap, 200)', integer(1, 100000))
     .option('--seed <s>', 'base random seed', integer(0, 0xffffffff), 0)
     .option('--grid <etas>', 'step-size grid for gd and gradient-em (comma-separated)', positiveList)
     .option('--snr <norms>', 'rate: the values of ‖β*‖ (comma-separated)', positiveList)
     .option('--data <dir>', "fashion-mnist: directory of the IDX files (default: where Debian's dataset-fashion-mnist installs them)")
-    .option('--rows <n>', 'fashion-mnist: training rows (default: cuda 60000, cpu 8000, js 4000)', integer(10, 60000))
+    .option('--rows <n>', 'fashion-mnist: training rows (default: cuda 60000, cpu 8000, js 4000); init: rows per instance (5000)', integer(10, 60000))
     .option('--test-rows <n>', 'fashion-mnist: test rows (default: cuda 10000, cpu 5000, js 2000)', integer(10, 10000))
     .option('--eval-every <n>', 'fashion-mnist: test accuracy every n iterations', integer(1), 1)
     .option('--step-size <eta>', 'fashion-mnist: step size of GD, Gradient EM and the gradient M-step', real(0, { exclusive: true }))
-    .option('--methods <list>', 'fashion-mnist: comma-separated subset of em-gradient, em-newton, gradient-em, gd, baseline',
+    .option('--methods <list>', 'fashion-mnist: comma-separated subset of em-gradient, em-newton, gradient-em, gd, baseline; init: of random, moments, kmeans',
       (raw: string) => raw.split(',').map((m) => m.trim()))
     .option('--render <files...>', 'fashion-mnist: only re-render tables and plot from earlier results.json files')
     .option('--no-plots', 'write tables only (no SVG; vega is not loaded)')

@@ -3,7 +3,7 @@
  * into `moe-em: error: option '...' argument '...' is invalid. <reason>` and a usage exit (2).
  */
 import { InvalidArgumentError } from 'commander';
-import type { AlgorithmKind, BackendKind, ExpertKind, MStepSolver } from '../types.js';
+import type { AlgorithmKind, BackendKind, ExpertKind, InitKind, MStepSolver } from '../types.js';
 
 export function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (raw: string): number => {
@@ -45,8 +45,11 @@ export const EXPERT_KINDS: readonly ExpertKind[] = ['linear', 'logistic', 'multi
 export const ALGORITHMS: readonly AlgorithmKind[] = ['em', 'gradient-em', 'gd'];
 export const BACKENDS: readonly BackendKind[] = ['js', 'cpu', 'cuda', 'auto'];
 export const SOLVERS: readonly MStepSolver[] = ['auto', 'newton', 'newton-cg', 'gradient'];
+/** The named initialisations (`init` also takes a parameter object, which the command line does not offer). */
+export const INITS: readonly InitKind[] = ['random', 'moments', 'kmeans'];
 
 export const expertKind = oneOf(EXPERT_KINDS);
+export const initKind = oneOf(INITS);
 export const algorithmKind = oneOf(ALGORITHMS);
 export const backendKind = oneOf(BACKENDS);
 export const solverKind = oneOf(SOLVERS);

@@ -31,6 +31,9 @@ export interface LinearSamplerOptions extends CommonOptions {
   k?: number;
   /** Per-expert noise variances σ_j² (one number for all; default 0.25). */
   sigma2?: number | number[];
+  /** Explicit true gate (k×d, last row 0) and expert coefficients (k×d); each is drawn when absent. */
+  gate?: number[][];
+  coef?: number[][];
 }
 
 export interface LogisticSamplerOptions extends CommonOptions {
@@ -120,6 +123,12 @@ function sampleGeneral(
   return { X: { data, rows: n, cols: d }, y };
 }
 
+/** A copy of an explicit k×d parameter matrix (E_SHAPE when its shape is wrong). */
+function checkedMatrix(m: number[][], k: number, d: number, name: string): number[][] {
+  if (m.length !== k || m.some((row) => row.length !== d)) throw new MoEError('E_SHAPE', `${name} must be ${k}×${d}`);
+  return m.map((row) => row.slice());
+}
+
 function trueGate(rng: Rng, k: number, d: number, scale: number): number[][] {
   const gate = normalMatrix(rng, k - 1, d, scale);
   gate.push(new Array<number>(d).fill(0));
@@ -135,11 +144,59 @@ export function sampleLinear(opts: LinearSamplerOptions): SampledProblem {
     throw new MoEError('E_OPTION', `sigma2 must be ${k} positive variances`);
   }
   const rng = new Rng(seed);
-  const gate = trueGate(rng, k, d, gateScale);
-  const coef = normalMatrix(rng, k, d, coefScale);
+  const gate = opts.gate ? checkedMatrix(opts.gate, k, d, 'gate') : trueGate(rng, k, d, gateScale);
+  const coef = opts.coef ? checkedMatrix(opts.coef, k, d, 'coef') : normalMatrix(rng, k, d, coefScale);
+  return linearRows(rng, n, gate, coef, sigma2);
+}
+
+/** Rows of a mixture of linear experts with the given true parameters (the data half of `sampleLinear`). */
+function linearRows(rng: Rng, n: number, gate: number[][], coef: number[][], sigma2: number[]): SampledProblem {
+  const k = gate.length;
+  const d = gate[0]!.length;
   const { X, y } = sampleGeneral(rng, n, d, gate,
     (z, x, off) => dot(coef[z]!, x, off) + Math.sqrt(sigma2[z]!) * rng.normal());
   return { X, y, params: { experts: 'linear', symmetric: false, k, d, intercept: false, gate, coef, sigma2 } };
+}
+
+export interface OrthogonalLinearSamplerOptions {
+  n: number;
+  d: number;
+  k?: number;
+  seed?: number;
+  /** ‖β_j‖ of every expert (default 2). */
+  coefNorm?: number;
+  /** ‖w_j‖ of every free gate row (default 2). */
+  gateNorm?: number;
+  /** Noise variance, the same for all experts (default 0.25). */
+  sigma2?: number;
+}
+
+/**
+ * Makkuva et al.'s setting, where the cross-moments of init 'moments' are exact: 2k − 1 random orthonormal
+ * directions (Gram–Schmidt on Gaussian vectors), the first k the experts (norm coefNorm), the next k − 1 the
+ * free gate rows (norm gateNorm), so the gate is orthogonal to every expert and ‖β_j‖² + σ² is the same for
+ * all j. Needs d ≥ 2k − 1. Then the rows, as `sampleLinear`.
+ */
+export function sampleLinearOrthogonal(opts: OrthogonalLinearSamplerOptions): SampledProblem {
+  const { n, d, k = 2, seed = 0, coefNorm = 2, gateNorm = 2, sigma2 = 0.25 } = opts;
+  checkSize(n, d, k);
+  if (d < 2 * k - 1) throw new MoEError('E_OPTION', `orthogonal experts and gate need d ≥ 2k − 1 = ${2 * k - 1}, got ${d}`);
+  if (!(sigma2 > 0)) throw new MoEError('E_OPTION', `sigma2 must be positive, got ${sigma2}`);
+  const rng = new Rng(seed);
+  const basis: number[][] = [];
+  while (basis.length < 2 * k - 1) {
+    const v = randomDirection(rng, d, 1);
+    for (const b of basis) {
+      const proj = b.reduce((acc, bf, f) => acc + bf * v[f]!, 0);
+      for (let f = 0; f < d; f++) v[f] = v[f]! - proj * b[f]!;
+    }
+    const len = Math.hypot(...v);
+    if (len > 1e-8) basis.push(v.map((a) => a / len));
+  }
+  const coef = basis.slice(0, k).map((b) => b.map((a) => a * coefNorm));
+  const gate = basis.slice(k).map((b) => b.map((a) => a * gateNorm));
+  gate.push(new Array<number>(d).fill(0));
+  return linearRows(rng, n, gate, coef, new Array<number>(k).fill(sigma2));
 }
 
 /** Mixture of binary logistic experts, y ∈ {0, 1}. */

@@ -1,6 +1,6 @@
 /** `moe-em fit DATA --target COL --experts KIND ...`: fit a mixture, save it, print a summary. */
 import { MixtureOfExperts } from '../../estimator.js';
-import type { AlgorithmKind, BackendKind, ExpertKind, InformationResult, MoEOptions, MStepSolver } from '../../types.js';
+import type { AlgorithmKind, BackendKind, ExpertKind, InformationResult, InitKind, MoEOptions, MStepSolver } from '../../types.js';
 import { readTable, toDataset } from '../data-file.js';
 import { informationWithFallback } from '../information.js';
 import { writeModelFile } from '../model-file.js';
@@ -20,6 +20,7 @@ export interface FitCommandOptions {
   tol: number;
   seed: number;
   nInit: number;
+  init: InitKind;
   stepSize?: number;
   solver?: MStepSolver;
   batchSize?: number;
@@ -42,6 +43,7 @@ export async function fitCommand(dataPath: string, o: FitCommandOptions, output:
     tol: o.tol,
     seed: o.seed,
     nInit: o.nInit,
+    init: o.init,
     backend: o.backend,
   };
   if (o.stepSize !== undefined) options.stepSize = o.stepSize;

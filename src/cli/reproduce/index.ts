@@ -4,12 +4,13 @@ import { DEFAULT_FASHION_MNIST_DIR } from '../../data/fashion-mnist.js';
 import type { BackendKind } from '../../types.js';
 import { UsageError } from '../errors.js';
 import type { Output } from '../output.js';
-import { FASHION_DEFAULTS, FASHION_METHODS, reproduceFashionMnist, type FashionMethod } from './fashion-mnist.js';
+import { FASHION_DEFAULTS, FASHION_METHODS, reproduceFashionMnist } from './fashion-mnist.js';
 import { renderFashionFromResults } from './fashion-mnist-report.js';
+import { INIT_DEFAULTS, INIT_METHODS, reproduceInit } from './init.js';
 import { RATE_DEFAULTS, reproduceRate } from './rate.js';
 import { reproduceSynthetic, SYNTHETIC_DEFAULTS } from './synthetic.js';
 
-export const EXPERIMENTS = ['synthetic', 'fashion-mnist', 'rate'] as const;
+export const EXPERIMENTS = ['synthetic', 'fashion-mnist', 'rate', 'init'] as const;
 
 export interface ReproduceCliOptions {
   out?: string;
@@ -55,6 +56,17 @@ export async function reproduceCommand(experiment: string, o: ReproduceCliOption
         ...(o.iterations !== undefined ? { maxIter: o.iterations } : {}),
       }, output);
       return;
+    case 'init':
+      await reproduceInit({
+        instances: o.instances ?? INIT_DEFAULTS.instances,
+        seed: o.seed,
+        n: o.rows ?? INIT_DEFAULTS.n,
+        maxIter: o.iterations ?? INIT_DEFAULTS.maxIter,
+        methods: methodList(o.methods, INIT_METHODS),
+        backend: o.backend,
+        out,
+      }, output);
+      return;
     case 'fashion-mnist':
       if (o.render !== undefined) {
         await renderFashionFromResults(o.render, out, o.plots, output);
@@ -68,7 +80,7 @@ export async function reproduceCommand(experiment: string, o: ReproduceCliOption
         evalEvery: o.evalEvery,
         stepSize: o.stepSize ?? FASHION_DEFAULTS.stepSize,
         ...(o.pool !== undefined ? { pool: o.pool } : {}),
-        methods: fashionMethods(o.methods),
+        methods: methodList(o.methods, FASHION_METHODS),
         plots: o.plots,
         seed: o.seed,
         backend: o.backend,
@@ -80,12 +92,13 @@ export async function reproduceCommand(experiment: string, o: ReproduceCliOption
   }
 }
 
-function fashionMethods(names: string[] | undefined): FashionMethod[] {
-  if (names === undefined) return [...FASHION_METHODS];
+/** The --methods list of an experiment (all of them by default); a name not in `all` is a usage error. */
+function methodList<T extends string>(names: string[] | undefined, all: readonly T[]): T[] {
+  if (names === undefined) return [...all];
   for (const n of names) {
-    if (!(FASHION_METHODS as readonly string[]).includes(n)) {
-      throw new UsageError(`unknown method '${n}' for --methods (expected ${FASHION_METHODS.join(', ')})`);
+    if (!(all as readonly string[]).includes(n)) {
+      throw new UsageError(`unknown method '${n}' for --methods (expected ${all.join(', ')})`);
     }
   }
-  return names as FashionMethod[];
+  return names as T[];
 }
