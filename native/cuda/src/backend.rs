@@ -2,10 +2,11 @@
 //! only the small projection matrix P (and σ²) and brings back only the reduced results.
 //!
 //! A pass: A = X·Pᵀ (cuBLAS DGEMM) → `row_op` kernel (per-row outputs R, Gram weights, sum terms; reads or
-//! writes H) → reductions: XᵀR and the sums by DGEMM, full Grams by one DGEMM per chunk of weight-scaled rows,
-//! diagonal Grams by one DGEMM per chunk of squared rows. All reductions run in a fixed order (no float atomics), so a
-//! pass is reproducible bit for bit on one GPU. Optionally (`set_fused`, off by default: measured slower)
-//! narrow passes (d ≤ 128) run one fused kernel for the projections, the row op and XᵀR.
+//! writes H) → reductions: XᵀR and the sums by DGEMM; the Grams in gram.rs (full ones by one DGEMM per chunk of
+//! weight-scaled rows or, opt-in, the tensor-core kernel; diagonal ones by one DGEMM per chunk of squared rows).
+//! All reductions run in a fixed order (no float atomics), so a pass is reproducible bit for bit on one GPU.
+//! Optionally (`set_fused`, off by default: measured slower) narrow passes (d ≤ 128) run one fused kernel for
+//! the projections, the row op and XᵀR.
 
 use crate::driver::{Context, DeviceBuffer, DeviceElement, KernelSource};
 use crate::error::{GpuError, GpuErrorKind};
