@@ -39,6 +39,7 @@
 #define GRAM_TC_GRAMS 4     // Grams per warp
 #define GRAM_TC_MAX_WARPS 8
 #define GRAM_TC_MAX_STRIDE (GRAM_TC_MAX_D + 4)
+#define GRAM_TC_STAGE_LOADS 8  // loads of X in flight per thread while staging
 
 #if MOE_HAS_DMMA
 extern "C" __global__ void __launch_bounds__(GRAM_TC_MAX_WARPS * 32, 2)
@@ -79,10 +80,22 @@ gram_tc(const double* __restrict__ x, const double* __restrict__ gw, int rows, i
     const long long row_end = min((long long)rows, row0 + rows_per_chunk);
     for (long long base = row0; base < row_end; base += GRAM_TC_ROWS) {
         __syncthreads();  // every warp is done with the previous stage
-        for (int e = threadIdx.x; e < GRAM_TC_ROWS * width; e += blockDim.x) {
-            const int r = e / width, f = e % width;
-            const long long row = base + r;
-            sx[r * stride + f] = (row < row_end && f < d) ? x[row * d + f] : 0.0;
+        // Stage X in batches of GRAM_TC_STAGE_LOADS values per thread, each batch's loads all issued before
+        // any is stored: the block waits one memory latency per batch (gram.rs plans ≤ 2 batches), not one
+        // per load.
+        const int staged = GRAM_TC_ROWS * width;
+        for (int e0 = threadIdx.x; e0 < staged; e0 += GRAM_TC_STAGE_LOADS * blockDim.x) {
+            double v[GRAM_TC_STAGE_LOADS];
+#pragma unroll
+            for (int u = 0; u < GRAM_TC_STAGE_LOADS; ++u) {
+                const int e = e0 + u * blockDim.x, r = e / width, f = e % width;
+                v[u] = (e < staged && base + r < row_end && f < d) ? x[(base + r) * d + f] : 0.0;
+            }
+#pragma unroll
+            for (int u = 0; u < GRAM_TC_STAGE_LOADS; ++u) {
+                const int e = e0 + u * blockDim.x;
+                if (e < staged) sx[(e / width) * stride + e % width] = v[u];
+            }
         }
         for (int e = threadIdx.x; e < GRAM_TC_ROWS * GRAM_TC_GRAMS; e += blockDim.x) {
             const int r = e / GRAM_TC_GRAMS, g = e % GRAM_TC_GRAMS;

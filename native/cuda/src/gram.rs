@@ -226,6 +226,8 @@ mod tests {
             let halves = d.div_ceil(16);
             assert!(p.threads as usize <= 32 * TC_MAX_WARPS);
             assert!(p.blocks_x as usize * p.threads as usize / 32 >= halves * (halves + 1) / 2, "d = {d}");
+            // The kernel stages TC_ROWS × width values in at most two batches of 8 loads per thread.
+            assert!(TC_ROWS * 16 * halves <= 2 * 8 * p.threads as usize, "d = {d}");
         }
     }
 }
