@@ -98,11 +98,12 @@ impl CudaBackend {
     /// The kernel that full Grams use on this backend now: the choice of `set_gram_kernel`, or `Gemm` where
     /// the tensor-core kernel cannot run (d > `TC_MAX_D`, a device older than sm_80, no kernel in the module).
     pub fn full_gram_kernel(&self) -> GramKernel {
-        let usable = self.d <= TC_MAX_D
+        let tc = self.tensor_core_grams.load(Ordering::Relaxed)
+            && self.d <= TC_MAX_D
             && self.ctx.info.compute_capability.0 >= 8
             && self.ctx.has_kernel("gram_tc")
             && self.ctx.has_kernel("gram_tc_reduce");
-        if self.tensor_core_grams.load(Ordering::Relaxed) && usable { GramKernel::TensorCore } else { GramKernel::Gemm }
+        if tc { GramKernel::TensorCore } else { GramKernel::Gemm }
     }
 
     /// Rows per Gram chunk of the GEMM path: the bytes of weight-scaled rows materialised at once
