@@ -8,13 +8,17 @@
 //!    of passes, bytes and FLOPs, which gives the floor: Σ over passes of max(bytes / copy bandwidth,
 //!    FLOPs / DGEMM rate).
 //!
+//! 4. Gram kernels side by side: the E-step pass (its G = k weighted Grams) and the EM iteration with the
+//!    GEMM Grams (the default) and the tensor-core kernel (`GramKernel::TensorCore`, MOE_CUDA_GRAM=tc), at
+//!    (1e6, 100, 8) and (1e7, 100, 16); rows labelled "gemm grams" / "tc grams".
+//!
 //! Usage: gpu_bench [--quick]   (--quick: smaller sizes, for a smoke run). Prints a table last.
 
 use moe_core::backend::{Backend, Family, PassOut, RowOp, Rows, SoftmaxProblem, SoftmaxTask};
 use moe_core::rng::Rng;
 use moe_core::{Control, CpuBackend, Data, ExpertKind, FitOutput, FitSpec, ModelSpec, Noise, Result};
 use moe_cuda::driver::{Context, DeviceBuffer, Timer};
-use moe_cuda::CudaBackend;
+use moe_cuda::{CudaBackend, GramKernel};
 use std::cell::Cell;
 use std::time::Instant;
 
@@ -222,6 +226,24 @@ fn pass_ms(b: &CudaBackend, proj: &[f64], op: &RowOp, reps: usize) -> f64 {
     }).collect())
 }
 
+/// The linear E-step pass with sufficient statistics (k weighted Grams) with both Gram kernels: one table row
+/// each, labelled "gemm grams" / "tc grams".
+fn estep_rows(gpu: &CudaBackend, n: usize, d: usize, k: usize, rows: &mut Vec<Row>) {
+    let mut rng = Rng::new(9);
+    let proj: Vec<f64> = (0..2 * k * d).map(|_| 0.2 * (rng.uniform() - 0.5)).collect();
+    let estep = RowOp::EStep { k, family: Family::Linear { sigma2: vec![1.0; k] }, store: true, suff: true };
+    gpu.set_fused(false);
+    for gram in [GramKernel::Gemm, GramKernel::TensorCore] {
+        gpu.set_gram_kernel(gram);
+        let used = gpu.full_gram_kernel();
+        let ms = pass_ms(gpu, &proj, &estep, 5);
+        let tag = if used == GramKernel::TensorCore { "tc" } else { "gemm" };
+        println!("E-step pass n={n} d={d} k={k} ({k} Grams), {tag} grams: {ms:.2} ms");
+        rows.push(Row { label: format!("pass E-step+suff n={n} k={k}, {tag} grams"), ms, floor_ms: f64::NAN, note: format!("asked {gram:?}") });
+    }
+    gpu.set_gram_kernel(GramKernel::Gemm);
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let info = match moe_cuda::cuda_available() {
@@ -257,8 +279,12 @@ fn main() {
         let data = Data { x: &x, n: n_mid, d, y: &y, s: None };
         let model = linear_model(k_mid, d);
         let gpu = CudaBackend::new(data).unwrap();
+        estep_rows(&gpu, n_mid, d, k_mid, &mut rows);
         gpu.set_fused(false);
-        let (unfused, _) = fit_row(&format!("EM linear cuda (unfused) n={n_mid} d={d} k={k_mid}"), &gpu, &model, 5, bw, rate);
+        gpu.set_gram_kernel(GramKernel::TensorCore);
+        let (tc, _) = fit_row(&format!("EM linear cuda (unfused, tc grams) n={n_mid} d={d} k={k_mid}"), &gpu, &model, 5, bw, rate);
+        gpu.set_gram_kernel(GramKernel::Gemm);
+        let (unfused, _) = fit_row(&format!("EM linear cuda (unfused, gemm grams) n={n_mid} d={d} k={k_mid}"), &gpu, &model, 5, bw, rate);
         rows.push(unfused);
         gpu.set_fused(true);
         let (g, gout) = fit_row(&format!("EM linear cuda n={n_mid} d={d} k={k_mid}"), &gpu, &model, 5, bw, rate);
@@ -266,8 +292,10 @@ fn main() {
         let cpu = CpuBackend::new(data, 0).unwrap();
         let (c, cout) = fit_row(&format!("EM linear cpu({}) n={n_mid} d={d} k={k_mid}", cpu.threads()), &cpu, &model, 3, bw, rate);
         let nll_gap = (gout.iterations[2].nll - cout.iterations[2].nll).abs() / cout.iterations[2].nll.abs();
-        println!("speed-up cuda/cpu: {:.1}× (nll at iteration 2 agrees to {nll_gap:.1e})", c.ms / g.ms);
+        println!("speed-up cuda/cpu: {:.1}× (nll at iteration 2 agrees to {nll_gap:.1e}); with tc grams {:.1}×", c.ms / g.ms, c.ms / tc.ms);
         rows.push(Row { label: "speed-up EM cuda vs cpu (×)".into(), ms: c.ms / g.ms, floor_ms: f64::NAN, note: format!("target ≥ 50×; nll rel gap {nll_gap:.1e}") });
+        rows.push(Row { label: "speed-up EM cuda (unfused, tc grams) vs cpu (×)".into(), ms: c.ms / tc.ms, floor_ms: f64::NAN, note: "target ≥ 50×".into() });
+        rows.push(tc);
         rows.push(g);
         rows.push(c);
     }
@@ -299,6 +327,7 @@ fn main() {
         let proj: Vec<f64> = (0..2 * k_big * d).map(|_| 0.2 * (rng.uniform() - 0.5)).collect();
         let sigma2 = vec![1.0; k_big];
         let estep = RowOp::EStep { k: k_big, family: Family::Linear { sigma2 }, store: true, suff: true };
+        gpu.set_gram_kernel(GramKernel::Gemm); // the chunk size is a knob of the GEMM Grams only
         for mb in [32, 128, 512] {
             std::env::set_var("MOE_CUDA_GRAM_CHUNK_MB", mb.to_string());
             let ms = pass_ms(&gpu, &proj, &estep, 3);
@@ -306,6 +335,7 @@ fn main() {
             rows.push(Row { label: format!("pass E-step+suff n={n_big} chunk {mb}MB"), ms, floor_ms: f64::NAN, note: String::new() });
         }
         std::env::remove_var("MOE_CUDA_GRAM_CHUNK_MB");
+        estep_rows(&gpu, n_big, d, k_big, &mut rows);
         let m = k_big - 1;
         let others = [
             ("linear residual", RowOp::LinearResidual { k: k_big }, k_big),
@@ -324,7 +354,11 @@ fn main() {
         }
         // 3b. EM at the large shape (CUDA only).
         gpu.set_fused(false);
-        let (row, _) = fit_row(&format!("EM linear cuda (unfused) n={n_big} d={d} k={k_big}"), &gpu, &linear_model(k_big, d), 3, bw, rate);
+        gpu.set_gram_kernel(GramKernel::TensorCore);
+        let (row, _) = fit_row(&format!("EM linear cuda (unfused, tc grams) n={n_big} d={d} k={k_big}"), &gpu, &linear_model(k_big, d), 3, bw, rate);
+        rows.push(row);
+        gpu.set_gram_kernel(GramKernel::Gemm);
+        let (row, _) = fit_row(&format!("EM linear cuda (unfused, gemm grams) n={n_big} d={d} k={k_big}"), &gpu, &linear_model(k_big, d), 3, bw, rate);
         rows.push(row);
         gpu.set_fused(true);
         let (row, _) = fit_row(&format!("EM linear cuda n={n_big} d={d} k={k_big}"), &gpu, &linear_model(k_big, d), 3, bw, rate);

@@ -2,13 +2,15 @@
 //! only the small projection matrix P (and σ²) and brings back only the reduced results.
 //!
 //! A pass: A = X·Pᵀ (cuBLAS DGEMM) → `row_op` kernel (per-row outputs R, Gram weights, sum terms; reads or
-//! writes H) → reductions: XᵀR and the sums by DGEMM, full Grams by one DGEMM per chunk of weight-scaled rows,
-//! diagonal Grams by one DGEMM per chunk of squared rows. All reductions run in a fixed order (no float atomics), so a
-//! pass is reproducible bit for bit on one GPU. Optionally (`set_fused`, off by default: measured slower)
-//! narrow passes (d ≤ 128) run one fused kernel for the projections, the row op and XᵀR.
+//! writes H) → reductions: XᵀR and the sums by DGEMM; the Grams in gram.rs (full ones by one DGEMM per chunk of
+//! weight-scaled rows or, opt-in, the tensor-core kernel; diagonal ones by one DGEMM per chunk of squared rows).
+//! All reductions run in a fixed order (no float atomics), so a pass is reproducible bit for bit on one GPU.
+//! Optionally (`set_fused`, off by default: measured slower) narrow passes (d ≤ 128) run one fused kernel for
+//! the projections, the row op and XᵀR.
 
 use crate::driver::{Context, DeviceBuffer, DeviceElement, KernelSource};
 use crate::error::{GpuError, GpuErrorKind};
+use crate::gram::GramKernel;
 use crate::kernels::{encode, RowOpParams};
 use moe_core::backend::{Backend, PassOut, RowOp, Rows};
 use moe_core::{Data, Error, ErrorCode, Result};
@@ -27,13 +29,7 @@ impl From<GpuError> for Error {
     }
 }
 
-/// Bytes of weight-scaled rows materialised at once for the Grams (512 MiB measured best of 32, 128, 512 MiB on an
-/// H100, bench/GPU.md). `MOE_CUDA_GRAM_CHUNK_MB` overrides it (the benchmark measures a few values).
-fn gram_chunk_bytes() -> usize {
-    std::env::var("MOE_CUDA_GRAM_CHUNK_MB").ok().and_then(|v| v.parse::<usize>().ok()).filter(|&v| v > 0).unwrap_or(512) << 20
-}
-
-const THREADS: u32 = 256;
+pub(crate) const THREADS: u32 = 256;
 
 /// Limits of the fused kernel (kernels/moe_kernels.cu `FUSED_*`).
 const FUSED_ROWS: usize = 16;
@@ -51,15 +47,15 @@ fn fits_fused(d: usize, shape: &moe_core::backend::OpShape) -> bool {
         && shape.r_cols * d <= FUSED_THREADS as usize * FUSED_OUT_PER_THREAD
 }
 
-fn blocks(len: usize) -> u32 {
+pub(crate) fn blocks(len: usize) -> u32 {
     len.div_ceil(THREADS as usize).max(1) as u32
 }
 
 /// A device buffer that grows on demand and is reused across passes.
-struct Scratch<T: DeviceElement>(Option<DeviceBuffer<T>>);
+pub(crate) struct Scratch<T: DeviceElement>(Option<DeviceBuffer<T>>);
 
 impl<T: DeviceElement> Scratch<T> {
-    fn at_least(&mut self, ctx: &Context, len: usize) -> Result<&DeviceBuffer<T>> {
+    pub(crate) fn at_least(&mut self, ctx: &Context, len: usize) -> Result<&DeviceBuffer<T>> {
         if self.0.as_ref().is_none_or(|b| b.len < len) {
             self.0 = None; // free the old one first: the new one may need its memory
             self.0 = Some(DeviceBuffer::alloc(ctx, len.max(1))?);
@@ -69,7 +65,7 @@ impl<T: DeviceElement> Scratch<T> {
 }
 
 /// Mutable state behind `&self` (the trait's methods take `&self`).
-struct State {
+pub(crate) struct State {
     /// Stored responsibilities, n×h_width.
     h: Option<DeviceBuffer<f64>>,
     h_width: usize,
@@ -85,14 +81,15 @@ struct State {
     batch_x: Scratch<f64>,
     batch_y: Scratch<f64>,
     batch_s: Scratch<f64>,
-    scaled: Scratch<f64>,
+    /// Weight-scaled (or squared) rows of the GEMM Gram path, or the tensor-core Gram partials (gram.rs).
+    pub(crate) scaled: Scratch<f64>,
     partial: Scratch<f64>,
     reduced: Scratch<f64>,
 }
 
 pub struct CudaBackend {
     n: usize,
-    d: usize,
+    pub(crate) d: usize,
     x: DeviceBuffer<f64>,
     y: DeviceBuffer<f64>,
     s: Option<DeviceBuffer<f64>>,
@@ -100,11 +97,13 @@ pub struct CudaBackend {
     ones: DeviceBuffer<f64>,
     state: Mutex<State>,
     /// Gram chunk size in bytes; 0 = the default.
-    gram_chunk_bytes: AtomicUsize,
+    pub(crate) gram_chunk_bytes: AtomicUsize,
+    /// Whether full Grams use the tensor-core kernel where it can run (gram.rs `GramKernel`).
+    pub(crate) tensor_core_grams: AtomicBool,
     /// Whether passes that fit it use the fused kernel.
     fused: AtomicBool,
     /// Declared last so that it is dropped after every buffer above.
-    ctx: Arc<Context>,
+    pub(crate) ctx: Arc<Context>,
 }
 
 impl CudaBackend {
@@ -137,6 +136,7 @@ impl CudaBackend {
             scaled: Scratch(None), partial: Scratch(None), reduced: Scratch(None),
         };
         Ok(CudaBackend { n: data.n, d: data.d, x, y, s, ones, state: Mutex::new(state), gram_chunk_bytes: AtomicUsize::new(0),
+            tensor_core_grams: AtomicBool::new(GramKernel::from_env() == GramKernel::TensorCore),
             fused: AtomicBool::new(std::env::var("MOE_CUDA_FUSED").is_ok_and(|v| v == "1")), ctx })
     }
 
@@ -168,9 +168,9 @@ fn fill(ctx: &Context, buf: &DeviceBuffer<f64>, len: usize, value: f64) -> Resul
 }
 
 /// Where a pass's rows live on the device.
-struct PassRows {
-    rows: usize,
-    x: u64,
+pub(crate) struct PassRows {
+    pub(crate) rows: usize,
+    pub(crate) x: u64,
     y: u64,
     s: u64,
     /// H row of each pass row (0 = identity).
@@ -420,67 +420,5 @@ impl CudaBackend {
             st.h.as_ref().unwrap().upload(ctx, &h)?;
         }
         Ok(sums)
-    }
-
-    /// Rows per Gram chunk: the bytes of weight-scaled rows materialised at once (`set_gram_chunk_bytes`,
-    /// else `MOE_CUDA_GRAM_CHUNK_MB`, else 512 MiB) over the bytes per row.
-    fn gram_chunk_rows(&self, bytes_per_row: usize, rows: usize) -> usize {
-        let bytes = match self.gram_chunk_bytes.load(Ordering::Relaxed) {
-            0 => gram_chunk_bytes(),
-            b => b,
-        };
-        (bytes / bytes_per_row).clamp(1, rows.max(1))
-    }
-
-    /// Sets the Gram chunk size in bytes (0 = the default). A tuning knob for benchmarks, and lets tests
-    /// exercise many chunks on small data.
-    pub fn set_gram_chunk_bytes(&self, bytes: usize) {
-        self.gram_chunk_bytes.store(bytes, Ordering::Relaxed);
-    }
-
-    /// G_g = Σ_i gw[i][g]·x_i x_iᵀ for g < grams: per chunk of rows, Y = [diag(w_·g)·X_chunk]_g side by side
-    /// (rows × grams·d), then one DGEMM X_chunkᵀ·Y (d × grams·d: the Grams one after another), accumulated
-    /// over the chunks in order (β = 1 after the first).
-    fn full_grams(&self, st: &mut State, pr: &PassRows, gw: u64, grams: usize, out: u64) -> Result<()> {
-        let (d, ctx) = (self.d, &*self.ctx);
-        let width = grams * d;
-        let chunk = self.gram_chunk_rows(8 * width, pr.rows);
-        let scaled = st.scaled.at_least(ctx, chunk * width)?.ptr;
-        let mut start = 0;
-        while start < pr.rows {
-            let rows = chunk.min(pr.rows - start);
-            let (mut xp, mut gp, mut r, mut di, mut gi, mut op) =
-                (pr.x + 8 * (start * d) as u64, gw + 8 * (start * grams) as u64, rows as i32, d as i32, grams as i32, scaled);
-            let mut args: [*mut c_void; 6] = [
-                &mut xp as *mut _ as _, &mut gp as *mut _ as _, &mut r as *mut _ as _, &mut di as *mut _ as _,
-                &mut gi as *mut _ as _, &mut op as *mut _ as _,
-            ];
-            ctx.launch("scale_rows", (blocks(rows * width), 1, 1), THREADS, 0, &mut args)?;
-            let beta = if start == 0 { 0.0 } else { 1.0 };
-            // column-major (d × grams·d) = X_chunk(d×rows) · Y(grams·d × rows)ᵀ
-            ctx.dgemm(false, true, d, width, rows, 1.0, xp, d, scaled, width, beta, out, d)?;
-            start += rows;
-        }
-        Ok(())
-    }
-
-    /// diag_g[f] = Σ_i gw[i][g]·x_if²: per chunk of rows, the squares X⊙X, then one DGEMM (X⊙X)ᵀ·W
-    /// (d × grams), accumulated over the chunks in order.
-    fn diagonal_grams(&self, st: &mut State, pr: &PassRows, gw: u64, grams: usize, out: u64) -> Result<()> {
-        let (d, ctx) = (self.d, &*self.ctx);
-        let chunk = self.gram_chunk_rows(8 * d, pr.rows);
-        let squares = st.scaled.at_least(ctx, chunk * d)?.ptr;
-        let mut start = 0;
-        while start < pr.rows {
-            let rows = chunk.min(pr.rows - start);
-            let (mut xp, mut len, mut sp) = (pr.x + 8 * (start * d) as u64, rows * d, squares);
-            let mut args: [*mut c_void; 3] = [&mut xp as *mut _ as _, &mut len as *mut _ as _, &mut sp as *mut _ as _];
-            ctx.launch("square_rows", (blocks(rows * d), 1, 1), THREADS, 0, &mut args)?;
-            let beta = if start == 0 { 0.0 } else { 1.0 };
-            // column-major (d × grams) = (X⊙X)(d×rows) · W(grams×rows)ᵀ, i.e. row-major grams×d.
-            ctx.dgemm(false, true, d, grams, rows, 1.0, squares, d, gw + 8 * (start * grams) as u64, grams, beta, out, d)?;
-            start += rows;
-        }
-        Ok(())
     }
 }

@@ -2,12 +2,13 @@
 //! (no link-time dependency), so a binary built without a GPU loads everywhere and reports
 //! `E_BACKEND_UNAVAILABLE` where there is none.
 //!
-//! Layers: `ffi` (raw declarations and dlsym), `driver` (safe context, buffers, launches, cuBLAS calls), `kernels` (host side of kernels/moe_kernels.cu), `backend` (`CudaBackend`, moe_core's `Backend`).
+//! Layers: `ffi` (raw declarations and dlsym), `driver` (safe context, buffers, launches, cuBLAS calls), `kernels` (host side of kernels/moe_kernels.cu), `backend` (`CudaBackend`, moe_core's `Backend`), `gram` (its Gram reductions: GEMM or tensor-core kernel).
 
 mod backend;
 pub mod driver;
 mod error;
 mod ffi;
+mod gram;
 #[doc(hidden)] // public only for the host emulation check of the kernels (dev tool)
 pub mod kernels;
 mod xtw;
@@ -15,6 +16,7 @@ mod xtw;
 pub use backend::CudaBackend;
 pub use driver::{DeviceInfo, KernelSource};
 pub use error::{GpuError, GpuErrorKind};
+pub use gram::{GramKernel, TC_MAX_D};
 
 /// Device 0 when a usable GPU and driver are present; `E_BACKEND_UNAVAILABLE` otherwise (never panics).
 pub fn cuda_available() -> moe_core::Result<DeviceInfo> {

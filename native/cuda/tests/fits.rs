@@ -1,13 +1,14 @@
 //! Whole fits on the CUDA backend against the same fits on moe-core's CpuBackend: every family (general and
-//! symmetric), EM / Gradient EM / GD, full batch and mini-batch. Parameters and the nll/objective histories
-//! must agree to relative 1e-9 (the contract of docs/ALGORITHMS.md). Skipped without a GPU.
+//! symmetric), EM / Gradient EM / GD, full batch and mini-batch; fused, unfused, and unfused with the
+//! tensor-core Gram kernel. Parameters and the nll/objective histories must agree to relative 1e-9 (the
+//! contract of docs/ALGORITHMS.md). Skipped without a GPU.
 
 mod common;
 
 use common::*;
 use moe_core::rng::Rng;
 use moe_core::{Algorithm, Control, CpuBackend, ExpertKind, FitOutput, FitSpec, ModelSpec, Noise, Solver};
-use moe_cuda::CudaBackend;
+use moe_cuda::{CudaBackend, GramKernel};
 
 const TOL: f64 = 1e-9;
 
@@ -128,10 +129,12 @@ fn fits_match_the_cpu_backend() {
         let gpu = CudaBackend::new(problem.data()).unwrap();
         for (sname, spec) in &specs {
             let c = run(&cpu, &m, spec);
-            for fused in [true, false] {
+            let configs = [(true, GramKernel::Gemm, ""), (false, GramKernel::Gemm, " (unfused)"), (false, GramKernel::TensorCore, " (tc grams)")];
+            for (fused, gram, tag) in configs {
                 gpu.set_fused(fused);
+                gpu.set_gram_kernel(gram);
                 let g = run(&gpu, &m, spec);
-                compare(&format!("{fname} {sname}{}", if fused { "" } else { " (unfused)" }), &g, &c, &mut failures);
+                compare(&format!("{fname} {sname}{tag}"), &g, &c, &mut failures);
             }
         }
     }

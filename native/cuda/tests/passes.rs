@@ -8,7 +8,7 @@ use common::*;
 use moe_core::backend::{Backend, Family, InfoModel, InfoPart, InfoTask, RowOp, Rows, SoftmaxProblem, SoftmaxTask, SymKind};
 use moe_core::rng::Rng;
 use moe_core::{CpuBackend, ErrorCode};
-use moe_cuda::CudaBackend;
+use moe_cuda::{CudaBackend, GramKernel};
 
 /// Reductions over a few thousand rows in a different order: far below this in float64.
 const TOL: f64 = 1e-11;
@@ -80,8 +80,27 @@ fn cases() -> Vec<Case> {
     out
 }
 
+/// The GPU configurations a pass is compared in: fused/unfused with GEMM Grams, and unfused with the
+/// tensor-core Grams where the op has full Grams (elsewhere the Gram kernel makes no difference).
+fn configurations(op: &RowOp) -> Vec<(bool, GramKernel)> {
+    let sh = op.shape();
+    let mut out = vec![(true, GramKernel::Gemm), (false, GramKernel::Gemm)];
+    if sh.grams > 0 && !sh.diag_only {
+        out.push((false, GramKernel::TensorCore));
+    }
+    out
+}
+
+/// Asserts that the tensor-core Gram kernel really runs where it should (sm_80 and newer, d ≤ TC_MAX_D), so
+/// that a test of it cannot silently compare the GEMM path twice.
+fn expect_tensor_core(gpu: &CudaBackend) {
+    let sm = gpu.device().compute_capability.0;
+    let want = if sm >= 8 && gpu.d() <= moe_cuda::TC_MAX_D { GramKernel::TensorCore } else { GramKernel::Gemm };
+    assert_eq!(gpu.full_gram_kernel(), want, "sm_{sm}x, d = {}", gpu.d());
+}
+
 /// Runs `op` on both backends over all rows and over a shuffled batch; returns every mismatch found.
-fn compare_case(case: &Case, seed: u32, weighted: bool, fused: bool) -> Vec<String> {
+fn compare_case(case: &Case, seed: u32, weighted: bool, (fused, gram): (bool, GramKernel)) -> Vec<String> {
     let mut failures = Vec::new();
     let (n, d) = (2111, 6); // not a multiple of any block size
     let problem = Problem::random(seed, n, d, case.labels, weighted);
@@ -90,6 +109,10 @@ fn compare_case(case: &Case, seed: u32, weighted: bool, fused: bool) -> Vec<Stri
     let cpu = CpuBackend::new(problem.data(), 2).unwrap();
     let gpu = CudaBackend::new(problem.data()).unwrap();
     gpu.set_fused(fused);
+    gpu.set_gram_kernel(gram);
+    if gram == GramKernel::TensorCore {
+        expect_tensor_core(&gpu);
+    }
     if shape.h_width > 0 {
         let h = random_h(seed + 2, n, shape.h_width);
         cpu.write_h(shape.h_width, &h).unwrap();
@@ -100,7 +123,7 @@ fn compare_case(case: &Case, seed: u32, weighted: bool, fused: bool) -> Vec<Stri
     cpu.set_order(&order).unwrap();
     gpu.set_order(&order).unwrap();
     for rows in [Rows::All, Rows::Order { start: 123, len: 777 }] {
-        let label = format!("{} ({rows:?}, weighted {weighted}, fused {fused})", case.name);
+        let label = format!("{} ({rows:?}, weighted {weighted}, fused {fused}, grams {gram:?})", case.name);
         let c = cpu.pass(rows, &proj, &case.op).unwrap();
         let g = match gpu.pass(rows, &proj, &case.op) {
             Ok(g) => g,
@@ -141,12 +164,12 @@ fn every_pass_matches_the_cpu_backend() {
     let all = cases();
     for (i, case) in all.iter().enumerate() {
         for weighted in [false, true] {
-            for fused in [true, false] {
-                failures.extend(compare_case(case, 1000 + 17 * i as u32 + weighted as u32, weighted, fused));
+            for config in configurations(&case.op) {
+                failures.extend(compare_case(case, 1000 + 17 * i as u32 + weighted as u32, weighted, config));
             }
         }
     }
-    println!("{} ops × 2 weightings × fused/unfused × 2 row selections compared", all.len());
+    println!("{} ops × 2 weightings × (fused, unfused, and tensor-core Grams where the op has full Grams) × 2 row selections compared", all.len());
     assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
 }
 
@@ -169,6 +192,12 @@ fn passes_are_bit_identical_run_to_run() {
     let unfused = gpu.pass(Rows::All, &proj, &estep).unwrap();
     for _ in 0..3 {
         assert_eq!(gpu.pass(Rows::All, &proj, &estep).unwrap(), unfused);
+    }
+    gpu.set_gram_kernel(GramKernel::TensorCore);
+    expect_tensor_core(&gpu);
+    let tc = gpu.pass(Rows::All, &proj, &estep).unwrap();
+    for _ in 0..3 {
+        assert_eq!(gpu.pass(Rows::All, &proj, &estep).unwrap(), tc);
     }
 }
 
@@ -235,7 +264,9 @@ fn grams_accumulate_over_many_chunks() {
         RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::Hessian },
         RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::Diag },
     ];
-    for rows_per_chunk in [1, 50, 333] {
+    // The tensor-core kernel chunks rows its own way (gram.rs TcPlan): once is enough for it.
+    for (gram, rows_per_chunk) in [(GramKernel::Gemm, 1), (GramKernel::Gemm, 50), (GramKernel::Gemm, 333), (GramKernel::TensorCore, 0)] {
+        gpu.set_gram_kernel(gram);
         // Chunk sizes are in bytes of scaled rows: full Grams use grams·d values per row, diagonal ones d.
         for op in &ops {
             let sh = op.shape();
@@ -244,8 +275,42 @@ fn grams_accumulate_over_many_chunks() {
             let proj = random_vec(43, sh.q * d, 0.8);
             let c = cpu.pass(Rows::All, &proj, op).unwrap();
             let g = gpu.pass(Rows::All, &proj, op).unwrap();
-            assert_close(&format!("{op:?} grams, {rows_per_chunk} rows per chunk"), &g.grams, &c.grams, TOL);
-            assert_close(&format!("{op:?} XᵀR, {rows_per_chunk} rows per chunk"), &g.xtr, &c.xtr, TOL);
+            assert_close(&format!("{op:?} grams ({gram:?}), {rows_per_chunk} rows per chunk"), &g.grams, &c.grams, TOL);
+            assert_close(&format!("{op:?} XᵀR ({gram:?}), {rows_per_chunk} rows per chunk"), &g.xtr, &c.xtr, TOL);
+        }
+    }
+}
+
+/// The tensor-core Grams at the widths that matter (the tiling differs with d: 37 → 3 super tiles per side,
+/// 100 → 7, 128 → 8) and with 3 and 16 Grams (Gram groups of 4, one partly empty): equal to the CPU backend,
+/// to the GEMM path, and bit-identical run to run; d = 129 falls back to the GEMM path.
+#[test]
+fn tensor_core_grams_at_wide_shapes() {
+    let Some(_) = gpu_or_skip("tensor_core_grams_at_wide_shapes") else { return };
+    let n = 3001; // several chunks of 256 rows and a short last stage
+    for d in [37, 100, 128, 129] {
+        let problem = Problem::random(60 + d as u32, n, d, Labels::Real, true);
+        let cpu = CpuBackend::new(problem.data(), 2).unwrap();
+        let gpu = CudaBackend::new(problem.data()).unwrap();
+        for k in [3, 16] {
+            let h = random_h(61, n, k);
+            cpu.write_h(k, &h).unwrap();
+            gpu.write_h(k, &h).unwrap();
+            let op = RowOp::EStep { k, family: Family::Linear { sigma2: (0..k).map(|j| 0.5 + j as f64 / 8.0).collect() }, store: false, suff: true };
+            let proj = random_vec(62, op.shape().q * d, 0.3);
+            let c = cpu.pass(Rows::All, &proj, &op).unwrap();
+            gpu.set_gram_kernel(GramKernel::Gemm);
+            let gemm = gpu.pass(Rows::All, &proj, &op).unwrap();
+            gpu.set_gram_kernel(GramKernel::TensorCore);
+            expect_tensor_core(&gpu);
+            let tc = gpu.pass(Rows::All, &proj, &op).unwrap();
+            let label = format!("d = {d}, {k} Grams ({:?})", gpu.full_gram_kernel());
+            assert_close(&format!("{label}: vs CPU"), &tc.grams, &c.grams, TOL);
+            assert_close(&format!("{label}: vs GEMM"), &tc.grams, &gemm.grams, TOL);
+            println!("{label}: vs CPU {:.1e}, vs GEMM {:.1e}", relative_error(&tc.grams, &c.grams), relative_error(&tc.grams, &gemm.grams));
+            for _ in 0..2 {
+                assert_eq!(gpu.pass(Rows::All, &proj, &op).unwrap(), tc, "{label}: run to run");
+            }
         }
     }
 }

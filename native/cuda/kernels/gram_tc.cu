@@ -1,0 +1,167 @@
+// Weighted Grams on the fp64 tensor cores (DMMA m8n8k4, kernels/mma.cuh):
+//   G_g = Σ_i gw[i][g] · x_i x_iᵀ   for g < grams, over the `rows` rows of X (row-major rows×d) and the Gram
+// weights gw (row-major rows×grams). The host side is native/cuda/src/gram.rs (`TcPlan`: grid, block and
+// partial-buffer arithmetic); the emulated test tests/emu/gram_tc.cpp mirrors that plan.
+//
+// Why: the GEMM path (gram.rs `full_grams`) materialises weight-scaled copies of the rows (rows × G·d) and
+// runs one DGEMM per chunk, ~256 GB of memory traffic per pass at (1e7, 100, 16) and ~13 TFLOP/s effective.
+// Here the scale is applied in registers, X is read from HBM about once, and only the upper triangle is
+// computed, so the pass is bound by the DMMA rate instead.
+//
+// Design.
+// - Features are padded to `width` = 16·ceil(d/16) (zeros in shared memory; X is never read past d). The
+//   output is cut into 8×8 tiles; a warp owns one "super tile" pair (ua ≤ ub) of 2×2 tiles, i.e. the
+//   16×16 block of features [16ua, 16ua+16) × [16ub, 16ub+16), for GRAM_TC_GRAMS = 4 Grams at once. On the
+//   diagonal (ua = ub) the lower tile is skipped: 3 DMMAs instead of 4.
+//   Per k-step (4 rows) a lane loads 4 values of X (2 tiles of A, 2 of B) and 4 weights, forms the 8 scaled
+//   B fragments with 8 multiplies and issues 16 DMMAs: 0.25 shared loads of X per DMMA, which keeps shared
+//   memory bandwidth (about one warp-wide 8-byte load per DMMA on sm_80/sm_90) off the critical path.
+// - DMMA operands: G[a][b] += Σ_k A[a][k]·B[k][b] with A[a][k] = X[r_k][16ua + 8i + a] (unscaled) and
+//   B[k][b] = w[r_k]·X[r_k][16ub + 8j + b]. With the lane layout of mma.cuh, lane l holds A[l/4][l%4] and
+//   B[l%4][l/4]: both are X[r_(l%4)][tile·8 + l/4], so one shared load serves the A and the B fragment of a
+//   tile, and the weight of row l%4 scales B in a register.
+// - Accumulators: 4 Grams × 2×2 tiles × 2 doubles = 32 doubles (64 registers) per lane; launch bounds cap
+//   the kernel at 128 registers (2 blocks of 256 threads per SM) and ptxas reports no spills (bench/GPU.md).
+// - A block = `warps` warps (≤ 8) sharing one Gram group (4 Grams) and one row chunk; the super-tile pairs
+//   of a group are spread over ceil(pairs/8) blocks (the host picks warps = ceil(pairs / blocks) so few
+//   warps idle: d = 100 → 28 pairs → 4 blocks of 7 warps). It stages GRAM_TC_ROWS rows of X (padded, row
+//   stride width + 4 doubles so that the 16 lanes of a half-warp hit 16 distinct banks: r·stride + c,
+//   r, c < 4, distinct mod 16) and their 4 weights in static shared memory (≤ 35 KB), then every warp runs
+//   its DMMAs over the stage.
+// - Grid: (blocks per group × groups, chunks). blockIdx.x varies fastest, so all blocks of one row chunk
+//   are launched together and read the same rows at about the same time: X comes from HBM about once and
+//   the other blocks re-read it from L2.
+// - Each block writes its upper tiles to partial[chunk][g][width][width] (the lower tiles of that square are
+//   never written nor read). gram_tc_reduce sums the chunks in order and writes both triangles: the result
+//   is bit-reproducible run to run. No atomics.
+#define GRAM_TC_MAX_D 128   // above it the backend keeps the GEMM path
+#define GRAM_TC_ROWS 32     // rows staged in shared memory at a time (a multiple of 4, the DMMA's k)
+#define GRAM_TC_GRAMS 4     // Grams per warp
+#define GRAM_TC_MAX_WARPS 8
+#define GRAM_TC_MAX_STRIDE (GRAM_TC_MAX_D + 4)
+#define GRAM_TC_STAGE_LOADS 8  // loads of X in flight per thread while staging
+
+#if MOE_HAS_DMMA
+extern "C" __global__ void __launch_bounds__(GRAM_TC_MAX_WARPS * 32, 2)
+gram_tc(const double* __restrict__ x, const double* __restrict__ gw, int rows, int d, int grams, int rows_per_chunk,
+        double* __restrict__ partial) {
+    __shared__ double sx[GRAM_TC_ROWS * GRAM_TC_MAX_STRIDE];
+    __shared__ double sw[GRAM_TC_ROWS * GRAM_TC_GRAMS];
+    const int halves = (d + 15) / 16;
+    const int width = 16 * halves;
+    const int stride = width + 4;
+    const int pairs = halves * (halves + 1) / 2;
+    const int warps = blockDim.x / 32;
+    const int blocks_per_group = (pairs + warps - 1) / warps;
+    const int g0 = (blockIdx.x / blocks_per_group) * GRAM_TC_GRAMS;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int pair = (blockIdx.x % blocks_per_group) * warps + warp;
+    const bool active = pair < pairs;  // warp-uniform
+    // (ua, ub) from the pair index, row by row over the upper triangle of halves × halves.
+    int ua = 0, p = active ? pair : 0;
+    while (p >= halves - ua) {
+        p -= halves - ua;
+        ++ua;
+    }
+    const int ub = ua + p;
+    const bool diag = ua == ub;
+    const int k = lane % 4, c = lane / 4;
+    const int fa = 16 * ua + c, fb = 16 * ub + c;  // this lane's feature in tile 0 of A and of B (tile 1: + 8)
+
+    double acc[GRAM_TC_GRAMS][2][2][2];
+#pragma unroll
+    for (int g = 0; g < GRAM_TC_GRAMS; ++g)
+#pragma unroll
+        for (int i = 0; i < 2; ++i)
+#pragma unroll
+            for (int j = 0; j < 2; ++j) acc[g][i][j][0] = acc[g][i][j][1] = 0.0;
+
+    const long long row0 = (long long)blockIdx.y * rows_per_chunk;
+    const long long row_end = min((long long)rows, row0 + rows_per_chunk);
+    for (long long base = row0; base < row_end; base += GRAM_TC_ROWS) {
+        __syncthreads();  // every warp is done with the previous stage
+        // Stage X in batches of GRAM_TC_STAGE_LOADS values per thread, each batch's loads all issued before
+        // any is stored: the block waits one memory latency per batch (gram.rs plans ≤ 2 batches), not one
+        // per load.
+        const int staged = GRAM_TC_ROWS * width;
+        for (int e0 = threadIdx.x; e0 < staged; e0 += GRAM_TC_STAGE_LOADS * blockDim.x) {
+            double v[GRAM_TC_STAGE_LOADS];
+#pragma unroll
+            for (int u = 0; u < GRAM_TC_STAGE_LOADS; ++u) {
+                const int e = e0 + u * blockDim.x, r = e / width, f = e % width;
+                v[u] = (e < staged && base + r < row_end && f < d) ? x[(base + r) * d + f] : 0.0;
+            }
+#pragma unroll
+            for (int u = 0; u < GRAM_TC_STAGE_LOADS; ++u) {
+                const int e = e0 + u * blockDim.x;
+                if (e < staged) sx[(e / width) * stride + e % width] = v[u];
+            }
+        }
+        for (int e = threadIdx.x; e < GRAM_TC_ROWS * GRAM_TC_GRAMS; e += blockDim.x) {
+            const int r = e / GRAM_TC_GRAMS, g = e % GRAM_TC_GRAMS;
+            const long long row = base + r;
+            // Zero weights (not stale ones) past the end: padded rows are zero, and 0·stale could be NaN.
+            sw[e] = (row < row_end && g0 + g < grams) ? gw[row * grams + g0 + g] : 0.0;
+        }
+        __syncthreads();
+        // k-steps that hold rows (a short last stage skips its all-zero steps)
+        const int steps = (int)min((long long)GRAM_TC_ROWS / 4, (row_end - base + 3) / 4);
+        if (active) {
+#pragma unroll 2
+            for (int step = 0; step < steps; ++step) {
+                const int r = 4 * step + k;  // this lane's row of the k-step: A[.][k], B[k][.]
+                const double* xr = sx + r * stride;
+                const double xa0 = xr[fa], xa1 = xr[fa + 8], xb0 = xr[fb], xb1 = xr[fb + 8];
+#pragma unroll
+                for (int g = 0; g < GRAM_TC_GRAMS; ++g) {
+                    if (g0 + g < grams) {  // warp-uniform: Grams past the end cost no DMMAs
+                        const double w = sw[r * GRAM_TC_GRAMS + g];
+                        const double b0 = w * xb0, b1 = w * xb1;
+                        dmma_8x8x4(acc[g][0][0][0], acc[g][0][0][1], xa0, b0);
+                        dmma_8x8x4(acc[g][0][1][0], acc[g][0][1][1], xa0, b1);
+                        if (!diag) dmma_8x8x4(acc[g][1][0][0], acc[g][1][0][1], xa1, b0);
+                        dmma_8x8x4(acc[g][1][1][0], acc[g][1][1][1], xa1, b1);
+                    }
+                }
+            }
+        }
+    }
+    if (!active) return;
+    // D layout (mma.cuh): lane holds D[l/4][2(l%4) + e], e = 0, 1.
+    const size_t square = (size_t)width * width;
+    double* out = partial + ((size_t)blockIdx.y * grams + g0) * square;
+#pragma unroll
+    for (int g = 0; g < GRAM_TC_GRAMS; ++g) {
+        if (g0 + g >= grams) break;
+#pragma unroll
+        for (int i = 0; i < 2; ++i)
+#pragma unroll
+            for (int j = 0; j < 2; ++j) {
+                if (diag && i == 1 && j == 0) continue;
+                const int a = 16 * ua + 8 * i + c, b = 16 * ub + 8 * j + 2 * k;
+                double* o = out + g * square + (size_t)a * width + b;
+                o[0] = acc[g][i][j][0];
+                o[1] = acc[g][i][j][1];
+            }
+    }
+}
+
+// out[g][a][b] (grams × d × d, both triangles) = Σ over chunks, in chunk order, of the upper-tile partial of
+// gram_tc at (min(a, b), max(a, b)). A grid-stride loop: the host launches one thread per
+// GRAM_TC_REDUCE_OUTPUTS values (consecutive threads still read consecutive values), which keeps enough
+// loads in flight on the GPU and the emulated launch (one host thread per CUDA thread) small.
+#define GRAM_TC_REDUCE_OUTPUTS 4
+extern "C" __global__ void gram_tc_reduce(const double* __restrict__ partial, int chunks, int d, int grams,
+                                          double* __restrict__ out) {
+    const size_t dd = (size_t)d * d, total = dd * grams;
+    const size_t width = 16 * (size_t)((d + 15) / 16), square = width * width;
+    const size_t step = (size_t)grams * square;
+    for (size_t t = (size_t)blockIdx.x * blockDim.x + threadIdx.x; t < total; t += (size_t)gridDim.x * blockDim.x) {
+        const size_t g = t / dd, a = (t % dd) / d, b = t % d;
+        const double* p = partial + g * square + min(a, b) * width + max(a, b);
+        double s = 0.0;
+        for (int ch = 0; ch < chunks; ++ch) s += p[ch * step];
+        out[t] = s;
+    }
+}
+#endif

@@ -1,0 +1,234 @@
+//! The Gram reductions of a pass: G_g = Σ_i gw[i][g]·x_i x_iᵀ (full) or its diagonal, for g < grams, over the
+//! pass's rows. Full Grams have two implementations (`GramKernel`): DGEMMs over weight-scaled copies of the
+//! rows (the default, measured on an H100), or the fused fp64 tensor-core kernel of kernels/gram_tc.cu
+//! (opt-in: `set_gram_kernel` or `MOE_CUDA_GRAM=tc`, until it has been measured on a GPU). Both write the same
+//! layout: `grams` full symmetric d×d matrices one after another; both reduce in a fixed order (no atomics),
+//! so a pass is bit-reproducible on one GPU.
+
+use crate::backend::{blocks, CudaBackend, PassRows, State, THREADS};
+use moe_core::Result;
+use std::ffi::c_void;
+use std::sync::atomic::Ordering;
+
+/// How full weighted Grams are computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GramKernel {
+    /// Per chunk of rows, the weight-scaled rows of all Grams side by side and one DGEMM (cuBLAS).
+    Gemm,
+    /// kernels/gram_tc.cu: the scale in registers, X read about once, the upper triangle on the fp64 tensor
+    /// cores. Falls back to `Gemm` for d > `TC_MAX_D`, on devices older than sm_80, or when the module has no
+    /// such kernel.
+    TensorCore,
+}
+
+impl GramKernel {
+    /// `MOE_CUDA_GRAM=tc` or `=gemm`; anything else (or unset) is the default, `Gemm`.
+    pub(crate) fn from_env() -> GramKernel {
+        match std::env::var("MOE_CUDA_GRAM").as_deref() {
+            Ok("tc") => GramKernel::TensorCore,
+            _ => GramKernel::Gemm,
+        }
+    }
+}
+
+/// Bytes of weight-scaled rows materialised at once for the GEMM path (512 MiB measured best of 32, 128, 512
+/// MiB on an H100, bench/GPU.md). `MOE_CUDA_GRAM_CHUNK_MB` overrides it (the benchmark measures a few values).
+fn gram_chunk_bytes() -> usize {
+    std::env::var("MOE_CUDA_GRAM_CHUNK_MB").ok().and_then(|v| v.parse::<usize>().ok()).filter(|&v| v > 0).unwrap_or(512) << 20
+}
+
+// Constants of kernels/gram_tc.cu (GRAM_TC_*).
+/// Largest d the tensor-core kernel's shared memory holds.
+pub const TC_MAX_D: usize = 128;
+const TC_ROWS: usize = 32;
+const TC_GRAMS: usize = 4;
+const TC_MAX_WARPS: usize = 8;
+const TC_REDUCE_OUTPUTS: usize = 4;
+/// The tensor-core partials (chunks × grams × width²) are kept under this many bytes...
+const TC_PARTIAL_BYTES: usize = 256 << 20;
+/// ...in at most this many row chunks (thousands of blocks at d = 100, G ≥ 8: many waves on 132 SMs)...
+const TC_MAX_CHUNKS: usize = 256;
+/// ...of at least this many rows (so that small passes do not pay for many partials).
+const TC_MIN_CHUNK_ROWS: usize = 256;
+
+/// The launch of kernels/gram_tc.cu for a pass of `rows` rows: a function of (rows, d, grams) only, so the
+/// chunking, hence the order of the floating-point sums, is the same on every run.
+/// MIRRORED by tests/emu/gram_tc.cpp (`plan`): change both together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct TcPlan {
+    /// grid.x: blocks per Gram group (the super-tile pairs spread over them) × Gram groups.
+    blocks_x: u32,
+    /// grid.y: row chunks, each summed into its own partial.
+    chunks: u32,
+    threads: u32,
+    rows_per_chunk: usize,
+    partial_len: usize,
+}
+
+impl TcPlan {
+    fn new(rows: usize, d: usize, grams: usize) -> TcPlan {
+        // 16×16 super tiles (2×2 DMMA tiles), one warp per super-tile pair of the upper triangle.
+        let halves = d.div_ceil(16);
+        let width = 16 * halves;
+        let pairs = halves * (halves + 1) / 2;
+        // As many warps per block as keep the blocks of a group evenly filled (d = 100: 28 pairs, 4 × 7).
+        let blocks_per_group = pairs.div_ceil(TC_MAX_WARPS);
+        let warps = pairs.div_ceil(blocks_per_group);
+        let groups = grams.div_ceil(TC_GRAMS);
+        let per_chunk = grams * width * width;
+        let max_chunks = (TC_PARTIAL_BYTES / (8 * per_chunk)).clamp(1, TC_MAX_CHUNKS);
+        let rows_per_chunk = (rows.div_ceil(max_chunks).div_ceil(TC_ROWS) * TC_ROWS).max(TC_MIN_CHUNK_ROWS);
+        let chunks = rows.div_ceil(rows_per_chunk).max(1);
+        TcPlan {
+            blocks_x: (blocks_per_group * groups) as u32,
+            chunks: chunks as u32,
+            threads: (32 * warps) as u32,
+            rows_per_chunk,
+            partial_len: chunks * per_chunk,
+        }
+    }
+}
+
+impl CudaBackend {
+    /// Chooses how full Grams are computed (the default: `MOE_CUDA_GRAM`, else `Gemm`). Tests run both.
+    pub fn set_gram_kernel(&self, kernel: GramKernel) {
+        self.tensor_core_grams.store(kernel == GramKernel::TensorCore, Ordering::Relaxed);
+    }
+
+    /// The kernel that full Grams use on this backend now: the choice of `set_gram_kernel`, or `Gemm` where
+    /// the tensor-core kernel cannot run (d > `TC_MAX_D`, a device older than sm_80, no kernel in the module).
+    pub fn full_gram_kernel(&self) -> GramKernel {
+        let tc = self.tensor_core_grams.load(Ordering::Relaxed)
+            && self.d <= TC_MAX_D
+            && self.ctx.info.compute_capability.0 >= 8
+            && self.ctx.has_kernel("gram_tc")
+            && self.ctx.has_kernel("gram_tc_reduce");
+        if tc { GramKernel::TensorCore } else { GramKernel::Gemm }
+    }
+
+    /// Rows per Gram chunk of the GEMM path: the bytes of weight-scaled rows materialised at once
+    /// (`set_gram_chunk_bytes`, else `MOE_CUDA_GRAM_CHUNK_MB`, else 512 MiB) over the bytes per row.
+    fn gram_chunk_rows(&self, bytes_per_row: usize, rows: usize) -> usize {
+        let bytes = match self.gram_chunk_bytes.load(Ordering::Relaxed) {
+            0 => gram_chunk_bytes(),
+            b => b,
+        };
+        (bytes / bytes_per_row).clamp(1, rows.max(1))
+    }
+
+    /// Sets the Gram chunk size of the GEMM path in bytes (0 = the default). A tuning knob for benchmarks,
+    /// and lets tests exercise many chunks on small data.
+    pub fn set_gram_chunk_bytes(&self, bytes: usize) {
+        self.gram_chunk_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// The `grams` full Grams of the pass's rows into `out` (grams × d × d), with `full_gram_kernel`.
+    pub(crate) fn full_grams(&self, st: &mut State, pr: &PassRows, gw: u64, grams: usize, out: u64) -> Result<()> {
+        match self.full_gram_kernel() {
+            GramKernel::TensorCore => self.tensor_core_grams(st, pr, gw, grams, out),
+            GramKernel::Gemm => self.gemm_grams(st, pr, gw, grams, out),
+        }
+    }
+
+    /// Per chunk of rows, Y = [diag(w_·g)·X_chunk]_g side by side (rows × grams·d), then one DGEMM
+    /// X_chunkᵀ·Y (d × grams·d: the Grams one after another), accumulated over the chunks in order (β = 1
+    /// after the first).
+    fn gemm_grams(&self, st: &mut State, pr: &PassRows, gw: u64, grams: usize, out: u64) -> Result<()> {
+        let (d, ctx) = (self.d, &*self.ctx);
+        let width = grams * d;
+        let chunk = self.gram_chunk_rows(8 * width, pr.rows);
+        let scaled = st.scaled.at_least(ctx, chunk * width)?.ptr;
+        let mut start = 0;
+        while start < pr.rows {
+            let rows = chunk.min(pr.rows - start);
+            let (mut xp, mut gp, mut r, mut di, mut gi, mut op) =
+                (pr.x + 8 * (start * d) as u64, gw + 8 * (start * grams) as u64, rows as i32, d as i32, grams as i32, scaled);
+            let mut args: [*mut c_void; 6] = [
+                &mut xp as *mut _ as _, &mut gp as *mut _ as _, &mut r as *mut _ as _, &mut di as *mut _ as _,
+                &mut gi as *mut _ as _, &mut op as *mut _ as _,
+            ];
+            ctx.launch("scale_rows", (blocks(rows * width), 1, 1), THREADS, 0, &mut args)?;
+            let beta = if start == 0 { 0.0 } else { 1.0 };
+            // column-major (d × grams·d) = X_chunk(d×rows) · Y(grams·d × rows)ᵀ
+            ctx.dgemm(false, true, d, width, rows, 1.0, xp, d, scaled, width, beta, out, d)?;
+            start += rows;
+        }
+        Ok(())
+    }
+
+    /// kernels/gram_tc.cu: `gram_tc` writes each row chunk's upper tiles to a partial, `gram_tc_reduce` sums
+    /// the partials in chunk order into both triangles. The partials live in the GEMM path's scratch for
+    /// scaled rows (a pass uses one path or the other, never both).
+    fn tensor_core_grams(&self, st: &mut State, pr: &PassRows, gw: u64, grams: usize, out: u64) -> Result<()> {
+        let (d, ctx) = (self.d, &*self.ctx);
+        let plan = TcPlan::new(pr.rows, d, grams);
+        let partial = st.scaled.at_least(ctx, plan.partial_len)?.ptr;
+        let (mut xp, mut gp, mut rows, mut di, mut gi, mut per, mut pp) =
+            (pr.x, gw, pr.rows as i32, d as i32, grams as i32, plan.rows_per_chunk as i32, partial);
+        let mut args: [*mut c_void; 7] = [
+            &mut xp as *mut _ as _, &mut gp as *mut _ as _, &mut rows as *mut _ as _, &mut di as *mut _ as _,
+            &mut gi as *mut _ as _, &mut per as *mut _ as _, &mut pp as *mut _ as _,
+        ];
+        ctx.launch("gram_tc", (plan.blocks_x, plan.chunks, 1), plan.threads, 0, &mut args)?;
+        let total = grams * d * d;
+        let (mut chunks, mut op) = (plan.chunks as i32, out);
+        let mut args: [*mut c_void; 5] = [
+            &mut pp as *mut _ as _, &mut chunks as *mut _ as _, &mut di as *mut _ as _, &mut gi as *mut _ as _,
+            &mut op as *mut _ as _,
+        ];
+        ctx.launch("gram_tc_reduce", (blocks(total.div_ceil(TC_REDUCE_OUTPUTS)), 1, 1), THREADS, 0, &mut args)?;
+        Ok(())
+    }
+
+    /// diag_g[f] = Σ_i gw[i][g]·x_if²: per chunk of rows, the squares X⊙X, then one DGEMM (X⊙X)ᵀ·W
+    /// (d × grams), accumulated over the chunks in order.
+    pub(crate) fn diagonal_grams(&self, st: &mut State, pr: &PassRows, gw: u64, grams: usize, out: u64) -> Result<()> {
+        let (d, ctx) = (self.d, &*self.ctx);
+        let chunk = self.gram_chunk_rows(8 * d, pr.rows);
+        let squares = st.scaled.at_least(ctx, chunk * d)?.ptr;
+        let mut start = 0;
+        while start < pr.rows {
+            let rows = chunk.min(pr.rows - start);
+            let (mut xp, mut len, mut sp) = (pr.x + 8 * (start * d) as u64, rows * d, squares);
+            let mut args: [*mut c_void; 3] = [&mut xp as *mut _ as _, &mut len as *mut _ as _, &mut sp as *mut _ as _];
+            ctx.launch("square_rows", (blocks(rows * d), 1, 1), THREADS, 0, &mut args)?;
+            let beta = if start == 0 { 0.0 } else { 1.0 };
+            // column-major (d × grams) = (X⊙X)(d×rows) · W(grams×rows)ᵀ, i.e. row-major grams×d.
+            ctx.dgemm(false, true, d, grams, rows, 1.0, squares, d, gw + 8 * (start * grams) as u64, grams, beta, out, d)?;
+            start += rows;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tc_plan_covers_the_rows_and_the_triangle() {
+        // d = 100, G = 16 at 1e7 rows: 7 super tiles per side, 28 pairs in 4 blocks of 7 warps, 4 Gram groups;
+        // 1.6 MB of partials per chunk, so the 256 MiB budget allows 167 chunks of 59904 rows.
+        let p = TcPlan::new(10_000_000, 100, 16);
+        assert_eq!((p.blocks_x, p.threads, p.chunks, p.rows_per_chunk), (16, 224, 167, 59904));
+        assert_eq!(p.partial_len, 167 * 16 * 112 * 112);
+        // (1e6, 100, 8): 255 chunks of 3936 rows, 8 blocks each.
+        let p = TcPlan::new(1_000_000, 100, 8);
+        assert_eq!((p.blocks_x, p.chunks, p.rows_per_chunk), (8, 255, 3936));
+        // Small passes: one chunk of at least TC_MIN_CHUNK_ROWS; no rows still launches one (zero) chunk.
+        assert_eq!(TcPlan::new(0, 5, 1).chunks, 1);
+        assert_eq!(TcPlan::new(1000, 5, 1).chunks, 4);
+        // Many Grams at the largest d: the partial budget bounds the chunks.
+        let p = TcPlan::new(10_000_000, TC_MAX_D, 136);
+        assert!(8 * p.partial_len <= TC_PARTIAL_BYTES && p.chunks >= 1);
+        assert!(p.rows_per_chunk * p.chunks as usize >= 10_000_000);
+        for d in 1..=TC_MAX_D {
+            let p = TcPlan::new(1, d, 1);
+            let halves = d.div_ceil(16);
+            assert!(p.threads as usize <= 32 * TC_MAX_WARPS);
+            assert!(p.blocks_x as usize * p.threads as usize / 32 >= halves * (halves + 1) / 2, "d = {d}");
+            // The kernel stages TC_ROWS × width values in at most two batches of 8 loads per thread.
+            assert!(TC_ROWS * 16 * halves <= 2 * 8 * p.threads as usize, "d = {d}");
+        }
+    }
+}

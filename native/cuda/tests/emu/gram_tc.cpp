@@ -1,0 +1,93 @@
+// The tensor-core weighted Grams (kernels/gram_tc.cu) launched exactly as the host launches them, against
+// plain double loops: G_g = Σ_i gw[i][g] x_i x_iᵀ, both triangles, over shapes that exercise the padding
+// (d not a multiple of 8 or 16), idle warps, Gram groups with fewer than 4 Grams, partial row stages and
+// several chunks; then the same launch again must give identical bits.
+#include "emu.h"
+#include MOE_KERNELS
+#include "check.h"
+
+// MIRRORS native/cuda/src/gram.rs (`TcPlan::new` and its constants): keep the two in step.
+struct TcPlan {
+    unsigned blocks_x, chunks, threads;
+    int rows_per_chunk;
+    size_t partial_len;
+};
+constexpr size_t TC_PARTIAL_BYTES = 256u << 20;
+constexpr size_t TC_MAX_CHUNKS = 256;
+constexpr size_t TC_MIN_CHUNK_ROWS = 256;
+
+static TcPlan plan(size_t rows, size_t d, size_t grams) {
+    const size_t halves = (d + 15) / 16, width = 16 * halves, pairs = halves * (halves + 1) / 2;
+    const size_t blocks_per_group = (pairs + GRAM_TC_MAX_WARPS - 1) / GRAM_TC_MAX_WARPS;
+    const size_t warps = (pairs + blocks_per_group - 1) / blocks_per_group;
+    const size_t groups = (grams + GRAM_TC_GRAMS - 1) / GRAM_TC_GRAMS;
+    const size_t per_chunk = grams * width * width;
+    const size_t max_chunks = std::clamp(TC_PARTIAL_BYTES / (8 * per_chunk), (size_t)1, TC_MAX_CHUNKS);
+    const size_t per = (rows + max_chunks - 1) / max_chunks;
+    const size_t rows_per_chunk = std::max((per + GRAM_TC_ROWS - 1) / GRAM_TC_ROWS * GRAM_TC_ROWS, TC_MIN_CHUNK_ROWS);
+    const size_t chunks = std::max((rows + rows_per_chunk - 1) / rows_per_chunk, (size_t)1);
+    return {(unsigned)(blocks_per_group * groups), (unsigned)chunks, (unsigned)(32 * warps), (int)rows_per_chunk,
+            chunks * per_chunk};
+}
+
+// The two launches of gram.rs `tensor_core_grams` (256 threads per block for the reduction; gram.rs `blocks`
+// launches at least one block).
+static std::vector<double> run(const std::vector<double>& x, const std::vector<double>& gw, int rows, int d, int grams) {
+    const TcPlan pl = plan(rows, d, grams);
+    // NaN-filled: a value read that the kernel never wrote shows up as a NaN in the result.
+    std::vector<double> partial(pl.partial_len, NAN), out((size_t)grams * d * d, NAN);
+    emu::launch({pl.blocks_x, pl.chunks}, {pl.threads},
+                [&] { gram_tc(x.data(), gw.data(), rows, d, grams, pl.rows_per_chunk, partial.data()); });
+    const size_t total = out.size();
+    const size_t threads = (total + GRAM_TC_REDUCE_OUTPUTS - 1) / GRAM_TC_REDUCE_OUTPUTS;
+    emu::launch({(unsigned)std::max((threads + 255) / 256, (size_t)1)}, {256},
+                [&] { gram_tc_reduce(partial.data(), (int)pl.chunks, d, grams, out.data()); });
+    return out;
+}
+
+int main() {
+    check::Rng rng(11);
+    bool ok = true;
+    struct Shape {
+        int d, grams, rows;
+    };
+    // Sizes are small: each emulated block spawns its threads (costly under the sanitizers) and every DMMA
+    // is two barriers over 32 threads; the whole program takes well under a minute.
+    std::vector<Shape> shapes;
+    for (int d : {1, 5, 8, 13})
+        for (int grams : {1, 3, 16})
+            for (int rows : {1, 7}) shapes.push_back({d, grams, rows});
+    // Several chunks (256 rows each) and a last stage of 1000 − 3·256 − 7·32 = 8 rows; 301 = 256 + 45 rows:
+    // a last stage that is not a multiple of 4 (the DMMA's k).
+    shapes.push_back({13, 3, 1000});
+    shapes.push_back({33, 1, 301});
+    // The shapes the backend cares about: d = 100 (28 super-tile pairs: 4 blocks of 7 warps per Gram group;
+    // 5 Grams: a second group with one Gram; 45 = 32 + 13 rows) and d = 128 (36 pairs: 5 blocks of 8 warps,
+    // 4 warps idle).
+    shapes.push_back({100, 5, 45});
+    shapes.push_back({128, 3, 13});
+    shapes.push_back({100, 16, 1});  // 4 full Gram groups
+    shapes.push_back({5, 5, 0});  // no rows: zero Grams
+    for (const Shape& s : shapes) {
+        const size_t rows = s.rows, d = s.d, grams = s.grams;
+        auto x = rng.vec(rows * d, -1, 1), gw = rng.vec(rows * grams, 0, 1);
+        for (size_t e = 0; e < gw.size(); e += 3) gw[e] = 0.0;  // zero weights (e.g. unused rows) are common
+        std::vector<double> want(grams * d * d, 0.0);
+        for (size_t i = 0; i < rows; ++i)
+            for (size_t g = 0; g < grams; ++g)
+                for (size_t a = 0; a < d; ++a)
+                    for (size_t b = 0; b < d; ++b) want[(g * d + a) * d + b] += gw[i * grams + g] * x[i * d + a] * x[i * d + b];
+        const auto got = run(x, gw, s.rows, s.d, s.grams);
+        const TcPlan pl = plan(rows, d, grams);
+        char what[128];
+        std::snprintf(what, sizeof what, "gram_tc d=%d grams=%d rows=%d (grid %u×%u, %u threads)", s.d, s.grams, s.rows,
+                      pl.blocks_x, pl.chunks, pl.threads);
+        ok &= check::close(what, got, want, 1e-13);
+        const auto again = run(x, gw, s.rows, s.d, s.grams);
+        if (std::memcmp(got.data(), again.data(), got.size() * sizeof(double)) != 0) {
+            std::printf("FAIL %s: a second run gave different bits\n", what);
+            ok = false;
+        }
+    }
+    return ok ? 0 : 1;
+}
