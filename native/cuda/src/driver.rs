@@ -255,6 +255,11 @@ impl Context {
         Ok(f)
     }
 
+    /// Whether the module has kernel `name` (kernels compiled only for newer architectures may be missing).
+    pub fn has_kernel(&self, name: &'static str) -> bool {
+        self.function(name).is_ok()
+    }
+
     /// Launches kernel `name` on the stream. `args` are pointers to each argument value, in order.
     pub fn launch(&self, name: &'static str, grid: (u32, u32, u32), block: u32, shared_bytes: u32, args: &mut [*mut c_void]) -> GpuResult<()> {
         let f = self.function(name)?;

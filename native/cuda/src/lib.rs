@@ -2,12 +2,14 @@
 //! (no link-time dependency), so a binary built without a GPU loads everywhere and reports
 //! `E_BACKEND_UNAVAILABLE` where there is none.
 //!
-//! Layers: `ffi` (raw declarations and dlsym), `driver` (safe context, buffers, launches, cuBLAS calls), `kernels` (host side of kernels/moe_kernels.cu), `backend` (`CudaBackend`, moe_core's `Backend`).
+//! Layers: `ffi` (raw declarations and dlsym), `driver` (safe context, buffers, launches, cuBLAS calls), `kernels` (host side of kernels/moe_kernels.cu), `fused` (host side of kernels/fused_tc.cu: the
+//! opt-in fused narrow pass), `backend` (`CudaBackend`, moe_core's `Backend`).
 
 mod backend;
 pub mod driver;
 mod error;
 mod ffi;
+mod fused;
 #[doc(hidden)] // public only for the host emulation check of the kernels (dev tool)
 pub mod kernels;
 
