@@ -15,7 +15,7 @@
 //      fragments below hit 16 distinct 8-byte banks per half-warp); columns d..dp (dp = d rounded up to 8)
 //      stay zero, so the DMMA k-steps never read past a row and never see garbage.
 //   2. A = X_tile·Pᵀ: warp w computes columns 8·(w mod 4).. +8 of A for all 32 rows (4 DMMA tiles per
-//      k-step) over the even (w < 4) or odd (w ≥ 4) k-steps; the odd half is added to the even one through
+//      k-step) over the even (w < 4) or odd (w ≥ 4) k-steps; the odd share is added to the even one through
 //      shared memory, in that order. Hence q ≤ 32. The B fragments (≤ 16 doubles per lane) come from P in
 //      global memory each tile (L1/L2-resident): kept in registers for the whole pass they would be live
 //      across the row op and push the kernel past 128 registers (measured: 148-byte spills on sm_90).
@@ -35,12 +35,14 @@
 #if MOE_HAS_DMMA
 
 #define FTC_ROWS 32                    // rows per tile (a full warp of row ops)
-#define FTC_THREADS 256                // 8 warps: 4 slices of 8 columns of A × 2 halves of the k-steps
+#define FTC_THREADS 256                // 8 warps: 4 slices of 8 columns of A × 2 shares of the k-steps
+                                       // (128 also works: 4 blocks/SM, but 48–96 B of spills, see bench/GPU.md)
 #define FTC_WARPS (FTC_THREADS / 32)
 #define FTC_MAX_D 128
 #define FTC_MAX_Q 32                   // 4 slices of 8 columns of A
 #define FTC_MAX_R 16
-#define FTC_KHALF (FTC_MAX_D / 8)      // k-steps (of 4 features) per warp: the even or the odd ones
+#define FTC_KSPLIT (FTC_WARPS / 4)     // warps sharing one 8-column slice of A, each a share of the k-steps
+#define FTC_KPART (FTC_MAX_D / 4 / FTC_KSPLIT)  // k-steps (of 4 features) per warp at most
 #define FTC_XS (FTC_MAX_D + 4)         // ≡ 4 (mod 16): conflict-free fragments
 #define FTC_AS (FTC_MAX_Q + 1)         // odd: the row op's 32 rows fall in distinct banks
 #define FTC_RS (FTC_MAX_R + 4)         // ≡ 4 (mod 16): conflict-free fragments
@@ -63,7 +65,7 @@ fused_tc(RowOpParams p, const double* x, const double* proj, int d, double* part
     for (int e = tid; e < FTC_ROWS * FTC_RS; e += FTC_THREADS) rs[e] = 0.0;
     __syncthreads();  // before any thread stages its part of the first tile
 
-    // This warp's part of A: columns n0..n0+8 (slice warp % 4), k-steps ks = 2j + kh (kh = warp / 4).
+    // This warp's part of A: columns n0..n0+8 (slice warp % 4), k-steps ks = FTC_KSPLIT·j + kh (kh = warp / 4).
     const int n0 = 8 * (warp % 4), kh = warp / 4;
     // XᵀR accumulators: tile t = warp + FTC_WARPS·u covers R columns 8·(t / ftiles).. and features 8·(t % ftiles)..
     double acc[FTC_OUT_TILES][2];
@@ -86,24 +88,24 @@ fused_tc(RowOpParams p, const double* x, const double* proj, int d, double* part
             for (int e = nrows * FTC_XS + tid; e < FTC_ROWS * FTC_XS; e += FTC_THREADS) xs[e] = 0.0;
         __syncthreads();
 
-        // 2. A = X_tile·Pᵀ: this warp's 8 columns of A for the 4 row groups of 8, over its half of the
-        //    k-steps; the even half is stored, then the odd half added (a fixed order: same bits every run).
-        //    Its B fragments Pᵀ[k][n] = P[n][k] (n = n0 + fr, k = 4·ks + fc) are re-read every tile: P (≤ 32 KB)
+        // 2. A = X_tile·Pᵀ: this warp's 8 columns of A for the 4 row groups of 8, over its share of the
+        //    k-steps (ks ≡ kh mod FTC_KSPLIT); share 0 is stored, then the others added in order (same bits
+        //    every run). Its B fragments Pᵀ[k][n] = P[n][k] (n = n0 + fr, k = 4·ks + fc) are re-read every tile: P (≤ 32 KB)
         //    stays in L1/L2, and holding them in registers across the row op would cost 32 registers (spills).
         double a[FTC_ROWS / 8][2];
         const bool projects = n0 < q;
         if (projects) {
-            double pf[FTC_KHALF];
+            double pf[FTC_KPART];
 #pragma unroll
-            for (int j = 0; j < FTC_KHALF; ++j) {
-                const int n = n0 + fr, k = 4 * (2 * j + kh) + fc;
+            for (int j = 0; j < FTC_KPART; ++j) {
+                const int n = n0 + fr, k = 4 * (FTC_KSPLIT * j + kh) + fc;
                 pf[j] = (n < q && k < d) ? __ldg(proj + (size_t)n * d + k) : 0.0;
             }
 #pragma unroll
             for (int mt = 0; mt < FTC_ROWS / 8; ++mt) a[mt][0] = a[mt][1] = 0.0;
 #pragma unroll
-            for (int j = 0; j < FTC_KHALF; ++j) {
-                const int ks = 2 * j + kh;
+            for (int j = 0; j < FTC_KPART; ++j) {
+                const int ks = FTC_KSPLIT * j + kh;
                 if (ks < ksteps) {
 #pragma unroll
                     for (int mt = 0; mt < FTC_ROWS / 8; ++mt)
@@ -111,15 +113,15 @@ fused_tc(RowOpParams p, const double* x, const double* proj, int d, double* part
                 }
             }
         }
-        for (int half = 0; half < 2; ++half) {
-            if (projects && kh == half) {
+        for (int share = 0; share < FTC_KSPLIT; ++share) {
+            if (projects && kh == share) {
 #pragma unroll
                 for (int mt = 0; mt < FTC_ROWS / 8; ++mt)
 #pragma unroll
                     for (int j = 0; j < 2; ++j) {
                         const int col = n0 + 2 * fc + j;
                         double* dst = as + (8 * mt + fr) * FTC_AS + col;
-                        if (col < q) *dst = half == 0 ? a[mt][j] : *dst + a[mt][j];
+                        if (col < q) *dst = share == 0 ? a[mt][j] : *dst + a[mt][j];
                     }
             }
             __syncthreads();

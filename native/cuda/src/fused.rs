@@ -17,6 +17,7 @@ const ROWS: usize = 32;
 const MAX_D: usize = 128;
 const MAX_Q: usize = 32;
 const MAX_R: usize = 16;
+/// Threads per block: kernels/fused_tc.cu `FTC_THREADS`.
 const THREADS: u32 = 256;
 
 /// Blocks of a launch: FIXED (not derived from the device), so that the block partials of XᵀR and their sum
