@@ -99,7 +99,7 @@ fused_tc(RowOpParams p, const double* x, const double* proj, int d, double* part
 #pragma unroll
             for (int j = 0; j < FTC_KPART; ++j) {
                 const int n = n0 + fr, k = 4 * (FTC_KSPLIT * j + kh) + fc;
-                pf[j] = (n < q && k < d) ? __ldg(proj + (size_t)n * d + k) : 0.0;
+                pf[j] = (n < q && k < d) ? proj[(size_t)n * d + k] : 0.0;
             }
 #pragma unroll
             for (int mt = 0; mt < FTC_ROWS / 8; ++mt) a[mt][0] = a[mt][1] = 0.0;
