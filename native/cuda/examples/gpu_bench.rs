@@ -14,7 +14,7 @@ use moe_core::backend::{Backend, Family, PassOut, RowOp, Rows, SoftmaxProblem, S
 use moe_core::rng::Rng;
 use moe_core::{Control, CpuBackend, Data, ExpertKind, FitOutput, FitSpec, ModelSpec, Noise, Result};
 use moe_cuda::driver::{Context, DeviceBuffer, Timer};
-use moe_cuda::CudaBackend;
+use moe_cuda::{CudaBackend, FUSED_VARIANTS};
 use std::cell::Cell;
 use std::time::Instant;
 
@@ -324,11 +324,19 @@ fn main() {
             gpu.set_fused(false);
             let unfused = pass_ms(&gpu, &proj[..q * d], &op, 5);
             gpu.set_fused(true);
-            let ms = pass_ms(&gpu, &proj[..q * d], &op, 5);
+            // Every launch configuration of the fused kernel; the default (index 0) goes into the table.
+            let fused: Vec<f64> = (0..FUSED_VARIANTS.len()).map(|v| {
+                gpu.set_fused_variant(v);
+                pass_ms(&gpu, &proj[..q * d], &op, 5)
+            }).collect();
+            gpu.set_fused_variant(0);
+            let variants: Vec<String> = FUSED_VARIANTS.iter().zip(&fused).map(|((name, _), ms)| format!("{name} {ms:.2}")).collect();
             // Floor: one read of X, y and s and of the stored H (the pass's FLOPs are far below the DGEMM rate's).
             let floor_ms = 8.0 * n_big as f64 * (d + 2 + op.shape().h_width) as f64 / bw * 1e3;
-            println!("pass {label}: {ms:.2} ms fused, {unfused:.2} ms unfused (floor {floor_ms:.2} ms)");
-            rows.push(Row { label: format!("pass {label} n={n_big} fused"), ms, floor_ms, note: format!("unfused {unfused:.2} ms") });
+            println!("pass {label}: {:.2} ms fused, {unfused:.2} ms unfused (floor {floor_ms:.2} ms); fused ms by variant: {}",
+                     fused[0], variants.join(", "));
+            rows.push(Row { label: format!("pass {label} n={n_big} fused"), ms: fused[0], floor_ms,
+                            note: format!("unfused {unfused:.2} ms; {}", variants.join(", ")) });
         }
         // 3b. EM at the large shape (CUDA only).
         gpu.set_fused(false);

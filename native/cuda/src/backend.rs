@@ -90,6 +90,8 @@ pub struct CudaBackend {
     fused: AtomicBool,
     /// Whether the device and the module have the fused kernel (else every pass is unfused).
     fused_available: bool,
+    /// Launch configuration of the fused kernel (index into `fused::VARIANTS`).
+    fused_variant: AtomicUsize,
     /// Declared last so that it is dropped after every buffer above.
     ctx: Arc<Context>,
 }
@@ -125,7 +127,7 @@ impl CudaBackend {
         };
         Ok(CudaBackend { n: data.n, d: data.d, x, y, s, ones, state: Mutex::new(state), gram_chunk_bytes: AtomicUsize::new(0),
             fused: AtomicBool::new(std::env::var("MOE_CUDA_FUSED").is_ok_and(|v| v == "1")),
-            fused_available: fused::available(&ctx), ctx })
+            fused_available: fused::available(&ctx), fused_variant: AtomicUsize::new(0), ctx })
     }
 
     /// The device this backend runs on.
@@ -248,7 +250,7 @@ impl Backend for CudaBackend {
             let (mut params, sigma2) = kernel.unwrap();
             self.bind_params(&mut st, &mut params, sigma2.as_deref(), &pr, 0, 0, gw, sv)?;
             let partial = if xtr_len > 0 { st.partial.at_least(ctx, fused::partial_len(m, shape.r_cols, d))?.ptr } else { 0 };
-            fused::launch(ctx, &mut params, pr.x, p_dev, d, partial, self.ones.ptr, out)?;
+            fused::launch(ctx, self.fused_variant.load(Ordering::Relaxed), &mut params, pr.x, p_dev, d, partial, self.ones.ptr, out)?;
         } else {
             let r = if shape.r_cols > 0 { st.r.at_least(ctx, m * shape.r_cols)?.ptr } else { 0 };
             // 1. A = X·Pᵀ: column-major (q×m) = Pᵀ(q×d) · X(d×m).
@@ -363,6 +365,13 @@ impl CudaBackend {
     /// CPU backend.
     pub fn set_fused(&self, on: bool) {
         self.fused.store(on, Ordering::Relaxed);
+    }
+
+    /// Chooses the fused kernel's launch configuration, `moe_cuda::FUSED_VARIANTS[variant]` (0, the
+    /// default, unless set): a knob for the benchmark to measure them.
+    pub fn set_fused_variant(&self, variant: usize) {
+        assert!(variant < fused::VARIANTS.len(), "fused variant {variant} of {}", fused::VARIANTS.len());
+        self.fused_variant.store(variant, Ordering::Relaxed);
     }
 
     /// Whether this device and module can run the fused kernel (`set_fused(true)` falls back to the unfused

@@ -15,6 +15,7 @@ pub mod kernels;
 
 pub use backend::CudaBackend;
 pub use driver::{DeviceInfo, KernelSource};
+pub use fused::VARIANTS as FUSED_VARIANTS;
 pub use error::{GpuError, GpuErrorKind};
 
 /// Device 0 when a usable GPU and driver are present; `E_BACKEND_UNAVAILABLE` otherwise (never panics).

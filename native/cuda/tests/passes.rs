@@ -174,12 +174,15 @@ fn passes_are_bit_identical_run_to_run() {
     let hess = RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::Hessian };
     let hessvec = RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::HessVec };
     let passes: [(&[f64], &RowOp); 3] = [(&proj, &estep), (&proj[..(k - 1) * d], &hess), (&proj[..2 * (k - 1) * d], &hessvec)];
-    for fused in [true, false] {
+    // Unfused, then each launch configuration of the fused kernel.
+    let configs = std::iter::once((false, 0)).chain((0..moe_cuda::FUSED_VARIANTS.len()).map(|v| (true, v)));
+    for (fused, variant) in configs {
         gpu.set_fused(fused);
+        gpu.set_fused_variant(variant);
         let first: Vec<_> = passes.iter().map(|(p, op)| gpu.pass(Rows::All, p, op).unwrap()).collect();
         for _ in 0..3 {
             for ((p, op), want) in passes.iter().zip(&first) {
-                assert_eq!(&gpu.pass(Rows::All, p, op).unwrap(), want, "{op:?} (fused {fused}) changed run to run");
+                assert_eq!(&gpu.pass(Rows::All, p, op).unwrap(), want, "{op:?} (fused {fused}, variant {variant}) changed run to run");
             }
         }
     }
@@ -187,7 +190,7 @@ fn passes_are_bit_identical_run_to_run() {
 
 /// The fused kernel at the widths of the (1e7, 100, 16) benchmark and at its limits (d = 128, q = 32,
 /// r_cols = 16), where `every_pass_matches_the_cpu_backend` (d = 6, k = 3) does not reach: every k-step and
-/// output tile of the DMMA products in use, against the CPU backend.
+/// output tile of the DMMA products in use, against the CPU backend, in each launch configuration.
 #[test]
 fn fused_wide_passes_match_the_cpu_backend() {
     let Some(_) = gpu_or_skip("fused_wide_passes_match_the_cpu_backend") else { return };
@@ -212,16 +215,17 @@ fn fused_wide_passes_match_the_cpu_backend() {
         }
         gpu.set_fused(true);
         let h = random_h(92, n, k);
-        for op in &ops {
+        for (op, variant) in ops.iter().flat_map(|op| (0..moe_cuda::FUSED_VARIANTS.len()).map(move |v| (op, v))) {
             let sh = op.shape();
             cpu.write_h(k, &h).unwrap();
             gpu.write_h(k, &h).unwrap();
+            gpu.set_fused_variant(variant);
             let proj = random_vec(93, sh.q * d, 0.15);
             let (c, g) = (cpu.pass(Rows::All, &proj, op).unwrap(), gpu.pass(Rows::All, &proj, op).unwrap());
             let mut check = |what: &str, g: &[f64], c: &[f64]| {
                 let e = relative_error(g, c);
                 if e.is_nan() || e > TOL || g.iter().any(|v| !v.is_finite()) {
-                    failures.push(format!("{op:?} d={d}: {what} relative error {e:e}"));
+                    failures.push(format!("{op:?} d={d} {}: {what} relative error {e:e}", moe_cuda::FUSED_VARIANTS[variant].0));
                 }
             };
             check("XᵀR", &g.xtr, &c.xtr);

@@ -4,8 +4,9 @@
 // does), Gram weights, per-row sum terms and stored H, to 1e-13 relative, and the same bits when run twice.
 // Cases: the narrow ops of an EM iteration and a few others, d ∈ {1, 7, 8, 100, 128} (d not a multiple of
 // 8 leaves padding), rows not a multiple of the tile, gathered rows (H through idx, as Rows::Order), zero
-// rows of X with zero weight, and a pass over no rows. Small grids (3 blocks) keep the emulation short while
-// every block walks several tiles.
+// rows of X with zero weight, and a pass over no rows; the default 256-thread configuration on all of them,
+// the 128-thread one (src/fused.rs VARIANTS) on a subset. Small grids (3 blocks) keep the emulation short
+// while blocks walk several tiles.
 #include "emu.h"
 #include MOE_KERNELS
 #include "check.h"
@@ -174,14 +175,22 @@ Outputs unfused(const Op& op, Inputs& in) {
     return o;
 }
 
+// A launch configuration of the kernel (src/fused.rs VARIANTS): entry point and threads per block.
+struct Variant {
+    const char* name;
+    void (*kernel)(RowOpParams, const double*, const double*, int, double*);
+    unsigned threads;
+};
+const Variant k256 = {"256 threads", fused_tc, 256}, k128 = {"128 threads", fused_tc_128x3, 128};
+
 // The fused kernel on `grid` blocks; XᵀR = Σ over blocks, in block order, of the partials.
-Outputs fused(const Op& op, Inputs& in, unsigned grid) {
+Outputs fused(const Op& op, Inputs& in, unsigned grid, const Variant& v = k256) {
     Outputs o;
     o.h = in.h;
     RowOpParams p = bind(op, in, o.h, o.gw, o.sv);
     const size_t outs = (size_t)p.r_cols * in.d;
     std::vector<double> partial(grid * outs, -7.0);
-    emu::launch({grid}, {FTC_THREADS}, [&] { fused_tc(p, in.x.data(), in.proj.data(), in.d, partial.data()); });
+    emu::launch({grid}, {v.threads}, [&] { v.kernel(p, in.x.data(), in.proj.data(), in.d, partial.data()); });
     o.xtr.assign(outs, 0.0);
     for (unsigned b = 0; b < grid; ++b)
         for (size_t e = 0; e < outs; ++e) o.xtr[e] += partial[b * outs + e];
@@ -219,6 +228,13 @@ int main() {
             std::snprintf(label, sizeof label, "%s d=%d%s%s", op.name, d, gathered ? " gathered" : "",
                           d == 7 ? " zero rows" : "");
             ok &= compare(label, fused(op, in, grid), unfused(op, in));
+        }
+    }
+    for (int d : {7, 100}) {  // the 128-thread build of the same code (no k-step split), on a subset
+        for (const Op& op : all) {
+            Inputs in = inputs(rng, op, 137, d, (&op - all.data()) % 2 == 0, false);
+            ok &= compare(std::string(op.name) + " d=" + std::to_string(d) + " 128 threads", fused(op, in, grid, k128),
+                          unfused(op, in));
         }
     }
     {  // a pass over no rows: zero partials, nothing written
