@@ -22,9 +22,9 @@ const MAX_R: usize = 16;
 pub const VARIANTS: [(&str, u32); 3] = [("fused_tc", 256), ("fused_tc_128x3", 128), ("fused_tc_128x4", 128)];
 
 /// Blocks of a launch: FIXED (not derived from the device), so that the block partials of XᵀR and their sum
-/// are the same on any device and load. 1056 = 8 × 132: whole waves on an H100 at 2 blocks per SM (each
-/// block walks the same number of tiles ±1), and ≈ 98% of whole waves on a 108-SM A100.
-const GRID: usize = 1056;
+/// are the same on any device and load. 3168 = 24 × 132: whole waves on an H100 at 2, 3 and 4 blocks per SM
+/// (each block walks the same number of tiles ±1: ≈ 99 at n = 1e7), ≈ 98% of whole waves on a 108-SM A100.
+const GRID: usize = 3168;
 
 /// Whether a pass over d features with this shape fits the kernel.
 pub(crate) fn fits(d: usize, shape: &OpShape) -> bool {
@@ -46,8 +46,8 @@ pub(crate) fn partial_len(rows: usize, r_cols: usize, d: usize) -> usize {
     grid(rows) * r_cols * d
 }
 
-/// Runs the fused pass (launch configuration `VARIANTS[variant]`) over `params.rows` rows of X (contiguous at `x`, d features) with P (q×d) at `proj`.
-/// `params` carries the op and its per-row outputs (Gram weights, sum terms, H: written as `row_op` writes
+/// Runs the fused pass (launch configuration `VARIANTS[variant]`) over `params.rows` rows of X (contiguous at
+/// `x`, d features) with P (q×d) at `proj`. `params` carries the op and its per-row outputs (Gram weights, sum terms, H: written as `row_op` writes
 /// them; `params.a` and `params.r` unused, A and R stay on chip). XᵀR (r_cols×d, row-major) goes to `out`:
 /// the block partials, in `partial` (`partial_len` values), summed in block order by a GEMM against `ones`
 /// (at least `partial_len / (r_cols·d)` ones).
