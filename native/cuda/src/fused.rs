@@ -47,10 +47,10 @@ pub(crate) fn partial_len(rows: usize, r_cols: usize, d: usize) -> usize {
 }
 
 /// Runs the fused pass (launch configuration `VARIANTS[variant]`) over `params.rows` rows of X (contiguous at
-/// `x`, d features) with P (q×d) at `proj`. `params` carries the op and its per-row outputs (Gram weights, sum terms, H: written as `row_op` writes
-/// them; `params.a` and `params.r` unused, A and R stay on chip). XᵀR (r_cols×d, row-major) goes to `out`:
-/// the block partials, in `partial` (`partial_len` values), summed in block order by a GEMM against `ones`
-/// (at least `partial_len / (r_cols·d)` ones).
+/// `x`, d features) with P (q×d) at `proj`. `params` carries the op and its per-row outputs (Gram weights,
+/// sum terms, H: written as `row_op` writes them; `params.a` and `params.r` unused, A and R stay on chip).
+/// XᵀR (r_cols×d, row-major) goes to `out`: the block partials, in `partial` (`partial_len` values), summed
+/// in block order by a GEMM against `ones` (at least `partial_len / (r_cols·d)` ones).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn launch(ctx: &Context, variant: usize, params: &mut RowOpParams, x: u64, proj: u64, d: usize, partial: u64,
                      ones: u64, out: u64) -> Result<()> {
