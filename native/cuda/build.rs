@@ -7,7 +7,7 @@
 use std::{env, path::PathBuf, process::Command};
 
 /// The kernel sources in the order they are joined: shared device helpers first.
-const KERNELS: &[&str] = &["kernels/mma.cuh", "kernels/moe_kernels.cu", "kernels/skinny_xtw.cu", "kernels/gram_tc.cu"];
+const KERNELS: &[&str] = &["kernels/mma.cuh", "kernels/moe_kernels.cu", "kernels/skinny_xtw.cu", "kernels/gram_tc.cu", "kernels/fused_tc.cu"];
 
 fn find_nvcc() -> Option<PathBuf> {
     if env::var_os("MOE_CUDA_NO_NVCC").is_some() {

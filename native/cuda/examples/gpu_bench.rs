@@ -3,8 +3,8 @@
 //! 1. Ceilings: device-to-device copy bandwidth and DGEMM rate (cuBLAS), measured here.
 //! 2. EM per-iteration times, CUDA vs CPU backend, at (1e6, 100, 8); CUDA on the Fashion-MNIST shape
 //!    (60000×784, 2 multinomial experts × 10 classes).
-//! 3. Per-pass times at (n, d, k) = (1e7, 100, 16), linear experts, with the Gram chunk size swept, and EM
-//!    per-iteration time there. Every fit is wrapped in a counter
+//! 3. Per-pass times at (n, d, k) = (1e7, 100, 16), linear experts, with the Gram chunk size swept, the narrow
+//!    passes fused (kernels/fused_tc.cu) and unfused, and EM per-iteration time there (unfused and fused). Every fit is wrapped in a counter
 //!    of passes, bytes and FLOPs, which gives the floor: Σ over passes of max(bytes / copy bandwidth,
 //!    FLOPs / DGEMM rate).
 //!
@@ -18,7 +18,7 @@ use moe_core::backend::{Backend, Family, PassOut, RowOp, Rows, SoftmaxProblem, S
 use moe_core::rng::Rng;
 use moe_core::{Control, CpuBackend, Data, ExpertKind, FitOutput, FitSpec, ModelSpec, Noise, Result};
 use moe_cuda::driver::{Context, DeviceBuffer, Timer};
-use moe_cuda::{CudaBackend, GramKernel};
+use moe_cuda::{CudaBackend, GramKernel, FUSED_VARIANTS};
 use std::cell::Cell;
 use std::time::Instant;
 
@@ -322,7 +322,7 @@ fn main() {
         let data = Data { x: &x, n: n_big, d, y: &y, s: None };
         let t = Instant::now();
         let gpu = CudaBackend::new(data).unwrap();
-        println!("upload: {:.2} s", t.elapsed().as_secs_f64());
+        println!("upload: {:.2} s; fused tensor-core kernel available: {}", t.elapsed().as_secs_f64(), gpu.fused_available());
         let mut rng = Rng::new(9);
         let proj: Vec<f64> = (0..2 * k_big * d).map(|_| 0.2 * (rng.uniform() - 0.5)).collect();
         let sigma2 = vec![1.0; k_big];
@@ -336,6 +336,12 @@ fn main() {
         }
         std::env::remove_var("MOE_CUDA_GRAM_CHUNK_MB");
         estep_rows(&gpu, n_big, d, k_big, &mut rows);
+        // The same E-step with its projections and XᵀR in the fused kernel (q = 32, r_cols = 16: its limits).
+        gpu.set_fused(true);
+        let ms = pass_ms(&gpu, &proj, &estep, 3);
+        gpu.set_fused(false);
+        println!("E-step pass (k={k_big} Grams), fused projections and XᵀR: {ms:.1} ms");
+        rows.push(Row { label: format!("pass E-step+suff n={n_big} fused"), ms, floor_ms: f64::NAN, note: "Grams unfused".into() });
         let m = k_big - 1;
         let others = [
             ("linear residual", RowOp::LinearResidual { k: k_big }, k_big),
@@ -348,9 +354,19 @@ fn main() {
             gpu.set_fused(false);
             let unfused = pass_ms(&gpu, &proj[..q * d], &op, 5);
             gpu.set_fused(true);
-            let ms = pass_ms(&gpu, &proj[..q * d], &op, 5);
-            println!("pass {label}: {ms:.2} ms fused, {unfused:.2} ms unfused");
-            rows.push(Row { label: format!("pass {label} n={n_big}"), ms, floor_ms: f64::NAN, note: format!("unfused {unfused:.2} ms") });
+            // Every launch configuration of the fused kernel; the default (index 0) goes into the table.
+            let fused: Vec<f64> = (0..FUSED_VARIANTS.len()).map(|v| {
+                gpu.set_fused_variant(v);
+                pass_ms(&gpu, &proj[..q * d], &op, 5)
+            }).collect();
+            gpu.set_fused_variant(0);
+            let variants: Vec<String> = FUSED_VARIANTS.iter().zip(&fused).map(|((name, _), ms)| format!("{name} {ms:.2}")).collect();
+            // Floor: one read of X, y and s and of the stored H (the pass's FLOPs are far below the DGEMM rate's).
+            let floor_ms = 8.0 * n_big as f64 * (d + 2 + op.shape().h_width) as f64 / bw * 1e3;
+            println!("pass {label}: {:.2} ms fused, {unfused:.2} ms unfused (floor {floor_ms:.2} ms); fused ms by variant: {}",
+                     fused[0], variants.join(", "));
+            rows.push(Row { label: format!("pass {label} n={n_big} fused"), ms: fused[0], floor_ms,
+                            note: format!("unfused {unfused:.2} ms; {}", variants.join(", ")) });
         }
         // 3b. EM at the large shape (CUDA only).
         gpu.set_fused(false);

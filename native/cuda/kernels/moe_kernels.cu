@@ -3,7 +3,8 @@
 //
 // A pass on the GPU is: A = X·Pᵀ (cuBLAS), `row_op` (this file: writes the per-row outputs R, Gram weights,
 // per-row sum terms, and H), then the reductions XᵀR, Σ rows, Grams (cuBLAS). Every reduction is a GEMM or a
-// two-stage sum in a fixed order: no float atomics, so a pass gives the same bits run to run.
+// two-stage sum in a fixed order: no float atomics, so a pass gives the same bits run to run. The optional
+// fused kernel (fused_tc.cu) calls `eval_row` below: it is the one definition of the per-row mathematics.
 //
 // The mathematics of each op is moe_core::rowops::eval_row / docs/ALGORITHMS.md §2–§4; the comments name the
 // formulas. Compiled by build.rs with nvcc (fatbin) or at run time by NVRTC: no #include at all.
@@ -333,69 +334,6 @@ extern "C" __global__ void row_op(RowOpParams p) {
     if (i >= p.rows) return;
     RowOut o = { p.r + (size_t)i * p.r_cols, p.gw + (size_t)i * p.grams, p.sv + (size_t)i * p.sums };
     eval_row(p, p.a + (size_t)i * p.q, p.y[i], p.s ? p.s[i] : 1.0, h_row(p, i), o);
-}
-
-// The fused pass for narrow problems (d ≤ FUSED_MAX_D; optional, off by default: on an H100 it measured 2–5×
-// slower than DGEMM + row_op + DGEMM — 128 registers leave 2 blocks per SM, and only FUSED_ROWS of the 256
-// threads run the row op; see bench/GPU.md). Each block walks tiles of FUSED_ROWS rows (tile t,
-// t + gridDim.x, ... in order), loads the tile of X into shared memory once, computes its projections
-// A = X·Pᵀ there, runs the row op (R into shared memory; Gram weights, sum terms and H to global memory), and
-// accumulates Xᵀ R in registers. Each block writes its partial Xᵀ R (r_cols×d) to partial[block]; the host
-// sums the partials over the blocks with a GEMM (fixed order, no atomics). X is read once per pass.
-#define FUSED_ROWS 16
-#define FUSED_MAX_D 128
-#define FUSED_MAX_Q 64
-#define FUSED_MAX_R 32
-#define FUSED_THREADS 256
-#define FUSED_OUT_PER_THREAD 16  // r_cols·d ≤ FUSED_THREADS·FUSED_OUT_PER_THREAD
-
-extern "C" __global__ void __launch_bounds__(FUSED_THREADS) fused_pass(RowOpParams p, const double* x, const double* proj,
-                                                                       int d, double* partial) {
-    __shared__ double xs[FUSED_ROWS * FUSED_MAX_D];
-    __shared__ double as[FUSED_ROWS * FUSED_MAX_Q];
-    __shared__ double rs[FUSED_ROWS * FUSED_MAX_R];
-    const int tid = threadIdx.x, q = p.q, rc = p.r_cols, outs = rc * d;
-    double acc[FUSED_OUT_PER_THREAD];
-#pragma unroll
-    for (int u = 0; u < FUSED_OUT_PER_THREAD; ++u) acc[u] = 0.0;
-    const int tiles = (p.rows + FUSED_ROWS - 1) / FUSED_ROWS;
-    for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-        const int row0 = tile * FUSED_ROWS;
-        const int nrows = min(FUSED_ROWS, p.rows - row0);
-        for (int e = tid; e < nrows * d; e += FUSED_THREADS) xs[e] = x[(size_t)row0 * d + e];
-        __syncthreads();
-        for (int e = tid; e < nrows * q; e += FUSED_THREADS) {
-            const int i = e / q, j = e % q;
-            const double* xr = xs + i * d;
-            const double* pr = proj + (size_t)j * d;
-            double v = 0.0;
-            for (int f = 0; f < d; ++f) v += pr[f] * xr[f];
-            as[i * q + j] = v;
-        }
-        __syncthreads();
-        if (tid < nrows) {
-            const int i = row0 + tid;
-            RowOut o = { rs + tid * rc, p.gw + (size_t)i * p.grams, p.sv + (size_t)i * p.sums };
-            eval_row(p, as + tid * q, p.y[i], p.s ? p.s[i] : 1.0, h_row(p, i), o);
-        }
-        __syncthreads();
-#pragma unroll
-        for (int u = 0; u < FUSED_OUT_PER_THREAD; ++u) {
-            const int o = tid + u * FUSED_THREADS;
-            if (o < outs) {
-                const int c = o / d, f = o % d;
-                double v = acc[u];
-                for (int i = 0; i < nrows; ++i) v += rs[i * rc + c] * xs[i * d + f];
-                acc[u] = v;
-            }
-        }
-        __syncthreads();
-    }
-#pragma unroll
-    for (int u = 0; u < FUSED_OUT_PER_THREAD; ++u) {
-        const int o = tid + u * FUSED_THREADS;
-        if (o < outs) partial[(size_t)blockIdx.x * outs + o] = acc[u];
-    }
 }
 
 // Gathers the rows idx[0..rows) of X (n×d), y and s into contiguous batch buffers (a mini-batch pass).

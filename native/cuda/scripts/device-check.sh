@@ -13,7 +13,7 @@ for t in passes fits oom; do
   timeout 200 "$bin/$t" --nocapture > "$out/test-$t.log" 2>&1
   rc=$?
   summary+=("| test $t | rc $rc | $(( $(date +%s) - start )) s | $(grep -E '^test result' "$out/test-$t.log" | tail -1) |")
-  grep -E "mismatch|FAILED|panicked|relative error|iters|vs GEMM" "$out/test-$t.log" | head -60
+  grep -E "mismatch|FAILED|panicked|relative error|iters|vs GEMM|kernel available" "$out/test-$t.log" | head -60
 done
 timeout 200 "$bin/gpu_bench" > "$out/bench.log" 2>&1
 echo "bench rc $?"

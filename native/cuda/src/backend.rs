@@ -5,11 +5,12 @@
 //! writes H) → reductions: XᵀR and the sums by DGEMM; the Grams in gram.rs (full ones by one DGEMM per chunk of
 //! weight-scaled rows or, opt-in, the tensor-core kernel; diagonal ones by one DGEMM per chunk of squared rows).
 //! All reductions run in a fixed order (no float atomics), so a pass is reproducible bit for bit on one GPU.
-//! Optionally (`set_fused`, off by default: measured slower) narrow passes (d ≤ 128) run one fused kernel for
-//! the projections, the row op and XᵀR.
+//! Optionally (`set_fused`, off by default until measured on hardware) narrow passes run one fused tensor-core
+//! kernel for the projections, the row op and XᵀR (fused.rs).
 
 use crate::driver::{Context, DeviceBuffer, DeviceElement, KernelSource};
 use crate::error::{GpuError, GpuErrorKind};
+use crate::fused;
 use crate::gram::GramKernel;
 use crate::kernels::{encode, RowOpParams};
 use moe_core::backend::{Backend, PassOut, RowOp, Rows};
@@ -30,22 +31,6 @@ impl From<GpuError> for Error {
 }
 
 pub(crate) const THREADS: u32 = 256;
-
-/// Limits of the fused kernel (kernels/moe_kernels.cu `FUSED_*`).
-const FUSED_ROWS: usize = 16;
-const FUSED_MAX_D: usize = 128;
-const FUSED_MAX_Q: usize = 64;
-const FUSED_MAX_R: usize = 32;
-const FUSED_THREADS: u32 = 256;
-const FUSED_OUT_PER_THREAD: usize = 16;
-/// Blocks of the fused kernel (fixed, so the block partials and their sum do not depend on the device load).
-const FUSED_GRID: usize = 528;
-
-/// Whether a pass over d features with this shape fits the fused kernel's shared memory and registers.
-fn fits_fused(d: usize, shape: &moe_core::backend::OpShape) -> bool {
-    d <= FUSED_MAX_D && shape.q <= FUSED_MAX_Q && shape.r_cols <= FUSED_MAX_R
-        && shape.r_cols * d <= FUSED_THREADS as usize * FUSED_OUT_PER_THREAD
-}
 
 pub(crate) fn blocks(len: usize) -> u32 {
     len.div_ceil(THREADS as usize).max(1) as u32
@@ -102,6 +87,10 @@ pub struct CudaBackend {
     pub(crate) tensor_core_grams: AtomicBool,
     /// Whether passes that fit it use the fused kernel.
     fused: AtomicBool,
+    /// Whether the device and the module have the fused kernel (else every pass is unfused).
+    fused_available: bool,
+    /// Launch configuration of the fused kernel (index into `fused::VARIANTS`).
+    fused_variant: AtomicUsize,
     /// Declared last so that it is dropped after every buffer above.
     pub(crate) ctx: Arc<Context>,
 }
@@ -137,7 +126,8 @@ impl CudaBackend {
         };
         Ok(CudaBackend { n: data.n, d: data.d, x, y, s, ones, state: Mutex::new(state), gram_chunk_bytes: AtomicUsize::new(0),
             tensor_core_grams: AtomicBool::new(GramKernel::from_env() == GramKernel::TensorCore),
-            fused: AtomicBool::new(std::env::var("MOE_CUDA_FUSED").is_ok_and(|v| v == "1")), ctx })
+            fused: AtomicBool::new(std::env::var("MOE_CUDA_FUSED").is_ok_and(|v| v == "1")),
+            fused_available: fused::available(&ctx), fused_variant: AtomicUsize::new(0), ctx })
     }
 
     /// The device this backend runs on.
@@ -249,30 +239,20 @@ impl Backend for CudaBackend {
         } else {
             0
         };
-        let r = if shape.r_cols > 0 { st.r.at_least(ctx, m * shape.r_cols)?.ptr } else { 0 };
         let gw = if shape.grams > 0 { st.gw.at_least(ctx, m * shape.grams)?.ptr } else { 0 };
         let sv = if shape.sums > 0 { st.sv.at_least(ctx, m * shape.sums)?.ptr } else { 0 };
         let (xtr_len, sums_len) = (shape.r_cols * d, shape.sums);
         let out = st.reduced.at_least(ctx, xtr_len + sums_len + grams_len)?.ptr;
-        let fused = self.fused.load(Ordering::Relaxed) && kernel.is_some() && fits_fused(d, &shape);
+        let use_fused = kernel.is_some() && self.fused_available && self.fused.load(Ordering::Relaxed) && fused::fits(d, &shape);
         let mut host_sums = None;
-        if fused {
+        if use_fused {
             // One read of X: projections, row op and XᵀR in the fused kernel (sums and Grams below).
             let (mut params, sigma2) = kernel.unwrap();
-            self.bind_params(&mut st, &mut params, sigma2.as_deref(), &pr, 0, r, gw, sv)?;
-            let grid = m.div_ceil(FUSED_ROWS).min(FUSED_GRID);
-            let partial = if xtr_len > 0 { st.partial.at_least(ctx, grid * xtr_len)?.ptr } else { 0 };
-            let (mut xp, mut pp, mut di, mut part) = (pr.x, p_dev, d as i32, partial);
-            let mut args: [*mut c_void; 5] = [
-                &mut params as *mut RowOpParams as *mut c_void, &mut xp as *mut _ as _, &mut pp as *mut _ as _,
-                &mut di as *mut _ as _, &mut part as *mut _ as _,
-            ];
-            ctx.launch("fused_pass", (grid as u32, 1, 1), FUSED_THREADS, 0, &mut args)?;
-            if xtr_len > 0 {
-                // (r_cols·d) = partial(r_cols·d × grid) · ones(grid): the block partials summed in block order.
-                ctx.dgemm(false, false, xtr_len, 1, grid, 1.0, partial, xtr_len, self.ones.ptr, grid, 0.0, out, xtr_len)?;
-            }
+            self.bind_params(&mut st, &mut params, sigma2.as_deref(), &pr, 0, 0, gw, sv)?;
+            let partial = if xtr_len > 0 { st.partial.at_least(ctx, fused::partial_len(m, shape.r_cols, d))?.ptr } else { 0 };
+            fused::launch(ctx, self.fused_variant.load(Ordering::Relaxed), &mut params, pr.x, p_dev, d, partial, self.ones.ptr, out)?;
         } else {
+            let r = if shape.r_cols > 0 { st.r.at_least(ctx, m * shape.r_cols)?.ptr } else { 0 };
             // 1. A = X·Pᵀ: column-major (q×m) = Pᵀ(q×d) · X(d×m).
             let a_ptr = if shape.q > 0 {
                 let a = st.a.at_least(ctx, m * shape.q)?.ptr;
@@ -379,11 +359,25 @@ impl CudaBackend {
         Ok(())
     }
 
-    /// Uses the fused kernel where a pass fits it, or always the GEMM + row-op path (the default: on an H100
-    /// the fused kernel measured 2–5× slower per pass, bench/GPU.md; `MOE_CUDA_FUSED=1` sets it on). Tests
-    /// compare both with the CPU backend.
+    /// Uses the fused tensor-core kernel where a pass fits it (d ≤ 128, q ≤ 32, r_cols ≤ 16) and the device
+    /// has it (sm_80 or newer), or always the GEMM + row-op path (the default until the fused kernel is
+    /// measured faster on hardware, bench/GPU.md; `MOE_CUDA_FUSED=1` sets it on). Tests compare both with the
+    /// CPU backend.
     pub fn set_fused(&self, on: bool) {
         self.fused.store(on, Ordering::Relaxed);
+    }
+
+    /// Chooses the fused kernel's launch configuration, `moe_cuda::FUSED_VARIANTS[variant]` (0, the
+    /// default, unless set): a knob for the benchmark to measure them.
+    pub fn set_fused_variant(&self, variant: usize) {
+        assert!(variant < fused::VARIANTS.len(), "fused variant {variant} of {}", fused::VARIANTS.len());
+        self.fused_variant.store(variant, Ordering::Relaxed);
+    }
+
+    /// Whether this device and module can run the fused kernel (`set_fused(true)` falls back to the unfused
+    /// path where not): lets the GPU tests check that they exercised it.
+    pub fn fused_available(&self) -> bool {
+        self.fused_available
     }
 
     /// The per-row operation on the host, for ops that have no kernel: downloads A, y, s (and H), runs

@@ -255,7 +255,7 @@ impl Context {
         Ok(f)
     }
 
-    /// Whether the loaded module has kernel `name` (some kernels exist only for some architectures).
+    /// Whether the module has kernel `name` (kernels compiled only for newer architectures may be missing).
     pub fn has_kernel(&self, name: &'static str) -> bool {
         self.function(name).is_ok()
     }

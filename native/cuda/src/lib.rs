@@ -2,12 +2,16 @@
 //! (no link-time dependency), so a binary built without a GPU loads everywhere and reports
 //! `E_BACKEND_UNAVAILABLE` where there is none.
 //!
-//! Layers: `ffi` (raw declarations and dlsym), `driver` (safe context, buffers, launches, cuBLAS calls), `kernels` (host side of kernels/moe_kernels.cu), `backend` (`CudaBackend`, moe_core's `Backend`), `gram` (its Gram reductions: GEMM or tensor-core kernel).
+//! Layers: `ffi` (raw declarations and dlsym), `driver` (safe context, buffers, launches, cuBLAS calls), `kernels`
+//! (host side of kernels/moe_kernels.cu), `backend` (`CudaBackend`, moe_core's `Backend`), and the host sides
+//! of the other kernel files: `gram` (Gram reductions: GEMM or tensor-core kernel), `fused` (the opt-in fused
+//! narrow pass), `xtw` (skinny Xᵀ·W reductions).
 
 mod backend;
 pub mod driver;
 mod error;
 mod ffi;
+mod fused;
 mod gram;
 #[doc(hidden)] // public only for the host emulation check of the kernels (dev tool)
 pub mod kernels;
@@ -15,6 +19,7 @@ mod xtw;
 
 pub use backend::CudaBackend;
 pub use driver::{DeviceInfo, KernelSource};
+pub use fused::VARIANTS as FUSED_VARIANTS;
 pub use error::{GpuError, GpuErrorKind};
 pub use gram::{GramKernel, TC_MAX_D};
 

@@ -160,6 +160,7 @@ fn compare_case(case: &Case, seed: u32, weighted: bool, (fused, gram): (bool, Gr
 fn every_pass_matches_the_cpu_backend() {
     let Some(info) = gpu_or_skip("every_pass_matches_the_cpu_backend") else { return };
     println!("device: {} (sm_{}{})", info.name, info.compute_capability.0, info.compute_capability.1);
+    assert_fused_kernel_runs(&info);
     let mut failures = Vec::new();
     let all = cases();
     for (i, case) in all.iter().enumerate() {
@@ -173,6 +174,18 @@ fn every_pass_matches_the_cpu_backend() {
     assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
 }
 
+/// On sm_80 and newer the fused tensor-core kernel must be loadable, or the `fused = true` comparisons
+/// would silently test the unfused path twice.
+fn assert_fused_kernel_runs(info: &moe_cuda::DeviceInfo) {
+    let problem = Problem::random(3, 64, 3, Labels::Real, false);
+    let gpu = CudaBackend::new(problem.data()).unwrap();
+    println!("fused tensor-core kernel available: {}", gpu.fused_available());
+    if info.compute_capability.0 >= 8 {
+        assert!(gpu.fused_available(), "sm_{}{} has fp64 DMMA but the fused kernel is not in the module",
+                info.compute_capability.0, info.compute_capability.1);
+    }
+}
+
 #[test]
 fn passes_are_bit_identical_run_to_run() {
     let Some(_) = gpu_or_skip("passes_are_bit_identical_run_to_run") else { return };
@@ -181,24 +194,80 @@ fn passes_are_bit_identical_run_to_run() {
     let gpu = CudaBackend::new(problem.data()).unwrap();
     let estep = RowOp::EStep { k, family: Family::Linear { sigma2: vec![0.5, 1.0, 1.5, 2.0] }, store: true, suff: true };
     let proj = random_vec(78, 2 * k * d, 0.5);
-    let first = gpu.pass(Rows::All, &proj, &estep).unwrap();
     let hess = RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::Hessian };
-    let first_hess = gpu.pass(Rows::All, &proj[..(k - 1) * d], &hess).unwrap();
-    for _ in 0..3 {
-        assert_eq!(gpu.pass(Rows::All, &proj, &estep).unwrap(), first);
-        assert_eq!(gpu.pass(Rows::All, &proj[..(k - 1) * d], &hess).unwrap(), first_hess);
+    let hessvec = RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::HessVec };
+    let passes: [(&[f64], &RowOp); 3] = [(&proj, &estep), (&proj[..(k - 1) * d], &hess), (&proj[..2 * (k - 1) * d], &hessvec)];
+    // Unfused, then each launch configuration of the fused kernel.
+    let configs = std::iter::once((false, 0)).chain((0..moe_cuda::FUSED_VARIANTS.len()).map(|v| (true, v)));
+    for (fused, variant) in configs {
+        gpu.set_fused(fused);
+        gpu.set_fused_variant(variant);
+        let first: Vec<_> = passes.iter().map(|(p, op)| gpu.pass(Rows::All, p, op).unwrap()).collect();
+        for _ in 0..3 {
+            for ((p, op), want) in passes.iter().zip(&first) {
+                assert_eq!(&gpu.pass(Rows::All, p, op).unwrap(), want, "{op:?} (fused {fused}, variant {variant}) changed run to run");
+            }
+        }
     }
+    // The tensor-core Grams (unfused E-step).
     gpu.set_fused(false);
-    let unfused = gpu.pass(Rows::All, &proj, &estep).unwrap();
-    for _ in 0..3 {
-        assert_eq!(gpu.pass(Rows::All, &proj, &estep).unwrap(), unfused);
-    }
     gpu.set_gram_kernel(GramKernel::TensorCore);
     expect_tensor_core(&gpu);
     let tc = gpu.pass(Rows::All, &proj, &estep).unwrap();
     for _ in 0..3 {
-        assert_eq!(gpu.pass(Rows::All, &proj, &estep).unwrap(), tc);
+        assert_eq!(gpu.pass(Rows::All, &proj, &estep).unwrap(), tc, "tensor-core Grams changed run to run");
     }
+}
+
+/// The fused kernel at the widths of the (1e7, 100, 16) benchmark and at its limits (d = 128, q = 32,
+/// r_cols = 16), where `every_pass_matches_the_cpu_backend` (d = 6, k = 3) does not reach: every k-step and
+/// output tile of the DMMA products in use, against the CPU backend, in each launch configuration.
+#[test]
+fn fused_wide_passes_match_the_cpu_backend() {
+    let Some(_) = gpu_or_skip("fused_wide_passes_match_the_cpu_backend") else { return };
+    let (n, k) = (3001, 16);
+    let gate = |task| RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task };
+    let ops = [
+        RowOp::EStep { k, family: Family::Linear { sigma2: (0..k).map(|j| 0.5 + 0.1 * j as f64).collect() }, store: true, suff: true },
+        RowOp::LinearResidual { k },
+        gate(SoftmaxTask::Objective),
+        gate(SoftmaxTask::Gradient),
+        gate(SoftmaxTask::HessVec),
+        gate(SoftmaxTask::Diag),
+    ];
+    let mut failures = Vec::new();
+    for d in [100, 128] {
+        let problem = Problem::random(91 + d as u32, n, d, Labels::Real, true);
+        let cpu = CpuBackend::new(problem.data(), 2).unwrap();
+        let gpu = CudaBackend::new(problem.data()).unwrap();
+        if !gpu.fused_available() {
+            println!("skipped fused_wide_passes_match_the_cpu_backend: no fused kernel for this device");
+            return;
+        }
+        gpu.set_fused(true);
+        let h = random_h(92, n, k);
+        for (op, variant) in ops.iter().flat_map(|op| (0..moe_cuda::FUSED_VARIANTS.len()).map(move |v| (op, v))) {
+            let sh = op.shape();
+            cpu.write_h(k, &h).unwrap();
+            gpu.write_h(k, &h).unwrap();
+            gpu.set_fused_variant(variant);
+            let proj = random_vec(93, sh.q * d, 0.15);
+            let (c, g) = (cpu.pass(Rows::All, &proj, op).unwrap(), gpu.pass(Rows::All, &proj, op).unwrap());
+            let mut check = |what: &str, g: &[f64], c: &[f64]| {
+                let e = relative_error(g, c);
+                if e.is_nan() || e > TOL || g.iter().any(|v| !v.is_finite()) {
+                    failures.push(format!("{op:?} d={d} {}: {what} relative error {e:e}", moe_cuda::FUSED_VARIANTS[variant].0));
+                }
+            };
+            check("XᵀR", &g.xtr, &c.xtr);
+            check("grams", &g.grams, &c.grams);
+            check("sums", &g.sums, &c.sums);
+            if sh.writes_h {
+                check("H", &gpu.read_h(k).unwrap(), &cpu.read_h(k).unwrap());
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
 }
 
 #[test]
