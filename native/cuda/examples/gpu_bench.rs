@@ -3,14 +3,13 @@
 //! 1. Ceilings: device-to-device copy bandwidth and DGEMM rate (cuBLAS), measured here.
 //! 2. EM per-iteration times, CUDA vs CPU backend, at (1e6, 100, 8); CUDA on the Fashion-MNIST shape
 //!    (60000×784, 2 multinomial experts × 10 classes).
-//! 3. Per-pass times at (n, d, k) = (1e7, 100, 16), linear experts, with the Gram chunk size swept, the narrow
-//!    passes fused (kernels/fused_tc.cu) and unfused, and EM per-iteration time there (unfused and fused). Every fit is wrapped in a counter
-//!    of passes, bytes and FLOPs, which gives the floor: Σ over passes of max(bytes / copy bandwidth,
-//!    FLOPs / DGEMM rate).
-//!
-//! 4. Gram kernels side by side: the E-step pass (its G = k weighted Grams) and the EM iteration with the
-//!    GEMM Grams (the default) and the tensor-core kernel (`GramKernel::TensorCore`, MOE_CUDA_GRAM=tc), at
-//!    (1e6, 100, 8) and (1e7, 100, 16); rows labelled "gemm grams" / "tc grams".
+//! 3. Per-pass times at (n, d, k) = (1e7, 100, 16), linear experts: the E-step with the Gram chunk size of the
+//!    GEMM Grams swept; each narrow pass with the defaults, the skinny Xᵀ·W kernel, and the fused kernel
+//!    (kernels/fused_tc.cu) in each launch configuration; and the EM per-iteration time there.
+//! The E-step and EM rows are measured in every kernel configuration of `CONFIGS` (the defaults, and the
+//! opt-in tensor-core Grams, skinny Xᵀ·W and fused narrow pass, alone and together). Every fit is wrapped in
+//! a counter of passes, bytes and FLOPs, which gives the floor: Σ over passes of max(bytes / copy bandwidth,
+//! FLOPs / DGEMM rate).
 //!
 //! Usage: gpu_bench [--quick]   (--quick: smaller sizes, for a smoke run). Prints a table last.
 
@@ -226,22 +225,49 @@ fn pass_ms(b: &CudaBackend, proj: &[f64], op: &RowOp, reps: usize) -> f64 {
     }).collect())
 }
 
-/// The linear E-step pass with sufficient statistics (k weighted Grams) with both Gram kernels: one table row
-/// each, labelled "gemm grams" / "tc grams".
+/// The kernel configurations compared side by side: the defaults (cuBLAS reductions) and the opt-in
+/// kernels of bench/GPU.md, alone and together: (label, fused narrow pass, Gram kernel, skinny Xᵀ·W).
+const CONFIGS: [(&str, bool, GramKernel, bool); 5] = [
+    ("default", false, GramKernel::Gemm, false),
+    ("tc grams", false, GramKernel::TensorCore, false),
+    ("skinny xtw", false, GramKernel::Gemm, true),
+    ("tc grams + skinny xtw", false, GramKernel::TensorCore, true),
+    ("fused + tc grams + skinny xtw", true, GramKernel::TensorCore, true),
+];
+
+fn apply(gpu: &CudaBackend, (_, fused, gram, skinny): (&str, bool, GramKernel, bool)) {
+    gpu.set_fused(fused);
+    gpu.set_gram_kernel(gram);
+    gpu.set_skinny_xtw(skinny);
+}
+
+/// The linear E-step pass with sufficient statistics (k weighted Grams) in every configuration.
 fn estep_rows(gpu: &CudaBackend, n: usize, d: usize, k: usize, rows: &mut Vec<Row>) {
     let mut rng = Rng::new(9);
     let proj: Vec<f64> = (0..2 * k * d).map(|_| 0.2 * (rng.uniform() - 0.5)).collect();
     let estep = RowOp::EStep { k, family: Family::Linear { sigma2: vec![1.0; k] }, store: true, suff: true };
-    gpu.set_fused(false);
-    for gram in [GramKernel::Gemm, GramKernel::TensorCore] {
-        gpu.set_gram_kernel(gram);
-        let used = gpu.full_gram_kernel();
+    for config in CONFIGS {
+        apply(gpu, config);
         let ms = pass_ms(gpu, &proj, &estep, 5);
-        let tag = if used == GramKernel::TensorCore { "tc" } else { "gemm" };
-        println!("E-step pass n={n} d={d} k={k} ({k} Grams), {tag} grams: {ms:.2} ms");
-        rows.push(Row { label: format!("pass E-step+suff n={n} k={k}, {tag} grams"), ms, floor_ms: f64::NAN, note: format!("asked {gram:?}") });
+        let used = if gpu.full_gram_kernel() == GramKernel::TensorCore { "tc" } else { "gemm" };
+        println!("E-step pass n={n} d={d} k={k} ({k} Grams), {}: {ms:.2} ms (grams ran: {used})", config.0);
+        rows.push(Row { label: format!("pass E-step+suff n={n} k={k}, {}", config.0), ms, floor_ms: f64::NAN, note: format!("grams ran: {used}") });
     }
-    gpu.set_gram_kernel(GramKernel::Gemm);
+    apply(gpu, CONFIGS[0]);
+}
+
+/// EM per iteration in every configuration; returns the rows (CONFIGS order) and the default's output.
+fn em_rows(gpu: &CudaBackend, what: &str, model: &ModelSpec, iters: usize, bw: f64, rate: f64) -> (Vec<Row>, FitOutput) {
+    let mut out = vec![];
+    let mut default_fit = None;
+    for config in CONFIGS {
+        apply(gpu, config);
+        let (row, fit) = fit_row(&format!("{what}, cuda {}", config.0), gpu, model, iters, bw, rate);
+        default_fit.get_or_insert(fit);
+        out.push(row);
+    }
+    apply(gpu, CONFIGS[0]);
+    (out, default_fit.unwrap())
 }
 
 fn main() {
@@ -280,23 +306,18 @@ fn main() {
         let model = linear_model(k_mid, d);
         let gpu = CudaBackend::new(data).unwrap();
         estep_rows(&gpu, n_mid, d, k_mid, &mut rows);
-        gpu.set_fused(false);
-        gpu.set_gram_kernel(GramKernel::TensorCore);
-        let (tc, _) = fit_row(&format!("EM linear cuda (unfused, tc grams) n={n_mid} d={d} k={k_mid}"), &gpu, &model, 5, bw, rate);
-        gpu.set_gram_kernel(GramKernel::Gemm);
-        let (unfused, _) = fit_row(&format!("EM linear cuda (unfused, gemm grams) n={n_mid} d={d} k={k_mid}"), &gpu, &model, 5, bw, rate);
-        rows.push(unfused);
-        gpu.set_fused(true);
-        let (g, gout) = fit_row(&format!("EM linear cuda n={n_mid} d={d} k={k_mid}"), &gpu, &model, 5, bw, rate);
+        let (em, gout) = em_rows(&gpu, &format!("EM linear n={n_mid} d={d} k={k_mid}"), &model, 5, bw, rate);
         drop(gpu);
         let cpu = CpuBackend::new(data, 0).unwrap();
         let (c, cout) = fit_row(&format!("EM linear cpu({}) n={n_mid} d={d} k={k_mid}", cpu.threads()), &cpu, &model, 3, bw, rate);
         let nll_gap = (gout.iterations[2].nll - cout.iterations[2].nll).abs() / cout.iterations[2].nll.abs();
-        println!("speed-up cuda/cpu: {:.1}× (nll at iteration 2 agrees to {nll_gap:.1e}); with tc grams {:.1}×", c.ms / g.ms, c.ms / tc.ms);
-        rows.push(Row { label: "speed-up EM cuda vs cpu (×)".into(), ms: c.ms / g.ms, floor_ms: f64::NAN, note: format!("target ≥ 50×; nll rel gap {nll_gap:.1e}") });
-        rows.push(Row { label: "speed-up EM cuda (unfused, tc grams) vs cpu (×)".into(), ms: c.ms / tc.ms, floor_ms: f64::NAN, note: "target ≥ 50×".into() });
-        rows.push(tc);
-        rows.push(g);
+        println!("nll at iteration 2, cuda (default) vs cpu: relative gap {nll_gap:.1e}");
+        for (config, g) in CONFIGS.iter().zip(&em) {
+            println!("speed-up cuda ({}) / cpu: {:.1}×", config.0, c.ms / g.ms);
+            rows.push(Row { label: format!("speed-up EM cuda ({}) vs cpu (×)", config.0), ms: c.ms / g.ms, floor_ms: f64::NAN,
+                            note: format!("target ≥ 50×; nll rel gap (default) {nll_gap:.1e}") });
+        }
+        rows.extend(em);
         rows.push(c);
     }
 
@@ -336,12 +357,6 @@ fn main() {
         }
         std::env::remove_var("MOE_CUDA_GRAM_CHUNK_MB");
         estep_rows(&gpu, n_big, d, k_big, &mut rows);
-        // The same E-step with its projections and XᵀR in the fused kernel (q = 32, r_cols = 16: its limits).
-        gpu.set_fused(true);
-        let ms = pass_ms(&gpu, &proj, &estep, 3);
-        gpu.set_fused(false);
-        println!("E-step pass (k={k_big} Grams), fused projections and XᵀR: {ms:.1} ms");
-        rows.push(Row { label: format!("pass E-step+suff n={n_big} fused"), ms, floor_ms: f64::NAN, note: "Grams unfused".into() });
         let m = k_big - 1;
         let others = [
             ("linear residual", RowOp::LinearResidual { k: k_big }, k_big),
@@ -351,8 +366,10 @@ fn main() {
             ("gate diag(−H)", RowOp::Softmax { problem: SoftmaxProblem::Gate { k: k_big }, task: SoftmaxTask::Diag }, m),
         ];
         for (label, op, q) in others {
-            gpu.set_fused(false);
+            apply(&gpu, CONFIGS[0]);
             let unfused = pass_ms(&gpu, &proj[..q * d], &op, 5);
+            gpu.set_skinny_xtw(true);
+            let skinny = pass_ms(&gpu, &proj[..q * d], &op, 5);
             gpu.set_fused(true);
             // Every launch configuration of the fused kernel; the default (index 0) goes into the table.
             let fused: Vec<f64> = (0..FUSED_VARIANTS.len()).map(|v| {
@@ -363,22 +380,15 @@ fn main() {
             let variants: Vec<String> = FUSED_VARIANTS.iter().zip(&fused).map(|((name, _), ms)| format!("{name} {ms:.2}")).collect();
             // Floor: one read of X, y and s and of the stored H (the pass's FLOPs are far below the DGEMM rate's).
             let floor_ms = 8.0 * n_big as f64 * (d + 2 + op.shape().h_width) as f64 / bw * 1e3;
-            println!("pass {label}: {:.2} ms fused, {unfused:.2} ms unfused (floor {floor_ms:.2} ms); fused ms by variant: {}",
-                     fused[0], variants.join(", "));
+            println!("pass {label}: {:.2} ms fused (+ skinny), {unfused:.2} ms default, {skinny:.2} ms skinny xtw (floor {floor_ms:.2} ms); \
+                      fused ms by variant: {}", fused[0], variants.join(", "));
             rows.push(Row { label: format!("pass {label} n={n_big} fused"), ms: fused[0], floor_ms,
-                            note: format!("unfused {unfused:.2} ms; {}", variants.join(", ")) });
+                            note: format!("default {unfused:.2} ms; skinny xtw {skinny:.2} ms; {}", variants.join(", ")) });
         }
-        // 3b. EM at the large shape (CUDA only).
-        gpu.set_fused(false);
-        gpu.set_gram_kernel(GramKernel::TensorCore);
-        let (row, _) = fit_row(&format!("EM linear cuda (unfused, tc grams) n={n_big} d={d} k={k_big}"), &gpu, &linear_model(k_big, d), 3, bw, rate);
-        rows.push(row);
-        gpu.set_gram_kernel(GramKernel::Gemm);
-        let (row, _) = fit_row(&format!("EM linear cuda (unfused, gemm grams) n={n_big} d={d} k={k_big}"), &gpu, &linear_model(k_big, d), 3, bw, rate);
-        rows.push(row);
-        gpu.set_fused(true);
-        let (row, _) = fit_row(&format!("EM linear cuda n={n_big} d={d} k={k_big}"), &gpu, &linear_model(k_big, d), 3, bw, rate);
-        rows.push(row);
+        apply(&gpu, CONFIGS[0]);
+        // 3b. EM at the large shape (CUDA only), every configuration.
+        let (em, _) = em_rows(&gpu, &format!("EM linear n={n_big} d={d} k={k_big}"), &linear_model(k_big, d), 3, bw, rate);
+        rows.extend(em);
     }
 
     println!("\n| what | value (ms, or as labelled) | floor ms | notes |\n|---|---:|---:|---|");

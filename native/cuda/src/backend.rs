@@ -12,6 +12,7 @@ use crate::driver::{Context, DeviceBuffer, DeviceElement, KernelSource};
 use crate::error::{GpuError, GpuErrorKind};
 use crate::fused;
 use crate::gram::GramKernel;
+use crate::xtw::{skinny_xtw, XtwPlan};
 use crate::kernels::{encode, RowOpParams};
 use moe_core::backend::{Backend, PassOut, RowOp, Rows};
 use moe_core::{Data, Error, ErrorCode, Result};
@@ -68,7 +69,7 @@ pub(crate) struct State {
     batch_s: Scratch<f64>,
     /// Weight-scaled (or squared) rows of the GEMM Gram path, or the tensor-core Gram partials (gram.rs).
     pub(crate) scaled: Scratch<f64>,
-    partial: Scratch<f64>,
+    pub(crate) partial: Scratch<f64>,
     reduced: Scratch<f64>,
 }
 
@@ -91,6 +92,8 @@ pub struct CudaBackend {
     fused_available: bool,
     /// Launch configuration of the fused kernel (index into `fused::VARIANTS`).
     fused_variant: AtomicUsize,
+    /// Whether XᵀR and diagonal Grams use the skinny Xᵀ·W kernel (xtw.rs) instead of cuBLAS.
+    pub(crate) skinny_xtw: AtomicBool,
     /// Declared last so that it is dropped after every buffer above.
     pub(crate) ctx: Arc<Context>,
 }
@@ -127,7 +130,8 @@ impl CudaBackend {
         Ok(CudaBackend { n: data.n, d: data.d, x, y, s, ones, state: Mutex::new(state), gram_chunk_bytes: AtomicUsize::new(0),
             tensor_core_grams: AtomicBool::new(GramKernel::from_env() == GramKernel::TensorCore),
             fused: AtomicBool::new(std::env::var("MOE_CUDA_FUSED").is_ok_and(|v| v == "1")),
-            fused_available: fused::available(&ctx), fused_variant: AtomicUsize::new(0), ctx })
+            fused_available: fused::available(&ctx), fused_variant: AtomicUsize::new(0),
+            skinny_xtw: AtomicBool::new(std::env::var("MOE_CUDA_XTW").is_ok_and(|v| v == "kernel")), ctx })
     }
 
     /// The device this backend runs on.
@@ -271,9 +275,15 @@ impl Backend for CudaBackend {
                 }
                 None => Some(self.host_row_op(&st, op, &pr, a_ptr, r, gw)?),
             };
-            // 3. XᵀR: column-major (d×r) = X(d×m) · R(r×m)ᵀ, i.e. row-major r×d.
+            // 3. XᵀR (row-major r×d): the skinny kernel, or the GEMM column-major (d×r) = X(d×m) · R(r×m)ᵀ.
             if shape.r_cols > 0 {
-                ctx.dgemm(false, true, d, shape.r_cols, m, 1.0, pr.x, d, r, shape.r_cols, 0.0, out, d)?;
+                if self.skinny_xtw.load(Ordering::Relaxed) {
+                    let plan = XtwPlan::new(m, d);
+                    let partial = st.partial.at_least(ctx, plan.partial_len(shape.r_cols, d))?.ptr;
+                    skinny_xtw(ctx, plan, pr.x, m, d, r, shape.r_cols, false, partial, out)?;
+                } else {
+                    ctx.dgemm(false, true, d, shape.r_cols, m, 1.0, pr.x, d, r, shape.r_cols, 0.0, out, d)?;
+                }
             }
         }
 
@@ -365,6 +375,13 @@ impl CudaBackend {
     /// CPU backend.
     pub fn set_fused(&self, on: bool) {
         self.fused.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether XᵀR and diagonal Grams use the skinny Xᵀ·W kernel (kernels/skinny_xtw.cu: one read of X, no
+    /// materialised squares) instead of cuBLAS GEMMs. Off by default until measured on hardware
+    /// (`MOE_CUDA_XTW=kernel` sets it on); tests compare both with the CPU backend.
+    pub fn set_skinny_xtw(&self, on: bool) {
+        self.skinny_xtw.store(on, Ordering::Relaxed);
     }
 
     /// Chooses the fused kernel's launch configuration, `moe_cuda::FUSED_VARIANTS[variant]` (0, the

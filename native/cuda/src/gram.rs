@@ -6,6 +6,7 @@
 //! so a pass is bit-reproducible on one GPU.
 
 use crate::backend::{blocks, CudaBackend, PassRows, State, THREADS};
+use crate::xtw::{skinny_xtw, XtwPlan};
 use moe_core::Result;
 use std::ffi::c_void;
 use std::sync::atomic::Ordering;
@@ -180,9 +181,20 @@ impl CudaBackend {
         Ok(())
     }
 
-    /// diag_g[f] = Σ_i gw[i][g]·x_if²: per chunk of rows, the squares X⊙X, then one DGEMM (X⊙X)ᵀ·W
-    /// (d × grams), accumulated over the chunks in order.
+    /// diag_g[f] = Σ_i gw[i][g]·x_if² (grams × d) with the skinny Xᵀ·W kernel (one read of X) when it is on
+    /// (`set_skinny_xtw`), else by GEMMs over materialised squares.
     pub(crate) fn diagonal_grams(&self, st: &mut State, pr: &PassRows, gw: u64, grams: usize, out: u64) -> Result<()> {
+        if self.skinny_xtw.load(Ordering::Relaxed) {
+            let plan = XtwPlan::new(pr.rows, self.d);
+            let partial = st.partial.at_least(&self.ctx, plan.partial_len(grams, self.d))?.ptr;
+            return skinny_xtw(&self.ctx, plan, pr.x, pr.rows, self.d, gw, grams, true, partial, out);
+        }
+        self.gemm_diagonal_grams(st, pr, gw, grams, out)
+    }
+
+    /// Per chunk of rows, the squares X⊙X, then one DGEMM (X⊙X)ᵀ·W (d × grams), accumulated over the chunks
+    /// in order.
+    fn gemm_diagonal_grams(&self, st: &mut State, pr: &PassRows, gw: u64, grams: usize, out: u64) -> Result<()> {
         let (d, ctx) = (self.d, &*self.ctx);
         let chunk = self.gram_chunk_rows(8 * d, pr.rows);
         let squares = st.scaled.at_least(ctx, chunk * d)?.ptr;

@@ -1,6 +1,6 @@
 //! Whole fits on the CUDA backend against the same fits on moe-core's CpuBackend: every family (general and
-//! symmetric), EM / Gradient EM / GD, full batch and mini-batch; fused, unfused, and unfused with the
-//! tensor-core Gram kernel. Parameters and the nll/objective histories must agree to relative 1e-9 (the
+//! symmetric), EM / Gradient EM / GD, full batch and mini-batch; with the default kernels, each opt-in kernel
+//! alone (fused narrow pass, tensor-core Grams, skinny Xᵀ·W) and all of them. Parameters and the nll/objective histories must agree to relative 1e-9 (the
 //! contract of docs/ALGORITHMS.md). Skipped without a GPU.
 
 mod common;
@@ -129,12 +129,17 @@ fn fits_match_the_cpu_backend() {
         let gpu = CudaBackend::new(problem.data()).unwrap();
         for (sname, spec) in &specs {
             let c = run(&cpu, &m, spec);
-            let configs = [(true, GramKernel::Gemm, ""), (false, GramKernel::Gemm, " (unfused)"), (false, GramKernel::TensorCore, " (tc grams)")];
-            for (fused, gram, tag) in configs {
-                gpu.set_fused(fused);
-                gpu.set_gram_kernel(gram);
+            let configs = [
+                Kernels::DEFAULT,
+                Kernels { fused: true, ..Kernels::DEFAULT },
+                Kernels { gram: GramKernel::TensorCore, ..Kernels::DEFAULT },
+                Kernels { skinny: true, ..Kernels::DEFAULT },
+                Kernels::ALL,
+            ];
+            for kernels in configs {
+                kernels.apply(&gpu);
                 let g = run(&gpu, &m, spec);
-                compare(&format!("{fname} {sname}{tag}"), &g, &c, &mut failures);
+                compare(&format!("{fname} {sname} ({})", kernels.label()), &g, &c, &mut failures);
             }
         }
     }

@@ -80,14 +80,19 @@ fn cases() -> Vec<Case> {
     out
 }
 
-/// The GPU configurations a pass is compared in: fused/unfused with GEMM Grams, and unfused with the
-/// tensor-core Grams where the op has full Grams (elsewhere the Gram kernel makes no difference).
-fn configurations(op: &RowOp) -> Vec<(bool, GramKernel)> {
+/// The GPU configurations a pass is compared in: the defaults, each opt-in kernel alone where the op uses
+/// it (the fused pass; the tensor-core Grams for full Grams; the skinny Xᵀ·W for XᵀR and diagonal Grams),
+/// and all of them at once.
+fn configurations(op: &RowOp) -> Vec<Kernels> {
     let sh = op.shape();
-    let mut out = vec![(true, GramKernel::Gemm), (false, GramKernel::Gemm)];
+    let mut out = vec![Kernels::DEFAULT, Kernels { fused: true, ..Kernels::DEFAULT }];
     if sh.grams > 0 && !sh.diag_only {
-        out.push((false, GramKernel::TensorCore));
+        out.push(Kernels { gram: GramKernel::TensorCore, ..Kernels::DEFAULT });
     }
+    if sh.r_cols > 0 || (sh.grams > 0 && sh.diag_only) {
+        out.push(Kernels { skinny: true, ..Kernels::DEFAULT });
+    }
+    out.push(Kernels::ALL);
     out
 }
 
@@ -100,7 +105,7 @@ fn expect_tensor_core(gpu: &CudaBackend) {
 }
 
 /// Runs `op` on both backends over all rows and over a shuffled batch; returns every mismatch found.
-fn compare_case(case: &Case, seed: u32, weighted: bool, (fused, gram): (bool, GramKernel)) -> Vec<String> {
+fn compare_case(case: &Case, seed: u32, weighted: bool, kernels: Kernels) -> Vec<String> {
     let mut failures = Vec::new();
     let (n, d) = (2111, 6); // not a multiple of any block size
     let problem = Problem::random(seed, n, d, case.labels, weighted);
@@ -108,9 +113,8 @@ fn compare_case(case: &Case, seed: u32, weighted: bool, (fused, gram): (bool, Gr
     let proj = random_vec(seed + 1, shape.q * d, 0.9);
     let cpu = CpuBackend::new(problem.data(), 2).unwrap();
     let gpu = CudaBackend::new(problem.data()).unwrap();
-    gpu.set_fused(fused);
-    gpu.set_gram_kernel(gram);
-    if gram == GramKernel::TensorCore {
+    kernels.apply(&gpu);
+    if kernels.gram == GramKernel::TensorCore {
         expect_tensor_core(&gpu);
     }
     if shape.h_width > 0 {
@@ -123,7 +127,7 @@ fn compare_case(case: &Case, seed: u32, weighted: bool, (fused, gram): (bool, Gr
     cpu.set_order(&order).unwrap();
     gpu.set_order(&order).unwrap();
     for rows in [Rows::All, Rows::Order { start: 123, len: 777 }] {
-        let label = format!("{} ({rows:?}, weighted {weighted}, fused {fused}, grams {gram:?})", case.name);
+        let label = format!("{} ({rows:?}, weighted {weighted}, {})", case.name, kernels.label());
         let c = cpu.pass(rows, &proj, &case.op).unwrap();
         let g = match gpu.pass(rows, &proj, &case.op) {
             Ok(g) => g,
@@ -170,7 +174,7 @@ fn every_pass_matches_the_cpu_backend() {
             }
         }
     }
-    println!("{} ops × 2 weightings × (fused, unfused, and tensor-core Grams where the op has full Grams) × 2 row selections compared", all.len());
+    println!("{} ops × 2 weightings × (defaults, each opt-in kernel the op uses, all of them) × 2 row selections compared", all.len());
     assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
 }
 

@@ -83,3 +83,29 @@ pub fn assert_close(what: &str, gpu: &[f64], cpu: &[f64], tol: f64) {
     let e = relative_error(gpu, cpu);
     assert!(e <= tol, "{what}: relative error {e:e} > {tol:e}");
 }
+
+/// One choice of the CUDA backend's kernels: the opt-in fused narrow pass, the Gram kernel and the skinny
+/// Xᵀ·W reductions (each compared with the CPU backend by the tests).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Kernels {
+    pub fused: bool,
+    pub gram: moe_cuda::GramKernel,
+    pub skinny: bool,
+}
+
+impl Kernels {
+    /// The defaults: cuBLAS for every reduction, no fused kernel.
+    pub const DEFAULT: Kernels = Kernels { fused: false, gram: moe_cuda::GramKernel::Gemm, skinny: false };
+    /// Every opt-in kernel at once.
+    pub const ALL: Kernels = Kernels { fused: true, gram: moe_cuda::GramKernel::TensorCore, skinny: true };
+
+    pub fn apply(&self, gpu: &moe_cuda::CudaBackend) {
+        gpu.set_fused(self.fused);
+        gpu.set_gram_kernel(self.gram);
+        gpu.set_skinny_xtw(self.skinny);
+    }
+
+    pub fn label(&self) -> String {
+        format!("fused {}, grams {:?}, skinny {}", self.fused, self.gram, self.skinny)
+    }
+}
