@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The GPU check of the built package (plain Node: node:test and node:assert, no node_modules; needs dist/ and
 // the built .node). On a machine with a GPU: backend 'cuda' against backend 'cpu' through the package API —
-// whole fits for every family and algorithm (parameters and nll/objective histories to relative 1e-9),
+// whole fits for every family and algorithm (parameters and nll/objective histories to relative 1e-9), with
+// the default kernels and with the opt-in ones (bench/GPU.md),
 // evaluate / posterior / information, the estimator with backend 'cuda' — then the GPU benchmark
 // (bench/gpu.mjs), with a summary table printed last. Without a GPU it reports why and exits 0 (set
 // MOE_GPU_CHECK_REQUIRE=1 to make that a failure).
@@ -12,7 +13,7 @@ import {
   loadNativeBackend, MixtureOfExperts, nativeInfo, resolveFitSpec, sampleLinear, sampleLogistic, sampleMultinomial, sampleSymMoLinE,
   sampleSymMoLogE,
 } from '../dist/index.js';
-import { formatTable, runGpuBench } from '../bench/gpu.mjs';
+import { envLabel, formatTable, OPT_IN_KERNELS, runGpuBench, withEnv } from '../bench/gpu.mjs';
 
 const TOL = 1e-9;
 const info = nativeInfo();
@@ -55,7 +56,8 @@ const algorithms = {
   'em-minibatch': { batchSize: 900 },
 };
 
-await test('backend cuda matches backend cpu: whole fits, every family and algorithm', () => {
+/** Whole fits of every family × algorithm on both backends; returns the worst relative error. */
+function fitParity(tag) {
   let worst = 0;
   for (const [family, make] of Object.entries(problems)) {
     const { X, y, model } = make();
@@ -64,15 +66,25 @@ await test('backend cuda matches backend cpu: whole fits, every family and algor
       const req = { data, model, fit: fitSpec(overrides), seed: 3, init: null, trueParams: null };
       const g = cuda.fitSync(req, {});
       const c = cpu.fitSync(req, {});
-      assert.equal(g.iterations.length, c.iterations.length, `${family} ${name}: iteration counts`);
+      assert.equal(g.iterations.length, c.iterations.length, `${family} ${name}${tag}: iteration counts`);
       const pe = relErr(g.params, c.params);
       const he = relErr(g.iterations.flatMap((r) => [r.nll, r.objective]), c.iterations.flatMap((r) => [r.nll, r.objective]));
-      console.log(`  ${family.padEnd(13)} ${name.padEnd(13)} params rel ${pe.toExponential(1)}  history rel ${he.toExponential(1)}`);
-      assert.ok(pe <= TOL && he <= TOL, `${family} ${name}: params ${pe}, history ${he}`);
+      console.log(`  ${family.padEnd(13)} ${name.padEnd(13)} params rel ${pe.toExponential(1)}  history rel ${he.toExponential(1)}${tag}`);
+      assert.ok(pe <= TOL && he <= TOL, `${family} ${name}${tag}: params ${pe}, history ${he}`);
       worst = Math.max(worst, pe, he);
     }
   }
+  return worst;
+}
+
+await test('backend cuda matches backend cpu: whole fits, every family and algorithm', () => {
+  const worst = fitParity('');
   summary.push({ what: 'fit parity cuda vs cpu (25 fits), worst rel error', value: worst, unit: '', note: `tolerance ${TOL}` });
+});
+
+await test('the same with the opt-in CUDA kernels', () => {
+  const worst = withEnv(OPT_IN_KERNELS, () => fitParity(' (opt-in kernels)'));
+  summary.push({ what: 'fit parity cuda (opt-in kernels) vs cpu (25 fits), worst rel error', value: worst, unit: '', note: envLabel(OPT_IN_KERNELS) });
 });
 
 await test('evaluate, posterior and information agree', () => {
