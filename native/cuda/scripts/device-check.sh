@@ -15,7 +15,7 @@ for t in passes fits oom; do
   summary+=("| test $t | rc $rc | $(( $(date +%s) - start )) s | $(grep -E '^test result' "$out/test-$t.log" | tail -1) |")
   grep -E "mismatch|FAILED|panicked|relative error|iters|vs GEMM|kernel available" "$out/test-$t.log" | head -60
 done
-timeout 200 "$bin/gpu_bench" > "$out/bench.log" 2>&1
+timeout 300 "$bin/gpu_bench" > "$out/bench.log" 2>&1
 echo "bench rc $?"
 grep -v '^|' "$out/bench.log" | tail -40
 # The package check (scripts/gpu-check.mjs) when a packed Node, dist/ and the addon were carried too
