@@ -253,6 +253,18 @@ fn estep_rows(gpu: &CudaBackend, n: usize, d: usize, k: usize, rows: &mut Vec<Ro
         println!("E-step pass n={n} d={d} k={k} ({k} Grams), {}: {ms:.2} ms (grams ran: {used})", config.0);
         rows.push(Row { label: format!("pass E-step+suff n={n} k={k}, {}", config.0), ms, floor_ms: f64::NAN, note: format!("grams ran: {used}") });
     }
+    // The Grams nearly alone: HStats with sufficient statistics reads the H the E-step stored (no
+    // projections, no row-op transcendentals): k Grams, XᵀR with k columns, k sums. The rate is counted on
+    // the Grams' symmetric half, k·n·d(d+1) FLOPs, for each Gram kernel.
+    let hstats = RowOp::HStats { width: k, suff: true, symmetric: false };
+    for gram in [GramKernel::Gemm, GramKernel::TensorCore] {
+        apply(gpu, ("", false, gram, false));
+        let ms = pass_ms(gpu, &[], &hstats, 5);
+        let tflops = (k * n * d * (d + 1)) as f64 / (ms * 1e-3) / 1e12;
+        println!("Gram pass (HStats) n={n} d={d} k={k}, {gram:?} grams: {ms:.2} ms, {tflops:.1} TFLOP/s on the symmetric half");
+        rows.push(Row { label: format!("pass HStats+suff ({k} Grams) n={n}, {gram:?} grams"), ms, floor_ms: f64::NAN,
+                        note: format!("{tflops:.1} TFLOP/s (symmetric half)") });
+    }
     apply(gpu, CONFIGS[0]);
 }
 
