@@ -23,7 +23,7 @@ impl InfoModel {
                 let mut v = vec![true; k - 1];
                 for _ in 0..*k {
                     match family {
-                        Family::Multinomial { classes } => v.extend(std::iter::repeat(true).take(classes - 1)),
+                        Family::Multinomial { classes } => v.extend(std::iter::repeat_n(true, classes - 1)),
                         _ => {
                             v.push(true);
                             if *fitted_sigma {

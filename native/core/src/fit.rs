@@ -44,7 +44,7 @@ pub fn fit_with_partial<B: Backend + ?Sized>(
         Ok(reason) => Ok(FitOutput { params, iterations, converged: reason == StopReason::Tol, reason }),
         Err(e) => {
             let keep = matches!(e.code, ErrorCode::Aborted | ErrorCode::NonFinite) && !params.is_empty();
-            let partial = keep.then(|| FitOutput { params, iterations, converged: false, reason: StopReason::MaxIter });
+            let partial = keep.then_some(FitOutput { params, iterations, converged: false, reason: StopReason::MaxIter });
             Err((e, partial))
         }
     }

@@ -380,7 +380,7 @@ fn complete_solver<'s, B: Backend + ?Sized>(ops: &'s Operators<'s, B>) -> Result
                 }
                 None => {
                     let g = v[lo..hi].to_vec();
-                    let dg = &diag.as_ref().map(|d| d.as_slice()).unwrap_or(&[])[lo..hi];
+                    let dg = &diag.as_deref().unwrap_or(&[])[lo..hi];
                     let mut x = vec![0.0; m];
                     linalg::preconditioned_cg(
                         |a, r| {

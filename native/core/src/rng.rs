@@ -59,7 +59,9 @@ mod tests {
     // Expected values computed by running src/data/rng.ts (transpiled with the project's TypeScript).
     #[test]
     fn matches_the_typescript_stream() {
-        let cases: [(u32, [u32; 4], [f64; 3], [u32; 8], usize); 2] = [
+        // (seed, first u32s, first uniforms, a shuffle of 0..8, an index draw)
+        type Case = (u32, [u32; 4], [f64; 3], [u32; 8], usize);
+        let cases: [Case; 2] = [
             (
                 0,
                 [3809008728, 1133695204, 53579671, 2891528803],

@@ -191,9 +191,7 @@ fn bad_input_gives_the_documented_codes() {
     sp.on_empty_error = true;
     // Expert 1 has no mass: a gate that gives it nothing.
     let mut init = random_params(&pr.model, 3);
-    for f in 0..pr.d {
-        init[f] = 0.0;
-    }
+    init[..pr.d].fill(0.0);
     init[0] = -800.0;
     let e = fit(&b, &ModelSpec { ..pr.model.clone() }, &sp, 0, Some(&init), None, &mut |_| Control::Continue).err().unwrap();
     assert_eq!(e.code.as_str(), "E_EMPTY_COMPONENT");

@@ -48,7 +48,7 @@ fn lanczos_matches_the_dense_spectrum_and_the_mim_is_a_contraction_at_the_optimu
         assert!(!lz.dense && lz.complete.is_none());
         assert!((dense.lambda_max - lz.lambda_max).abs() <= 1e-8, "{experts:?} sym={symmetric}: {} vs {}", dense.lambda_max, lz.lambda_max);
         for &ev in &dense.eigenvalues {
-            assert!(ev >= -1e-8 && ev <= 1.0 + 1e-8, "{experts:?} sym={symmetric}: eigenvalue {ev}");
+            assert!((-1e-8..=1.0 + 1e-8).contains(&ev), "{experts:?} sym={symmetric}: eigenvalue {ev}");
         }
         assert!(dense.standard_errors.is_some());
     }

@@ -6,6 +6,7 @@
 //! 3. Per-pass times at (n, d, k) = (1e7, 100, 16), linear experts: the E-step with the Gram chunk size of the
 //!    GEMM Grams swept; each narrow pass with the defaults, the skinny Xᵀ·W kernel, and the fused kernel
 //!    (kernels/fused_tc.cu) in each launch configuration; and the EM per-iteration time there.
+//!
 //! The E-step and EM rows are measured in every kernel configuration of `CONFIGS` (the defaults, and the
 //! opt-in tensor-core Grams, skinny Xᵀ·W and fused narrow pass, alone and together). Every fit is wrapped in
 //! a counter of passes, bytes and FLOPs, which gives the floor: Σ over passes of max(bytes / copy bandwidth,

@@ -103,7 +103,7 @@ pub fn encode(op: &RowOp, shape: &OpShape) -> Result<Option<(RowOpParams, Option
         RowOp::Softmax { problem, task } => {
             p.op = OP_SOFTMAX;
             let classes = problem.classes();
-            if classes > MAX_WIDTH || classes < 2 {
+            if !(2..=MAX_WIDTH).contains(&classes) {
                 return Err(too_wide("classes", classes));
             }
             p.classes = classes as i32;
