@@ -3,10 +3,11 @@
 //!
 //! A pass: A = X·Pᵀ (cuBLAS DGEMM) → `row_op` kernel (per-row outputs R, Gram weights, sum terms; reads or
 //! writes H) → reductions: XᵀR and the sums by DGEMM; the Grams in gram.rs (full ones by one DGEMM per chunk of
-//! weight-scaled rows or, opt-in, the tensor-core kernel; diagonal ones by one DGEMM per chunk of squared rows).
-//! All reductions run in a fixed order (no float atomics), so a pass is reproducible bit for bit on one GPU.
-//! Optionally (`set_fused`, off by default until measured on hardware) narrow passes run one fused tensor-core
-//! kernel for the projections, the row op and XᵀR (fused.rs).
+//! weight-scaled rows, diagonal ones by one DGEMM per chunk of squared rows). All reductions run in a fixed
+//! order (no float atomics), so a pass is reproducible bit for bit on one GPU.
+//! Opt-in kernels, off by default until measured on hardware (bench/GPU.md): the tensor-core full Grams
+//! (gram.rs, `set_gram_kernel`), the skinny Xᵀ·W kernel for XᵀR and diagonal Grams (xtw.rs, `set_skinny_xtw`),
+//! and one fused tensor-core kernel for a narrow pass's projections, row op and XᵀR (fused.rs, `set_fused`).
 
 use crate::driver::{Context, DeviceBuffer, DeviceElement, KernelSource};
 use crate::error::{GpuError, GpuErrorKind};
