@@ -50,7 +50,7 @@ impl RowStore {
     }
 }
 
-/// The width of a store that the ops of a pass use, as (width, used) per op in order, and whether the pass
+/// The width of a store that the ops of a pass use, given (width, writes) per op in order, and whether the pass
 /// may create it: the ops must agree on the width, and only an op before any reader may create it.
 fn store_use(what: &str, uses: impl Iterator<Item = (usize, bool)>) -> Result<(usize, bool)> {
     let (mut width, mut creates) = (0, false);
