@@ -33,6 +33,9 @@ impl Backend for Timed<'_> {
     fn read_h(&self, w: usize) -> moe_core::Result<Vec<f64>> {
         self.inner.read_h(w)
     }
+    fn stores_probabilities(&self) -> bool {
+        self.inner.stores_probabilities()
+    }
     fn pass(&self, rows: Rows, proj: &[f64], op: &RowOp) -> moe_core::Result<PassOut> {
         let mut outs = self.pass_many(rows, &[(proj, op)])?;
         Ok(outs.remove(0))

@@ -1,5 +1,6 @@
 //! The numeric primitives every algorithm is written over. A backend owns the data (X, y, s) and the
-//! per-row responsibilities H; the algorithms (EM, solvers, GD, information) only call `pass`, which makes
+//! per-row responsibilities H (and, where it opts in, a per-row store of softmax probabilities: see
+//! `Backend::stores_probabilities`); the algorithms (EM, solvers, GD, information) only call `pass`, which makes
 //! ONE read of the selected rows of X: it projects each row on a small host matrix P (A = X·Pᵀ), applies a
 //! per-row operation (`RowOp`, whose exact per-row mathematics is `crate::rowops::eval_row`), and reduces
 //! the per-row outputs into Xᵀ R, weighted Gram matrices and scalar sums. A GPU backend implements the
@@ -148,6 +149,14 @@ pub enum SoftmaxTask {
     HessVec,
     /// P = V. diagonal-only grams (m) with weights c_i p_ic (1 − p_ic): diag(−H).
     Diag,
+    /// As `Diag`, and also writes each row's p_i (the m free-class probabilities at V, bit for bit the
+    /// values `HessVec` computes) to the backend's probability store (n×m, indexed by row like H).
+    /// Only for a backend whose `stores_probabilities()` is true.
+    DiagStore,
+    /// P = D (m rows). As `HessVec` at the V of the last `DiagStore` pass over the same rows, with p read
+    /// from the probability store instead of recomputed: the same outputs bit for bit, from half the
+    /// projections and no exp/log per row. Only for a backend whose `stores_probabilities()` is true.
+    HessVecStored,
 }
 
 /// The per-row operation of a pass. Every variant documents its projection rows P (q×d), its outputs
@@ -202,6 +211,9 @@ pub struct OpShape {
     /// Width of H this op reads or writes (0 = none).
     pub h_width: usize,
     pub writes_h: bool,
+    /// Width of the probability store this op reads or writes (0 = none; see `SoftmaxTask::DiagStore`).
+    pub p_width: usize,
+    pub writes_p: bool,
 }
 
 /// The reduced results of a pass.
@@ -229,6 +241,15 @@ pub trait Backend {
     /// One fused pass: A = X_rows·Pᵀ, the per-row `op`, reductions (see `RowOp`, `OpShape`).
     fn pass(&self, rows: Rows, proj: &[f64], op: &RowOp) -> Result<PassOut>;
 
+    /// Whether this backend implements `SoftmaxTask::DiagStore` and `SoftmaxTask::HessVecStored`: it keeps
+    /// a per-row probability store beside H (written by DiagStore, read by HessVecStored on the same rows,
+    /// an error when read without a store of the right width). Newton-CG then computes the softmax
+    /// probabilities once per Newton step instead of once per CG iteration; the results are the same bit
+    /// for bit. A backend that keeps the default `false` is never given those two tasks.
+    fn stores_probabilities(&self) -> bool {
+        false
+    }
+
     /// Several ops on the same rows, with the results of running them one after the other (a later op
     /// sees the H an earlier one stored). A backend may fuse them into one read of X (the CPU backend
     /// does); the default runs one pass per op.
@@ -240,7 +261,7 @@ pub trait Backend {
 impl RowOp {
     /// Output counts of this op (the contract between `rowops::eval_row` and the reductions).
     pub fn shape(&self) -> OpShape {
-        let none = OpShape { q: 0, r_cols: 0, grams: 0, diag_only: false, sums: 0, h_width: 0, writes_h: false };
+        let none = OpShape { q: 0, r_cols: 0, grams: 0, diag_only: false, sums: 0, h_width: 0, writes_h: false, p_width: 0, writes_p: false };
         match self {
             RowOp::Moments => OpShape { sums: 3, ..none },
             RowOp::Gram => OpShape { r_cols: 1, grams: 1, ..none },
@@ -278,6 +299,8 @@ impl RowOp {
                     SoftmaxTask::Hessian => OpShape { r_cols: m, grams: m * (m + 1) / 2, sums: 1, ..base },
                     SoftmaxTask::HessVec => OpShape { q: 2 * m, r_cols: m, ..base },
                     SoftmaxTask::Diag => OpShape { grams: m, diag_only: true, ..base },
+                    SoftmaxTask::DiagStore => OpShape { grams: m, diag_only: true, p_width: m, writes_p: true, ..base },
+                    SoftmaxTask::HessVecStored => OpShape { r_cols: m, p_width: m, ..base },
                 }
             }
             RowOp::Gradient { k, family, stored_h } => {

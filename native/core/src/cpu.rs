@@ -17,9 +17,52 @@ const CHUNK: usize = 2048;
 pub struct CpuBackend<'a> {
     data: Data<'a>,
     threads: usize,
-    /// Stored responsibilities: (width, n×width values).
-    h: Mutex<(usize, Vec<f64>)>,
+    /// Stored responsibilities H.
+    h: Mutex<RowStore>,
+    /// Stored softmax probabilities (`SoftmaxTask::DiagStore`), kept exactly like H.
+    probs: Mutex<RowStore>,
     order: Mutex<Vec<u32>>,
+}
+
+/// A backend-resident per-row matrix (n×width row-major): H, or the softmax probabilities.
+#[derive(Default)]
+struct RowStore {
+    width: usize,
+    vals: Vec<f64>,
+}
+
+impl RowStore {
+    /// Make the store ready for a pass whose ops use `width` of its columns (0: none): a store of another
+    /// width is replaced by zeros when the pass `creates` it. False when the pass would read a store that
+    /// does not exist.
+    fn prepare(&mut self, width: usize, creates: bool, n: usize) -> bool {
+        if width > 0 && (self.width != width || self.vals.len() != n * width) {
+            if !creates {
+                return false;
+            }
+            *self = RowStore { width, vals: vec![0.0; n * width] };
+        }
+        true
+    }
+    /// Where the chunks of a pass read and write the rows.
+    fn rows(&mut self) -> StoreRows {
+        StoreRows { ptr: SharedMut(self.vals.as_mut_ptr()), width: self.width }
+    }
+}
+
+/// The width of a store that the ops of a pass use, given (width, writes) per op in order, and whether the pass
+/// may create it: the ops must agree on the width, and only an op before any reader may create it.
+fn store_use(what: &str, uses: impl Iterator<Item = (usize, bool)>) -> Result<(usize, bool)> {
+    let (mut width, mut creates) = (0, false);
+    for (w, writes) in uses.filter(|&(w, _)| w > 0) {
+        if width == 0 {
+            creates = writes;
+        } else if width != w {
+            return err(ErrorCode::Internal, format!("the ops of one pass must share the width of {what}"));
+        }
+        width = w;
+    }
+    Ok((width, creates))
 }
 
 fn resolve_threads(threads: usize) -> usize {
@@ -44,7 +87,8 @@ impl<'a> CpuBackend<'a> {
         Ok(CpuBackend {
             data,
             threads: resolve_threads(threads),
-            h: Mutex::new((0, Vec::new())),
+            h: Mutex::new(RowStore::default()),
+            probs: Mutex::new(RowStore::default()),
             order: Mutex::new(Vec::new()),
         })
     }
@@ -54,11 +98,33 @@ impl<'a> CpuBackend<'a> {
     }
 }
 
-/// A raw pointer shared by the worker threads of one pass; each row of H is touched by one chunk only.
+/// A raw pointer shared by the worker threads of one pass; each row of a store is touched by one chunk only.
 #[derive(Clone, Copy)]
 struct SharedMut(*mut f64);
 unsafe impl Send for SharedMut {}
 unsafe impl Sync for SharedMut {}
+
+/// A `RowStore` as the chunks of one pass see it (width 0: the pass uses no such store).
+#[derive(Clone, Copy)]
+struct StoreRows {
+    ptr: SharedMut,
+    width: usize,
+}
+
+impl StoreRows {
+    /// Row i of the store, or an empty slice when `used` is false (the op does not use this store).
+    ///
+    /// # Safety
+    /// Row i must belong to the calling chunk only (the rows of a pass are distinct), the store must hold
+    /// n×width values and outlive the returned slice, and no other slice of row i may be alive.
+    unsafe fn row<'r>(&self, i: usize, used: bool) -> &'r mut [f64] {
+        if self.width > 0 && used {
+            std::slice::from_raw_parts_mut(self.ptr.0.add(i * self.width), self.width)
+        } else {
+            &mut []
+        }
+    }
+}
 
 /// One op's reductions over a chunk (or the running total); Grams are padded upper-triangle accumulators.
 struct StagePartial {
@@ -144,9 +210,9 @@ struct PassCtx<'p> {
     sel: Selection<'p>,
     /// The ops evaluated on each row, in order (a later op may read the H row an earlier one wrote).
     stages: Vec<Stage<'p>>,
-    /// Width of the stored H the stages read or write (0 = none).
-    h_width: usize,
-    h: SharedMut,
+    /// The stored H and probabilities the stages read or write.
+    h: StoreRows,
+    probs: StoreRows,
     /// AVX2+FMA available (detected once per pass).
     simd: bool,
 }
@@ -182,8 +248,6 @@ impl PassCtx<'_> {
         } else {
             &[]
         };
-        let hw = self.h_width;
-        let mut empty: [f64; 0] = [];
         for (t, pos) in (lo..hi).enumerate() {
             let i = self.sel.row(pos);
             let xi = if reads_x { &xrows[t * d..(t + 1) * d] } else { &[] };
@@ -191,15 +255,12 @@ impl PassCtx<'_> {
             for (k, st) in self.stages.iter().enumerate() {
                 let sh = &st.shape;
                 simd::project(st.proj, d, xi, &mut a[k], self.simd);
-                // SAFETY: row i of H belongs to this chunk only (rows of a pass are distinct), H has n×hw values,
-                // and the stages of one row run one after the other on this thread.
-                let hrow: &mut [f64] = if hw > 0 && sh.h_width > 0 {
-                    unsafe { std::slice::from_raw_parts_mut(self.h.0.add(i * hw), hw) }
-                } else {
-                    &mut empty
-                };
+                // SAFETY: row i belongs to this chunk only (rows of a pass are distinct), the stores have n×width
+                // values and are locked for the pass, and the stages of one row run one after the other on this
+                // thread, each dropping its slices before the next.
+                let (hrow, prow) = unsafe { (self.h.row(i, sh.h_width > 0), self.probs.row(i, sh.p_width > 0)) };
                 let rs = &mut r[k][t * sh.r_cols..(t + 1) * sh.r_cols];
-                eval_row(st.op, &a[k], self.data.y[i], s, hrow, rs, &mut w[k][t * sh.grams..(t + 1) * sh.grams], &mut part.0[k].sums, &mut sc[k]);
+                eval_row(st.op, &a[k], self.data.y[i], s, hrow, prow, rs, &mut w[k][t * sh.grams..(t + 1) * sh.grams], &mut part.0[k].sums, &mut sc[k]);
                 for (c, &rc) in rs.iter().enumerate() {
                     if rc != 0.0 {
                         simd::axpy(rc, xi, &mut part.0[k].xtr[c * d..(c + 1) * d], self.simd);
@@ -349,17 +410,20 @@ impl Backend for CpuBackend<'_> {
             return err(ErrorCode::Internal, format!("H must be n×{width}"));
         }
         let mut st = self.h.lock().unwrap_or_else(|e| e.into_inner());
-        st.0 = width;
-        st.1.clear();
-        st.1.extend_from_slice(h);
+        st.width = width;
+        st.vals.clear();
+        st.vals.extend_from_slice(h);
         Ok(())
     }
     fn read_h(&self, width: usize) -> Result<Vec<f64>> {
         let st = self.h.lock().unwrap_or_else(|e| e.into_inner());
-        if st.0 != width || st.1.len() != self.data.n * width {
+        if st.width != width || st.vals.len() != self.data.n * width {
             return err(ErrorCode::Internal, format!("no stored H of width {width}"));
         }
-        Ok(st.1.clone())
+        Ok(st.vals.clone())
+    }
+    fn stores_probabilities(&self) -> bool {
+        true
     }
     fn pass(&self, rows: Rows, proj: &[f64], op: &RowOp) -> Result<PassOut> {
         let mut outs = self.pass_many(rows, &[(proj, op)])?;
@@ -370,22 +434,15 @@ impl Backend for CpuBackend<'_> {
     fn pass_many(&self, rows: Rows, ops: &[(&[f64], &RowOp)]) -> Result<Vec<PassOut>> {
         let d = self.data.d;
         let mut stages = Vec::with_capacity(ops.len());
-        let (mut h_width, mut writes_h) = (0, false);
         for &(proj, op) in ops {
             let shape = op.shape();
             if proj.len() != shape.q * d {
                 return err(ErrorCode::Internal, format!("pass {op:?}: P must be {}×{d}", shape.q));
             }
-            if shape.h_width > 0 {
-                if h_width > 0 && h_width != shape.h_width {
-                    return err(ErrorCode::Internal, "the ops of one pass must share the width of H");
-                }
-                h_width = shape.h_width;
-                // Only an op before any reader may create H.
-                writes_h |= shape.writes_h && !stages.iter().any(|st: &Stage| st.shape.h_width > 0);
-            }
             stages.push(Stage { proj, op, shape });
         }
+        let (h_width, creates_h) = store_use("H", stages.iter().map(|st| (st.shape.h_width, st.shape.writes_h)))?;
+        let (p_width, creates_p) = store_use("probabilities", stages.iter().map(|st| (st.shape.p_width, st.shape.writes_p)))?;
         let order_guard = self.order.lock().unwrap_or_else(|e| e.into_inner());
         let sel = match rows {
             Rows::All => Selection::All(self.data.n),
@@ -396,21 +453,24 @@ impl Backend for CpuBackend<'_> {
                 Selection::List(&order_guard[start..start + len])
             }
         };
+        // Locked for the whole pass (always H first, then the probabilities).
         let mut h_guard = self.h.lock().unwrap_or_else(|e| e.into_inner());
-        if h_width > 0 && (h_guard.0 != h_width || h_guard.1.len() != self.data.n * h_width) {
-            if !writes_h {
-                return err(ErrorCode::Internal, format!("pass {ops:?} needs a stored H of width {h_width}"));
-            }
-            *h_guard = (h_width, vec![0.0; self.data.n * h_width]);
+        let mut p_guard = self.probs.lock().unwrap_or_else(|e| e.into_inner());
+        let n = self.data.n;
+        if !h_guard.prepare(h_width, creates_h, n) {
+            return err(ErrorCode::Internal, format!("pass {ops:?} needs a stored H of width {h_width}"));
+        }
+        if !p_guard.prepare(p_width, creates_p, n) {
+            return err(ErrorCode::Internal, format!("pass {ops:?} needs stored probabilities of width {p_width} (a DiagStore pass first)"));
         }
         let n_stages = stages.len();
-        let ctx = PassCtx { data: self.data, sel, stages, h_width, h: SharedMut(h_guard.1.as_mut_ptr()), simd: simd::has_avx2_fma() };
+        let ctx = PassCtx { data: self.data, sel, stages, h: h_guard.rows(), probs: p_guard.rows(), simd: simd::has_avx2_fma() };
         let len = ctx.sel.len();
         let n_chunks = len.div_ceil(CHUNK);
         let total = ordered_reduce(n_chunks, self.threads, n_stages, || Partial::zeros(&ctx.stages, d), |c, ts, part| {
             ctx.chunk(c * CHUNK, ((c + 1) * CHUNK).min(len), ts, part)
         });
-        drop(h_guard);
+        drop((h_guard, p_guard));
         let outs = total
             .0
             .into_iter()
@@ -514,7 +574,7 @@ mod tests {
             let xi = &x[i * d..(i + 1) * d];
             let a: Vec<f64> = (0..2 * k).map(|q| (0..d).map(|f| proj[q * d + f] * xi[f]).sum()).collect();
             let (mut h, mut r, mut w) = (vec![0.0; k], vec![0.0; k], vec![0.0; k]);
-            eval_row(&op, &a, y[i], s[i], &mut h, &mut r, &mut w, &mut sums, &mut sc);
+            eval_row(&op, &a, y[i], s[i], &mut h, &mut [], &mut r, &mut w, &mut sums, &mut sc);
             for j in 0..k {
                 for f in 0..d {
                     xtr[j * d + f] += r[j] * xi[f];
@@ -551,6 +611,89 @@ mod tests {
         let separate = vec![b2.pass(Rows::All, &proj, &estep).unwrap(), b2.pass(Rows::All, gate, &hess).unwrap()];
         assert_eq!(fused, separate);
         assert_eq!(b.read_h(k).unwrap(), b2.read_h(k).unwrap());
+    }
+
+    /// A softmax problem with fitting labels and a random stored H (rows summing to 1), sample weights.
+    fn softmax_fixture(problem: SoftmaxProblem, seed: u32, n: usize, d: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+        let (x, _, s) = random_data(seed, n, d);
+        let mut rng = Rng::new(seed + 1);
+        let (y, h_width): (Vec<f64>, usize) = match problem {
+            SoftmaxProblem::Gate { k } => (vec![0.0; n], k),
+            SoftmaxProblem::Expert { k, classes, logistic, .. } => {
+                let labels = if logistic { 2 } else { classes };
+                ((0..n).map(|_| rng.int(labels) as f64).collect(), k)
+            }
+            SoftmaxProblem::SymGate | SoftmaxProblem::SymLogExpert => ((0..n).map(|_| if rng.uniform() < 0.5 { -1.0 } else { 1.0 }).collect(), 2),
+        };
+        let mut h: Vec<f64> = (0..n * h_width).map(|_| rng.uniform() + 0.01).collect();
+        for row in h.chunks_mut(h_width) {
+            let tot: f64 = row.iter().sum();
+            row.iter_mut().for_each(|v| *v /= tot);
+        }
+        (x, y, s, h)
+    }
+
+    const SOFTMAX_PROBLEMS: [SoftmaxProblem; 5] = [
+        SoftmaxProblem::Gate { k: 4 },
+        SoftmaxProblem::Expert { j: 1, k: 3, classes: 2, logistic: true },
+        SoftmaxProblem::Expert { j: 2, k: 3, classes: 4, logistic: false },
+        SoftmaxProblem::SymGate,
+        SoftmaxProblem::SymLogExpert,
+    ];
+
+    #[test]
+    fn stored_probabilities_give_the_diag_and_hessian_vector_passes_bit_for_bit() {
+        let (n, d) = (5000, 6); // three chunks, the last one partial
+        for (pi, &problem) in SOFTMAX_PROBLEMS.iter().enumerate() {
+            let (x, y, s, h) = softmax_fixture(problem, 40 + pi as u32, n, d);
+            let data = Data { x: &x, n, d, y: &y, s: Some(&s) };
+            let m = problem.free_rows();
+            let mut rng = Rng::new(50 + pi as u32);
+            let v: Vec<f64> = (0..m * d).map(|_| 2.0 * rng.uniform() - 1.0).collect();
+            let dir: Vec<f64> = (0..m * d).map(|_| rng.uniform() - 0.5).collect();
+            let v_dir: Vec<f64> = v.iter().chain(&dir).copied().collect();
+            let op = |task| RowOp::Softmax { problem, task };
+            // A batch of two rows in three, shuffled (rows are indexed by id, not batch position).
+            let mut order: Vec<u32> = (0..n as u32).filter(|i| i % 3 != 1).collect();
+            Rng::new(7).shuffle(&mut order);
+            for rows in [Rows::All, Rows::Order { start: 100, len: order.len() - 200 }] {
+                let mut per_threads = Vec::new();
+                for threads in [1, 2] {
+                    let b = CpuBackend::new(data, threads).unwrap();
+                    assert!(b.stores_probabilities());
+                    b.write_h(h.len() / n, &h).unwrap();
+                    b.set_order(&order).unwrap();
+                    let diag = b.pass(rows, &v, &op(SoftmaxTask::Diag)).unwrap();
+                    let diag_store = b.pass(rows, &v, &op(SoftmaxTask::DiagStore)).unwrap();
+                    assert_eq!(diag_store, diag, "{problem:?} {rows:?}: DiagStore differs from Diag");
+                    let hess_vec = b.pass(rows, &v_dir, &op(SoftmaxTask::HessVec)).unwrap();
+                    let stored = b.pass(rows, &dir, &op(SoftmaxTask::HessVecStored)).unwrap();
+                    assert_eq!(stored, hess_vec, "{problem:?} {rows:?}: HessVecStored differs from HessVec");
+                    assert!(stored.xtr.iter().all(|v| v.is_finite()) && stored.xtr.iter().any(|&v| v != 0.0));
+                    per_threads.push((diag_store, stored));
+                }
+                assert_eq!(per_threads[0], per_threads[1], "{problem:?} {rows:?}: 1 vs 2 threads");
+            }
+        }
+    }
+
+    #[test]
+    fn reading_probabilities_without_a_matching_store_is_an_error() {
+        let (n, d) = (300, 4);
+        let gate = SoftmaxProblem::Gate { k: 3 };
+        let (x, y, s, h) = softmax_fixture(gate, 60, n, d);
+        let b = CpuBackend::new(Data { x: &x, n, d, y: &y, s: Some(&s) }, 2).unwrap();
+        b.write_h(3, &h).unwrap();
+        let read = |problem: SoftmaxProblem| {
+            let dir = vec![0.1; problem.free_rows() * d];
+            b.pass(Rows::All, &dir, &RowOp::Softmax { problem, task: SoftmaxTask::HessVecStored })
+        };
+        assert_eq!(read(gate).err().unwrap().code, ErrorCode::Internal);
+        b.pass(Rows::All, &vec![0.2; 2 * d], &RowOp::Softmax { problem: gate, task: SoftmaxTask::DiagStore }).unwrap();
+        assert!(read(gate).is_ok());
+        // A store of m = 2 columns does not serve a problem with m = 3 (same H width).
+        let expert = SoftmaxProblem::Expert { j: 0, k: 3, classes: 4, logistic: false };
+        assert_eq!(read(expert).err().unwrap().code, ErrorCode::Internal);
     }
 
     #[test]

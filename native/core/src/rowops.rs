@@ -114,6 +114,7 @@ fn fill(v: &mut Vec<f64>, n: usize) -> &mut [f64] {
 }
 
 /// Evaluate one row. `a`: the q projections P·x_i; `h`: the row of stored H (h_width, may be empty);
+/// `probs`: the row of the probability store (p_width, may be empty; see `SoftmaxTask::DiagStore`);
 /// writes `r` (r_cols) and `w` (Gram weights), ADDS into `sums`.
 #[allow(clippy::too_many_arguments)]
 pub fn eval_row(
@@ -122,6 +123,7 @@ pub fn eval_row(
     y: f64,
     s: f64,
     h: &mut [f64],
+    probs: &mut [f64],
     r: &mut [f64],
     w: &mut [f64],
     sums: &mut [f64],
@@ -196,7 +198,7 @@ pub fn eval_row(
                 sums[j] += s * h[j] * e * e;
             }
         }
-        RowOp::Softmax { problem, task } => softmax_row(*problem, *task, a, y, s, h, r, w, sums, sc),
+        RowOp::Softmax { problem, task } => softmax_row(*problem, *task, a, y, s, h, probs, r, w, sums, sc),
         RowOp::Gradient { k, family, stored_h } => {
             let k = *k;
             let rpe = family.rows_per_expert();
@@ -326,24 +328,10 @@ pub fn sym_log_joint(kind: SymKind, u: f64, v: f64, y: f64) -> (f64, f64) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn softmax_row(
-    problem: SoftmaxProblem,
-    task: SoftmaxTask,
-    a: &[f64],
-    y: f64,
-    s: f64,
-    h: &[f64],
-    r: &mut [f64],
-    w: &mut [f64],
-    sums: &mut [f64],
-    sc: &mut Scratch,
-) {
-    let classes = problem.classes();
-    let m = classes - 1;
-    // Weight c, targets t, and the feature sign (SymMoLogE uses features y·x).
-    let t = fill(&mut sc.b, classes);
-    let (c, sign) = match problem {
+/// The weight c, the targets t (written to `t`, C values) and the feature sign (SymMoLogE uses features
+/// y·x) of one row of a softmax problem.
+fn softmax_targets(problem: SoftmaxProblem, y: f64, s: f64, h: &[f64], t: &mut [f64]) -> (f64, f64) {
+    match problem {
         SoftmaxProblem::Gate { k } => {
             t.copy_from_slice(&h[..k]);
             (s, 1.0)
@@ -364,10 +352,49 @@ fn softmax_row(
             t[1] = h[1];
             (s, y)
         }
-    };
+    }
+}
+
+/// The Hessian-vector row r_c = ct·p_c (u_c − Σ_l p_l u_l)·sign with u_c = sign·(Dx)_c, from the m free-class
+/// probabilities `p` and projections `dx`. The one expression of both `HessVec` and `HessVecStored`: they
+/// agree bit for bit when given the same p.
+fn hess_vec_row(p: &[f64], dx: &[f64], ct: f64, sign: f64, r: &mut [f64]) {
+    let m = p.len();
+    let mut mean = 0.0;
+    for cc in 0..m {
+        mean += p[cc] * (sign * dx[cc]);
+    }
+    for cc in 0..m {
+        r[cc] = ct * p[cc] * (sign * dx[cc] - mean) * sign;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn softmax_row(
+    problem: SoftmaxProblem,
+    task: SoftmaxTask,
+    a: &[f64],
+    y: f64,
+    s: f64,
+    h: &[f64],
+    probs: &mut [f64],
+    r: &mut [f64],
+    w: &mut [f64],
+    sums: &mut [f64],
+    sc: &mut Scratch,
+) {
+    let classes = problem.classes();
+    let m = classes - 1;
+    let t = fill(&mut sc.b, classes);
+    let (c, sign) = softmax_targets(problem, y, s, h, t);
     // T = Σ_c t_c is 1 up to rounding for soft targets; kept explicit as in src/algorithms/softmax-regression.ts.
     let tsum: f64 = t.iter().sum();
     let ct = c * tsum;
+    if task == SoftmaxTask::HessVecStored {
+        // p at V was stored by the DiagStore pass of this Newton step; P holds only D.
+        hess_vec_row(&probs[..m], &a[..m], ct, sign, r);
+        return;
+    }
     let logp = fill(&mut sc.a, classes);
     for cc in 0..m {
         logp[cc] = sign * a[cc];
@@ -419,19 +446,15 @@ fn softmax_row(
                 }
             }
         }
-        SoftmaxTask::HessVec => {
-            let mut mean = 0.0;
-            for cc in 0..m {
-                mean += p[cc] * (sign * a[m + cc]);
-            }
-            for cc in 0..m {
-                r[cc] = ct * p[cc] * (sign * a[m + cc] - mean) * sign;
-            }
-        }
-        SoftmaxTask::Diag => {
+        SoftmaxTask::HessVec => hess_vec_row(&p[..m], &a[m..2 * m], ct, sign, r),
+        SoftmaxTask::Diag | SoftmaxTask::DiagStore => {
             for cc in 0..m {
                 w[cc] = ct * p[cc] * (1.0 - p[cc]);
             }
+            if task == SoftmaxTask::DiagStore {
+                probs[..m].copy_from_slice(&p[..m]);
+            }
         }
+        SoftmaxTask::HessVecStored => unreachable!("handled above, before p is computed"),
     }
 }

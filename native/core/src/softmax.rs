@@ -128,12 +128,18 @@ impl<B: Backend + ?Sized> Softmax<'_, B> {
         (out.sums[0] - self.penalty_value(v), neg_h)
     }
 
+    /// (−H)·dir at V. With a backend that stores probabilities, V is the point of the last
+    /// `neg_hessian_diagonal` (its DiagStore pass stored p at V for these rows) and P is dir alone.
     fn neg_hessian_times(&self, v: &[f64], dir: &[f64], out: &mut [f64]) -> Result<()> {
         let (d, m) = (self.model.d, self.m());
-        let mut proj = Vec::with_capacity(2 * m * d);
-        proj.extend_from_slice(v);
-        proj.extend_from_slice(dir);
-        let res = self.pass(&proj, SoftmaxTask::HessVec)?;
+        let res = if self.b.stores_probabilities() {
+            self.pass(dir, SoftmaxTask::HessVecStored)?
+        } else {
+            let mut proj = Vec::with_capacity(2 * m * d);
+            proj.extend_from_slice(v);
+            proj.extend_from_slice(dir);
+            self.pass(&proj, SoftmaxTask::HessVec)?
+        };
         out.copy_from_slice(&res.xtr);
         let lambda = self.model.ridge;
         if lambda != 0.0 {
@@ -147,9 +153,12 @@ impl<B: Backend + ?Sized> Softmax<'_, B> {
         Ok(())
     }
 
+    /// diag(−H) at V (the Jacobi preconditioner). Where the backend stores probabilities, the same pass
+    /// stores p at V for the Hessian-vector products of this Newton step (ALGORITHMS §3).
     fn neg_hessian_diagonal(&self, v: &[f64]) -> Result<Vec<f64>> {
         let (d, m) = (self.model.d, self.m());
-        let mut diag = self.pass(v, SoftmaxTask::Diag)?.grams;
+        let task = if self.b.stores_probabilities() { SoftmaxTask::DiagStore } else { SoftmaxTask::Diag };
+        let mut diag = self.pass(v, task)?.grams;
         let lambda = self.model.ridge;
         if lambda != 0.0 {
             let f0 = usize::from(self.model.intercept);
@@ -200,6 +209,7 @@ impl<B: Backend + ?Sized> Softmax<'_, B> {
                 delta.copy_from_slice(&g);
                 linalg::solve_spd_with_recovery(&mut h, p, &mut delta, self.block, events)?;
             } else {
+                // Must stay immediately before the CG: it stores the probabilities its products read.
                 let diag = self.neg_hessian_diagonal(v)?;
                 let eta = (0.5f64).min((linalg::norm(&g) / self.sum_c).sqrt());
                 let vv = v.to_vec();

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use moe_core::backend::Rows;
+use moe_core::backend::{Backend, PassOut, RowOp, Rows, SoftmaxTask};
 use moe_core::gradient::gradient;
 use moe_core::model::{e_step, penalty};
 use moe_core::*;
@@ -100,6 +100,69 @@ fn fits_are_bit_identical_for_any_thread_count() {
         let nll: Vec<f64> = o.iterations.iter().map(|r| r.nll).collect();
         let nll0: Vec<f64> = outs[0].iterations.iter().map(|r| r.nll).collect();
         assert_eq!(nll, nll0);
+    }
+}
+
+/// The CPU backend with its probability store hidden (`stores_probabilities` keeps the default false), so
+/// Newton-CG recomputes the probabilities in every Hessian-vector pass; counts those passes.
+struct WithoutStore<'a> {
+    inner: CpuBackend<'a>,
+    hess_vec_passes: std::cell::Cell<usize>,
+}
+
+impl Backend for WithoutStore<'_> {
+    fn name(&self) -> &'static str {
+        "cpu-without-store"
+    }
+    fn n(&self) -> usize {
+        self.inner.n()
+    }
+    fn d(&self) -> usize {
+        self.inner.d()
+    }
+    fn set_order(&self, order: &[u32]) -> Result<()> {
+        self.inner.set_order(order)
+    }
+    fn write_h(&self, width: usize, h: &[f64]) -> Result<()> {
+        self.inner.write_h(width, h)
+    }
+    fn read_h(&self, width: usize) -> Result<Vec<f64>> {
+        self.inner.read_h(width)
+    }
+    fn pass(&self, rows: Rows, proj: &[f64], op: &RowOp) -> Result<PassOut> {
+        self.pass_many(rows, &[(proj, op)]).map(|mut outs| outs.remove(0))
+    }
+    fn pass_many(&self, rows: Rows, ops: &[(&[f64], &RowOp)]) -> Result<Vec<PassOut>> {
+        for (_, op) in ops {
+            match op {
+                RowOp::Softmax { task: SoftmaxTask::HessVec, .. } => self.hess_vec_passes.set(self.hess_vec_passes.get() + 1),
+                RowOp::Softmax { task: SoftmaxTask::DiagStore | SoftmaxTask::HessVecStored, .. } => panic!("{op:?} on a backend without a store"),
+                _ => {}
+            }
+        }
+        self.inner.pass_many(rows, ops)
+    }
+}
+
+#[test]
+fn newton_cg_fits_are_bit_identical_with_and_without_stored_probabilities() {
+    for (experts, symmetric) in all_families() {
+        for batch_size in [0, 150] {
+            let mut pr = problem(experts, symmetric, 3, 700, 3, 707, true);
+            pr.model.ridge = 0.05;
+            let mut sp = spec(Algorithm::Em);
+            sp.max_iter = 6;
+            sp.batch_size = batch_size;
+            sp.mstep.solver = Solver::NewtonCg;
+            let stored = fit(&CpuBackend::new(pr.data(), 2).unwrap(), &pr.model, &sp, 3, None, None, &mut |_| Control::Continue).unwrap();
+            let b = WithoutStore { inner: CpuBackend::new(pr.data(), 2).unwrap(), hess_vec_passes: Default::default() };
+            let recomputed = fit(&b, &pr.model, &sp, 3, None, None, &mut |_| Control::Continue).unwrap();
+            let what = format!("{experts:?} sym={symmetric} batch={batch_size}");
+            assert!(b.hess_vec_passes.get() > 0, "{what}: no Hessian-vector pass ran");
+            assert_eq!(stored.params, recomputed.params, "{what}");
+            let history = |o: &FitOutput| o.iterations.iter().map(|r| (r.nll, r.objective, r.events.clone())).collect::<Vec<_>>();
+            assert_eq!(history(&stored), history(&recomputed), "{what}");
+        }
     }
 }
 

@@ -110,6 +110,9 @@ impl<B: Backend + ?Sized> Backend for Counting<'_, B> {
     fn read_h(&self, width: usize) -> Result<Vec<f64>> {
         self.inner.read_h(width)
     }
+    fn stores_probabilities(&self) -> bool {
+        self.inner.stores_probabilities()
+    }
     fn pass(&self, rows: Rows, proj: &[f64], op: &RowOp) -> Result<PassOut> {
         let sh = op.shape();
         let m = match rows {

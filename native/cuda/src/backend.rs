@@ -422,7 +422,8 @@ impl CudaBackend {
             let row = if pr.idx != 0 { idx[i] as usize } else { i };
             let hrow: &mut [f64] = if hw > 0 { &mut h[row * hw..(row + 1) * hw] } else { &mut no_h };
             let si = if s.is_empty() { 1.0 } else { s[i] };
-            moe_core::rowops::eval_row(op, &a[i * shape.q..(i + 1) * shape.q], y[i], si, hrow,
+            // No probability store here (`encode` rejects the tasks that use one).
+            moe_core::rowops::eval_row(op, &a[i * shape.q..(i + 1) * shape.q], y[i], si, hrow, &mut [],
                 &mut r[i * shape.r_cols..(i + 1) * shape.r_cols], &mut w[i * shape.grams..(i + 1) * shape.grams],
                 &mut sums, &mut scratch);
         }

@@ -128,6 +128,11 @@ pub fn encode(op: &RowOp, shape: &OpShape) -> Result<Option<(RowOpParams, Option
                 SoftmaxTask::Hessian => 2,
                 SoftmaxTask::HessVec => 3,
                 SoftmaxTask::Diag => 4,
+                // This backend keeps no probability store (`stores_probabilities()` is false), so the
+                // algorithms never ask for these; a caller that does gets an error, not a wrong result.
+                SoftmaxTask::DiagStore | SoftmaxTask::HessVecStored => {
+                    return Err(Error::new(ErrorCode::Internal, format!("the cuda backend has no probability store for {task:?}")));
+                }
             };
         }
         RowOp::HStats { width, suff, symmetric } => {
