@@ -7,7 +7,8 @@
 //! order (no float atomics), so a pass is reproducible bit for bit on one GPU.
 //! Opt-in kernels, off by default until measured on hardware (bench/GPU.md): the tensor-core full Grams
 //! (gram.rs, `set_gram_kernel`), the skinny Xᵀ·W kernel for XᵀR and diagonal Grams (xtw.rs, `set_skinny_xtw`),
-//! and one fused tensor-core kernel for a narrow pass's projections, row op and XᵀR (fused.rs, `set_fused`).
+//! one fused tensor-core kernel for a narrow pass's projections, row op and XᵀR (fused.rs, `set_fused`), and
+//! the probability store of Newton-CG (`set_stored_probabilities`, beside H).
 
 use crate::driver::{Context, DeviceBuffer, DeviceElement, KernelSource};
 use crate::error::{GpuError, GpuErrorKind};
