@@ -5,10 +5,12 @@
 //!    (60000×784, 2 multinomial experts × 10 classes).
 //! 3. Per-pass times at (n, d, k) = (1e7, 100, 16), linear experts: the E-step with the Gram chunk size of the
 //!    GEMM Grams swept; each narrow pass with the defaults, the skinny Xᵀ·W kernel, and the fused kernel
-//!    (kernels/fused_tc.cu) in each launch configuration; and the EM per-iteration time there.
+//!    (kernels/fused_tc.cu) in each launch configuration (the gate's Hessian-vector pass both ways: HessVec,
+//!    and HessVecStored from the probabilities its DiagStore pass stored); and the EM per-iteration time there.
 //!
 //! The E-step and EM rows are measured in every kernel configuration of `CONFIGS` (the defaults, and the
-//! opt-in tensor-core Grams, skinny Xᵀ·W and fused narrow pass, alone and together). Every fit is wrapped in
+//! opt-in tensor-core Grams, skinny Xᵀ·W and fused narrow pass, alone and together, the last one with
+//! Newton-CG's stored probabilities too). Every fit is wrapped in
 //! a counter of passes, bytes and FLOPs, which gives the floor: Σ over passes of max(bytes / copy bandwidth,
 //! FLOPs / DGEMM rate).
 //!
@@ -120,8 +122,9 @@ impl<B: Backend + ?Sized> Backend for Counting<'_, B> {
             Rows::Order { len, .. } => len,
         } as f64;
         let d = self.inner.d() as f64;
-        let h_traffic = if sh.h_width > 0 { sh.h_width as f64 * (1.0 + sh.writes_h as u8 as f64) } else { 0.0 };
-        let bytes = 8.0 * m * (d + 2.0 + h_traffic);
+        // Per row: the stores read (and written back) beside X, y and s.
+        let store = |width: usize, writes: bool| width as f64 * (1.0 + writes as u8 as f64);
+        let bytes = 8.0 * m * (d + 2.0 + store(sh.h_width, sh.writes_h) + store(sh.p_width, sh.writes_p));
         let gram_flops = if sh.diag_only { 2.0 * d } else { d * (d + 1.0) };
         let flops = m * (2.0 * d * sh.q as f64 + 2.0 * d * sh.r_cols as f64 + sh.grams as f64 * gram_flops);
         self.passes.set(self.passes.get() + 1);
@@ -230,19 +233,22 @@ fn pass_ms(b: &CudaBackend, proj: &[f64], op: &RowOp, reps: usize) -> f64 {
 }
 
 /// The kernel configurations compared side by side: the defaults (cuBLAS reductions) and the opt-in
-/// kernels of bench/GPU.md, alone and together: (label, fused narrow pass, Gram kernel, skinny Xᵀ·W).
-const CONFIGS: [(&str, bool, GramKernel, bool); 5] = [
-    ("default", false, GramKernel::Gemm, false),
-    ("tc grams", false, GramKernel::TensorCore, false),
-    ("skinny xtw", false, GramKernel::Gemm, true),
-    ("tc grams + skinny xtw", false, GramKernel::TensorCore, true),
-    ("fused + tc grams + skinny xtw", true, GramKernel::TensorCore, true),
+/// kernels of bench/GPU.md, alone and together: (label, fused narrow pass, Gram kernel, skinny Xᵀ·W, stored
+/// probabilities).
+type Config = (&'static str, bool, GramKernel, bool, bool);
+const CONFIGS: [Config; 5] = [
+    ("default", false, GramKernel::Gemm, false, false),
+    ("tc grams", false, GramKernel::TensorCore, false, false),
+    ("skinny xtw", false, GramKernel::Gemm, true, false),
+    ("tc grams + skinny xtw", false, GramKernel::TensorCore, true, false),
+    ("fused + tc grams + skinny xtw + stored p", true, GramKernel::TensorCore, true, true),
 ];
 
-fn apply(gpu: &CudaBackend, (_, fused, gram, skinny): (&str, bool, GramKernel, bool)) {
+fn apply(gpu: &CudaBackend, (_, fused, gram, skinny, stored_p): Config) {
     gpu.set_fused(fused);
     gpu.set_gram_kernel(gram);
     gpu.set_skinny_xtw(skinny);
+    gpu.set_stored_probabilities(stored_p);
 }
 
 /// The linear E-step pass with sufficient statistics (k weighted Grams) in every configuration.
@@ -262,7 +268,7 @@ fn estep_rows(gpu: &CudaBackend, n: usize, d: usize, k: usize, rows: &mut Vec<Ro
     // the Grams' symmetric half, k·n·d(d+1) FLOPs, for each Gram kernel.
     let hstats = RowOp::HStats { width: k, suff: true, symmetric: false };
     for gram in [GramKernel::Gemm, GramKernel::TensorCore] {
-        apply(gpu, ("", false, gram, false));
+        apply(gpu, ("", false, gram, false, false));
         let ms = pass_ms(gpu, &[], &hstats, 5);
         let tflops = (k * n * d * (d + 1)) as f64 / (ms * 1e-3) / 1e12;
         println!("Gram pass (HStats) n={n} d={d} k={k}, {gram:?} grams: {ms:.2} ms, {tflops:.1} TFLOP/s on the symmetric half");
@@ -380,6 +386,9 @@ fn main() {
             ("gate gradient", RowOp::Softmax { problem: SoftmaxProblem::Gate { k: k_big }, task: SoftmaxTask::Gradient }, m),
             ("gate Hessian-vector", RowOp::Softmax { problem: SoftmaxProblem::Gate { k: k_big }, task: SoftmaxTask::HessVec }, 2 * m),
             ("gate diag(−H)", RowOp::Softmax { problem: SoftmaxProblem::Gate { k: k_big }, task: SoftmaxTask::Diag }, m),
+            // Newton-CG with stored probabilities: DiagStore first (it creates the store the next one reads).
+            ("gate diag(−H) + store p", RowOp::Softmax { problem: SoftmaxProblem::Gate { k: k_big }, task: SoftmaxTask::DiagStore }, m),
+            ("gate Hessian-vector from stored p", RowOp::Softmax { problem: SoftmaxProblem::Gate { k: k_big }, task: SoftmaxTask::HessVecStored }, m),
         ];
         for (label, op, q) in others {
             apply(&gpu, CONFIGS[0]);
@@ -394,8 +403,10 @@ fn main() {
             }).collect();
             gpu.set_fused_variant(0);
             let variants: Vec<String> = FUSED_VARIANTS.iter().zip(&fused).map(|((name, _), ms)| format!("{name} {ms:.2}")).collect();
-            // Floor: one read of X, y and s and of the stored H (the pass's FLOPs are far below the DGEMM rate's).
-            let floor_ms = 8.0 * n_big as f64 * (d + 2 + op.shape().h_width) as f64 / bw * 1e3;
+            // Floor: one read of X, y and s, of the stored H and of the stored (or written) probabilities (the
+            // pass's FLOPs are far below the DGEMM rate's).
+            let sh = op.shape();
+            let floor_ms = 8.0 * n_big as f64 * (d + 2 + sh.h_width + sh.p_width) as f64 / bw * 1e3;
             println!("pass {label}: {:.2} ms fused (+ skinny), {unfused:.2} ms default, {skinny:.2} ms skinny xtw (floor {floor_ms:.2} ms); \
                       fused ms by variant: {}", fused[0], variants.join(", "));
             rows.push(Row { label: format!("pass {label} n={n_big} fused"), ms: fused[0], floor_ms,

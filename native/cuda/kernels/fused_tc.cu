@@ -135,7 +135,7 @@ __device__ __forceinline__ void fused_tc_body(const RowOpParams& p, const double
         if (tid < nrows) {
             const int row = row0 + tid;
             RowOut o = { rs + tid * FTC_RS, p.gw + (size_t)row * p.grams, p.sv + (size_t)row * p.sums };
-            eval_row(p, as + tid * FTC_AS, p.y[row], p.s ? p.s[row] : 1.0, h_row(p, row), o);
+            eval_row(p, as + tid * FTC_AS, p.y[row], p.s ? p.s[row] : 1.0, h_row(p, row), p_row(p, row), o);
         } else if (tid < FTC_ROWS) {
             for (int col = 0; col < FTC_MAX_R; ++col) rs[tid * FTC_RS + col] = 0.0;
         }

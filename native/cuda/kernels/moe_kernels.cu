@@ -36,6 +36,8 @@
 #define TASK_HESSIAN 2
 #define TASK_HESSVEC 3
 #define TASK_DIAG 4
+#define TASK_DIAG_STORE 5
+#define TASK_HESSVEC_STORED 6
 
 #define FLAG_STORE 1
 #define FLAG_SUFF 2
@@ -43,10 +45,12 @@
 
 #define LOG_2PI 1.8378770664093454835606594728112
 
-// Layout shared with src/kernels.rs `RowOpParams` (#[repr(C)]): ints first, then doubles, then pointers.
+// Layout shared with src/kernels.rs `RowOpParams` (#[repr(C)]): ints first (an even count, so the doubles
+// start 8-aligned with no implicit padding), then doubles, then pointers.
 struct RowOpParams {
     int op, rows, q, k, classes, family, flags, problem, task, expert, h_width, r_cols, grams, sums;
-    int sym_linear, pad_;  // sym_linear: SymMoLinE (sym ops); HStats: symmetric
+    int sym_linear;  // SymMoLinE (sym ops); HStats: symmetric
+    int p_width;     // width of the probability store (Softmax DiagStore / HessVecStored), else 0
     double sigma;
     const double* a;       // rows×q projections
     const double* y;       // rows
@@ -57,6 +61,7 @@ struct RowOpParams {
     double* r;             // rows×r_cols
     double* gw;            // rows×grams (Gram weights; diagonal-only Grams too)
     double* sv;            // rows×sums (per-row terms of the sums)
+    double* probs;         // stored softmax probabilities (n×p_width), indexed through idx like H
 };
 
 // Where one row's outputs go: R (r_cols), Gram weights (grams), sum terms (sums).
@@ -164,9 +169,20 @@ __device__ void op_linear_residual(const RowOpParams& p, const RowOut& o, const 
     }
 }
 
+// The Hessian-vector row r_c = ct·p_c (u_c − Σ_l p_l u_l)·sign with u_c = sign·(Dx)_c, from the m free-class
+// probabilities `pr` and projections `dx` (rowops.rs `hess_vec_row`). The one expression of TASK_HESSVEC and
+// TASK_HESSVEC_STORED: given the same p they agree bit for bit.
+__device__ void hess_vec_row(const double* pr, const double* dx, int m, double ct, double sign, double* r) {
+    double mean = 0.0;
+    for (int l = 0; l < m; ++l) mean += pr[l] * (sign * dx[l]);
+    for (int l = 0; l < m; ++l) r[l] = ct * pr[l] * (sign * dx[l] - mean) * sign;
+}
+
 // Softmax-regression pass (ALGORITHMS §3): weights c, targets t (T = Σ t, 1 up to rounding, kept explicit as
-// in the reference), scores [V x; 0] (features y·x for the SymMoLogE expert: `sign` = y).
-__device__ void op_softmax(const RowOpParams& p, const RowOut& o, const double* a, double y, double s, const double* hrow) {
+// in the reference), scores [V x; 0] (features y·x for the SymMoLogE expert: `sign` = y). `prow`: the row of
+// the probability store (DiagStore writes the m free-class p there, HessVecStored reads them), else null.
+__device__ void op_softmax(const RowOpParams& p, const RowOut& o, const double* a, double y, double s, const double* hrow,
+                           double* prow) {
     const int C = p.classes, m = C - 1;
     double c, sign = 1.0, t[MOE_MAX_WIDTH], logp[MOE_MAX_WIDTH];
     for (int l = 0; l < C; ++l) t[l] = 0.0;
@@ -186,10 +202,18 @@ __device__ void op_softmax(const RowOpParams& p, const RowOut& o, const double* 
     double tsum = 0.0;
     for (int l = 0; l < C; ++l) tsum += t[l];
     const double ct = c * tsum;
-    for (int l = 0; l < m; ++l) logp[l] = sign * a[l];
-    logp[m] = 0.0;
-    double norm = lse(logp, C);
-    for (int l = 0; l < C; ++l) logp[l] -= norm;
+    // The Hessian-vector tasks have p in logp[0..m) for one call of hess_vec_row at the end (a second inlined
+    // copy, or reading p from the store in place, costs the default fused kernel spills on sm_90):
+    // HessVecStored copies the p that this Newton step's DiagStore pass stored (A holds only D·x, q = m);
+    // HessVec computes it (D·x follows V·x in A). The other tasks use log p.
+    if (p.task == TASK_HESSVEC_STORED) {
+        for (int l = 0; l < m; ++l) logp[l] = prow[l];
+    } else {
+        for (int l = 0; l < m; ++l) logp[l] = sign * a[l];
+        logp[m] = 0.0;
+        double norm = lse(logp, C);
+        for (int l = 0; l < C; ++l) logp[l] -= norm;
+    }
     if (p.task == TASK_OBJECTIVE || p.task == TASK_GRADIENT || p.task == TASK_HESSIAN) {
         double f = 0.0;
         for (int l = 0; l < C; ++l)
@@ -208,17 +232,18 @@ __device__ void op_softmax(const RowOpParams& p, const RowOut& o, const double* 
             for (int b = x; b < m; ++b) gw[g++] = ct * pa * ((x == b ? 1.0 : 0.0) - exp(logp[b]));
         }
     }
-    if (p.task == TASK_HESSVEC) {
-        double mean = 0.0;
-        for (int l = 0; l < m; ++l) mean += exp(logp[l]) * (sign * a[m + l]);
-        for (int l = 0; l < m; ++l) r[l] = ct * exp(logp[l]) * (sign * a[m + l] - mean) * sign;
-    }
-    if (p.task == TASK_DIAG) {
+    if (p.task == TASK_DIAG || p.task == TASK_DIAG_STORE) {
         for (int l = 0; l < m; ++l) {
             double pr = exp(logp[l]);
             gw[l] = ct * pr * (1.0 - pr);
+            if (p.task == TASK_DIAG_STORE) prow[l] = pr;  // bit for bit the p of HessVec below
         }
     }
+    if (p.task == TASK_HESSVEC) {
+        for (int l = 0; l < m; ++l) logp[l] = exp(logp[l]);  // now p
+    }
+    if (p.task == TASK_HESSVEC || p.task == TASK_HESSVEC_STORED)
+        hess_vec_row(logp, p.task == TASK_HESSVEC ? a + m : a, m, ct, sign, r);
 }
 
 // Gradient of the general model (ALGORITHMS §4; RowOp::Gradient).
@@ -304,8 +329,10 @@ __device__ void op_h_stats(const RowOpParams& p, const RowOut& o, double y, doub
     }
 }
 
-// One row of any op: `a` its q projections, `hrow` its row of H (or null), outputs through `o`.
-__device__ void eval_row(const RowOpParams& p, const double* a, double y, double s, double* hrow, const RowOut& o) {
+// One row of any op: `a` its q projections, `hrow` its row of H and `prow` its row of the probability store
+// (each null when the op uses none), outputs through `o`.
+__device__ void eval_row(const RowOpParams& p, const double* a, double y, double s, double* hrow, double* prow,
+                         const RowOut& o) {
     switch (p.op) {
         case OP_MOMENTS:
             o.sv[0] = s; o.sv[1] = s * y; o.sv[2] = s * y * y;
@@ -317,23 +344,27 @@ __device__ void eval_row(const RowOpParams& p, const double* a, double y, double
         case OP_ESTEP: op_estep(p, o, a, y, s, hrow); break;
         case OP_SYM_ESTEP: op_sym_estep(p, o, a, y, s, hrow); break;
         case OP_LINEAR_RESIDUAL: op_linear_residual(p, o, a, y, s, hrow); break;
-        case OP_SOFTMAX: op_softmax(p, o, a, y, s, hrow); break;
+        case OP_SOFTMAX: op_softmax(p, o, a, y, s, hrow, prow); break;
         case OP_GRADIENT: op_gradient(p, o, a, y, s, hrow); break;
         case OP_SYM_GRADIENT: op_sym_gradient(p, o, a, y, s, hrow); break;
         case OP_H_STATS: op_h_stats(p, o, y, s, hrow); break;
     }
 }
 
-__device__ __forceinline__ double* h_row(const RowOpParams& p, int i) {
-    return p.h_width > 0 ? p.h + (size_t)(p.idx ? p.idx[i] : (unsigned)i) * p.h_width : nullptr;
+// Row i of a per-row store (n×width, row-major) for pass row i: the store row is idx[i] for gathered rows
+// (Rows::Order), else i; null when the op uses no such store (width 0).
+__device__ __forceinline__ double* store_row(const RowOpParams& p, double* store, int width, int i) {
+    return width > 0 ? store + (size_t)(p.idx ? p.idx[i] : (unsigned)i) * width : nullptr;
 }
+__device__ __forceinline__ double* h_row(const RowOpParams& p, int i) { return store_row(p, p.h, p.h_width, i); }
+__device__ __forceinline__ double* p_row(const RowOpParams& p, int i) { return store_row(p, p.probs, p.p_width, i); }
 
 // The per-row operation over precomputed projections A (rows×q): one thread per row.
 extern "C" __global__ void row_op(RowOpParams p) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= p.rows) return;
     RowOut o = { p.r + (size_t)i * p.r_cols, p.gw + (size_t)i * p.grams, p.sv + (size_t)i * p.sums };
-    eval_row(p, p.a + (size_t)i * p.q, p.y[i], p.s ? p.s[i] : 1.0, h_row(p, i), o);
+    eval_row(p, p.a + (size_t)i * p.q, p.y[i], p.s ? p.s[i] : 1.0, h_row(p, i), p_row(p, i), o);
 }
 
 // Gathers the rows idx[0..rows) of X (n×d), y and s into contiguous batch buffers (a mini-batch pass).

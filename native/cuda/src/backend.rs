@@ -7,7 +7,8 @@
 //! order (no float atomics), so a pass is reproducible bit for bit on one GPU.
 //! Opt-in kernels, off by default until measured on hardware (bench/GPU.md): the tensor-core full Grams
 //! (gram.rs, `set_gram_kernel`), the skinny Xᵀ·W kernel for XᵀR and diagonal Grams (xtw.rs, `set_skinny_xtw`),
-//! and one fused tensor-core kernel for a narrow pass's projections, row op and XᵀR (fused.rs, `set_fused`).
+//! one fused tensor-core kernel for a narrow pass's projections, row op and XᵀR (fused.rs, `set_fused`), and
+//! the probability store of Newton-CG (`set_stored_probabilities`, beside H).
 
 use crate::driver::{Context, DeviceBuffer, DeviceElement, KernelSource};
 use crate::error::{GpuError, GpuErrorKind};
@@ -51,11 +52,42 @@ impl<T: DeviceElement> Scratch<T> {
     }
 }
 
+/// A device-resident per-row matrix (n×width, row-major): H, or the softmax probabilities.
+#[derive(Default)]
+struct RowStore {
+    buf: Option<DeviceBuffer<f64>>,
+    width: usize,
+}
+
+impl RowStore {
+    /// Makes the store ready for a pass that uses `width` of its columns (0: none): a pass that `writes` it
+    /// replaces a store of another width by zeros; one that only reads it needs a store of that width
+    /// (`ErrorCode::Internal` otherwise: an algorithm read what no pass stored).
+    fn prepare(&mut self, ctx: &Context, n: usize, width: usize, writes: bool, what: &str) -> Result<()> {
+        if width == 0 || (self.buf.is_some() && self.width == width) {
+            return Ok(());
+        }
+        if !writes {
+            return Err(Error::new(ErrorCode::Internal, format!("pass reads {what} of width {width} but the stored {what} has width {}", self.width)));
+        }
+        self.buf = None; // free the old one first: the new one may need its memory
+        let buf = DeviceBuffer::alloc(ctx, n * width)?;
+        buf.zero(ctx)?;
+        (self.buf, self.width) = (Some(buf), width);
+        Ok(())
+    }
+
+    fn ptr(&self) -> u64 {
+        self.buf.as_ref().map_or(0, |b| b.ptr)
+    }
+}
+
 /// Mutable state behind `&self` (the trait's methods take `&self`).
 pub(crate) struct State {
-    /// Stored responsibilities, n×h_width.
-    h: Option<DeviceBuffer<f64>>,
-    h_width: usize,
+    /// Stored responsibilities H.
+    h: RowStore,
+    /// Stored softmax probabilities (`SoftmaxTask::DiagStore`), kept exactly like H.
+    probs: RowStore,
     /// Row order for `Rows::Order`.
     order: Option<DeviceBuffer<u32>>,
     order_len: usize,
@@ -95,6 +127,8 @@ pub struct CudaBackend {
     fused_variant: AtomicUsize,
     /// Whether XᵀR and diagonal Grams use the skinny Xᵀ·W kernel (xtw.rs) instead of cuBLAS.
     pub(crate) skinny_xtw: AtomicBool,
+    /// Whether `stores_probabilities()` answers true (`set_stored_probabilities`).
+    stored_probabilities: AtomicBool,
     /// Declared last so that it is dropped after every buffer above.
     pub(crate) ctx: Arc<Context>,
 }
@@ -123,7 +157,7 @@ impl CudaBackend {
         fill(&ctx, &ones, ones_len, 1.0)?;
         ctx.synchronize()?;
         let state = State {
-            h: None, h_width: 0, order: None, order_len: 0,
+            h: RowStore::default(), probs: RowStore::default(), order: None, order_len: 0,
             proj: Scratch(None), sigma2: Scratch(None), a: Scratch(None), r: Scratch(None), gw: Scratch(None),
             sv: Scratch(None), batch_x: Scratch(None), batch_y: Scratch(None), batch_s: Scratch(None),
             scaled: Scratch(None), partial: Scratch(None), reduced: Scratch(None),
@@ -132,7 +166,8 @@ impl CudaBackend {
             tensor_core_grams: AtomicBool::new(GramKernel::from_env() == GramKernel::TensorCore),
             fused: AtomicBool::new(std::env::var("MOE_CUDA_FUSED").is_ok_and(|v| v == "1")),
             fused_available: fused::available(&ctx), fused_variant: AtomicUsize::new(0),
-            skinny_xtw: AtomicBool::new(std::env::var("MOE_CUDA_XTW").is_ok_and(|v| v == "kernel")), ctx })
+            skinny_xtw: AtomicBool::new(std::env::var("MOE_CUDA_XTW").is_ok_and(|v| v == "kernel")),
+            stored_probabilities: AtomicBool::new(std::env::var("MOE_CUDA_STORED_P").is_ok_and(|v| v == "1")), ctx })
     }
 
     /// The device this backend runs on.
@@ -202,17 +237,24 @@ impl Backend for CudaBackend {
             return Err(Error::new(ErrorCode::Shape, format!("H must be n×width = {}×{width}", self.n)));
         }
         let mut st = self.state()?;
-        ensure_h(&self.ctx, &mut st, self.n, width)?;
-        st.h.as_ref().unwrap().upload(&self.ctx, h)?;
+        st.h.prepare(&self.ctx, self.n, width, true, "H")?;
+        if let Some(buf) = &st.h.buf {
+            buf.upload(&self.ctx, h)?;
+        }
         Ok(())
     }
 
     fn read_h(&self, width: usize) -> Result<Vec<f64>> {
         let st = self.state()?;
-        match &st.h {
-            Some(h) if st.h_width == width => Ok(h.download_prefix(&self.ctx, self.n * width)?),
-            _ => Err(Error::new(ErrorCode::Internal, format!("read_h({width}): the stored H has width {}", st.h_width))),
+        match &st.h.buf {
+            Some(h) if st.h.width == width => Ok(h.download_prefix(&self.ctx, self.n * width)?),
+            _ => Err(Error::new(ErrorCode::Internal, format!("read_h({width}): the stored H has width {}", st.h.width))),
         }
+    }
+
+    /// Only when opted in (`set_stored_probabilities`, `MOE_CUDA_STORED_P=1`): unchecked on a GPU so far.
+    fn stores_probabilities(&self) -> bool {
+        self.stored_probabilities.load(Ordering::Relaxed)
     }
 
     fn pass(&self, rows: Rows, proj: &[f64], op: &RowOp) -> Result<PassOut> {
@@ -223,13 +265,8 @@ impl Backend for CudaBackend {
         }
         let kernel = encode(op, &shape)?;
         let mut st = self.state()?;
-        if shape.h_width > 0 {
-            if shape.writes_h {
-                ensure_h(ctx, &mut st, self.n, shape.h_width)?;
-            } else if st.h.is_none() || st.h_width != shape.h_width {
-                return Err(Error::new(ErrorCode::Internal, format!("pass reads H of width {} but the stored H has width {}", shape.h_width, st.h_width)));
-            }
-        }
+        st.h.prepare(ctx, self.n, shape.h_width, shape.writes_h, "H")?;
+        st.probs.prepare(ctx, self.n, shape.p_width, shape.writes_p, "softmax probabilities")?;
         let pr = self.select_rows(&mut st, rows)?;
         let m = pr.rows;
         let grams_len = if shape.diag_only { shape.grams * d } else { shape.grams * d * d };
@@ -309,17 +346,6 @@ impl Backend for CudaBackend {
     }
 }
 
-fn ensure_h(ctx: &Context, st: &mut State, n: usize, width: usize) -> Result<()> {
-    if st.h.is_none() || st.h_width != width {
-        st.h = None;
-        let h = DeviceBuffer::alloc(ctx, n * width)?;
-        h.zero(ctx)?;
-        st.h = Some(h);
-        st.h_width = width;
-    }
-    Ok(())
-}
-
 impl CudaBackend {
     /// The rows of a pass: all of X in place, or the ordered slice gathered into the batch buffers.
     fn select_rows(&self, st: &mut State, rows: Rows) -> Result<PassRows> {
@@ -365,7 +391,8 @@ impl CudaBackend {
         params.y = pr.y;
         params.s = pr.s;
         params.idx = pr.idx;
-        params.h = st.h.as_ref().map_or(0, |h| h.ptr);
+        params.h = st.h.ptr();
+        params.probs = st.probs.ptr();
         (params.r, params.gw, params.sv) = (r, gw, sv);
         Ok(())
     }
@@ -392,15 +419,24 @@ impl CudaBackend {
         self.fused_variant.store(variant, Ordering::Relaxed);
     }
 
+    /// Whether `stores_probabilities()` is true, i.e. Newton-CG computes the softmax probabilities once per
+    /// Newton step (`SoftmaxTask::DiagStore`) and its Hessian-vector passes read them (`HessVecStored`: half
+    /// the projections, no exp/log per row). Off by default: written without a GPU and checked only under the
+    /// kernel emulator (tests/emu), it stays opt-in (`MOE_CUDA_STORED_P=1` sets it on) until a GPU run has
+    /// checked it against the CPU backend (tests/passes.rs, tests/fits.rs) and measured it (bench/GPU.md).
+    pub fn set_stored_probabilities(&self, on: bool) {
+        self.stored_probabilities.store(on, Ordering::Relaxed);
+    }
+
     /// Whether this device and module can run the fused kernel (`set_fused(true)` falls back to the unfused
     /// path where not): lets the GPU tests check that they exercised it.
     pub fn fused_available(&self) -> bool {
         self.fused_available
     }
 
-    /// The per-row operation on the host, for ops that have no kernel: downloads A, y, s (and H), runs
-    /// `rowops::eval_row` row by row, uploads R and the Gram weights (and H) for the device reductions, and
-    /// returns the sums.
+    /// The per-row operation on the host, for ops that have no kernel: downloads A, y, s (and the stores it
+    /// uses: H, probabilities), runs `rowops::eval_row` row by row, uploads R and the Gram weights (and the
+    /// stores it writes) for the device reductions, and returns the sums.
     fn host_row_op(&self, st: &State, op: &RowOp, pr: &PassRows, a_ptr: u64, r_ptr: u64, gw_ptr: u64) -> Result<Vec<f64>> {
         let ctx = &*self.ctx;
         let shape = op.shape();
@@ -411,26 +447,30 @@ impl CudaBackend {
         ctx.read_raw(pr.y, &mut y)?;
         let mut s = vec![1.0; if pr.s != 0 { m } else { 0 }];
         ctx.read_raw(pr.s, &mut s)?;
-        let hw = shape.h_width;
-        let mut h = if hw > 0 { st.h.as_ref().unwrap().download(ctx)? } else { Vec::new() };
+        let (hw, pw) = (shape.h_width, shape.p_width);
+        let mut h = if hw > 0 { st.h.buf.as_ref().unwrap().download(ctx)? } else { Vec::new() };
+        let mut probs = if pw > 0 { st.probs.buf.as_ref().unwrap().download(ctx)? } else { Vec::new() };
         let mut idx = vec![0u32; if pr.idx != 0 { m } else { 0 }];
         ctx.read_raw(pr.idx, &mut idx)?;
         let (mut r, mut w, mut sums) = (vec![0.0; m * shape.r_cols], vec![0.0; m * shape.grams], vec![0.0; shape.sums]);
         let mut scratch = moe_core::rowops::Scratch::default(); // one per pass: it caches per-op constants
-        let mut no_h: [f64; 0] = [];
         for i in 0..m {
             let row = if pr.idx != 0 { idx[i] as usize } else { i };
-            let hrow: &mut [f64] = if hw > 0 { &mut h[row * hw..(row + 1) * hw] } else { &mut no_h };
+            // An empty store gives empty rows (width 0: the op uses none).
+            let hrow = &mut h[row * hw..(row + 1) * hw];
+            let prow = &mut probs[row * pw..(row + 1) * pw];
             let si = if s.is_empty() { 1.0 } else { s[i] };
-            // No probability store here (`encode` rejects the tasks that use one).
-            moe_core::rowops::eval_row(op, &a[i * shape.q..(i + 1) * shape.q], y[i], si, hrow, &mut [],
+            moe_core::rowops::eval_row(op, &a[i * shape.q..(i + 1) * shape.q], y[i], si, hrow, prow,
                 &mut r[i * shape.r_cols..(i + 1) * shape.r_cols], &mut w[i * shape.grams..(i + 1) * shape.grams],
                 &mut sums, &mut scratch);
         }
         ctx.write_raw(r_ptr, &r)?;
         ctx.write_raw(gw_ptr, &w)?;
         if shape.writes_h {
-            st.h.as_ref().unwrap().upload(ctx, &h)?;
+            st.h.buf.as_ref().unwrap().upload(ctx, &h)?;
+        }
+        if shape.writes_p {
+            st.probs.buf.as_ref().unwrap().upload(ctx, &probs)?;
         }
         Ok(sums)
     }

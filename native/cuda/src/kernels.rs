@@ -21,7 +21,8 @@ const FLAG_STORE: i32 = 1;
 const FLAG_SUFF: i32 = 2;
 const FLAG_STORED_H: i32 = 4;
 
-/// Mirrors `struct RowOpParams` in moe_kernels.cu: ints, then doubles, then device pointers.
+/// Mirrors `struct RowOpParams` in moe_kernels.cu: ints (an even count, so no implicit padding before the
+/// doubles), then doubles, then device pointers; a field added on one side must be added on the other.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RowOpParams {
@@ -40,7 +41,8 @@ pub struct RowOpParams {
     pub grams: i32,
     pub sums: i32,
     pub sym_linear: i32,
-    pub pad: i32,
+    /// Width of the probability store (`SoftmaxTask::DiagStore` / `HessVecStored`), else 0.
+    pub p_width: i32,
     pub sigma: f64,
     pub a: u64,
     pub y: u64,
@@ -51,6 +53,8 @@ pub struct RowOpParams {
     pub r: u64,
     pub gw: u64,
     pub sv: u64,
+    /// The probability store (n×p_width), indexed through `idx` like H.
+    pub probs: u64,
 }
 
 fn family_code(family: &Family) -> (i32, i32) {
@@ -71,6 +75,7 @@ pub fn encode(op: &RowOp, shape: &OpShape) -> Result<Option<(RowOpParams, Option
     let mut p = RowOpParams {
         q: shape.q as i32,
         h_width: shape.h_width as i32,
+        p_width: shape.p_width as i32,
         r_cols: shape.r_cols as i32,
         grams: shape.grams as i32,
         sums: shape.sums as i32,
@@ -128,11 +133,8 @@ pub fn encode(op: &RowOp, shape: &OpShape) -> Result<Option<(RowOpParams, Option
                 SoftmaxTask::Hessian => 2,
                 SoftmaxTask::HessVec => 3,
                 SoftmaxTask::Diag => 4,
-                // This backend keeps no probability store (`stores_probabilities()` is false), so the
-                // algorithms never ask for these; a caller that does gets an error, not a wrong result.
-                SoftmaxTask::DiagStore | SoftmaxTask::HessVecStored => {
-                    return Err(Error::new(ErrorCode::Internal, format!("the cuda backend has no probability store for {task:?}")));
-                }
+                SoftmaxTask::DiagStore => 5,
+                SoftmaxTask::HessVecStored => 6,
             };
         }
         RowOp::HStats { width, suff, symmetric } => {

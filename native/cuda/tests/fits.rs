@@ -1,6 +1,6 @@
 //! Whole fits on the CUDA backend against the same fits on moe-core's CpuBackend: every family (general and
 //! symmetric), EM / Gradient EM / GD, full batch and mini-batch; with the default kernels, each opt-in kernel
-//! alone (fused narrow pass, tensor-core Grams, skinny Xᵀ·W) and all of them. Parameters and the nll/objective histories must agree to relative 1e-9 (the
+//! alone (fused narrow pass, tensor-core Grams, skinny Xᵀ·W, Newton-CG's stored probabilities) and all of them. Parameters and the nll/objective histories must agree to relative 1e-9 (the
 //! contract of docs/ALGORITHMS.md). Skipped without a GPU.
 
 // `!(e <= TOL)` is deliberate: a NaN error fails the check.
@@ -137,6 +137,7 @@ fn fits_match_the_cpu_backend() {
                 Kernels { fused: true, ..Kernels::DEFAULT },
                 Kernels { gram: GramKernel::TensorCore, ..Kernels::DEFAULT },
                 Kernels { skinny: true, ..Kernels::DEFAULT },
+                Kernels { stored_p: true, ..Kernels::DEFAULT },
                 Kernels::ALL,
             ];
             for kernels in configs {

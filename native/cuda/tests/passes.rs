@@ -69,18 +69,23 @@ fn cases() -> Vec<Case> {
     }
     let tasks = [SoftmaxTask::Objective, SoftmaxTask::Gradient, SoftmaxTask::Hessian, SoftmaxTask::HessVec, SoftmaxTask::Diag];
     for task in tasks {
-        let problems = [
-            ("softmax-gate", Labels::Real, SoftmaxProblem::Gate { k }),
-            ("softmax-expert-logistic", Labels::Binary, SoftmaxProblem::Expert { j: 1, k, classes: 2, logistic: true }),
-            ("softmax-expert-multinomial", Labels::Classes(c), SoftmaxProblem::Expert { j: 2, k, classes: c, logistic: false }),
-            ("softmax-sym-gate", Labels::Real, SoftmaxProblem::SymGate),
-            ("softmax-sym-log-expert", Labels::PlusMinus, SoftmaxProblem::SymLogExpert),
-        ];
-        for (name, labels, problem) in problems {
+        for (name, labels, problem) in softmax_problems() {
             out.push(Case { name, labels, op: RowOp::Softmax { problem, task } });
         }
     }
     out
+}
+
+/// Every softmax problem (k = 3 experts, C = 4 classes), with the labels it needs.
+fn softmax_problems() -> [(&'static str, Labels, SoftmaxProblem); 5] {
+    let (k, c) = (3, 4);
+    [
+        ("softmax-gate", Labels::Real, SoftmaxProblem::Gate { k }),
+        ("softmax-expert-logistic", Labels::Binary, SoftmaxProblem::Expert { j: 1, k, classes: 2, logistic: true }),
+        ("softmax-expert-multinomial", Labels::Classes(c), SoftmaxProblem::Expert { j: 2, k, classes: c, logistic: false }),
+        ("softmax-sym-gate", Labels::Real, SoftmaxProblem::SymGate),
+        ("softmax-sym-log-expert", Labels::PlusMinus, SoftmaxProblem::SymLogExpert),
+    ]
 }
 
 /// The GPU configurations a pass is compared in: the defaults, each opt-in kernel alone where the op uses
@@ -271,6 +276,59 @@ fn fused_wide_passes_match_the_cpu_backend() {
             check("sums", &g.sums, &c.sums);
             if sh.writes_h {
                 check("H", &gpu.read_h(k).unwrap(), &cpu.read_h(k).unwrap());
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// Newton-CG's stored probabilities (`SoftmaxTask::DiagStore` then `HessVecStored` at the same V, over the
+/// same rows) against the CPU backend doing the same, all rows and a batch, every softmax problem, in each
+/// kernel configuration; and the GPU's HessVecStored against its own HessVec (P = [V; D]). The projections
+/// of V and D come from different GEMMs there (q = m vs 2m), so the two agree to rounding, not bit for bit.
+#[test]
+fn stored_probabilities_match_the_cpu_backend() {
+    let Some(_) = gpu_or_skip("stored_probabilities_match_the_cpu_backend") else { return };
+    let (n, d) = (2111, 6);
+    let mut failures = Vec::new();
+    for (i, (name, labels, problem)) in softmax_problems().into_iter().enumerate() {
+        let op = |task| RowOp::Softmax { problem, task };
+        let (diag, hess_vec, hess_vec_stored) = (op(SoftmaxTask::DiagStore), op(SoftmaxTask::HessVec), op(SoftmaxTask::HessVecStored));
+        let (m, hw) = (problem.classes() - 1, hess_vec.shape().h_width);
+        for weighted in [false, true] {
+            let seed = 4000 + 10 * i as u32 + weighted as u32;
+            let data = Problem::random(seed, n, d, labels, weighted);
+            let vd = random_vec(seed + 1, 2 * m * d, 0.9); // [V; D]
+            let (v, dir) = vd.split_at(m * d);
+            let h = random_h(seed + 2, n, hw);
+            let mut order: Vec<u32> = (0..n as u32).collect();
+            Rng::new(seed + 3).shuffle(&mut order);
+            for kernels in configurations(&hess_vec_stored) {
+                let cpu = CpuBackend::new(data.data(), 2).unwrap();
+                let gpu = CudaBackend::new(data.data()).unwrap();
+                kernels.apply(&gpu);
+                gpu.set_stored_probabilities(true);
+                assert!(gpu.stores_probabilities() && cpu.stores_probabilities());
+                let Err(e) = gpu.pass(Rows::All, dir, &hess_vec_stored) else { panic!("{name}: read probabilities never stored") };
+                assert_eq!(e.code, ErrorCode::Internal, "{e}");
+                for b in [&cpu as &dyn Backend, &gpu] {
+                    b.write_h(hw, &h).unwrap();
+                    b.set_order(&order).unwrap();
+                }
+                for rows in [Rows::All, Rows::Order { start: 123, len: 777 }] {
+                    let label = format!("{name} ({rows:?}, weighted {weighted}, {})", kernels.label());
+                    let mut check = |what: &str, g: &[f64], c: &[f64]| {
+                        let e = relative_error(g, c);
+                        if !(e <= TOL) || g.iter().any(|v| !v.is_finite()) {
+                            failures.push(format!("{label}: {what} relative error {e:e}"));
+                        }
+                    };
+                    let (cd, gd) = (cpu.pass(rows, v, &diag).unwrap(), gpu.pass(rows, v, &diag).unwrap());
+                    check("DiagStore grams", &gd.grams, &cd.grams);
+                    let (ch, gh) = (cpu.pass(rows, dir, &hess_vec_stored).unwrap(), gpu.pass(rows, dir, &hess_vec_stored).unwrap());
+                    check("HessVecStored XᵀR", &gh.xtr, &ch.xtr);
+                    check("HessVecStored vs HessVec on the GPU", &gh.xtr, &gpu.pass(rows, &vd, &hess_vec).unwrap().xtr);
+                }
             }
         }
     }

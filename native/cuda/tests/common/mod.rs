@@ -84,28 +84,31 @@ pub fn assert_close(what: &str, gpu: &[f64], cpu: &[f64], tol: f64) {
     assert!(e <= tol, "{what}: relative error {e:e} > {tol:e}");
 }
 
-/// One choice of the CUDA backend's kernels: the opt-in fused narrow pass, the Gram kernel and the skinny
-/// Xᵀ·W reductions (each compared with the CPU backend by the tests).
+/// One choice of the CUDA backend's kernels: the opt-in fused narrow pass, the Gram kernel, the skinny
+/// Xᵀ·W reductions and the probability store of Newton-CG (each compared with the CPU backend by the tests).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Kernels {
     pub fused: bool,
     pub gram: moe_cuda::GramKernel,
     pub skinny: bool,
+    /// `stores_probabilities()` (`CudaBackend::set_stored_probabilities`).
+    pub stored_p: bool,
 }
 
 impl Kernels {
     /// The defaults: cuBLAS for every reduction, no fused kernel.
-    pub const DEFAULT: Kernels = Kernels { fused: false, gram: moe_cuda::GramKernel::Gemm, skinny: false };
+    pub const DEFAULT: Kernels = Kernels { fused: false, gram: moe_cuda::GramKernel::Gemm, skinny: false, stored_p: false };
     /// Every opt-in kernel at once.
-    pub const ALL: Kernels = Kernels { fused: true, gram: moe_cuda::GramKernel::TensorCore, skinny: true };
+    pub const ALL: Kernels = Kernels { fused: true, gram: moe_cuda::GramKernel::TensorCore, skinny: true, stored_p: true };
 
     pub fn apply(&self, gpu: &moe_cuda::CudaBackend) {
         gpu.set_fused(self.fused);
         gpu.set_gram_kernel(self.gram);
         gpu.set_skinny_xtw(self.skinny);
+        gpu.set_stored_probabilities(self.stored_p);
     }
 
     pub fn label(&self) -> String {
-        format!("fused {}, grams {:?}, skinny {}", self.fused, self.gram, self.skinny)
+        format!("fused {}, grams {:?}, skinny {}, stored p {}", self.fused, self.gram, self.skinny, self.stored_p)
     }
 }

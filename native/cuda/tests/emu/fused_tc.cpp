@@ -7,6 +7,9 @@
 // rows of X with zero weight, and a pass over no rows; the default 256-thread configuration on all of them,
 // the 128-thread one (src/fused.rs VARIANTS) on a subset. Small grids (3 blocks) keep the emulation short
 // while blocks walk several tiles.
+// The probability store (SoftmaxTask::DiagStore / HessVecStored) on every softmax problem, with sample
+// weights and gathered rows: `row_op` DiagStore gives Diag's outputs and stores p; `row_op` HessVecStored
+// (P = D) after it gives `row_op` HessVec's (P = [V; D]) R bit for bit; the fused kernel matches `row_op`.
 #include "emu.h"
 #include MOE_KERNELS
 #include "check.h"
@@ -20,7 +23,7 @@ struct Op {
     const char* name;
     RowOpParams p;  // op fields and counts; pointers and rows filled per run
     int k;          // H width (0: none)
-    int y_classes;  // labels: 0 real, else integers in [0, y_classes)
+    int y_classes;  // labels: 0 real, −1 signs ±1, else integers in [0, y_classes)
 };
 
 RowOpParams counts(int op, int q, int r_cols, int grams, int sums, int h_width) {
@@ -93,10 +96,11 @@ std::vector<Op> ops() {
     return out;
 }
 
-// Inputs of one pass: `rows` pass rows; H has `h_rows` rows, indexed through idx when `gathered`.
+// Inputs of one pass: `rows` pass rows; H and the probability store have `h_rows` rows, indexed through idx
+// when `gathered`.
 struct Inputs {
     int rows, d, h_rows;
-    std::vector<double> x, y, s, proj, h, sigma2;
+    std::vector<double> x, y, s, proj, h, probs, sigma2;
     std::vector<unsigned> idx;
 };
 
@@ -107,7 +111,9 @@ Inputs inputs(check::Rng& rng, const Op& op, int rows, int d, bool gathered, boo
     in.h_rows = gathered ? 2 * rows + 5 : rows;
     in.x = rng.vec((size_t)rows * d, -1, 1);
     in.y.resize(rows);
-    for (auto& v : in.y) v = op.y_classes ? (double)(rng.next() % op.y_classes) : 4 * rng.uniform() - 2;
+    for (auto& v : in.y)
+        v = op.y_classes > 0 ? (double)(rng.next() % op.y_classes) : op.y_classes < 0 ? (rng.next() % 2 ? 1.0 : -1.0)
+                                                                                       : 4 * rng.uniform() - 2;
     in.s = rng.vec(rows, 0.25, 1.75);
     if (zero_rows)  // every 5th row all zero with zero weight
         for (int i = 0; i < rows; i += 5) {
@@ -122,6 +128,7 @@ Inputs inputs(check::Rng& rng, const Op& op, int rows, int d, bool gathered, boo
         for (int j = 0; j < w; ++j) t += in.h[(size_t)i * w + j];
         for (int j = 0; j < w; ++j) in.h[(size_t)i * w + j] /= t;
     }
+    in.probs = rng.vec((size_t)in.h_rows * op.p.p_width, 0.05, 0.5);
     in.sigma2 = rng.vec(64, 0.5, 2.5);
     if (gathered) {
         std::vector<unsigned> all(in.h_rows);
@@ -132,33 +139,37 @@ Inputs inputs(check::Rng& rng, const Op& op, int rows, int d, bool gathered, boo
     return in;
 }
 
-// What a pass produces, per row (Gram weights, sum terms), reduced (XᵀR) and stored (H).
+// What a pass produces, per row (Gram weights, sum terms; R from `unfused` only), reduced (XᵀR) and stored
+// (H, probabilities).
 struct Outputs {
-    std::vector<double> xtr, gw, sv, h;
+    std::vector<double> xtr, gw, sv, h, probs, r;
 };
 
-RowOpParams bind(const Op& op, Inputs& in, std::vector<double>& h, std::vector<double>& gw, std::vector<double>& sv) {
+RowOpParams bind(const Op& op, Inputs& in, Outputs& o) {
+    o.h = in.h;
+    o.probs = in.probs;
     RowOpParams p = op.p;
     p.rows = in.rows;
     p.y = in.y.data();
     p.s = in.s.data();
-    p.h = op.k ? h.data() : nullptr;
+    p.h = op.k ? o.h.data() : nullptr;
+    p.probs = p.p_width ? o.probs.data() : nullptr;
     p.idx = in.idx.empty() ? nullptr : in.idx.data();
     p.sigma2 = in.sigma2.data();
-    gw.assign((size_t)in.rows * p.grams, -7.0);  // a value no op writes: unwritten entries show
-    sv.assign((size_t)in.rows * p.sums, -7.0);
-    p.gw = gw.data();
-    p.sv = sv.data();
+    o.gw.assign((size_t)in.rows * p.grams, -7.0);  // a value no op writes: unwritten entries show
+    o.sv.assign((size_t)in.rows * p.sums, -7.0);
+    p.gw = o.gw.data();
+    p.sv = o.sv.data();
     return p;
 }
 
 // The unfused path: A by plain loops, the `row_op` kernel, XᵀR by plain loops.
 Outputs unfused(const Op& op, Inputs& in) {
     Outputs o;
-    o.h = in.h;
-    RowOpParams p = bind(op, in, o.h, o.gw, o.sv);
+    RowOpParams p = bind(op, in, o);
     const int q = p.q, d = in.d;
-    std::vector<double> a((size_t)in.rows * q), r((size_t)in.rows * p.r_cols, 0.0);
+    std::vector<double> a((size_t)in.rows * q), &r = o.r;
+    r.assign((size_t)in.rows * p.r_cols, 0.0);
     for (int i = 0; i < in.rows; ++i)
         for (int j = 0; j < q; ++j) {
             double v = 0;
@@ -186,8 +197,7 @@ const Variant k256 = {"256 threads", fused_tc, 256}, k128 = {"128 threads", fuse
 // The fused kernel on `grid` blocks; XᵀR = Σ over blocks, in block order, of the partials.
 Outputs fused(const Op& op, Inputs& in, unsigned grid, const Variant& v = k256) {
     Outputs o;
-    o.h = in.h;
-    RowOpParams p = bind(op, in, o.h, o.gw, o.sv);
+    RowOpParams p = bind(op, in, o);
     const size_t outs = (size_t)p.r_cols * in.d;
     std::vector<double> partial(grid * outs, -7.0);
     emu::launch({grid}, {v.threads}, [&] { v.kernel(p, in.x.data(), in.proj.data(), in.d, partial.data()); });
@@ -208,6 +218,89 @@ bool compare(const std::string& label, const Outputs& got, const Outputs& want) 
     if (!want.gw.empty()) ok &= check::close((label + " Gram weights").c_str(), got.gw, want.gw, tol);
     if (!want.sv.empty()) ok &= check::close((label + " sum terms").c_str(), got.sv, want.sv, tol);
     if (!same_bits(got.h, want.h)) ok &= check::close((label + " H").c_str(), got.h, want.h, tol);
+    if (!same_bits(got.probs, want.probs)) ok &= check::close((label + " stored p").c_str(), got.probs, want.probs, tol);
+    return ok;
+}
+
+bool expect_same_bits(const std::string& what, const std::vector<double>& got, const std::vector<double>& want) {
+    const bool same = same_bits(got, want);
+    std::printf("%s %s: %s\n", same ? "ok  " : "FAIL", what.c_str(), same ? "bit-identical" : "bits differ");
+    return same;
+}
+
+// A softmax problem (moe_core SoftmaxProblem) with its task set per pass.
+Op softmax_problem(const char* name, int problem, int classes, int h_width, int y_classes) {
+    RowOpParams p = counts(OP_SOFTMAX, 0, 0, 0, 0, h_width);
+    p.problem = problem;
+    p.classes = classes;
+    p.k = h_width;
+    if (problem == PROBLEM_EXPERT) {
+        p.expert = 1;
+        p.family = classes == 2 && y_classes == 2 ? FAMILY_LOGISTIC : FAMILY_MULTINOMIAL;
+    }
+    return {name, p, h_width, y_classes};
+}
+
+// The op of `problem` for one task, with its shape (moe_core RowOp::shape).
+Op with_task(Op op, int task) {
+    const int m = op.p.classes - 1;
+    op.p.task = task;
+    op.p.q = task == TASK_HESSVEC ? 2 * m : m;
+    op.p.r_cols = task == TASK_HESSVEC || task == TASK_HESSVEC_STORED ? m : 0;
+    op.p.grams = task == TASK_DIAG || task == TASK_DIAG_STORE ? m : 0;
+    op.p.p_width = task == TASK_DIAG_STORE || task == TASK_HESSVEC_STORED ? m : 0;
+    return op;
+}
+
+// The store rows a pass over `in` touches (idx, or all rows).
+std::vector<unsigned> store_rows(const Inputs& in) {
+    if (!in.idx.empty()) return in.idx;
+    std::vector<unsigned> all(in.rows);
+    for (int i = 0; i < in.rows; ++i) all[i] = i;
+    return all;
+}
+
+// One problem: Newton-CG's Diag/DiagStore pass at V, then its Hessian-vector pass in direction D, both ways.
+bool stored_probabilities(check::Rng& rng, const Op& problem, int d, bool gathered) {
+    const int m = problem.p.classes - 1;
+    char label[160];
+    std::snprintf(label, sizeof label, "%s d=%d%s", problem.name, d, gathered ? " gathered" : "");
+    const std::string at(label);
+    const Op hv = with_task(problem, TASK_HESSVEC), diag = with_task(problem, TASK_DIAG),
+             diag_store = with_task(problem, TASK_DIAG_STORE), hv_stored = with_task(problem, TASK_HESSVEC_STORED);
+    Inputs in_hv = inputs(rng, hv, 137, d, gathered, d == 7);  // P = [V; D]
+    Inputs in_v = in_hv, in_d = in_hv;
+    in_v.proj.assign(in_hv.proj.begin(), in_hv.proj.begin() + (size_t)m * d);
+    in_d.proj.assign(in_hv.proj.begin() + (size_t)m * d, in_hv.proj.end());
+    in_v.probs = rng.vec((size_t)in_v.h_rows * m, 0.05, 0.5);  // the rows the pass does not touch keep these
+    bool ok = true;
+
+    const Outputs plain = unfused(diag, in_v), stored = unfused(diag_store, in_v);
+    ok &= expect_same_bits(at + " DiagStore Gram weights == Diag", stored.gw, plain.gw);
+    // p_c = exp(sign·(Vx)_c − lse(sign·Vx, 0)) by plain loops, in the stored rows; the other rows untouched.
+    std::vector<double> want = in_v.probs;
+    const std::vector<unsigned> rows = store_rows(in_v);
+    for (int i = 0; i < in_v.rows; ++i) {
+        const double sign = problem.p.problem == PROBLEM_SYM_LOG_EXPERT ? in_v.y[i] : 1.0;
+        std::vector<double> z(m + 1, 0.0);
+        for (int c = 0; c < m; ++c) {
+            for (int f = 0; f < d; ++f) z[c] += in_v.x[(size_t)i * d + f] * in_v.proj[(size_t)c * d + f];
+            z[c] *= sign;
+        }
+        double mx = 0.0, sum = 0.0;
+        for (double v : z) mx = std::fmax(mx, v);
+        for (double v : z) sum += std::exp(v - mx);
+        for (int c = 0; c < m; ++c) want[(size_t)rows[i] * m + c] = std::exp(z[c] - mx) / sum;
+    }
+    ok &= check::close((at + " DiagStore stored p").c_str(), stored.probs, want, 1e-13);
+    ok &= compare(at + " DiagStore fused", fused(diag_store, in_v, 3), stored);
+
+    in_d.probs = stored.probs;
+    const Outputs direct = unfused(hv, in_hv), from_store = unfused(hv_stored, in_d);
+    ok &= expect_same_bits(at + " HessVecStored R == HessVec", from_store.r, direct.r);
+    ok &= expect_same_bits(at + " HessVecStored XtR == HessVec", from_store.xtr, direct.xtr);
+    ok &= expect_same_bits(at + " HessVecStored leaves the store", from_store.probs, in_d.probs);
+    ok &= compare(at + " HessVecStored fused", fused(hv_stored, in_d, 3), from_store);
     return ok;
 }
 
@@ -242,6 +335,18 @@ int main() {
         Inputs in = inputs(rng, op, 0, 100, false, false);
         Outputs got = fused(op, in, 1);
         ok &= check::close("estep no rows XtR", got.xtr, std::vector<double>(got.xtr.size(), 0.0), 0.0);
+    }
+    {  // the probability store, every softmax problem (moe_core SoftmaxProblem)
+        const Op problems[] = {
+            softmax_problem("stored p: gate k=5", PROBLEM_GATE, 5, 5, 0),
+            softmax_problem("stored p: logistic expert", PROBLEM_EXPERT, 2, 3, 2),
+            softmax_problem("stored p: multinomial expert C=4", PROBLEM_EXPERT, 4, 3, 4),
+            softmax_problem("stored p: sym gate", PROBLEM_SYM_GATE, 2, 2, -1),
+            softmax_problem("stored p: sym logistic expert", PROBLEM_SYM_LOG_EXPERT, 2, 2, -1),
+        };
+        for (const Op& problem : problems)
+            for (int d : {7, 100})
+                for (bool gathered : {false, true}) ok &= stored_probabilities(rng, problem, d, gathered);
     }
     {  // run to run: the same bits
         const Op& op = all[1];  // E-step, k = 16 (q = 32, r_cols = 16)
