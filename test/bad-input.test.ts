@@ -1,18 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { MixtureOfExperts } from '../src/estimator.js';
-import { isMoEError, type ErrorCode } from '../src/errors.js';
+import { isMoEError } from '../src/errors.js';
+import { codeOf } from './support/errors.js';
 import type { MoEOptions } from '../src/types.js';
 import { Rng } from '../src/data/rng.js';
 import { CUDA_CROSSOVER_ND, resolveBackend } from '../src/backends/select.js';
-
-function codeOf(fn: () => unknown): ErrorCode | string {
-  try {
-    fn();
-  } catch (e) {
-    return isMoEError(e) ? e.code : `not a MoEError: ${String(e)}`;
-  }
-  return 'no error';
-}
 
 function design(n: number, d: number, seed: number): number[][] {
   const rng = new Rng(seed);

@@ -10,7 +10,7 @@ import { nativeInfo } from '../src/backends/native.js';
 import { parameterError } from '../src/data/param-error.js';
 import { Rng } from '../src/data/rng.js';
 import { sampleLinear, type SampledProblem } from '../src/data/samplers.js';
-import { isMoEError, type ErrorCode } from '../src/errors.js';
+import { codeOf } from './support/errors.js';
 import { MixtureOfExperts } from '../src/estimator.js';
 import { resolveFitSpec } from '../src/input.js';
 import { readableToParams } from '../src/models/layout.js';
@@ -31,15 +31,6 @@ function initError(problem: SampledProblem, seed = 0): number {
   const model = modelSpecOf(problem);
   const start = momentsInit(problemDataOf(problem), model, resolveFitSpec(), seed);
   return parameterError(model, start, readableToParams(model, problem.params));
-}
-
-function codeOf(fn: () => unknown): ErrorCode | string {
-  try {
-    fn();
-  } catch (e) {
-    return isMoEError(e) ? e.code : `not a MoEError: ${String(e)}`;
-  }
-  return 'no error';
 }
 
 describe('tensor power method', () => {

@@ -2,61 +2,21 @@
 //! `cargo run --release -p moe-core --example em_bench -- n d k threads iterations`.
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use moe_core::backend::{Backend, PassOut, RowOp, Rows};
+use moe_core::backend::{RowOp, Rows, Watched};
 use moe_core::rng::Rng;
 use moe_core::*;
 
-/// Wraps a backend and accumulates time per pass kind.
-struct Timed<'a> {
-    inner: CpuBackend<'a>,
-    stats: RefCell<BTreeMap<String, (usize, f64)>>,
-}
-
-impl Backend for Timed<'_> {
-    fn name(&self) -> &'static str {
-        "timed"
-    }
-    fn n(&self) -> usize {
-        self.inner.n()
-    }
-    fn d(&self) -> usize {
-        self.inner.d()
-    }
-    fn set_order(&self, o: &[u32]) -> moe_core::Result<()> {
-        self.inner.set_order(o)
-    }
-    fn write_h(&self, w: usize, h: &[f64]) -> moe_core::Result<()> {
-        self.inner.write_h(w, h)
-    }
-    fn read_h(&self, w: usize) -> moe_core::Result<Vec<f64>> {
-        self.inner.read_h(w)
-    }
-    fn stores_probabilities(&self) -> bool {
-        self.inner.stores_probabilities()
-    }
-    fn pass(&self, rows: Rows, proj: &[f64], op: &RowOp) -> moe_core::Result<PassOut> {
-        let mut outs = self.pass_many(rows, &[(proj, op)])?;
-        Ok(outs.remove(0))
-    }
-    fn pass_many(&self, rows: Rows, ops: &[(&[f64], &RowOp)]) -> moe_core::Result<Vec<PassOut>> {
-        let t = Instant::now();
-        let r = self.inner.pass_many(rows, ops);
-        let name = ops
-            .iter()
-            .map(|(_, op)| match op {
-                RowOp::Softmax { task, .. } => format!("Softmax {task:?}"),
-                other => format!("{other:?}").split([' ', '{', '(']).next().unwrap_or("?").to_string(),
-            })
-            .collect::<Vec<_>>()
-            .join(" + ");
-        let mut s = self.stats.borrow_mut();
-        let e = s.entry(name).or_insert((0, 0.0));
-        e.0 += 1;
-        e.1 += t.elapsed().as_secs_f64() * 1e3;
-        r
-    }
+/// A pass's label for the table: the op names (softmax ops with their task), joined for a fused pass.
+fn pass_label(ops: &[(&[f64], &RowOp)]) -> String {
+    ops.iter()
+        .map(|(_, op)| match op {
+            RowOp::Softmax { task, .. } => format!("Softmax {task:?}"),
+            other => format!("{other:?}").split([' ', '{', '(']).next().unwrap_or("?").to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" + ")
 }
 
 fn main() {
@@ -73,7 +33,15 @@ fn main() {
         })
         .collect();
     let data = Data { x: &x, n, d, y: &y, s: None };
-    let b = Timed { inner: CpuBackend::new(data, threads).unwrap(), stats: RefCell::new(BTreeMap::new()) };
+    let cpu = CpuBackend::new(data, threads).unwrap();
+    // Count and time per pass kind.
+    let stats: RefCell<BTreeMap<String, (usize, f64)>> = RefCell::new(BTreeMap::new());
+    let b = Watched::new(&cpu, |_: Rows, ops: &[(&[f64], &RowOp)], took: Duration| {
+        let mut s = stats.borrow_mut();
+        let e = s.entry(pass_label(ops)).or_insert((0, 0.0));
+        e.0 += 1;
+        e.1 += took.as_secs_f64() * 1e3;
+    });
     let model = ModelSpec { experts: ExpertKind::Linear, symmetric: false, k, d, n_classes: 0, noise: Noise::Fitted, ridge: 0.0, intercept: true };
     let spec = FitSpec { max_iter: iters, tol: 0.0, ..FitSpec::default() };
     let mut last = Instant::now();
@@ -86,8 +54,8 @@ fn main() {
     .unwrap();
     let steady: Vec<f64> = per_iter[1..].to_vec();
     let mean = steady.iter().sum::<f64>() / steady.len().max(1) as f64;
-    println!("n={n} d={d} k={k} threads={}: init {:.1} ms, EM iteration mean {mean:.1} ms {:?}", b.inner.threads(), per_iter[0], steady.iter().map(|v| v.round()).collect::<Vec<_>>());
-    for (name, (count, ms)) in b.stats.borrow().iter() {
+    println!("n={n} d={d} k={k} threads={}: init {:.1} ms, EM iteration mean {mean:.1} ms {:?}", cpu.threads(), per_iter[0], steady.iter().map(|v| v.round()).collect::<Vec<_>>());
+    for (name, (count, ms)) in stats.borrow().iter() {
         println!("  {name:20} {count:4} passes {ms:9.1} ms ({:.2} ms/pass)", ms / *count as f64);
     }
 }

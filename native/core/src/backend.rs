@@ -258,6 +258,59 @@ pub trait Backend {
     }
 }
 
+/// A backend that forwards everything to `inner` and shows each pass to `watch` (its rows, its ops in order,
+/// and how long `inner` took): what benchmarks and tests wrap a backend for (counting passes, timing them,
+/// the floor of an iteration), written once so that every forwarded method stays complete when the trait
+/// grows. `hide_probability_store` reports `stores_probabilities` as false, so that the algorithms take the
+/// recomputing path (for comparing the two).
+pub struct Watched<'a, B: Backend + ?Sized, F: Fn(Rows, &[(&[f64], &RowOp)], std::time::Duration)> {
+    pub inner: &'a B,
+    pub watch: F,
+    pub hide_probability_store: bool,
+}
+
+impl<'a, B: Backend + ?Sized, F: Fn(Rows, &[(&[f64], &RowOp)], std::time::Duration)> Watched<'a, B, F> {
+    pub fn new(inner: &'a B, watch: F) -> Self {
+        Watched { inner, watch, hide_probability_store: false }
+    }
+}
+
+impl<B: Backend + ?Sized, F: Fn(Rows, &[(&[f64], &RowOp)], std::time::Duration)> Backend for Watched<'_, B, F> {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn n(&self) -> usize {
+        self.inner.n()
+    }
+    fn d(&self) -> usize {
+        self.inner.d()
+    }
+    fn set_order(&self, order: &[u32]) -> Result<()> {
+        self.inner.set_order(order)
+    }
+    fn write_h(&self, width: usize, h: &[f64]) -> Result<()> {
+        self.inner.write_h(width, h)
+    }
+    fn read_h(&self, width: usize) -> Result<Vec<f64>> {
+        self.inner.read_h(width)
+    }
+    fn stores_probabilities(&self) -> bool {
+        !self.hide_probability_store && self.inner.stores_probabilities()
+    }
+    fn pass(&self, rows: Rows, proj: &[f64], op: &RowOp) -> Result<PassOut> {
+        let start = std::time::Instant::now();
+        let out = self.inner.pass(rows, proj, op);
+        (self.watch)(rows, &[(proj, op)], start.elapsed());
+        out
+    }
+    fn pass_many(&self, rows: Rows, ops: &[(&[f64], &RowOp)]) -> Result<Vec<PassOut>> {
+        let start = std::time::Instant::now();
+        let out = self.inner.pass_many(rows, ops);
+        (self.watch)(rows, ops, start.elapsed());
+        out
+    }
+}
+
 impl RowOp {
     /// Output counts of this op (the contract between `rowops::eval_row` and the reductions).
     pub fn shape(&self) -> OpShape {

@@ -16,9 +16,9 @@
 //!
 //! Usage: gpu_bench [--quick]   (--quick: smaller sizes, for a smoke run). Prints a table last.
 
-use moe_core::backend::{Backend, Family, PassOut, RowOp, Rows, SoftmaxProblem, SoftmaxTask};
+use moe_core::backend::{Backend, Family, RowOp, Rows, SoftmaxProblem, SoftmaxTask, Watched};
 use moe_core::rng::Rng;
-use moe_core::{Control, CpuBackend, Data, ExpertKind, FitOutput, FitSpec, ModelSpec, Noise, Result};
+use moe_core::{Control, CpuBackend, Data, ExpertKind, FitOutput, FitSpec, ModelSpec, Noise};
 use moe_cuda::driver::{Context, DeviceBuffer, Timer};
 use moe_cuda::{CudaBackend, GramKernel, FUSED_VARIANTS};
 use std::cell::Cell;
@@ -69,9 +69,11 @@ fn dgemm_rate(ctx: &Context, m: usize, n: usize, k: usize) -> f64 {
 }
 
 /// Counts what the passes of a fit must move and compute (the minimum: X read once per pass, H read and/or
-/// written once, projections and reductions as GEMM FLOPs, Grams counted symmetric-half).
-struct Counting<'b, B: Backend + ?Sized> {
-    inner: &'b B,
+/// written once, projections and reductions as GEMM FLOPs, Grams counted symmetric-half). Every op counts as
+/// a pass of its own, as the CUDA backend runs them. Fed by a `Watched` wrapper around the fit's backend.
+struct Counting {
+    n: usize,
+    d: usize,
     passes: Cell<usize>,
     bytes: Cell<f64>,
     flops: Cell<f64>,
@@ -81,9 +83,9 @@ struct Counting<'b, B: Backend + ?Sized> {
     rate: f64,
 }
 
-impl<'b, B: Backend + ?Sized> Counting<'b, B> {
-    fn new(inner: &'b B, bandwidth: f64, rate: f64) -> Self {
-        Counting { inner, passes: Cell::new(0), bytes: Cell::new(0.0), flops: Cell::new(0.0), floor_s: Cell::new(0.0), bandwidth, rate }
+impl Counting {
+    fn new(n: usize, d: usize, bandwidth: f64, rate: f64) -> Self {
+        Counting { n, d, passes: Cell::new(0), bytes: Cell::new(0.0), flops: Cell::new(0.0), floor_s: Cell::new(0.0), bandwidth, rate }
     }
     fn reset(&self) {
         self.passes.set(0);
@@ -91,47 +93,24 @@ impl<'b, B: Backend + ?Sized> Counting<'b, B> {
         self.flops.set(0.0);
         self.floor_s.set(0.0);
     }
-}
-
-impl<B: Backend + ?Sized> Backend for Counting<'_, B> {
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-    fn n(&self) -> usize {
-        self.inner.n()
-    }
-    fn d(&self) -> usize {
-        self.inner.d()
-    }
-    fn set_order(&self, order: &[u32]) -> Result<()> {
-        self.inner.set_order(order)
-    }
-    fn write_h(&self, width: usize, h: &[f64]) -> Result<()> {
-        self.inner.write_h(width, h)
-    }
-    fn read_h(&self, width: usize) -> Result<Vec<f64>> {
-        self.inner.read_h(width)
-    }
-    fn stores_probabilities(&self) -> bool {
-        self.inner.stores_probabilities()
-    }
-    fn pass(&self, rows: Rows, proj: &[f64], op: &RowOp) -> Result<PassOut> {
-        let sh = op.shape();
+    fn count(&self, rows: Rows, ops: &[(&[f64], &RowOp)]) {
         let m = match rows {
-            Rows::All => self.inner.n(),
+            Rows::All => self.n,
             Rows::Order { len, .. } => len,
         } as f64;
-        let d = self.inner.d() as f64;
-        // Per row: the stores read (and written back) beside X, y and s.
-        let store = |width: usize, writes: bool| width as f64 * (1.0 + writes as u8 as f64);
-        let bytes = 8.0 * m * (d + 2.0 + store(sh.h_width, sh.writes_h) + store(sh.p_width, sh.writes_p));
-        let gram_flops = if sh.diag_only { 2.0 * d } else { d * (d + 1.0) };
-        let flops = m * (2.0 * d * sh.q as f64 + 2.0 * d * sh.r_cols as f64 + sh.grams as f64 * gram_flops);
-        self.passes.set(self.passes.get() + 1);
-        self.bytes.set(self.bytes.get() + bytes);
-        self.flops.set(self.flops.get() + flops);
-        self.floor_s.set(self.floor_s.get() + (bytes / self.bandwidth).max(flops / self.rate));
-        self.inner.pass(rows, proj, op)
+        let d = self.d as f64;
+        for (_, op) in ops {
+            let sh = op.shape();
+            // Per row: the stores read (and written back) beside X, y and s.
+            let store = |width: usize, writes: bool| width as f64 * (1.0 + writes as u8 as f64);
+            let bytes = 8.0 * m * (d + 2.0 + store(sh.h_width, sh.writes_h) + store(sh.p_width, sh.writes_p));
+            let gram_flops = if sh.diag_only { 2.0 * d } else { d * (d + 1.0) };
+            let flops = m * (2.0 * d * sh.q as f64 + 2.0 * d * sh.r_cols as f64 + sh.grams as f64 * gram_flops);
+            self.passes.set(self.passes.get() + 1);
+            self.bytes.set(self.bytes.get() + bytes);
+            self.flops.set(self.flops.get() + flops);
+            self.floor_s.set(self.floor_s.get() + (bytes / self.bandwidth).max(flops / self.rate));
+        }
     }
 }
 
@@ -190,12 +169,13 @@ struct Row {
 }
 
 fn fit_row<B: Backend + ?Sized>(label: &str, b: &B, model: &ModelSpec, iters: usize, bw: f64, rate: f64) -> (Row, FitOutput) {
-    let counting = Counting::new(b, bw, rate);
+    let counting = Counting::new(b.n(), b.d(), bw, rate);
+    let watched = Watched::new(b, |rows: Rows, ops: &[(&[f64], &RowOp)], _| counting.count(rows, ops));
     let spec = FitSpec { max_iter: iters, tol: 0.0, ..FitSpec::default() };
     // Count the passes of iterations 1.. only: reset the counters when iteration 1 is recorded.
     let mut seen = 0;
     let t = Instant::now();
-    let out = moe_core::fit(&counting, model, &spec, 1, None, None, &mut |r| {
+    let out = moe_core::fit(&watched, model, &spec, 1, None, None, &mut |r| {
         if r.iter == 1 {
             counting.reset();
         }

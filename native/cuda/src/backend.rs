@@ -292,7 +292,7 @@ impl Backend for CudaBackend {
             let (mut params, sigma2) = kernel.unwrap();
             self.bind_params(&mut st, &mut params, sigma2.as_deref(), &pr, 0, 0, gw, sv)?;
             let partial = if xtr_len > 0 { st.partial.at_least(ctx, fused::partial_len(m, shape.r_cols, d))?.ptr } else { 0 };
-            fused::launch(ctx, self.fused_variant.load(Ordering::Relaxed), &mut params, pr.x, p_dev, d, partial, self.ones.ptr, out)?;
+            fused::launch(ctx, self.fused_variant.load(Ordering::Relaxed), &mut params, pr.x, p_dev, d, partial, out)?;
         } else {
             let r = if shape.r_cols > 0 { st.r.at_least(ctx, m * shape.r_cols)?.ptr } else { 0 };
             // 1. A = X·Pᵀ: column-major (q×m) = Pᵀ(q×d) · X(d×m).

@@ -5,6 +5,7 @@
 
 use crate::driver::Context;
 use crate::kernels::RowOpParams;
+use crate::xtw::sum_partials;
 use moe_core::backend::OpShape;
 use moe_core::Result;
 use std::ffi::c_void;
@@ -50,10 +51,10 @@ pub(crate) fn partial_len(rows: usize, r_cols: usize, d: usize) -> usize {
 /// `x`, d features) with P (q×d) at `proj`. `params` carries the op and its per-row outputs (Gram weights,
 /// sum terms, H: written as `row_op` writes them; `params.a` and `params.r` unused, A and R stay on chip).
 /// XᵀR (r_cols×d, row-major) goes to `out`: the block partials, in `partial` (`partial_len` values), summed
-/// in block order by a GEMM against `ones` (at least `partial_len / (r_cols·d)` ones).
+/// in block order (`xtw::sum_partials`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn launch(ctx: &Context, variant: usize, params: &mut RowOpParams, x: u64, proj: u64, d: usize, partial: u64,
-                     ones: u64, out: u64) -> Result<()> {
+                     out: u64) -> Result<()> {
     let (kernel, threads) = VARIANTS[variant];
     let blocks = grid(params.rows as usize);
     let (mut xp, mut pp, mut di, mut part) = (x, proj, d as i32, partial);
@@ -64,8 +65,7 @@ pub(crate) fn launch(ctx: &Context, variant: usize, params: &mut RowOpParams, x:
     ctx.launch(kernel, (blocks as u32, 1, 1), threads, 0, &mut args)?;
     let outs = params.r_cols as usize * d;
     if outs > 0 {
-        // (r_cols·d) = partial(r_cols·d × blocks) · ones(blocks)
-        ctx.dgemm(false, false, outs, 1, blocks, 1.0, partial, outs, ones, blocks, 0.0, out, outs)?;
+        sum_partials(ctx, partial, blocks, outs, out)?;
     }
     Ok(())
 }

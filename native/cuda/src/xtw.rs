@@ -54,12 +54,18 @@ pub(crate) fn skinny_xtw(ctx: &Context, plan: XtwPlan, x: u64, rows: usize, d: u
             &mut pp as *mut _ as _,
         ];
         ctx.launch("skinny_xtw", (plan.grid as u32, 1, 1), XTW_THREADS as u32, 0, &mut args)?;
-        let len = groups * d;
-        let (mut part, mut count_i, mut len_i, mut dst) = (partial, count as i32, len as i32, out + 8 * (g0 * d) as u64);
-        let mut args: [*mut c_void; 4] =
-            [&mut part as *mut _ as _, &mut count_i as *mut _ as _, &mut len_i as *mut _ as _, &mut dst as *mut _ as _];
-        ctx.launch("sum_partials", (len.div_ceil(256) as u32, 1, 1), 256, 0, &mut args)?;
+        sum_partials(ctx, partial, count, groups * d, out + 8 * (g0 * d) as u64)?;
         g0 += groups;
     }
+    Ok(())
+}
+
+/// out[e] = Σ_p partial[p·len + e] over p = 0 .. count−1, in that order (kernels/skinny_xtw.cu
+/// `sum_partials`): the reduction of per-block partials, bit-reproducible.
+pub(crate) fn sum_partials(ctx: &Context, partial: u64, count: usize, len: usize, out: u64) -> Result<()> {
+    let (mut part, mut count_i, mut len_i, mut dst) = (partial, count as i32, len as i32, out);
+    let mut args: [*mut c_void; 4] =
+        [&mut part as *mut _ as _, &mut count_i as *mut _ as _, &mut len_i as *mut _ as _, &mut dst as *mut _ as _];
+    ctx.launch("sum_partials", (len.div_ceil(256) as u32, 1, 1), 256, 0, &mut args)?;
     Ok(())
 }
