@@ -35,18 +35,24 @@
 //   never written nor read). gram_tc_reduce sums the chunks in order and writes both triangles: the result
 //   is bit-reproducible run to run. No atomics.
 #define GRAM_TC_MAX_D 128   // above it the backend keeps the GEMM path
-#define GRAM_TC_ROWS 32     // rows staged in shared memory at a time (a multiple of 4, the DMMA's k)
+#define GRAM_TC_ROWS 16     // rows per shared-memory stage (a multiple of 16, the largest DMMA k); two stages
 #define GRAM_TC_GRAMS 4     // Grams per warp
 #define GRAM_TC_MAX_WARPS 8
 #define GRAM_TC_MAX_STRIDE (GRAM_TC_MAX_D + 4)
-#define GRAM_TC_STAGE_LOADS 8  // loads of X in flight per thread while staging
 
 #if MOE_HAS_DMMA
-extern "C" __global__ void __launch_bounds__(GRAM_TC_MAX_WARPS * 32, 2)
-gram_tc(const double* __restrict__ x, const double* __restrict__ gw, int rows, int d, int grams, int rows_per_chunk,
-        double* __restrict__ partial) {
-    __shared__ double sx[GRAM_TC_ROWS * GRAM_TC_MAX_STRIDE];
-    __shared__ double sw[GRAM_TC_ROWS * GRAM_TC_GRAMS];
+// One block's work (see the header). KT = 0: Ampere's m8n8k4, the 2×2 tiles of a super tile as 4 DMMAs
+// (3 on the diagonal); KT ∈ {1, 2, 4}: Hopper's m16n8k{4·KT}, the tile rows i = 0, 1 in one instruction per
+// tile column j (the diagonal's lower tile is computed and dropped), over KT k-steps of 4 rows.
+//
+// Staging is software-pipelined: while the warps multiply stage s, the copies of stage s + 1 are in flight
+// (cp.async into the other buffer), so the block no longer waits one memory latency per stage.
+template <int KT>
+__device__ __forceinline__ void gram_tc_body(const double* __restrict__ x, const double* __restrict__ gw, int rows, int d,
+                                             int grams, int rows_per_chunk, double* __restrict__ partial) {
+    __shared__ double sx[2][GRAM_TC_ROWS * GRAM_TC_MAX_STRIDE];
+    __shared__ double sw[2][GRAM_TC_ROWS * GRAM_TC_GRAMS];
+    constexpr int KROWS = 4 * (KT == 0 ? 1 : KT);  // rows per instruction step
     const int halves = (d + 15) / 16;
     const int width = 16 * halves;
     const int stride = width + 4;
@@ -78,53 +84,90 @@ gram_tc(const double* __restrict__ x, const double* __restrict__ gw, int rows, i
 
     const long long row0 = (long long)blockIdx.y * rows_per_chunk;
     const long long row_end = min((long long)rows, row0 + rows_per_chunk);
-    for (long long base = row0; base < row_end; base += GRAM_TC_ROWS) {
-        __syncthreads();  // every warp is done with the previous stage
-        // Stage X in batches of GRAM_TC_STAGE_LOADS values per thread, each batch's loads all issued before
-        // any is stored: the block waits one memory latency per batch (gram.rs plans ≤ 2 batches), not one
-        // per load.
-        const int staged = GRAM_TC_ROWS * width;
-        for (int e0 = threadIdx.x; e0 < staged; e0 += GRAM_TC_STAGE_LOADS * blockDim.x) {
-            double v[GRAM_TC_STAGE_LOADS];
-#pragma unroll
-            for (int u = 0; u < GRAM_TC_STAGE_LOADS; ++u) {
-                const int e = e0 + u * blockDim.x, r = e / width, f = e % width;
-                v[u] = (e < staged && base + r < row_end && f < d) ? x[(base + r) * d + f] : 0.0;
-            }
-#pragma unroll
-            for (int u = 0; u < GRAM_TC_STAGE_LOADS; ++u) {
-                const int e = e0 + u * blockDim.x;
-                if (e < staged) sx[(e / width) * stride + e % width] = v[u];
-            }
+    const int stages = (int)max(0LL, (row_end - row0 + GRAM_TC_ROWS - 1) / GRAM_TC_ROWS);
+    // Issues the copies of stage s into buffer s % 2: X padded with zeros past d and past the rows, weights
+    // zero past the rows (0·stale could be NaN) and past the Grams.
+    auto stage = [&](int s) {
+        const long long base = row0 + (long long)s * GRAM_TC_ROWS;
+        double* bx = sx[s & 1];
+        for (int e = threadIdx.x; e < GRAM_TC_ROWS * width; e += blockDim.x) {
+            const int r = e / width, f = e % width;
+            const bool valid = base + r < row_end && f < d;
+            cp_async_8(bx + r * stride + f, valid ? x + (base + r) * d + f : x, valid);
         }
         for (int e = threadIdx.x; e < GRAM_TC_ROWS * GRAM_TC_GRAMS; e += blockDim.x) {
             const int r = e / GRAM_TC_GRAMS, g = e % GRAM_TC_GRAMS;
-            const long long row = base + r;
-            // Zero weights (not stale ones) past the end: padded rows are zero, and 0·stale could be NaN.
-            sw[e] = (row < row_end && g0 + g < grams) ? gw[row * grams + g0 + g] : 0.0;
+            const bool valid = base + r < row_end && g0 + g < grams;
+            cp_async_8(sw[s & 1] + e, valid ? gw + (base + r) * grams + g0 + g : gw, valid);
         }
-        __syncthreads();
-        // k-steps that hold rows (a short last stage skips its all-zero steps)
-        const int steps = (int)min((long long)GRAM_TC_ROWS / 4, (row_end - base + 3) / 4);
+        cp_async_commit();
+    };
+    if (stages > 0) stage(0);
+    for (int s = 0; s < stages; ++s) {
+        if (s + 1 < stages) {
+            stage(s + 1);
+            cp_async_wait<1>();  // this thread's copies of stage s have landed (s + 1 may still fly)
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();  // ... and every thread's
+        const double* bx = sx[s & 1];
+        const double* bw = sw[s & 1];
+        // Instruction steps that hold rows (a short last stage skips its all-zero steps).
+        const long long left = row_end - (row0 + (long long)s * GRAM_TC_ROWS);
+        const int steps = (int)min((long long)GRAM_TC_ROWS / KROWS, (left + KROWS - 1) / KROWS);
         if (active) {
-#pragma unroll 2
             for (int step = 0; step < steps; ++step) {
-                const int r = 4 * step + k;  // this lane's row of the k-step: A[.][k], B[k][.]
-                const double* xr = sx + r * stride;
-                const double xa0 = xr[fa], xa1 = xr[fa + 8], xb0 = xr[fb], xb1 = xr[fb + 8];
+                if constexpr (KT == 0) {
+                    const int r = 4 * step + k;  // this lane's row of the k-step: A[.][k], B[k][.]
+                    const double* xr = bx + r * stride;
+                    const double xa0 = xr[fa], xa1 = xr[fa + 8], xb0 = xr[fb], xb1 = xr[fb + 8];
 #pragma unroll
-                for (int g = 0; g < GRAM_TC_GRAMS; ++g) {
-                    if (g0 + g < grams) {  // warp-uniform: Grams past the end cost no DMMAs
-                        const double w = sw[r * GRAM_TC_GRAMS + g];
-                        const double b0 = w * xb0, b1 = w * xb1;
-                        dmma_8x8x4(acc[g][0][0][0], acc[g][0][0][1], xa0, b0);
-                        dmma_8x8x4(acc[g][0][1][0], acc[g][0][1][1], xa0, b1);
-                        if (!diag) dmma_8x8x4(acc[g][1][0][0], acc[g][1][0][1], xa1, b0);
-                        dmma_8x8x4(acc[g][1][1][0], acc[g][1][1][1], xa1, b1);
+                    for (int g = 0; g < GRAM_TC_GRAMS; ++g) {
+                        if (g0 + g < grams) {  // warp-uniform: Grams past the end cost no DMMAs
+                            const double w = bw[r * GRAM_TC_GRAMS + g];
+                            const double b0 = w * xb0, b1 = w * xb1;
+                            dmma_8x8x4(acc[g][0][0][0], acc[g][0][0][1], xa0, b0);
+                            dmma_8x8x4(acc[g][0][1][0], acc[g][0][1][1], xa0, b1);
+                            if (!diag) dmma_8x8x4(acc[g][1][0][0], acc[g][1][0][1], xa1, b0);
+                            dmma_8x8x4(acc[g][1][1][0], acc[g][1][1][1], xa1, b1);
+                        }
                     }
+                } else {
+#if MOE_HAS_DMMA_M16
+                    double a[2 * KT], xb0[KT], xb1[KT];
+#pragma unroll
+                    for (int t = 0; t < KT; ++t) {
+                        const double* xr = bx + (KROWS * step + 4 * t + k) * stride;
+                        a[2 * t] = xr[fa];
+                        a[2 * t + 1] = xr[fa + 8];
+                        xb0[t] = xr[fb];
+                        xb1[t] = xr[fb + 8];
+                    }
+#pragma unroll
+                    for (int g = 0; g < GRAM_TC_GRAMS; ++g) {
+                        if (g0 + g < grams) {
+                            double b0[KT], b1[KT];
+#pragma unroll
+                            for (int t = 0; t < KT; ++t) {
+                                const double w = bw[(KROWS * step + 4 * t + k) * GRAM_TC_GRAMS + g];
+                                b0[t] = w * xb0[t];
+                                b1[t] = w * xb1[t];
+                            }
+                            // D rows g / g + 8 are the tiles i = 0 / 1 of tile column j.
+                            double d0[4] = {acc[g][0][0][0], acc[g][0][0][1], acc[g][1][0][0], acc[g][1][0][1]};
+                            double d1[4] = {acc[g][0][1][0], acc[g][0][1][1], acc[g][1][1][0], acc[g][1][1][1]};
+                            dmma_16x8<KT>(d0, a, b0);
+                            dmma_16x8<KT>(d1, a, b1);
+                            acc[g][0][0][0] = d0[0], acc[g][0][0][1] = d0[1], acc[g][1][0][0] = d0[2], acc[g][1][0][1] = d0[3];
+                            acc[g][0][1][0] = d1[0], acc[g][0][1][1] = d1[1], acc[g][1][1][0] = d1[2], acc[g][1][1][1] = d1[3];
+                        }
+                    }
+#endif
                 }
             }
         }
+        __syncthreads();  // every warp is done with buffer s % 2 before stage s + 2 is copied into it
     }
     if (!active) return;
     // D layout (mma.cuh): lane holds D[l/4][2(l%4) + e], e = 0, 1.
@@ -145,6 +188,18 @@ gram_tc(const double* __restrict__ x, const double* __restrict__ gw, int rows, i
             }
     }
 }
+
+// The kernels, one per DMMA shape (src/gram.rs `TcShape`); the m16 ones exist only in sm_90 code.
+#define GRAM_TC_PARAMS                                                                                          \
+    const double *__restrict__ x, const double *__restrict__ gw, int rows, int d, int grams, int rows_per_chunk, \
+        double *__restrict__ partial
+#define GRAM_TC_ARGS x, gw, rows, d, grams, rows_per_chunk, partial
+extern "C" __global__ void __launch_bounds__(GRAM_TC_MAX_WARPS * 32, 2) gram_tc(GRAM_TC_PARAMS) { gram_tc_body<0>(GRAM_TC_ARGS); }
+#if MOE_HAS_DMMA_M16
+extern "C" __global__ void __launch_bounds__(GRAM_TC_MAX_WARPS * 32, 2) gram_tc_m16k4(GRAM_TC_PARAMS) { gram_tc_body<1>(GRAM_TC_ARGS); }
+extern "C" __global__ void __launch_bounds__(GRAM_TC_MAX_WARPS * 32, 2) gram_tc_m16k8(GRAM_TC_PARAMS) { gram_tc_body<2>(GRAM_TC_ARGS); }
+extern "C" __global__ void __launch_bounds__(GRAM_TC_MAX_WARPS * 32, 2) gram_tc_m16k16(GRAM_TC_PARAMS) { gram_tc_body<4>(GRAM_TC_ARGS); }
+#endif
 
 // out[g][a][b] (grams × d × d, both triangles) = Σ over chunks, in chunk order, of the upper-tile partial of
 // gram_tc at (min(a, b), max(a, b)). A grid-stride loop: the host launches one thread per

@@ -8,6 +8,7 @@ out=${OUT:-./device-out}
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1 | tee "$out/device.txt"
 summary=()
+[ -x "$bin/dmma_rate" ] && "$bin/dmma_rate" 2>&1 | tee "$out/dmma-rate.log"
 for t in passes fits oom; do
   start=$(date +%s)
   timeout 200 "$bin/$t" --nocapture > "$out/test-$t.log" 2>&1

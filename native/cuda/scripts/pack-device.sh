@@ -10,6 +10,8 @@ dest=.device/cuda
 mkdir -p "$dest"
 cargo build -p moe-cuda --release --example gpu_bench
 cp target/release/examples/gpu_bench "$dest/"
+# The fp64 tensor-core rate of each DMMA shape alone (the Gram kernel's ceiling).
+nvcc -O3 -arch=sm_90 -o "$dest/dmma_rate" native/cuda/bench/dmma_rate.cu
 # `cargo test --no-run` prints "Executable tests/<name>.rs (target/release/deps/<name>-<hash>)".
 cargo test -p moe-cuda --release --no-run 2>&1 | sed -n 's/.*Executable tests\/\([a-z_]*\)\.rs (\(.*\))/\1 \2/p' |
   while read -r name path; do cp "$path" "$dest/$name"; done

@@ -1,7 +1,7 @@
 //! The Gram reductions of a pass: G_g = Σ_i gw[i][g]·x_i x_iᵀ (full) or its diagonal, for g < grams, over the
-//! pass's rows. Full Grams have two implementations (`GramKernel`): DGEMMs over weight-scaled copies of the
-//! rows (the default, measured on an H100), or the fused fp64 tensor-core kernel of kernels/gram_tc.cu
-//! (opt-in: `set_gram_kernel` or `MOE_CUDA_GRAM=tc`, until it has been measured on a GPU). Both write the same
+//! pass's rows. Full Grams have two implementations (`GramKernel`): the fp64 tensor-core kernel of
+//! kernels/gram_tc.cu (the default where it runs: sm_80+, d ≤ 128; measured faster on an H100, bench/GPU.md),
+//! or DGEMMs over weight-scaled copies of the rows (`MOE_CUDA_GRAM=gemm`, and the fallback). Both write the same
 //! layout: `grams` full symmetric d×d matrices one after another; both reduce in a fixed order (no atomics),
 //! so a pass is bit-reproducible on one GPU.
 
@@ -18,16 +18,62 @@ pub enum GramKernel {
     Gemm,
     /// kernels/gram_tc.cu: the scale in registers, X read about once, the upper triangle on the fp64 tensor
     /// cores. Falls back to `Gemm` for d > `TC_MAX_D`, on devices older than sm_80, or when the module has no
-    /// such kernel.
+    /// such kernel. The default.
     TensorCore,
 }
 
 impl GramKernel {
-    /// `MOE_CUDA_GRAM=tc` or `=gemm`; anything else (or unset) is the default, `Gemm`.
+    /// `MOE_CUDA_GRAM=gemm` or `=tc`; anything else (or unset) is the default, `TensorCore`.
     pub(crate) fn from_env() -> GramKernel {
         match std::env::var("MOE_CUDA_GRAM").as_deref() {
-            Ok("tc") => GramKernel::TensorCore,
-            _ => GramKernel::Gemm,
+            Ok("gemm") => GramKernel::Gemm,
+            _ => GramKernel::TensorCore,
+        }
+    }
+}
+
+/// The DMMA instruction shape of the tensor-core Gram kernel (kernels/gram_tc.cu): Ampere's m8n8k4, or one
+/// of Hopper's m16n8k{4, 8, 16} (sm_90). Same data layout and partials; larger shapes issue fewer
+/// instructions. On an H100 m8n8k4 runs at half the fp64 tensor rate of the m16 shapes (33 against 64–66
+/// TFLOP/s, native/cuda/bench/dmma_rate.cu) and m16n8k16 made the fastest Grams (bench/GPU.md): the default.
+/// Chosen with `MOE_CUDA_GRAM_TC_SHAPE` (`m8n8k4`, `m16n8k4`, `m16n8k8`, `m16n8k16`) or `set_gram_tc_shape`;
+/// a Hopper shape on an older device (or a module without its kernel) runs m8n8k4.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcShape {
+    M8n8k4,
+    M16n8k4,
+    M16n8k8,
+    M16n8k16,
+}
+
+impl TcShape {
+    pub const ALL: [TcShape; 4] = [TcShape::M8n8k4, TcShape::M16n8k4, TcShape::M16n8k8, TcShape::M16n8k16];
+
+    /// The kernel's name in the module.
+    pub fn kernel(self) -> &'static str {
+        match self {
+            TcShape::M8n8k4 => "gram_tc",
+            TcShape::M16n8k4 => "gram_tc_m16k4",
+            TcShape::M16n8k8 => "gram_tc_m16k8",
+            TcShape::M16n8k16 => "gram_tc_m16k16",
+        }
+    }
+
+    fn code(self) -> u8 {
+        self as u8
+    }
+
+    fn from_code(c: u8) -> TcShape {
+        TcShape::ALL[c as usize % TcShape::ALL.len()]
+    }
+
+    /// `MOE_CUDA_GRAM_TC_SHAPE`, else the default.
+    pub(crate) fn from_env() -> TcShape {
+        match std::env::var("MOE_CUDA_GRAM_TC_SHAPE").as_deref() {
+            Ok("m16n8k4") => TcShape::M16n8k4,
+            Ok("m16n8k8") => TcShape::M16n8k8,
+            Ok("m8n8k4") => TcShape::M8n8k4,
+            _ => TcShape::M16n8k16,
         }
     }
 }
@@ -41,7 +87,7 @@ fn gram_chunk_bytes() -> usize {
 // Constants of kernels/gram_tc.cu (GRAM_TC_*).
 /// Largest d the tensor-core kernel's shared memory holds.
 pub const TC_MAX_D: usize = 128;
-const TC_ROWS: usize = 32;
+const TC_ROWS: usize = 16;
 const TC_GRAMS: usize = 4;
 const TC_MAX_WARPS: usize = 8;
 const TC_REDUCE_OUTPUTS: usize = 4;
@@ -91,9 +137,22 @@ impl TcPlan {
 }
 
 impl CudaBackend {
-    /// Chooses how full Grams are computed (the default: `MOE_CUDA_GRAM`, else `Gemm`). Tests run both.
+    /// Chooses how full Grams are computed (the default: `MOE_CUDA_GRAM`, else `TensorCore`). Tests run both.
     pub fn set_gram_kernel(&self, kernel: GramKernel) {
         self.tensor_core_grams.store(kernel == GramKernel::TensorCore, Ordering::Relaxed);
+    }
+
+    /// Chooses the DMMA shape of the tensor-core Gram kernel (the default: `MOE_CUDA_GRAM_TC_SHAPE`).
+    pub fn set_gram_tc_shape(&self, shape: TcShape) {
+        self.gram_tc_shape.store(shape.code(), Ordering::Relaxed);
+    }
+
+    /// The DMMA shape the tensor-core Grams run with now: the chosen one where this device and module have
+    /// it, else m8n8k4.
+    pub fn gram_tc_shape(&self) -> TcShape {
+        let want = TcShape::from_code(self.gram_tc_shape.load(Ordering::Relaxed));
+        let hopper = self.ctx.info.compute_capability.0 >= 9;
+        if want == TcShape::M8n8k4 || (hopper && self.ctx.has_kernel(want.kernel())) { want } else { TcShape::M8n8k4 }
     }
 
     /// The kernel that full Grams use on this backend now: the choice of `set_gram_kernel`, or `Gemm` where
@@ -170,7 +229,7 @@ impl CudaBackend {
             &mut xp as *mut _ as _, &mut gp as *mut _ as _, &mut rows as *mut _ as _, &mut di as *mut _ as _,
             &mut gi as *mut _ as _, &mut per as *mut _ as _, &mut pp as *mut _ as _,
         ];
-        ctx.launch("gram_tc", (plan.blocks_x, plan.chunks, 1), plan.threads, 0, &mut args)?;
+        ctx.launch(self.gram_tc_shape().kernel(), (plan.blocks_x, plan.chunks, 1), plan.threads, 0, &mut args)?;
         let total = grams * d * d;
         let (mut chunks, mut op) = (plan.chunks as i32, out);
         let mut args: [*mut c_void; 5] = [
@@ -220,13 +279,13 @@ mod tests {
     #[test]
     fn tc_plan_covers_the_rows_and_the_triangle() {
         // d = 100, G = 16 at 1e7 rows: 7 super tiles per side, 28 pairs in 4 blocks of 7 warps, 4 Gram groups;
-        // 1.6 MB of partials per chunk, so the 256 MiB budget allows 167 chunks of 59904 rows.
+        // 1.6 MB of partials per chunk, so the 256 MiB budget allows 167 chunks of 59888 rows.
         let p = TcPlan::new(10_000_000, 100, 16);
-        assert_eq!((p.blocks_x, p.threads, p.chunks, p.rows_per_chunk), (16, 224, 167, 59904));
+        assert_eq!((p.blocks_x, p.threads, p.chunks, p.rows_per_chunk), (16, 224, 167, 59888));
         assert_eq!(p.partial_len, 167 * 16 * 112 * 112);
-        // (1e6, 100, 8): 255 chunks of 3936 rows, 8 blocks each.
+        // (1e6, 100, 8): 256 chunks of 3920 rows, 8 blocks each.
         let p = TcPlan::new(1_000_000, 100, 8);
-        assert_eq!((p.blocks_x, p.chunks, p.rows_per_chunk), (8, 255, 3936));
+        assert_eq!((p.blocks_x, p.chunks, p.rows_per_chunk), (8, 256, 3920));
         // Small passes: one chunk of at least TC_MIN_CHUNK_ROWS; no rows still launches one (zero) chunk.
         assert_eq!(TcPlan::new(0, 5, 1).chunks, 1);
         assert_eq!(TcPlan::new(1000, 5, 1).chunks, 4);
@@ -239,8 +298,6 @@ mod tests {
             let halves = d.div_ceil(16);
             assert!(p.threads as usize <= 32 * TC_MAX_WARPS);
             assert!(p.blocks_x as usize * p.threads as usize / 32 >= halves * (halves + 1) / 2, "d = {d}");
-            // The kernel stages TC_ROWS × width values in at most two batches of 8 loads per thread.
-            assert!(TC_ROWS * 16 * halves <= 2 * 8 * p.threads as usize, "d = {d}");
         }
     }
 }

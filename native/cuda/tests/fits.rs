@@ -135,7 +135,7 @@ fn fits_match_the_cpu_backend() {
             let configs = [
                 Kernels::DEFAULT,
                 Kernels { fused: true, ..Kernels::DEFAULT },
-                Kernels { gram: GramKernel::TensorCore, ..Kernels::DEFAULT },
+                Kernels { gram: GramKernel::Gemm, ..Kernels::DEFAULT },
                 Kernels { skinny: true, ..Kernels::DEFAULT },
                 Kernels { stored_p: true, ..Kernels::DEFAULT },
                 Kernels::ALL,

@@ -84,7 +84,8 @@ pub fn assert_close(what: &str, gpu: &[f64], cpu: &[f64], tol: f64) {
     assert!(e <= tol, "{what}: relative error {e:e} > {tol:e}");
 }
 
-/// One choice of the CUDA backend's kernels: the opt-in fused narrow pass, the Gram kernel, the skinny
+/// One choice of the CUDA backend's kernels: the opt-in fused narrow pass, the Gram kernel (tensor cores by
+/// default, the GEMM path as the alternative), the skinny
 /// Xᵀ·W reductions and the probability store of Newton-CG (each compared with the CPU backend by the tests).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Kernels {
@@ -96,8 +97,8 @@ pub struct Kernels {
 }
 
 impl Kernels {
-    /// The defaults: cuBLAS for every reduction, no fused kernel.
-    pub const DEFAULT: Kernels = Kernels { fused: false, gram: moe_cuda::GramKernel::Gemm, skinny: false, stored_p: false };
+    /// The defaults: tensor-core Grams, cuBLAS for the other reductions, no fused kernel.
+    pub const DEFAULT: Kernels = Kernels { fused: false, gram: moe_cuda::GramKernel::TensorCore, skinny: false, stored_p: false };
     /// Every opt-in kernel at once.
     pub const ALL: Kernels = Kernels { fused: true, gram: moe_cuda::GramKernel::TensorCore, skinny: true, stored_p: true };
 

@@ -1,7 +1,8 @@
 // The tensor-core weighted Grams (kernels/gram_tc.cu) launched exactly as the host launches them, against
 // plain double loops: G_g = Σ_i gw[i][g] x_i x_iᵀ, both triangles, over shapes that exercise the padding
 // (d not a multiple of 8 or 16), idle warps, Gram groups with fewer than 4 Grams, partial row stages and
-// several chunks; then the same launch again must give identical bits.
+// several chunks; then the same launch again must give identical bits. Every DMMA shape's kernel (Ampere's
+// m8n8k4 and Hopper's m16n8k4/k8/k16, src/gram.rs `TcShape`) runs the same data layout, each is checked.
 #include "emu.h"
 #include MOE_KERNELS
 #include "check.h"
@@ -32,12 +33,19 @@ static TcPlan plan(size_t rows, size_t d, size_t grams) {
 
 // The two launches of gram.rs `tensor_core_grams` (256 threads per block for the reduction; gram.rs `blocks`
 // launches at least one block).
-static std::vector<double> run(const std::vector<double>& x, const std::vector<double>& gw, int rows, int d, int grams) {
+using GramKernel = void (*)(const double*, const double*, int, int, int, int, double*);
+struct Shape_ {
+    const char* name;
+    GramKernel kernel;
+};
+static const Shape_ kShapes[] = {{"m8n8k4", gram_tc}, {"m16n8k4", gram_tc_m16k4}, {"m16n8k8", gram_tc_m16k8}, {"m16n8k16", gram_tc_m16k16}};
+
+static std::vector<double> run(GramKernel kernel, const std::vector<double>& x, const std::vector<double>& gw, int rows, int d, int grams) {
     const TcPlan pl = plan(rows, d, grams);
     // NaN-filled: a value read that the kernel never wrote shows up as a NaN in the result.
     std::vector<double> partial(pl.partial_len, NAN), out((size_t)grams * d * d, NAN);
     emu::launch({pl.blocks_x, pl.chunks}, {pl.threads},
-                [&] { gram_tc(x.data(), gw.data(), rows, d, grams, pl.rows_per_chunk, partial.data()); });
+                [&] { kernel(x.data(), gw.data(), rows, d, grams, pl.rows_per_chunk, partial.data()); });
     const size_t total = out.size();
     const size_t threads = (total + GRAM_TC_REDUCE_OUTPUTS - 1) / GRAM_TC_REDUCE_OUTPUTS;
     emu::launch({(unsigned)std::max((threads + 255) / 256, (size_t)1)}, {256},
@@ -57,7 +65,7 @@ int main() {
     for (int d : {1, 5, 8, 13})
         for (int grams : {1, 3, 16})
             for (int rows : {1, 7}) shapes.push_back({d, grams, rows});
-    // Several chunks (256 rows each) and a last stage of 1000 − 3·256 − 7·32 = 8 rows; 301 = 256 + 45 rows:
+    // Several chunks (256 rows each) and a last stage of 1000 − 3·256 − 14·16 = 8 rows; 301 = 256 + 45 rows:
     // a last stage that is not a multiple of 4 (the DMMA's k).
     shapes.push_back({13, 3, 1000});
     shapes.push_back({33, 1, 301});
@@ -68,26 +76,30 @@ int main() {
     shapes.push_back({128, 3, 13});
     shapes.push_back({100, 16, 1});  // 4 full Gram groups
     shapes.push_back({5, 5, 0});  // no rows: zero Grams
-    for (const Shape& s : shapes) {
-        const size_t rows = s.rows, d = s.d, grams = s.grams;
-        auto x = rng.vec(rows * d, -1, 1), gw = rng.vec(rows * grams, 0, 1);
-        for (size_t e = 0; e < gw.size(); e += 3) gw[e] = 0.0;  // zero weights (e.g. unused rows) are common
-        std::vector<double> want(grams * d * d, 0.0);
-        for (size_t i = 0; i < rows; ++i)
-            for (size_t g = 0; g < grams; ++g)
-                for (size_t a = 0; a < d; ++a)
-                    for (size_t b = 0; b < d; ++b) want[(g * d + a) * d + b] += gw[i * grams + g] * x[i * d + a] * x[i * d + b];
-        const auto got = run(x, gw, s.rows, s.d, s.grams);
-        const TcPlan pl = plan(rows, d, grams);
-        char what[128];
-        std::snprintf(what, sizeof what, "gram_tc d=%d grams=%d rows=%d (grid %u×%u, %u threads)", s.d, s.grams, s.rows,
-                      pl.blocks_x, pl.chunks, pl.threads);
-        ok &= check::close(what, got, want, 1e-13);
-        const auto again = run(x, gw, s.rows, s.d, s.grams);
-        if (std::memcmp(got.data(), again.data(), got.size() * sizeof(double)) != 0) {
-            std::printf("FAIL %s: a second run gave different bits\n", what);
-            ok = false;
+    for (const Shape_& shape : kShapes)
+        for (size_t si = 0; si < shapes.size(); ++si) {
+            const Shape& s = shapes[si];
+            // The Hopper shapes on every wide shape and a few small ones (the emulator is slow).
+            if (shape.kernel != gram_tc && s.d < 33 && s.rows != 1000 && si != 0) continue;
+            const size_t rows = s.rows, d = s.d, grams = s.grams;
+            auto x = rng.vec(rows * d, -1, 1), gw = rng.vec(rows * grams, 0, 1);
+            for (size_t e = 0; e < gw.size(); e += 3) gw[e] = 0.0;  // zero weights (e.g. unused rows) are common
+            std::vector<double> want(grams * d * d, 0.0);
+            for (size_t i = 0; i < rows; ++i)
+                for (size_t g = 0; g < grams; ++g)
+                    for (size_t a = 0; a < d; ++a)
+                        for (size_t b = 0; b < d; ++b) want[(g * d + a) * d + b] += gw[i * grams + g] * x[i * d + a] * x[i * d + b];
+            const auto got = run(shape.kernel, x, gw, s.rows, s.d, s.grams);
+            const TcPlan pl = plan(rows, d, grams);
+            char what[160];
+            std::snprintf(what, sizeof what, "gram_tc %s d=%d grams=%d rows=%d (grid %u×%u, %u threads)", shape.name, s.d,
+                          s.grams, s.rows, pl.blocks_x, pl.chunks, pl.threads);
+            ok &= check::close(what, got, want, 1e-13);
+            const auto again = run(shape.kernel, x, gw, s.rows, s.d, s.grams);
+            if (std::memcmp(got.data(), again.data(), got.size() * sizeof(double)) != 0) {
+                std::printf("FAIL %s: a second run gave different bits\n", what);
+                ok = false;
+            }
         }
-    }
     return ok ? 0 : 1;
 }
