@@ -20,7 +20,7 @@ use moe_core::backend::{Backend, Family, RowOp, Rows, SoftmaxProblem, SoftmaxTas
 use moe_core::rng::Rng;
 use moe_core::{Control, CpuBackend, Data, ExpertKind, FitOutput, FitSpec, ModelSpec, Noise};
 use moe_cuda::driver::{Context, DeviceBuffer, Timer};
-use moe_cuda::{CudaBackend, GramKernel, TcShape, FUSED_VARIANTS};
+use moe_cuda::{CudaBackend, GramKernel, FUSED_VARIANTS, TC_VARIANTS};
 use std::cell::Cell;
 use std::time::Instant;
 
@@ -239,30 +239,30 @@ fn estep_rows(gpu: &CudaBackend, n: usize, d: usize, k: usize, rows: &mut Vec<Ro
     // The Grams nearly alone: HStats with sufficient statistics reads the H the E-step stored (no
     // projections, no row-op transcendentals): k Grams, XᵀR with k columns, k sums. The rate is counted on
     // the Grams' symmetric half, k·n·d(d+1) FLOPs, for each Gram kernel.
-    // Each DMMA shape of the tensor-core kernel is timed; the fastest is kept for the rows that follow.
+    // Each variant of the tensor-core kernel is timed; the fastest is kept for the rows that follow.
     let hstats = RowOp::HStats { width: k, suff: true, symmetric: false };
     gpu.pass(Rows::All, &proj, &estep).unwrap(); // stores the H that HStats reads
-    let mut best: Option<(f64, TcShape)> = None;
-    let kernels = std::iter::once((GramKernel::Gemm, TcShape::M8n8k4)).chain(TcShape::ALL.map(|s| (GramKernel::TensorCore, s)));
-    for (gram, shape) in kernels {
+    let mut best: Option<(f64, usize)> = None;
+    let kernels = std::iter::once((GramKernel::Gemm, 0)).chain((0..TC_VARIANTS.len()).map(|i| (GramKernel::TensorCore, i)));
+    for (gram, i) in kernels {
         apply(gpu, ("", false, gram, false, false));
-        gpu.set_gram_tc_shape(shape);
-        if gram == GramKernel::TensorCore && gpu.gram_tc_shape() != shape {
-            continue; // a Hopper shape on an older device
+        gpu.set_gram_tc_variant(i);
+        if gram == GramKernel::TensorCore && gpu.gram_tc_variant() != TC_VARIANTS[i] {
+            continue; // a Hopper variant on an older device
         }
         let ms = pass_ms(gpu, &[], &hstats, 5);
         let tflops = (k * n * d * (d + 1)) as f64 / (ms * 1e-3) / 1e12;
-        let label = if gram == GramKernel::Gemm { "Gemm".to_string() } else { format!("TensorCore {shape:?}") };
+        let label = if gram == GramKernel::Gemm { "Gemm".to_string() } else { format!("TensorCore {}", TC_VARIANTS[i].name) };
         println!("Gram pass (HStats) n={n} d={d} k={k}, {label} grams: {ms:.2} ms, {tflops:.1} TFLOP/s on the symmetric half");
-        rows.push(Row { label: format!("pass HStats+suff ({k} Grams) n={n}, {label} grams"), ms, floor_ms: f64::NAN,
+        rows.push(Row { label: format!("pass HStats+suff ({k} Grams) n={n}, {label}"), ms, floor_ms: f64::NAN,
                         note: format!("{tflops:.1} TFLOP/s (symmetric half)") });
         if gram == GramKernel::TensorCore && best.is_none_or(|(b, _)| ms < b) {
-            best = Some((ms, shape));
+            best = Some((ms, i));
         }
     }
-    if let Some((_, shape)) = best {
-        println!("fastest tensor-core shape: {shape:?} (used below)");
-        gpu.set_gram_tc_shape(shape);
+    if let Some((_, i)) = best {
+        println!("fastest tensor-core variant: {} (used below)", TC_VARIANTS[i].name);
+        gpu.set_gram_tc_variant(i);
     }
     for config in CONFIGS {
         apply(gpu, config);

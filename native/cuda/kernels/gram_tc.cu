@@ -35,27 +35,27 @@
 //   never written nor read). gram_tc_reduce sums the chunks in order and writes both triangles: the result
 //   is bit-reproducible run to run. No atomics.
 #define GRAM_TC_MAX_D 128   // above it the backend keeps the GEMM path
-#define GRAM_TC_ROWS 16     // rows per shared-memory stage (a multiple of 16, the largest DMMA k); two stages
 #define GRAM_TC_GRAMS 4     // Grams per warp
 #define GRAM_TC_MAX_WARPS 8
-#define GRAM_TC_MAX_STRIDE (GRAM_TC_MAX_D + 4)
 
 #if MOE_HAS_DMMA
 // One block's work (see the header). KT = 0: Ampere's m8n8k4, the 2×2 tiles of a super tile as 4 DMMAs
 // (3 on the diagonal); KT ∈ {1, 2, 4}: Hopper's m16n8k{4·KT}, the tile rows i = 0, 1 in one instruction per
 // tile column j (the diagonal's lower tile is computed and dropped), over KT k-steps of 4 rows.
 //
-// Staging is software-pipelined: while the warps multiply stage s, the copies of stage s + 1 are in flight
-// (cp.async into the other buffer), so the block no longer waits one memory latency per stage.
-template <int KT>
+// Staging is a STAGES-deep software pipeline of ROWS-row stages in dynamic shared memory (the host's
+// `TcPipeline`): the copies of stage s + STAGES − 1 (cp.async) fly while the warps multiply stage s, one
+// barrier per stage. Each thread's copy slots (row, column) are fixed for the whole kernel, so the copy
+// loop has no division in it; X travels in 16-byte pairs where d is even and X is 16-byte aligned.
+template <int KT, int ROWS, int STAGES>
 __device__ __forceinline__ void gram_tc_body(const double* __restrict__ x, const double* __restrict__ gw, int rows, int d,
                                              int grams, int rows_per_chunk, double* __restrict__ partial) {
-    __shared__ double sx[2][GRAM_TC_ROWS * GRAM_TC_MAX_STRIDE];
-    __shared__ double sw[2][GRAM_TC_ROWS * GRAM_TC_GRAMS];
+    static_assert(ROWS % 16 == 0 && STAGES >= 2, "stages of whole m16n8k16 steps, at least double-buffered");
     constexpr int KROWS = 4 * (KT == 0 ? 1 : KT);  // rows per instruction step
+    MOE_DYNAMIC_SHARED(smem);
     const int halves = (d + 15) / 16;
     const int width = 16 * halves;
-    const int stride = width + 4;
+    const int stride = width + 4;  // the 16 lanes of a half-warp hit 16 distinct banks: r·stride + c, r, c < 4
     const int pairs = halves * (halves + 1) / 2;
     const int warps = blockDim.x / 32;
     const int blocks_per_group = (pairs + warps - 1) / warps;
@@ -74,6 +74,16 @@ __device__ __forceinline__ void gram_tc_body(const double* __restrict__ x, const
     const int k = lane % 4, c = lane / 4;
     const int fa = 16 * ua + c, fb = 16 * ub + c;  // this lane's feature in tile 0 of A and of B (tile 1: + 8)
 
+    double* const sx = smem;                              // STAGES × ROWS × stride
+    double* const sw = smem + STAGES * ROWS * stride;     // STAGES × ROWS × GRAM_TC_GRAMS
+    // This thread's copy slots: column cx (and cx + 1 when paired) of rows cr, cr + row_step, ... (the host
+    // launches at least `width` threads, so row_step ≥ 1).
+    const bool pairs16 = d % 2 == 0 && (reinterpret_cast<unsigned long long>(x) & 15) == 0;
+    const int per_row = pairs16 ? width / 2 : width;
+    const int row_step = blockDim.x / per_row;
+    const int cr = threadIdx.x / per_row, cx = (threadIdx.x % per_row) * (pairs16 ? 2 : 1);
+    const bool copies_x = cr < row_step, col_in = cx < d;
+
     double acc[GRAM_TC_GRAMS][2][2][2];
 #pragma unroll
     for (int g = 0; g < GRAM_TC_GRAMS; ++g)
@@ -84,38 +94,41 @@ __device__ __forceinline__ void gram_tc_body(const double* __restrict__ x, const
 
     const long long row0 = (long long)blockIdx.y * rows_per_chunk;
     const long long row_end = min((long long)rows, row0 + rows_per_chunk);
-    const int stages = (int)max(0LL, (row_end - row0 + GRAM_TC_ROWS - 1) / GRAM_TC_ROWS);
-    // Issues the copies of stage s into buffer s % 2: X padded with zeros past d and past the rows, weights
-    // zero past the rows (0·stale could be NaN) and past the Grams.
+    const int stages = (int)max(0LL, (row_end - row0 + ROWS - 1) / ROWS);
+    // Issues the copies of stage s into buffer s % STAGES: X padded with zeros past d and past the rows,
+    // weights zero past the rows (0·stale could be NaN). Always commits a group (empty past the last stage),
+    // so that the wait below counts groups uniformly.
     auto stage = [&](int s) {
-        const long long base = row0 + (long long)s * GRAM_TC_ROWS;
-        double* bx = sx[s & 1];
-        for (int e = threadIdx.x; e < GRAM_TC_ROWS * width; e += blockDim.x) {
-            const int r = e / width, f = e % width;
-            const bool valid = base + r < row_end && f < d;
-            cp_async_8(bx + r * stride + f, valid ? x + (base + r) * d + f : x, valid);
-        }
-        for (int e = threadIdx.x; e < GRAM_TC_ROWS * GRAM_TC_GRAMS; e += blockDim.x) {
-            const int r = e / GRAM_TC_GRAMS, g = e % GRAM_TC_GRAMS;
-            const bool valid = base + r < row_end && g0 + g < grams;
-            cp_async_8(sw[s & 1] + e, valid ? gw + (base + r) * grams + g0 + g : gw, valid);
+        if (s < stages) {
+            const long long base = row0 + (long long)s * ROWS;
+            double* bx = sx + (s % STAGES) * ROWS * stride;
+            if (copies_x) {
+                for (int r = cr; r < ROWS; r += row_step) {
+                    const bool valid = col_in && base + r < row_end;
+                    const double* src = valid ? x + (base + r) * d + cx : x;
+                    if (pairs16) cp_async_16(bx + r * stride + cx, src, valid);
+                    else cp_async_8(bx + r * stride + cx, src, valid);
+                }
+            }
+            for (int e = threadIdx.x; e < ROWS * GRAM_TC_GRAMS; e += blockDim.x) {  // e / 4, e % 4: shifts
+                const int r = e / GRAM_TC_GRAMS, g = e % GRAM_TC_GRAMS;
+                const bool valid = base + r < row_end && g0 + g < grams;
+                cp_async_8(sw + (s % STAGES) * ROWS * GRAM_TC_GRAMS + e, valid ? gw + (base + r) * grams + g0 + g : gw, valid);
+            }
         }
         cp_async_commit();
     };
-    if (stages > 0) stage(0);
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; ++s) stage(s);
     for (int s = 0; s < stages; ++s) {
-        if (s + 1 < stages) {
-            stage(s + 1);
-            cp_async_wait<1>();  // this thread's copies of stage s have landed (s + 1 may still fly)
-        } else {
-            cp_async_wait<0>();
-        }
-        __syncthreads();  // ... and every thread's
-        const double* bx = sx[s & 1];
-        const double* bw = sw[s & 1];
+        cp_async_wait<STAGES - 2>();  // this thread's copies of stage s have landed ...
+        __syncthreads();              // ... and every thread's; every warp is also done with stage s − 1,
+        stage(s + STAGES - 1);        // whose buffer the next copies overwrite
+        const double* bx = sx + (s % STAGES) * ROWS * stride;
+        const double* bw = sw + (s % STAGES) * ROWS * GRAM_TC_GRAMS;
         // Instruction steps that hold rows (a short last stage skips its all-zero steps).
-        const long long left = row_end - (row0 + (long long)s * GRAM_TC_ROWS);
-        const int steps = (int)min((long long)GRAM_TC_ROWS / KROWS, (left + KROWS - 1) / KROWS);
+        const long long left = row_end - (row0 + (long long)s * ROWS);
+        const int steps = (int)min((long long)ROWS / KROWS, (left + KROWS - 1) / KROWS);
         if (active) {
             for (int step = 0; step < steps; ++step) {
                 if constexpr (KT == 0) {
@@ -167,8 +180,8 @@ __device__ __forceinline__ void gram_tc_body(const double* __restrict__ x, const
                 }
             }
         }
-        __syncthreads();  // every warp is done with buffer s % 2 before stage s + 2 is copied into it
     }
+    cp_async_wait<0>();  // nothing may still be landing in shared memory when the block exits
     if (!active) return;
     // D layout (mma.cuh): lane holds D[l/4][2(l%4) + e], e = 0, 1.
     const size_t square = (size_t)width * width;
@@ -189,16 +202,21 @@ __device__ __forceinline__ void gram_tc_body(const double* __restrict__ x, const
     }
 }
 
-// The kernels, one per DMMA shape (src/gram.rs `TcShape`); the m16 ones exist only in sm_90 code.
+// The kernels (src/gram.rs `TC_KERNELS`: shape, rows per stage, stages); the m16 ones exist only in sm_90
+// code. Dynamic shared memory: STAGES·ROWS·(width + 4 + GRAM_TC_GRAMS) doubles.
 #define GRAM_TC_PARAMS                                                                                          \
     const double *__restrict__ x, const double *__restrict__ gw, int rows, int d, int grams, int rows_per_chunk, \
         double *__restrict__ partial
 #define GRAM_TC_ARGS x, gw, rows, d, grams, rows_per_chunk, partial
-extern "C" __global__ void __launch_bounds__(GRAM_TC_MAX_WARPS * 32, 2) gram_tc(GRAM_TC_PARAMS) { gram_tc_body<0>(GRAM_TC_ARGS); }
+#define GRAM_TC_KERNEL(name, KT, ROWS, STAGES) \
+    extern "C" __global__ void __launch_bounds__(GRAM_TC_MAX_WARPS * 32, 2) name(GRAM_TC_PARAMS) { gram_tc_body<KT, ROWS, STAGES>(GRAM_TC_ARGS); }
+GRAM_TC_KERNEL(gram_tc, 0, 32, 3)
 #if MOE_HAS_DMMA_M16
-extern "C" __global__ void __launch_bounds__(GRAM_TC_MAX_WARPS * 32, 2) gram_tc_m16k4(GRAM_TC_PARAMS) { gram_tc_body<1>(GRAM_TC_ARGS); }
-extern "C" __global__ void __launch_bounds__(GRAM_TC_MAX_WARPS * 32, 2) gram_tc_m16k8(GRAM_TC_PARAMS) { gram_tc_body<2>(GRAM_TC_ARGS); }
-extern "C" __global__ void __launch_bounds__(GRAM_TC_MAX_WARPS * 32, 2) gram_tc_m16k16(GRAM_TC_PARAMS) { gram_tc_body<4>(GRAM_TC_ARGS); }
+GRAM_TC_KERNEL(gram_tc_m16k16_16x2, 4, 16, 2)
+GRAM_TC_KERNEL(gram_tc_m16k16_32x2, 4, 32, 2)
+GRAM_TC_KERNEL(gram_tc_m16k16_32x3, 4, 32, 3)
+GRAM_TC_KERNEL(gram_tc_m16k16_16x4, 4, 16, 4)
+GRAM_TC_KERNEL(gram_tc_m16k8_32x3, 2, 32, 3)
 #endif
 
 // out[g][a][b] (grams × d × d, both triangles) = Σ over chunks, in chunk order, of the upper-tile partial of

@@ -68,6 +68,14 @@ __device__ __forceinline__ void dmma_16x8(double (&d)[4], const double (&a)[2 * 
 }
 #endif
 
+// The block's dynamic shared memory (the launch's shared_bytes) as doubles. Under the emulator, a per-block
+// buffer of exactly that size.
+#ifdef MOE_EMULATE
+#define MOE_DYNAMIC_SHARED(name) double* name = moe_emu_dynamic_shared()
+#else
+#define MOE_DYNAMIC_SHARED(name) extern __shared__ __align__(16) double name[]
+#endif
+
 // Asynchronous 8-byte global → shared copies (cp.async, sm_80+), for software-pipelined staging: `valid`
 // false fills the destination with zero without reading `src` (src-size 0). Completion: commit a group, then
 // wait until at most N groups are still in flight; a barrier after the wait makes every thread's copies
@@ -79,6 +87,16 @@ __device__ __forceinline__ void cp_async_8(double* dst, const double* src, bool 
 #else
     const unsigned s = (unsigned)__cvta_generic_to_shared(dst);
     asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(s), "l"(src), "r"(valid ? 8 : 0) : "memory");
+#endif
+}
+// 16-byte form: two doubles, both addresses 16-byte aligned.
+__device__ __forceinline__ void cp_async_16(double* dst, const double* src, bool valid) {
+#ifdef MOE_EMULATE
+    dst[0] = valid ? src[0] : 0.0;
+    dst[1] = valid ? src[1] : 0.0;
+#else
+    const unsigned s = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src), "r"(valid ? 16 : 0) : "memory");
 #endif
 }
 __device__ __forceinline__ void cp_async_commit() {

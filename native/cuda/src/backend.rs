@@ -13,13 +13,13 @@
 use crate::driver::{Context, DeviceBuffer, DeviceElement, KernelSource};
 use crate::error::{GpuError, GpuErrorKind};
 use crate::fused;
-use crate::gram::{GramKernel, TcShape};
+use crate::gram::{GramKernel, TcVariant};
 use crate::xtw::{skinny_xtw, XtwPlan};
 use crate::kernels::{encode, RowOpParams};
 use moe_core::backend::{Backend, PassOut, RowOp, Rows};
 use moe_core::{Data, Error, ErrorCode, Result};
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 impl From<GpuError> for Error {
@@ -119,8 +119,8 @@ pub struct CudaBackend {
     pub(crate) gram_chunk_bytes: AtomicUsize,
     /// Whether full Grams use the tensor-core kernel where it can run (gram.rs `GramKernel`).
     pub(crate) tensor_core_grams: AtomicBool,
-    /// The DMMA shape of the tensor-core Grams (gram.rs `TcShape`, as its code).
-    pub(crate) gram_tc_shape: AtomicU8,
+    /// The tensor-core Gram kernel's variant (an index into gram.rs `TC_VARIANTS`).
+    pub(crate) gram_tc_variant: AtomicUsize,
     /// Whether passes that fit it use the fused kernel.
     fused: AtomicBool,
     /// Whether the device and the module have the fused kernel (else every pass is unfused).
@@ -166,7 +166,7 @@ impl CudaBackend {
         };
         Ok(CudaBackend { n: data.n, d: data.d, x, y, s, ones, state: Mutex::new(state), gram_chunk_bytes: AtomicUsize::new(0),
             tensor_core_grams: AtomicBool::new(GramKernel::from_env() == GramKernel::TensorCore),
-            gram_tc_shape: AtomicU8::new(TcShape::from_env() as u8),
+            gram_tc_variant: AtomicUsize::new(TcVariant::index_from_env()),
             fused: AtomicBool::new(std::env::var("MOE_CUDA_FUSED").is_ok_and(|v| v == "1")),
             fused_available: fused::available(&ctx), fused_variant: AtomicUsize::new(0),
             skinny_xtw: AtomicBool::new(std::env::var("MOE_CUDA_XTW").is_ok_and(|v| v == "kernel")),

@@ -261,8 +261,15 @@ impl Context {
     }
 
     /// Launches kernel `name` on the stream. `args` are pointers to each argument value, in order.
+    /// `shared_bytes` of dynamic shared memory; above the 48 KB every kernel may take, the kernel's limit is
+    /// raised first (the device's own limit still applies: a launch past it fails with a typed error).
     pub fn launch(&self, name: &'static str, grid: (u32, u32, u32), block: u32, shared_bytes: u32, args: &mut [*mut c_void]) -> GpuResult<()> {
         let f = self.function(name)?;
+        if shared_bytes > 48 << 10 {
+            const CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES: c_int = 8;
+            let status = unsafe { (self.rt.driver.cuFuncSetAttribute)(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, shared_bytes as c_int) };
+            check(self.rt, status, name)?;
+        }
         let status = unsafe {
             (self.rt.driver.cuLaunchKernel)(f, grid.0, grid.1, grid.2, block, 1, 1, shared_bytes, self.stream, args.as_mut_ptr(), null_mut())
         };

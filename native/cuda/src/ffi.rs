@@ -120,6 +120,7 @@ entry_points!(DriverApi {
     cuModuleLoadData: fn(*mut Handle, *const c_void) -> CUresult,
     cuModuleUnload: fn(Handle) -> CUresult,
     cuModuleGetFunction: fn(*mut Handle, Handle, *const c_char) -> CUresult,
+    cuFuncSetAttribute: fn(Handle, c_int, c_int) -> CUresult,
     cuLaunchKernel: fn(Handle, c_uint, c_uint, c_uint, c_uint, c_uint, c_uint, c_uint, Handle, *mut *mut c_void, *mut *mut c_void) -> CUresult,
     cuMemAlloc_v2: fn(*mut CUdeviceptr, usize) -> CUresult,
     cuMemFree_v2: fn(CUdeviceptr) -> CUresult,

@@ -32,49 +32,41 @@ impl GramKernel {
     }
 }
 
-/// The DMMA instruction shape of the tensor-core Gram kernel (kernels/gram_tc.cu): Ampere's m8n8k4, or one
-/// of Hopper's m16n8k{4, 8, 16} (sm_90). Same data layout and partials; larger shapes issue fewer
-/// instructions. On an H100 m8n8k4 runs at half the fp64 tensor rate of the m16 shapes (33 against 64–66
-/// TFLOP/s, native/cuda/bench/dmma_rate.cu) and m16n8k16 made the fastest Grams (bench/GPU.md): the default.
-/// Chosen with `MOE_CUDA_GRAM_TC_SHAPE` (`m8n8k4`, `m16n8k4`, `m16n8k8`, `m16n8k16`) or `set_gram_tc_shape`;
-/// a Hopper shape on an older device (or a module without its kernel) runs m8n8k4.
+/// One compiled variant of the tensor-core Gram kernel (kernels/gram_tc.cu `GRAM_TC_KERNEL`): its DMMA shape
+/// (Ampere's m8n8k4, or Hopper's m16n8k{8,16} on sm_90) and its staging pipeline (rows per stage, stages in
+/// flight). All write the same partials. On an H100 m8n8k4 runs at half the fp64 tensor rate of the m16
+/// shapes (33 against 64–66 TFLOP/s, native/cuda/bench/dmma_rate.cu).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TcShape {
-    M8n8k4,
-    M16n8k4,
-    M16n8k8,
-    M16n8k16,
+pub struct TcVariant {
+    pub name: &'static str,
+    /// Needs sm_90 (Hopper's DMMA shapes).
+    pub hopper: bool,
+    rows: usize,
+    stages: usize,
 }
 
-impl TcShape {
-    pub const ALL: [TcShape; 4] = [TcShape::M8n8k4, TcShape::M16n8k4, TcShape::M16n8k8, TcShape::M16n8k16];
+/// The variants, the sm_80 one first (the fallback). `MOE_CUDA_GRAM_TC=<name>` or `set_gram_tc_variant`
+/// picks one; the default is `DEFAULT_TC_VARIANT` where the device has it.
+pub const TC_VARIANTS: [TcVariant; 6] = [
+    TcVariant { name: "gram_tc", hopper: false, rows: 32, stages: 3 },
+    TcVariant { name: "gram_tc_m16k16_16x2", hopper: true, rows: 16, stages: 2 },
+    TcVariant { name: "gram_tc_m16k16_32x2", hopper: true, rows: 32, stages: 2 },
+    TcVariant { name: "gram_tc_m16k16_32x3", hopper: true, rows: 32, stages: 3 },
+    TcVariant { name: "gram_tc_m16k16_16x4", hopper: true, rows: 16, stages: 4 },
+    TcVariant { name: "gram_tc_m16k8_32x3", hopper: true, rows: 32, stages: 3 },
+];
+const DEFAULT_TC_VARIANT: usize = 3;
 
-    /// The kernel's name in the module.
-    pub fn kernel(self) -> &'static str {
-        match self {
-            TcShape::M8n8k4 => "gram_tc",
-            TcShape::M16n8k4 => "gram_tc_m16k4",
-            TcShape::M16n8k8 => "gram_tc_m16k8",
-            TcShape::M16n8k16 => "gram_tc_m16k16",
-        }
+impl TcVariant {
+    /// Bytes of dynamic shared memory at d features: the stages of X rows (stride width + 4) and weights.
+    fn shared_bytes(&self, d: usize) -> usize {
+        8 * self.stages * self.rows * (16 * d.div_ceil(16) + 4 + TC_GRAMS)
     }
 
-    fn code(self) -> u8 {
-        self as u8
-    }
-
-    fn from_code(c: u8) -> TcShape {
-        TcShape::ALL[c as usize % TcShape::ALL.len()]
-    }
-
-    /// `MOE_CUDA_GRAM_TC_SHAPE`, else the default.
-    pub(crate) fn from_env() -> TcShape {
-        match std::env::var("MOE_CUDA_GRAM_TC_SHAPE").as_deref() {
-            Ok("m16n8k4") => TcShape::M16n8k4,
-            Ok("m16n8k8") => TcShape::M16n8k8,
-            Ok("m8n8k4") => TcShape::M8n8k4,
-            _ => TcShape::M16n8k16,
-        }
+    /// `MOE_CUDA_GRAM_TC`, else the default.
+    pub(crate) fn index_from_env() -> usize {
+        let name = std::env::var("MOE_CUDA_GRAM_TC").unwrap_or_default();
+        TC_VARIANTS.iter().position(|v| v.name == name).unwrap_or(DEFAULT_TC_VARIANT)
     }
 }
 
@@ -87,6 +79,7 @@ fn gram_chunk_bytes() -> usize {
 // Constants of kernels/gram_tc.cu (GRAM_TC_*).
 /// Largest d the tensor-core kernel's shared memory holds.
 pub const TC_MAX_D: usize = 128;
+/// Rows per chunk are a multiple of this (whole m16n8k16 steps).
 const TC_ROWS: usize = 16;
 const TC_GRAMS: usize = 4;
 const TC_MAX_WARPS: usize = 8;
@@ -142,17 +135,18 @@ impl CudaBackend {
         self.tensor_core_grams.store(kernel == GramKernel::TensorCore, Ordering::Relaxed);
     }
 
-    /// Chooses the DMMA shape of the tensor-core Gram kernel (the default: `MOE_CUDA_GRAM_TC_SHAPE`).
-    pub fn set_gram_tc_shape(&self, shape: TcShape) {
-        self.gram_tc_shape.store(shape.code(), Ordering::Relaxed);
+    /// Chooses the tensor-core Gram kernel's variant (an index into `TC_VARIANTS`; the default:
+    /// `MOE_CUDA_GRAM_TC`, else the measured fastest).
+    pub fn set_gram_tc_variant(&self, index: usize) {
+        self.gram_tc_variant.store(index.min(TC_VARIANTS.len() - 1), Ordering::Relaxed);
     }
 
-    /// The DMMA shape the tensor-core Grams run with now: the chosen one where this device and module have
-    /// it, else m8n8k4.
-    pub fn gram_tc_shape(&self) -> TcShape {
-        let want = TcShape::from_code(self.gram_tc_shape.load(Ordering::Relaxed));
+    /// The variant the tensor-core Grams run with now: the chosen one where this device and module have it,
+    /// else the sm_80 one.
+    pub fn gram_tc_variant(&self) -> TcVariant {
+        let want = TC_VARIANTS[self.gram_tc_variant.load(Ordering::Relaxed)];
         let hopper = self.ctx.info.compute_capability.0 >= 9;
-        if want == TcShape::M8n8k4 || (hopper && self.ctx.has_kernel(want.kernel())) { want } else { TcShape::M8n8k4 }
+        if !want.hopper || (hopper && self.ctx.has_kernel(want.name)) { want } else { TC_VARIANTS[0] }
     }
 
     /// The kernel that full Grams use on this backend now: the choice of `set_gram_kernel`, or `Gemm` where
@@ -161,7 +155,7 @@ impl CudaBackend {
         let tc = self.tensor_core_grams.load(Ordering::Relaxed)
             && self.d <= TC_MAX_D
             && self.ctx.info.compute_capability.0 >= 8
-            && self.ctx.has_kernel("gram_tc")
+            && self.ctx.has_kernel(TC_VARIANTS[0].name)
             && self.ctx.has_kernel("gram_tc_reduce");
         if tc { GramKernel::TensorCore } else { GramKernel::Gemm }
     }
@@ -229,7 +223,8 @@ impl CudaBackend {
             &mut xp as *mut _ as _, &mut gp as *mut _ as _, &mut rows as *mut _ as _, &mut di as *mut _ as _,
             &mut gi as *mut _ as _, &mut per as *mut _ as _, &mut pp as *mut _ as _,
         ];
-        ctx.launch(self.gram_tc_shape().kernel(), (plan.blocks_x, plan.chunks, 1), plan.threads, 0, &mut args)?;
+        let variant = self.gram_tc_variant();
+        ctx.launch(variant.name, (plan.blocks_x, plan.chunks, 1), plan.threads, variant.shared_bytes(d) as u32, &mut args)?;
         let total = grams * d * d;
         let (mut chunks, mut op) = (plan.chunks as i32, out);
         let mut args: [*mut c_void; 5] = [
@@ -286,6 +281,10 @@ mod tests {
         // (1e6, 100, 8): 256 chunks of 3920 rows, 8 blocks each.
         let p = TcPlan::new(1_000_000, 100, 8);
         assert_eq!((p.blocks_x, p.chunks, p.rows_per_chunk), (8, 256, 3920));
+        // Every variant fits two blocks per SM of an H100 (227 KB of shared memory) at the largest d.
+        for v in TC_VARIANTS {
+            assert!(2 * v.shared_bytes(TC_MAX_D) <= 227 << 10, "{}", v.name);
+        }
         // Small passes: one chunk of at least TC_MIN_CHUNK_ROWS; no rows still launches one (zero) chunk.
         assert_eq!(TcPlan::new(0, 5, 1).chunks, 1);
         assert_eq!(TcPlan::new(1000, 5, 1).chunks, 4);
@@ -298,6 +297,8 @@ mod tests {
             let halves = d.div_ceil(16);
             assert!(p.threads as usize <= 32 * TC_MAX_WARPS);
             assert!(p.blocks_x as usize * p.threads as usize / 32 >= halves * (halves + 1) / 2, "d = {d}");
+            // The kernel's copy slots need at least `width` threads per block.
+            assert!(p.threads as usize >= 16 * halves, "d = {d}");
         }
     }
 }

@@ -21,7 +21,7 @@ pub use backend::CudaBackend;
 pub use driver::{DeviceInfo, KernelSource};
 pub use fused::VARIANTS as FUSED_VARIANTS;
 pub use error::{GpuError, GpuErrorKind};
-pub use gram::{GramKernel, TcShape, TC_MAX_D};
+pub use gram::{GramKernel, TcVariant, TC_MAX_D, TC_VARIANTS};
 
 /// Device 0 when a usable GPU and driver are present; `E_BACKEND_UNAVAILABLE` otherwise (never panics).
 pub fn cuda_available() -> moe_core::Result<DeviceInfo> {

@@ -11,7 +11,7 @@ use common::*;
 use moe_core::backend::{Backend, Family, InfoModel, InfoPart, InfoTask, RowOp, Rows, SoftmaxProblem, SoftmaxTask, SymKind};
 use moe_core::rng::Rng;
 use moe_core::{CpuBackend, ErrorCode};
-use moe_cuda::{CudaBackend, GramKernel, TcShape};
+use moe_cuda::{CudaBackend, GramKernel, TC_VARIANTS};
 
 /// Reductions over a few thousand rows in a different order: far below this in float64.
 const TOL: f64 = 1e-11;
@@ -417,7 +417,7 @@ fn grams_accumulate_over_many_chunks() {
 
 /// The tensor-core Grams at the widths that matter (the tiling differs with d: 37 → 3 super tiles per side,
 /// 100 → 7, 128 → 8) and with 3 and 16 Grams (Gram groups of 4, one partly empty): equal to the CPU backend,
-/// to the GEMM path, and bit-identical run to run, with each DMMA shape; d = 129 falls back to the GEMM path.
+/// to the GEMM path, and bit-identical run to run, with each kernel variant; d = 129 falls back to the GEMM path.
 #[test]
 fn tensor_core_grams_at_wide_shapes() {
     let Some(_) = gpu_or_skip("tensor_core_grams_at_wide_shapes") else { return };
@@ -437,16 +437,17 @@ fn tensor_core_grams_at_wide_shapes() {
             let gemm = gpu.pass(Rows::All, &proj, &op).unwrap();
             gpu.set_gram_kernel(GramKernel::TensorCore);
             expect_tensor_core(&gpu);
-            // Every DMMA shape this device has (Hopper's m16n8k* on sm_90): the same layout, so the same
-            // Grams up to rounding.
-            for shape in TcShape::ALL {
-                gpu.set_gram_tc_shape(shape);
-                if gpu.gram_tc_shape() != shape {
-                    println!("d = {d}, {k} Grams: shape {shape:?} not on this device");
+            // Every variant this device has (Hopper's m16n8k* on sm_90; staging pipelines): the same layout, so
+            // the same Grams up to rounding.
+            let default_variant = gpu.gram_tc_variant();
+            for (i, variant) in TC_VARIANTS.iter().enumerate() {
+                gpu.set_gram_tc_variant(i);
+                if gpu.gram_tc_variant() != *variant {
+                    println!("d = {d}, {k} Grams: {} not on this device", variant.name);
                     continue;
                 }
                 let tc = gpu.pass(Rows::All, &proj, &op).unwrap();
-                let label = format!("d = {d}, {k} Grams ({:?}, {shape:?})", gpu.full_gram_kernel());
+                let label = format!("d = {d}, {k} Grams ({:?}, {})", gpu.full_gram_kernel(), variant.name);
                 assert_close(&format!("{label}: vs CPU"), &tc.grams, &c.grams, TOL);
                 assert_close(&format!("{label}: vs GEMM"), &tc.grams, &gemm.grams, TOL);
                 println!("{label}: vs CPU {:.1e}, vs GEMM {:.1e}", relative_error(&tc.grams, &c.grams), relative_error(&tc.grams, &gemm.grams));
@@ -454,7 +455,7 @@ fn tensor_core_grams_at_wide_shapes() {
                     assert_eq!(gpu.pass(Rows::All, &proj, &op).unwrap(), tc, "{label}: run to run");
                 }
             }
-            gpu.set_gram_tc_shape(TcShape::M8n8k4);
+            gpu.set_gram_tc_variant(TC_VARIANTS.iter().position(|v| *v == default_variant).unwrap());
         }
     }
 }

@@ -12,8 +12,9 @@
 // missing), and the lane layout of the DMMA fragments as documented in kernels/mma.cuh. What it cannot:
 // speed, the hardware's rounding inside one DMMA, memory-model subtleties beyond barriers.
 //
-// Limits: static shared memory only (no `extern __shared__`); blockDim a multiple of 32; all 32 lanes of a
-// warp take part in each warp operation (full masks).
+// Limits: dynamic shared memory only through kernels/mma.cuh's MOE_DYNAMIC_SHARED (its size is the
+// launch's `shared_bytes`, exactly, so that AddressSanitizer sees overruns); blockDim a multiple of 32; all
+// 32 lanes of a warp take part in each warp operation (full masks).
 #pragma once
 
 #include <math.h>
@@ -57,11 +58,12 @@ struct Warp {
 };
 
 struct Block {
-    explicit Block(unsigned threads) : bar(threads) {
+    Block(unsigned threads, size_t shared_bytes) : bar(threads), shared(new double[(shared_bytes + 7) / 8]) {
         for (unsigned w = 0; w < threads / 32; ++w) warps.emplace_back(new Warp);
     }
     std::barrier<> bar;
     std::vector<std::unique_ptr<Warp>> warps;
+    std::unique_ptr<double[]> shared;  // the dynamic shared memory
 };
 
 inline Block* block = nullptr;
@@ -70,9 +72,10 @@ inline unsigned linear_thread() { return threadIdx.x + blockDim.x * (threadIdx.y
 inline unsigned lane() { return linear_thread() % 32; }
 inline Warp& warp() { return *block->warps[linear_thread() / 32]; }
 
-// Runs `kernel()` (a closure over the kernel's arguments) on a grid of blocks.
+// Runs `kernel()` (a closure over the kernel's arguments) on a grid of blocks, with `shared_bytes` of
+// dynamic shared memory per block.
 template <class F>
-void launch(dim3 grid, dim3 threads, F kernel) {
+void launch(dim3 grid, dim3 threads, F kernel, size_t shared_bytes = 0) {
     const unsigned nt = threads.x * threads.y * threads.z;
     if (nt == 0 || nt % 32 != 0 || nt > 1024) {
         std::fprintf(stderr, "emu::launch: %u threads per block (need a multiple of 32, at most 1024)\n", nt);
@@ -83,7 +86,7 @@ void launch(dim3 grid, dim3 threads, F kernel) {
     for (unsigned bz = 0; bz < grid.z; ++bz)
         for (unsigned by = 0; by < grid.y; ++by)
             for (unsigned bx = 0; bx < grid.x; ++bx) {
-                Block b(nt);
+                Block b(nt, shared_bytes);
                 block = &b;
                 std::vector<std::thread> pool;
                 pool.reserve(nt);
@@ -104,6 +107,7 @@ void launch(dim3 grid, dim3 threads, F kernel) {
 }  // namespace emu
 
 inline void __syncthreads() { emu::block->bar.arrive_and_wait(); }
+inline double* moe_emu_dynamic_shared() { return emu::block->shared.get(); }
 inline void __syncwarp(unsigned = 0xffffffffu) { emu::warp().bar.arrive_and_wait(); }
 
 template <class T>

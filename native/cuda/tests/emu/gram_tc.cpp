@@ -1,8 +1,9 @@
 // The tensor-core weighted Grams (kernels/gram_tc.cu) launched exactly as the host launches them, against
 // plain double loops: G_g = Σ_i gw[i][g] x_i x_iᵀ, both triangles, over shapes that exercise the padding
 // (d not a multiple of 8 or 16), idle warps, Gram groups with fewer than 4 Grams, partial row stages and
-// several chunks; then the same launch again must give identical bits. Every DMMA shape's kernel (Ampere's
-// m8n8k4 and Hopper's m16n8k4/k8/k16, src/gram.rs `TcShape`) runs the same data layout, each is checked.
+// several chunks; then the same launch again must give identical bits. Every variant (src/gram.rs
+// `TC_VARIANTS`: Ampere's m8n8k4 or Hopper's m16n8k8/k16, and the staging pipeline) is checked, with X
+// 16-byte aligned (paired copies where d is even) and misaligned (single copies).
 #include "emu.h"
 #include MOE_KERNELS
 #include "check.h"
@@ -16,6 +17,7 @@ struct TcPlan {
 constexpr size_t TC_PARTIAL_BYTES = 256u << 20;
 constexpr size_t TC_MAX_CHUNKS = 256;
 constexpr size_t TC_MIN_CHUNK_ROWS = 256;
+constexpr size_t TC_ROWS = 16;
 
 static TcPlan plan(size_t rows, size_t d, size_t grams) {
     const size_t halves = (d + 15) / 16, width = 16 * halves, pairs = halves * (halves + 1) / 2;
@@ -25,7 +27,7 @@ static TcPlan plan(size_t rows, size_t d, size_t grams) {
     const size_t per_chunk = grams * width * width;
     const size_t max_chunks = std::clamp(TC_PARTIAL_BYTES / (8 * per_chunk), (size_t)1, TC_MAX_CHUNKS);
     const size_t per = (rows + max_chunks - 1) / max_chunks;
-    const size_t rows_per_chunk = std::max((per + GRAM_TC_ROWS - 1) / GRAM_TC_ROWS * GRAM_TC_ROWS, TC_MIN_CHUNK_ROWS);
+    const size_t rows_per_chunk = std::max((per + TC_ROWS - 1) / TC_ROWS * TC_ROWS, TC_MIN_CHUNK_ROWS);
     const size_t chunks = std::max((rows + rows_per_chunk - 1) / rows_per_chunk, (size_t)1);
     return {(unsigned)(blocks_per_group * groups), (unsigned)chunks, (unsigned)(32 * warps), (int)rows_per_chunk,
             chunks * per_chunk};
@@ -34,18 +36,28 @@ static TcPlan plan(size_t rows, size_t d, size_t grams) {
 // The two launches of gram.rs `tensor_core_grams` (256 threads per block for the reduction; gram.rs `blocks`
 // launches at least one block).
 using GramKernel = void (*)(const double*, const double*, int, int, int, int, double*);
-struct Shape_ {
+// MIRRORS src/gram.rs `TC_VARIANTS`: kernel, rows per stage, stages.
+struct Variant {
     const char* name;
     GramKernel kernel;
+    int rows, stages;
 };
-static const Shape_ kShapes[] = {{"m8n8k4", gram_tc}, {"m16n8k4", gram_tc_m16k4}, {"m16n8k8", gram_tc_m16k8}, {"m16n8k16", gram_tc_m16k16}};
+static const Variant kVariants[] = {
+    {"gram_tc", gram_tc, 32, 3},
+    {"m16k16_16x2", gram_tc_m16k16_16x2, 16, 2},
+    {"m16k16_32x2", gram_tc_m16k16_32x2, 32, 2},
+    {"m16k16_32x3", gram_tc_m16k16_32x3, 32, 3},
+    {"m16k16_16x4", gram_tc_m16k16_16x4, 16, 4},
+    {"m16k8_32x3", gram_tc_m16k8_32x3, 32, 3},
+};
 
-static std::vector<double> run(GramKernel kernel, const std::vector<double>& x, const std::vector<double>& gw, int rows, int d, int grams) {
+static std::vector<double> run(const Variant& v, const double* x, const std::vector<double>& gw, int rows, int d, int grams) {
     const TcPlan pl = plan(rows, d, grams);
     // NaN-filled: a value read that the kernel never wrote shows up as a NaN in the result.
     std::vector<double> partial(pl.partial_len, NAN), out((size_t)grams * d * d, NAN);
     emu::launch({pl.blocks_x, pl.chunks}, {pl.threads},
-                [&] { kernel(x.data(), gw.data(), rows, d, grams, pl.rows_per_chunk, partial.data()); });
+                [&] { v.kernel(x, gw.data(), rows, d, grams, pl.rows_per_chunk, partial.data()); },
+                8 * v.stages * v.rows * (16 * ((d + 15) / 16) + 4 + GRAM_TC_GRAMS));
     const size_t total = out.size();
     const size_t threads = (total + GRAM_TC_REDUCE_OUTPUTS - 1) / GRAM_TC_REDUCE_OUTPUTS;
     emu::launch({(unsigned)std::max((threads + 255) / 256, (size_t)1)}, {256},
@@ -76,11 +88,11 @@ int main() {
     shapes.push_back({128, 3, 13});
     shapes.push_back({100, 16, 1});  // 4 full Gram groups
     shapes.push_back({5, 5, 0});  // no rows: zero Grams
-    for (const Shape_& shape : kShapes)
+    for (const Variant& v : kVariants)
         for (size_t si = 0; si < shapes.size(); ++si) {
             const Shape& s = shapes[si];
-            // The Hopper shapes on every wide shape and a few small ones (the emulator is slow).
-            if (shape.kernel != gram_tc && s.d < 33 && s.rows != 1000 && si != 0) continue;
+            // The other variants on every wide shape and a few small ones (the emulator is slow).
+            if (v.kernel != gram_tc && s.d < 33 && s.rows != 1000 && si != 0) continue;
             const size_t rows = s.rows, d = s.d, grams = s.grams;
             auto x = rng.vec(rows * d, -1, 1), gw = rng.vec(rows * grams, 0, 1);
             for (size_t e = 0; e < gw.size(); e += 3) gw[e] = 0.0;  // zero weights (e.g. unused rows) are common
@@ -89,16 +101,22 @@ int main() {
                 for (size_t g = 0; g < grams; ++g)
                     for (size_t a = 0; a < d; ++a)
                         for (size_t b = 0; b < d; ++b) want[(g * d + a) * d + b] += gw[i * grams + g] * x[i * d + a] * x[i * d + b];
-            const auto got = run(shape.kernel, x, gw, s.rows, s.d, s.grams);
-            const TcPlan pl = plan(rows, d, grams);
-            char what[160];
-            std::snprintf(what, sizeof what, "gram_tc %s d=%d grams=%d rows=%d (grid %u×%u, %u threads)", shape.name, s.d,
-                          s.grams, s.rows, pl.blocks_x, pl.chunks, pl.threads);
-            ok &= check::close(what, got, want, 1e-13);
-            const auto again = run(shape.kernel, x, gw, s.rows, s.d, s.grams);
-            if (std::memcmp(got.data(), again.data(), got.size() * sizeof(double)) != 0) {
-                std::printf("FAIL %s: a second run gave different bits\n", what);
-                ok = false;
+            // X at a 16-byte boundary (vector new) and, for the first variant, one double past it.
+            for (int shift = 0; shift < (v.kernel == gram_tc ? 2 : 1); ++shift) {
+                std::vector<double> xs(x.size() + 2);
+                double* base = xs.data() + ((reinterpret_cast<uintptr_t>(xs.data()) & 15) ? 1 : 0) + shift;
+                std::copy(x.begin(), x.end(), base);
+                const auto got = run(v, base, gw, s.rows, s.d, s.grams);
+                const TcPlan pl = plan(rows, d, grams);
+                char what[160];
+                std::snprintf(what, sizeof what, "%s d=%d grams=%d rows=%d%s (grid %u×%u, %u threads)", v.name, s.d, s.grams,
+                              s.rows, shift ? " misaligned" : "", pl.blocks_x, pl.chunks, pl.threads);
+                ok &= check::close(what, got, want, 1e-13);
+                const auto again = run(v, base, gw, s.rows, s.d, s.grams);
+                if (std::memcmp(got.data(), again.data(), got.size() * sizeof(double)) != 0) {
+                    std::printf("FAIL %s: a second run gave different bits\n", what);
+                    ok = false;
+                }
             }
         }
     return ok ? 0 : 1;
