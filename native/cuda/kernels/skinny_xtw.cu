@@ -26,13 +26,14 @@
 // - Registers (ptxas -v): 100 on sm_80, 128 on sm_90, no spills (acc 16 + 2×8 X + 2 W doubles).
 // - At the end the lanes are summed in lane order through shared memory and each block writes one partial
 //   partial[b][g][f] (count = grid, 5× fewer partials than one per lane); the host adds the blocks' partials in
-//   order (sum_partials). No atomics: the same bits run to run.
+//   a fixed two-level order (sum_partial_chunks over chunks of XTW_CHUNK blocks, then sum_partials over the
+//   chunks). No atomics: the same bits run to run.
 // Prediction for (1e7, 100, 15): the 9.2 GB floor at ≈ 85% of the copy bandwidth, ≈ 3.6 ms (3.3–4 ms), plus
-// ≈ 0.1 ms for sum_partials (1056 partials of 1500 values, 12.7 MB). Why it should get there: the issue work
+// ≈ 0.02 ms for the two-level sum (1056 partials of 1500 values, 12.7 MB, read by 198 blocks). Why it should get there: the issue work
 // is ≈ 25 warp instructions per 32 elements of X (≈ 0.9 ms of issue over 132 SMs, 1.1 ms of FP64 FMA and
 // shared-load throughput), all under the memory time, and 32 KB+ of X per SM always in flight covers ~1.5 µs
 // of memory latency at 22 GB/s per SM. Risks: one 512-thread block per SM (the barrier per tile couples its
-// warps; the next tile's loads are already in flight across it), and sum_partials' 6 blocks.
+// warps; the next tile's loads are already in flight across it).
 // More than XTW_MAX_G columns: the host launches once per group of them (each launch reads X again).
 
 #define XTW_MAX_G 16
@@ -142,4 +143,17 @@ extern "C" __global__ void sum_partials(const double* partial, int count, int le
     double acc = 0.0;
     for (int p = 0; p < count; ++p) acc += partial[(size_t)p * len + e];
     out[e] = acc;
+}
+
+// The first level of skinny_xtw's two-level sum of its block partials: out[c·len + e] = Σ partial[p·len + e]
+// over p = c·chunk .. min(count, (c + 1)·chunk) − 1 in order, chunk c = blockIdx.y; sum_partials then adds the
+// chunks in order. A fixed order either way (it depends only on count and chunk); 33× more threads reading than
+// one sum_partials over 1056 partials.
+extern "C" __global__ void sum_partial_chunks(const double* partial, int count, int len, int chunk, double* out) {
+    const int e = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+    if (e >= len) return;
+    const int c = (int)blockIdx.y, end = min(count, (c + 1) * chunk);
+    double acc = 0.0;
+    for (int p = c * chunk; p < end; ++p) acc += partial[(size_t)p * len + e];
+    out[(size_t)c * len + e] = acc;
 }

@@ -21,6 +21,8 @@ const XTW_MAX_LANES: usize = 8;
 const XTW_GRID: usize = 1056;
 /// Rows per block at least (small passes use fewer blocks).
 const XTW_MIN_ROWS_PER_BLOCK: usize = 256;
+/// Block partials per chunk of the first level of the two-level sum (`sum_partial_chunks`).
+const XTW_CHUNK: usize = 32;
 /// For choosing the lanes: warps an SM holds at ≤ 128 registers per thread, and blocks per SM at most counted.
 const SM_WARPS: usize = 16;
 const SM_BLOCKS: usize = 4;
@@ -58,10 +60,14 @@ impl XtwPlan {
         }
     }
 
-    /// Doubles of partial sums one launch writes for `cols` columns (at most XTW_MAX_G per launch): one
-    /// groups×d partial per block.
+    /// Doubles of scratch one launch uses for `cols` columns (at most XTW_MAX_G per launch): one groups×d
+    /// partial per block, then one per chunk of XTW_CHUNK blocks.
     pub(crate) fn partial_len(&self, cols: usize, d: usize) -> usize {
-        self.grid * cols.min(XTW_MAX_G) * d
+        (self.grid + self.chunks()) * cols.min(XTW_MAX_G) * d
+    }
+
+    fn chunks(&self) -> usize {
+        self.grid.div_ceil(XTW_CHUNK)
     }
 }
 
@@ -83,7 +89,17 @@ pub(crate) fn skinny_xtw(ctx: &Context, plan: XtwPlan, x: u64, rows: usize, d: u
             &mut width_i as *mut _ as _, &mut lanes_i as *mut _ as _, &mut pp as *mut _ as _,
         ];
         ctx.launch("skinny_xtw", (plan.grid as u32, 1, 1), plan.threads as u32, 0, &mut args)?;
-        sum_partials(ctx, partial, plan.grid, groups * d, out + 8 * (g0 * d) as u64)?;
+        // The block partials in a fixed two-level order: chunks of XTW_CHUNK blocks, then the chunks.
+        let len = groups * d;
+        let chunk_sums = partial + 8 * (plan.grid * len) as u64;
+        let (mut part, mut count_i, mut len_i, mut chunk_i, mut dst) =
+            (partial, plan.grid as i32, len as i32, XTW_CHUNK as i32, chunk_sums);
+        let mut args: [*mut c_void; 5] = [
+            &mut part as *mut _ as _, &mut count_i as *mut _ as _, &mut len_i as *mut _ as _, &mut chunk_i as *mut _ as _,
+            &mut dst as *mut _ as _,
+        ];
+        ctx.launch("sum_partial_chunks", (len.div_ceil(256) as u32, plan.chunks() as u32, 1), 256, 0, &mut args)?;
+        sum_partials(ctx, chunk_sums, plan.chunks(), len, out + 8 * (g0 * d) as u64)?;
         g0 += groups;
     }
     Ok(())

@@ -1,7 +1,7 @@
 // skinny_xtw (kernels/skinny_xtw.cu) against plain loops, launched exactly as the host (src/xtw.rs) launches it:
 // the same plan (grid, feature threads per lane, lanes, threads), groups of at most XTW_MAX_G columns, one
-// partial per block summed in order by sum_partials; p = 1 (XᵀR) and p = 2 (diagonal Grams); a second run
-// must give the same bits.
+// partial per block summed in chunks of 32 (sum_partial_chunks), then the chunks in order (sum_partials);
+// p = 1 (XᵀR) and p = 2 (diagonal Grams); a second run must give the same bits.
 #include "emu.h"
 #include MOE_KERNELS
 #include "check.h"
@@ -35,12 +35,14 @@ static std::vector<double> run(const std::vector<double>& x, const std::vector<d
     std::vector<double> out((size_t)cols * d, -7.0);
     for (int g0 = 0; g0 < cols; g0 += XTW_MAX_G) {
         const int groups = std::min(XTW_MAX_G, cols - g0);
-        const int count = p.grid, len = groups * d;
-        std::vector<double> partial((size_t)count * len, -1.0);
+        const int chunk = 32, chunks = (p.grid + chunk - 1) / chunk, len = groups * d;  // XTW_CHUNK (src/xtw.rs)
+        std::vector<double> partial((size_t)p.grid * len, -1.0), chunk_sums((size_t)chunks * len, -1.0);
         emu::launch({(unsigned)p.grid}, {(unsigned)p.threads}, [&] {
             skinny_xtw(x.data(), w.data(), rows, d, cols, g0, groups, square, p.width, p.lanes, partial.data());
         });
-        emu::launch({(unsigned)(len + 255) / 256}, {256}, [&] { sum_partials(partial.data(), count, len, out.data() + (size_t)g0 * d); });
+        emu::launch({(unsigned)(len + 255) / 256, (unsigned)chunks}, {256},
+                    [&] { sum_partial_chunks(partial.data(), p.grid, len, chunk, chunk_sums.data()); });
+        emu::launch({(unsigned)(len + 255) / 256}, {256}, [&] { sum_partials(chunk_sums.data(), chunks, len, out.data() + (size_t)g0 * d); });
     }
     return out;
 }
@@ -50,8 +52,8 @@ int main() {
     bool ok = true;
     // {rows, d, cols, grid override}
     const int shapes[][4] = {{0, 5, 2, 0},    {1, 1, 1, 0},    {1, 100, 15, 0},  {37, 7, 3, 0},    {37, 7, 3, 5},
-                             {300, 1, 40, 0}, {257, 33, 17, 0}, {999, 100, 15, 0}, {651, 100, 15, 3}, {300, 33, 40, 3},
-                             {129, 300, 2, 0}, {77, 300, 16, 2}, {45, 2, 5, 4},   {40, 1030, 3, 0}};
+                             {300, 1, 40, 0}, {257, 33, 17, 0}, {450, 100, 15, 0}, {651, 100, 15, 3}, {300, 33, 40, 3},
+                             {129, 300, 2, 0}, {77, 300, 16, 2}, {45, 2, 5, 4},   {40, 1030, 3, 0}, {400, 3, 2, 40}};
     for (int square = 0; square < 2; ++square)
         for (auto& sh : shapes) {
             const int rows = sh[0], d = sh[1], cols = sh[2], grid = sh[3];
