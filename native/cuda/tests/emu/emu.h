@@ -37,12 +37,17 @@
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 #define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
 
 using std::max;
 using std::min;
 
 struct dim3 {
     unsigned x = 1, y = 1, z = 1;
+};
+
+struct alignas(16) double2 {
+    double x, y;
 };
 
 inline thread_local dim3 threadIdx;
