@@ -27,7 +27,7 @@ function timeFit(backend, data, model, maxIter) {
 }
 
 /** The CUDA backend's opt-in kernels (tensor-core Grams, skinny Xᵀ·W, fused narrow pass; bench/GPU.md). */
-export const OPT_IN_KERNELS = { MOE_CUDA_GRAM: 'tc', MOE_CUDA_XTW: 'kernel', MOE_CUDA_FUSED: '1', MOE_CUDA_STORED_P: '1' };
+export const OPT_IN_KERNELS = { MOE_CUDA_FUSED: '1', MOE_CUDA_STORED_P: '1' };
 
 export function envLabel(env) {
   return Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ');

@@ -127,7 +127,7 @@ pub struct CudaBackend {
     fused_available: bool,
     /// Launch configuration of the fused kernel (index into `fused::VARIANTS`).
     fused_variant: AtomicUsize,
-    /// Whether XᵀR and diagonal Grams use the skinny Xᵀ·W kernel (xtw.rs) instead of cuBLAS.
+    /// Whether XᵀR and diagonal Grams use the skinny Xᵀ·W kernel (xtw.rs, the default) instead of cuBLAS.
     pub(crate) skinny_xtw: AtomicBool,
     /// Whether `stores_probabilities()` answers true (`set_stored_probabilities`).
     stored_probabilities: AtomicBool,
@@ -169,7 +169,7 @@ impl CudaBackend {
             gram_tc_variant: AtomicUsize::new(TcVariant::index_from_env()),
             fused: AtomicBool::new(std::env::var("MOE_CUDA_FUSED").is_ok_and(|v| v == "1")),
             fused_available: fused::available(&ctx), fused_variant: AtomicUsize::new(0),
-            skinny_xtw: AtomicBool::new(std::env::var("MOE_CUDA_XTW").is_ok_and(|v| v == "kernel")),
+            skinny_xtw: AtomicBool::new(std::env::var("MOE_CUDA_XTW").map_or(true, |v| v != "gemm")),
             stored_probabilities: AtomicBool::new(std::env::var("MOE_CUDA_STORED_P").is_ok_and(|v| v == "1")), ctx })
     }
 
@@ -409,8 +409,8 @@ impl CudaBackend {
     }
 
     /// Whether XᵀR and diagonal Grams use the skinny Xᵀ·W kernel (kernels/skinny_xtw.cu: one read of X, no
-    /// materialised squares) instead of cuBLAS GEMMs. Off by default until measured on hardware
-    /// (`MOE_CUDA_XTW=kernel` sets it on); tests compare both with the CPU backend.
+    /// materialised squares) instead of cuBLAS GEMMs. On by default (measured faster on an H100,
+    /// bench/GPU.md; `MOE_CUDA_XTW=gemm` turns it off); tests compare both with the CPU backend.
     pub fn set_skinny_xtw(&self, on: bool) {
         self.skinny_xtw.store(on, Ordering::Relaxed);
     }

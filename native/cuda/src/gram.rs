@@ -47,15 +47,13 @@ pub struct TcVariant {
 
 /// The variants, the sm_80 one first (the fallback). `MOE_CUDA_GRAM_TC=<name>` or `set_gram_tc_variant`
 /// picks one; the default is `DEFAULT_TC_VARIANT` where the device has it.
-pub const TC_VARIANTS: [TcVariant; 6] = [
+pub const TC_VARIANTS: [TcVariant; 2] = [
     TcVariant { name: "gram_tc", hopper: false, rows: 32, stages: 3 },
-    TcVariant { name: "gram_tc_m16k16_16x2", hopper: true, rows: 16, stages: 2 },
-    TcVariant { name: "gram_tc_m16k16_32x2", hopper: true, rows: 32, stages: 2 },
-    TcVariant { name: "gram_tc_m16k16_32x3", hopper: true, rows: 32, stages: 3 },
-    TcVariant { name: "gram_tc_m16k16_16x4", hopper: true, rows: 16, stages: 4 },
-    TcVariant { name: "gram_tc_m16k8_32x3", hopper: true, rows: 32, stages: 3 },
+    TcVariant { name: "gram_tc_m16k16", hopper: true, rows: 32, stages: 3 },
 ];
-const DEFAULT_TC_VARIANT: usize = 3;
+/// m16n8k16 with 3 stages of 32 rows: the fastest of the shapes and pipelines measured on an H100
+/// (kernels/gram_tc.cu, bench/GPU.md).
+const DEFAULT_TC_VARIANT: usize = 1;
 
 impl TcVariant {
     /// Bytes of dynamic shared memory at d features: the stages of X rows (stride width + 4) and weights.

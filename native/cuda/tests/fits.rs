@@ -136,7 +136,7 @@ fn fits_match_the_cpu_backend() {
                 Kernels::DEFAULT,
                 Kernels { fused: true, ..Kernels::DEFAULT },
                 Kernels { gram: GramKernel::Gemm, ..Kernels::DEFAULT },
-                Kernels { skinny: true, ..Kernels::DEFAULT },
+                Kernels { skinny: false, ..Kernels::DEFAULT },
                 Kernels { stored_p: true, ..Kernels::DEFAULT },
                 Kernels::ALL,
             ];

@@ -89,8 +89,8 @@ fn softmax_problems() -> [(&'static str, Labels, SoftmaxProblem); 5] {
 }
 
 /// The GPU configurations a pass is compared in: the defaults, each alternative alone where the op uses it
-/// (the fused pass; the GEMM path for full Grams; the skinny Xᵀ·W for XᵀR and diagonal Grams), and all the
-/// opt-in kernels at once.
+/// (the fused pass; the GEMM path for full Grams; cuBLAS instead of the skinny Xᵀ·W for XᵀR and diagonal
+/// Grams), and all the opt-in kernels at once.
 fn configurations(op: &RowOp) -> Vec<Kernels> {
     let sh = op.shape();
     let mut out = vec![Kernels::DEFAULT, Kernels { fused: true, ..Kernels::DEFAULT }];
@@ -98,7 +98,7 @@ fn configurations(op: &RowOp) -> Vec<Kernels> {
         out.push(Kernels { gram: GramKernel::Gemm, ..Kernels::DEFAULT });
     }
     if sh.r_cols > 0 || (sh.grams > 0 && sh.diag_only) {
-        out.push(Kernels { skinny: true, ..Kernels::DEFAULT });
+        out.push(Kernels { skinny: false, ..Kernels::DEFAULT });
     }
     out.push(Kernels::ALL);
     out

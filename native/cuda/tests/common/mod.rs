@@ -97,8 +97,8 @@ pub struct Kernels {
 }
 
 impl Kernels {
-    /// The defaults: tensor-core Grams, cuBLAS for the other reductions, no fused kernel.
-    pub const DEFAULT: Kernels = Kernels { fused: false, gram: moe_cuda::GramKernel::TensorCore, skinny: false, stored_p: false };
+    /// The defaults: tensor-core Grams, the skinny Xᵀ·W kernel, no fused kernel, no probability store.
+    pub const DEFAULT: Kernels = Kernels { fused: false, gram: moe_cuda::GramKernel::TensorCore, skinny: true, stored_p: false };
     /// Every opt-in kernel at once.
     pub const ALL: Kernels = Kernels { fused: true, gram: moe_cuda::GramKernel::TensorCore, skinny: true, stored_p: true };
 
