@@ -214,17 +214,19 @@ fn pass_ms(b: &CudaBackend, proj: &[f64], op: &RowOp, reps: usize) -> f64 {
 
 /// The kernel configurations compared side by side: the defaults (tensor-core Grams, skinny Xᵀ·W), the
 /// cuBLAS reductions they replaced, and the opt-in kernels of bench/GPU.md, alone and together:
-/// (label, fused narrow pass, Gram kernel, skinny Xᵀ·W, stored probabilities).
-type Config = (&'static str, bool, GramKernel, bool, bool);
-const CONFIGS: [Config; 5] = [
-    ("default", false, GramKernel::TensorCore, true, false),
-    ("cuBLAS reductions", false, GramKernel::Gemm, false, false),
-    ("cuBLAS xtw", false, GramKernel::TensorCore, false, false),
-    ("stored p", false, GramKernel::TensorCore, true, true),
-    ("fused + stored p", true, GramKernel::TensorCore, true, true),
+/// (label, fused narrow pass, Gram kernel, skinny Xᵀ·W, stored probabilities, tiled row op).
+type Config = (&'static str, bool, GramKernel, bool, bool, bool);
+const CONFIGS: [Config; 6] = [
+    ("default", false, GramKernel::TensorCore, true, false, true),
+    ("direct row op", false, GramKernel::TensorCore, true, false, false),
+    ("cuBLAS reductions", false, GramKernel::Gemm, false, false, false),
+    ("cuBLAS xtw", false, GramKernel::TensorCore, false, false, true),
+    ("stored p", false, GramKernel::TensorCore, true, true, true),
+    ("fused + stored p", true, GramKernel::TensorCore, true, true, true),
 ];
 
-fn apply(gpu: &CudaBackend, (_, fused, gram, skinny, stored_p): Config) {
+fn apply(gpu: &CudaBackend, (_, fused, gram, skinny, stored_p, tiled): Config) {
+    gpu.set_tiled_row_op(tiled);
     gpu.set_fused(fused);
     gpu.set_gram_kernel(gram);
     gpu.set_skinny_xtw(skinny);
@@ -245,7 +247,7 @@ fn estep_rows(gpu: &CudaBackend, n: usize, d: usize, k: usize, rows: &mut Vec<Ro
     let mut best: Option<(f64, usize)> = None;
     let kernels = std::iter::once((GramKernel::Gemm, 0)).chain((0..TC_VARIANTS.len()).map(|i| (GramKernel::TensorCore, i)));
     for (gram, i) in kernels {
-        apply(gpu, ("", false, gram, false, false));
+        apply(gpu, ("", false, gram, false, false, true));
         gpu.set_gram_tc_variant(i);
         if gram == GramKernel::TensorCore && gpu.gram_tc_variant() != TC_VARIANTS[i] {
             continue; // a Hopper variant on an older device
@@ -398,6 +400,9 @@ fn main() {
         for (label, op, q) in others {
             apply(&gpu, CONFIGS[0]);
             let default = pass_ms(&gpu, &proj[..q * d], &op, 5);
+            gpu.set_tiled_row_op(false);
+            let direct = pass_ms(&gpu, &proj[..q * d], &op, 5);
+            gpu.set_tiled_row_op(true);
             gpu.set_skinny_xtw(false);
             let cublas = pass_ms(&gpu, &proj[..q * d], &op, 5);
             gpu.set_skinny_xtw(true);
@@ -413,10 +418,10 @@ fn main() {
             // pass's FLOPs are far below the DGEMM rate's).
             let sh = op.shape();
             let floor_ms = 8.0 * n_big as f64 * (d + 2 + sh.h_width + sh.p_width) as f64 / bw * 1e3;
-            println!("pass {label}: {default:.2} ms default, {cublas:.2} ms with cuBLAS XᵀR, {:.2} ms fused (floor {floor_ms:.2} ms); \
+            println!("pass {label}: {default:.2} ms default, {direct:.2} ms direct row op, {cublas:.2} ms with cuBLAS XᵀR, {:.2} ms fused (floor {floor_ms:.2} ms); \
                       fused ms by variant: {}", fused[0], variants.join(", "));
             rows.push(Row { label: format!("pass {label} n={n_big}"), ms: default, floor_ms,
-                            note: format!("cuBLAS XᵀR {cublas:.2} ms; fused: {}", variants.join(", ")) });
+                            note: format!("direct row op {direct:.2} ms; cuBLAS XᵀR {cublas:.2} ms; fused: {}", variants.join(", ")) });
         }
         apply(&gpu, CONFIGS[0]);
         // 3b. EM at the large shape (CUDA only), every configuration.

@@ -367,6 +367,42 @@ extern "C" __global__ void row_op(RowOpParams p) {
     eval_row(p, p.a + (size_t)i * p.q, p.y[i], p.s ? p.s[i] : 1.0, h_row(p, i), p_row(p, i), o);
 }
 
+// `row_op` with each block's rows staged through shared memory: one thread per row reads its projections
+// and writes its outputs at a row stride, which in global memory touches a separate 32-byte sector per lane
+// of a warp on every access (measured on an H100 at 1e6 rows: ~200 µs per narrow pass against ~60 µs for the
+// bytes moved). Here the block copies its contiguous stretch of A (rows × q) into shared memory with
+// coalesced loads, `eval_row` runs on shared-memory rows (odd strides: no bank conflicts between lanes), and
+// R, the Gram weights and the sum terms go back with coalesced stores. The same `eval_row`, so the same bits
+// as `row_op`. H and the probability store stay in global memory (read or written through `h_row`/`p_row`,
+// possibly gathered). Shared memory: blockDim.x rows × the padded widths (host: kernels.rs `tiled_bytes`).
+__device__ __forceinline__ int tile_stride(int width) { return width == 0 ? 0 : (width | 1); }
+extern "C" __global__ void row_op_tiled(RowOpParams p) {
+    MOE_DYNAMIC_SHARED(smem);
+    const int tile = blockDim.x, t = threadIdx.x;
+    const long long i0 = (long long)blockIdx.x * tile;
+    const int rows = (int)min((long long)tile, p.rows - i0);
+    const int qs = tile_stride(p.q), rs = tile_stride(p.r_cols), gs = tile_stride(p.grams), ss = tile_stride(p.sums);
+    double* sa = smem;
+    double* sr = sa + (size_t)tile * qs;
+    double* sg = sr + (size_t)tile * rs;
+    double* ss_ = sg + (size_t)tile * gs;
+    const double* ga = p.a + i0 * p.q;
+    for (int e = t; e < rows * p.q; e += tile) sa[(e / p.q) * qs + e % p.q] = ga[e];
+    // Outputs start at zero, as a row's unwritten entries would be harmless in `row_op`'s scratch only if it
+    // had been cleared; eval_row writes every entry of its shape.
+    for (int e = t; e < tile * (rs + gs + ss); e += tile) sr[e] = 0.0;
+    __syncthreads();
+    if (t < rows) {
+        const int i = (int)(i0 + t);
+        RowOut o = {sr + (size_t)t * rs, sg + (size_t)t * gs, ss_ + (size_t)t * ss};
+        eval_row(p, sa + (size_t)t * qs, p.y[i], p.s ? p.s[i] : 1.0, h_row(p, i), p_row(p, i), o);
+    }
+    __syncthreads();
+    for (int e = t; e < rows * p.r_cols; e += tile) p.r[i0 * p.r_cols + e] = sr[(e / p.r_cols) * rs + e % p.r_cols];
+    for (int e = t; e < rows * p.grams; e += tile) p.gw[i0 * p.grams + e] = sg[(e / p.grams) * gs + e % p.grams];
+    for (int e = t; e < rows * p.sums; e += tile) p.sv[i0 * p.sums + e] = ss_[(e / p.sums) * ss + e % p.sums];
+}
+
 // Gathers the rows idx[0..rows) of X (n×d), y and s into contiguous batch buffers (a mini-batch pass).
 extern "C" __global__ void gather_rows(const double* x, const double* y, const double* s, const unsigned* idx,
                                        int rows, int d, double* bx, double* by, double* bs) {

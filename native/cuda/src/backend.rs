@@ -15,7 +15,7 @@ use crate::error::{GpuError, GpuErrorKind};
 use crate::fused;
 use crate::gram::{GramKernel, TcVariant};
 use crate::xtw::{skinny_xtw, XtwPlan};
-use crate::kernels::{encode, RowOpParams};
+use crate::kernels::{encode, row_tile, RowOpParams};
 use moe_core::backend::{Backend, PassOut, RowOp, Rows};
 use moe_core::{Data, Error, ErrorCode, Result};
 use std::ffi::c_void;
@@ -129,6 +129,9 @@ pub struct CudaBackend {
     fused_variant: AtomicUsize,
     /// Whether XᵀR and diagonal Grams use the skinny Xᵀ·W kernel (xtw.rs, the default) instead of cuBLAS.
     pub(crate) skinny_xtw: AtomicBool,
+    /// Whether the unfused row op stages its rows through shared memory (`row_op_tiled`, the default) or
+    /// reads and writes them in place (`row_op`; `MOE_CUDA_ROW_OP=direct`).
+    tiled_row_op: AtomicBool,
     /// Whether `stores_probabilities()` answers true (`set_stored_probabilities`).
     stored_probabilities: AtomicBool,
     /// Declared last so that it is dropped after every buffer above.
@@ -169,6 +172,7 @@ impl CudaBackend {
             gram_tc_variant: AtomicUsize::new(TcVariant::index_from_env()),
             fused: AtomicBool::new(std::env::var("MOE_CUDA_FUSED").is_ok_and(|v| v == "1")),
             fused_available: fused::available(&ctx), fused_variant: AtomicUsize::new(0),
+            tiled_row_op: AtomicBool::new(std::env::var("MOE_CUDA_ROW_OP").map_or(true, |v| v != "direct")),
             skinny_xtw: AtomicBool::new(std::env::var("MOE_CUDA_XTW").map_or(true, |v| v != "gemm")),
             stored_probabilities: AtomicBool::new(std::env::var("MOE_CUDA_STORED_P").is_ok_and(|v| v == "1")), ctx })
     }
@@ -310,8 +314,12 @@ impl Backend for CudaBackend {
             host_sums = match kernel {
                 Some((mut params, sigma2)) => {
                     self.bind_params(&mut st, &mut params, sigma2.as_deref(), &pr, a_ptr, r, gw, sv)?;
+                    let tile = if self.tiled_row_op.load(Ordering::Relaxed) { row_tile(&params) } else { None };
                     let mut args: [*mut c_void; 1] = [&mut params as *mut RowOpParams as *mut c_void];
-                    ctx.launch("row_op", (blocks(m), 1, 1), THREADS, 0, &mut args)?;
+                    match tile {
+                        Some((rows, bytes)) => ctx.launch("row_op_tiled", (m.div_ceil(rows as usize).max(1) as u32, 1, 1), rows, bytes, &mut args)?,
+                        None => ctx.launch("row_op", (blocks(m), 1, 1), THREADS, 0, &mut args)?,
+                    }
                     None
                 }
                 None => Some(self.host_row_op(&st, op, &pr, a_ptr, r, gw)?),
@@ -413,6 +421,12 @@ impl CudaBackend {
     /// bench/GPU.md; `MOE_CUDA_XTW=gemm` turns it off); tests compare both with the CPU backend.
     pub fn set_skinny_xtw(&self, on: bool) {
         self.skinny_xtw.store(on, Ordering::Relaxed);
+    }
+
+    /// Stages the unfused row op's rows through shared memory (`row_op_tiled`, on by default) or not
+    /// (`row_op`): the same `eval_row`, the same bits; a knob for the benchmark and the tests.
+    pub fn set_tiled_row_op(&self, on: bool) {
+        self.tiled_row_op.store(on, Ordering::Relaxed);
     }
 
     /// Chooses the fused kernel's launch configuration, `moe_cuda::FUSED_VARIANTS[variant]` (0, the

@@ -138,6 +138,7 @@ fn fits_match_the_cpu_backend() {
                 Kernels { gram: GramKernel::Gemm, ..Kernels::DEFAULT },
                 Kernels { skinny: false, ..Kernels::DEFAULT },
                 Kernels { stored_p: true, ..Kernels::DEFAULT },
+                Kernels { tiled: false, ..Kernels::DEFAULT },
                 Kernels::ALL,
             ];
             for kernels in configs {

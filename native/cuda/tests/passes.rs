@@ -93,7 +93,7 @@ fn softmax_problems() -> [(&'static str, Labels, SoftmaxProblem); 5] {
 /// Grams), and all the opt-in kernels at once.
 fn configurations(op: &RowOp) -> Vec<Kernels> {
     let sh = op.shape();
-    let mut out = vec![Kernels::DEFAULT, Kernels { fused: true, ..Kernels::DEFAULT }];
+    let mut out = vec![Kernels::DEFAULT, Kernels { fused: true, ..Kernels::DEFAULT }, Kernels { tiled: false, ..Kernels::DEFAULT }];
     if sh.grams > 0 && !sh.diag_only {
         out.push(Kernels { gram: GramKernel::Gemm, ..Kernels::DEFAULT });
     }

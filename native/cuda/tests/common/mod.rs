@@ -94,22 +94,25 @@ pub struct Kernels {
     pub skinny: bool,
     /// `stores_probabilities()` (`CudaBackend::set_stored_probabilities`).
     pub stored_p: bool,
+    /// The unfused row op staged through shared memory (`set_tiled_row_op`).
+    pub tiled: bool,
 }
 
 impl Kernels {
     /// The defaults: tensor-core Grams, the skinny Xᵀ·W kernel, no fused kernel, no probability store.
-    pub const DEFAULT: Kernels = Kernels { fused: false, gram: moe_cuda::GramKernel::TensorCore, skinny: true, stored_p: false };
+    pub const DEFAULT: Kernels = Kernels { fused: false, gram: moe_cuda::GramKernel::TensorCore, skinny: true, stored_p: false, tiled: true };
     /// Every opt-in kernel at once.
-    pub const ALL: Kernels = Kernels { fused: true, gram: moe_cuda::GramKernel::TensorCore, skinny: true, stored_p: true };
+    pub const ALL: Kernels = Kernels { fused: true, gram: moe_cuda::GramKernel::TensorCore, skinny: true, stored_p: true, tiled: true };
 
     pub fn apply(&self, gpu: &moe_cuda::CudaBackend) {
         gpu.set_fused(self.fused);
         gpu.set_gram_kernel(self.gram);
         gpu.set_skinny_xtw(self.skinny);
         gpu.set_stored_probabilities(self.stored_p);
+        gpu.set_tiled_row_op(self.tiled);
     }
 
     pub fn label(&self) -> String {
-        format!("fused {}, grams {:?}, skinny {}, stored p {}", self.fused, self.gram, self.skinny, self.stored_p)
+        format!("fused {}, grams {:?}, skinny {}, stored p {}, tiled row op {}", self.fused, self.gram, self.skinny, self.stored_p, self.tiled)
     }
 }

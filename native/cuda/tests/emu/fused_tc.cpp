@@ -163,8 +163,9 @@ RowOpParams bind(const Op& op, Inputs& in, Outputs& o) {
     return p;
 }
 
-// The unfused path: A by plain loops, the `row_op` kernel, XᵀR by plain loops.
-Outputs unfused(const Op& op, Inputs& in) {
+// The unfused path: A by plain loops, the `row_op` kernel (or `row_op_tiled` with `tile` rows per block, its
+// shared memory as src/kernels.rs `row_tile` sizes it), XᵀR by plain loops.
+Outputs unfused(const Op& op, Inputs& in, unsigned tile = 0) {
     Outputs o;
     RowOpParams p = bind(op, in, o);
     const int q = p.q, d = in.d;
@@ -178,7 +179,13 @@ Outputs unfused(const Op& op, Inputs& in) {
         }
     p.a = a.data();
     p.r = r.data();
-    if (in.rows > 0) emu::launch({(unsigned)((in.rows + 63) / 64)}, {64}, [&] { row_op(p); });
+    if (tile > 0) {
+        const auto stride = [](int w) { return w == 0 ? 0 : (w | 1); };
+        const size_t bytes = 8 * (size_t)tile * (stride(p.q) + stride(p.r_cols) + stride(p.grams) + stride(p.sums));
+        emu::launch({std::max(1u, (unsigned)((in.rows + tile - 1) / tile))}, {tile}, [&] { row_op_tiled(p); }, bytes);
+    } else if (in.rows > 0) {
+        emu::launch({(unsigned)((in.rows + 63) / 64)}, {64}, [&] { row_op(p); });
+    }
     o.xtr.assign((size_t)p.r_cols * d, 0.0);
     for (int i = 0; i < in.rows; ++i)
         for (int c = 0; c < p.r_cols; ++c)
@@ -330,6 +337,31 @@ int main() {
                           unfused(op, in));
         }
     }
+    // The tiled row op (shared-memory staging) against `row_op`: the same eval_row, so the same bits; 137
+    // rows = 2 tiles of 64 and one of 9; gathered rows on every other op; a pass over no rows.
+    for (int d : {7, 100})
+        for (const Op& op : all) {
+            const bool gathered = (&op - all.data()) % 2 == 0;
+            for (int rows : {137, 0}) {
+                Inputs in = inputs(rng, op, rows, d, gathered, d == 7);
+                const Outputs direct = unfused(op, in), tiled = unfused(op, in, 64);
+                const std::string at = std::string(op.name) + " d=" + std::to_string(d) + " rows=" + std::to_string(rows) + " tiled row op";
+                ok &= expect_same_bits(at + " R", tiled.r, direct.r) && expect_same_bits(at + " Gram weights", tiled.gw, direct.gw) &&
+                      expect_same_bits(at + " sum terms", tiled.sv, direct.sv) && expect_same_bits(at + " H", tiled.h, direct.h) &&
+                      expect_same_bits(at + " stored p", tiled.probs, direct.probs);
+            }
+        }
+    for (const Op& problem : {softmax_problem("tiled: multinomial expert C=4", PROBLEM_EXPERT, 4, 3, 4)})
+        for (int task : {TASK_DIAG_STORE, TASK_GRADIENT, TASK_HESSIAN}) {
+            Op op = with_task(problem, task);
+            if (task == TASK_GRADIENT) { op.p.r_cols = 3; op.p.sums = 1; }
+            if (task == TASK_HESSIAN) { op.p.r_cols = 3; op.p.grams = 6; op.p.sums = 1; }
+            Inputs in = inputs(rng, op, 137, 7, true, false);
+            const Outputs direct = unfused(op, in), tiled = unfused(op, in, 64);
+            const std::string at = std::string(op.name) + " task " + std::to_string(task) + " tiled row op";
+            ok &= expect_same_bits(at + " R", tiled.r, direct.r) && expect_same_bits(at + " Gram weights", tiled.gw, direct.gw) &&
+                  expect_same_bits(at + " sum terms", tiled.sv, direct.sv) && expect_same_bits(at + " stored p", tiled.probs, direct.probs);
+        }
     {  // a pass over no rows: zero partials, nothing written
         const Op& op = all[0];
         Inputs in = inputs(rng, op, 0, 100, false, false);
