@@ -79,21 +79,26 @@ struct Counting {
     flops: Cell<f64>,
     /// Σ over passes of max(bytes/bw, flops/rate), seconds.
     floor_s: Cell<f64>,
+    /// Wall time inside the backend's passes, seconds: the rest of an iteration is the algorithm's host work.
+    in_passes_s: Cell<f64>,
     bandwidth: f64,
     rate: f64,
 }
 
 impl Counting {
     fn new(n: usize, d: usize, bandwidth: f64, rate: f64) -> Self {
-        Counting { n, d, passes: Cell::new(0), bytes: Cell::new(0.0), flops: Cell::new(0.0), floor_s: Cell::new(0.0), bandwidth, rate }
+        Counting { n, d, passes: Cell::new(0), bytes: Cell::new(0.0), flops: Cell::new(0.0), floor_s: Cell::new(0.0), in_passes_s: Cell::new(0.0),
+                   bandwidth, rate }
     }
     fn reset(&self) {
         self.passes.set(0);
         self.bytes.set(0.0);
         self.flops.set(0.0);
         self.floor_s.set(0.0);
+        self.in_passes_s.set(0.0);
     }
-    fn count(&self, rows: Rows, ops: &[(&[f64], &RowOp)]) {
+    fn count(&self, rows: Rows, ops: &[(&[f64], &RowOp)], took: std::time::Duration) {
+        self.in_passes_s.set(self.in_passes_s.get() + took.as_secs_f64());
         let m = match rows {
             Rows::All => self.n,
             Rows::Order { len, .. } => len,
@@ -170,7 +175,7 @@ struct Row {
 
 fn fit_row<B: Backend + ?Sized>(label: &str, b: &B, model: &ModelSpec, iters: usize, bw: f64, rate: f64) -> (Row, FitOutput) {
     let counting = Counting::new(b.n(), b.d(), bw, rate);
-    let watched = Watched::new(b, |rows: Rows, ops: &[(&[f64], &RowOp)], _| counting.count(rows, ops));
+    let watched = Watched::new(b, |rows: Rows, ops: &[(&[f64], &RowOp)], took| counting.count(rows, ops, took));
     let spec = FitSpec { max_iter: iters, tol: 0.0, ..FitSpec::default() };
     // Count the passes of iterations 1.. only: reset the counters when iteration 1 is recorded.
     let mut seen = 0;
@@ -188,8 +193,9 @@ fn fit_row<B: Backend + ?Sized>(label: &str, b: &B, model: &ModelSpec, iters: us
     let later = (seen.max(2) - 1) as f64;
     let floor_ms = counting.floor_s.get() * 1e3 / later;
     let note = format!(
-        "{:.0} passes/iter, {:.2} GB, {:.2} TFLOP per iter; nll {:.6}; wall {:.1} s",
+        "{:.0} passes/iter ({:.1} ms in them), {:.2} GB, {:.2} TFLOP per iter; nll {:.6}; wall {:.1} s",
         counting.passes.get() as f64 / later,
+        counting.in_passes_s.get() * 1e3 / later,
         counting.bytes.get() / later / 1e9,
         counting.flops.get() / later / 1e12,
         out.iterations.last().unwrap().nll,
