@@ -55,6 +55,9 @@ fn ridge_solve(model: &ModelSpec, gram: &[f64], rhs: &[f64], block: &str, events
 /// costs tens of microseconds to start.
 const PARALLEL_SOLVE_WORK: usize = 100_000;
 
+/// One expert's solve and the events it raised.
+type SolveResult = (Result<Vec<f64>>, Vec<Event>);
+
 /// The k linear experts' ridge solves. They are independent, so where each is large (d ≳ 67) they run on up to
 /// k threads (a fit on a GPU waits for them between passes: ~0.1–0.2 ms each at d = 100); the results and
 /// the events (in expert order) are the same bits either way.
@@ -68,7 +71,7 @@ fn linear_expert_solves(model: &ModelSpec, stats: &PassOut, events: &mut Vec<Eve
         return (0..k).map(|j| solve(j, events)).collect();
     }
     let per = k.div_ceil(threads);
-    let results: Vec<Vec<(Result<Vec<f64>>, Vec<Event>)>> = std::thread::scope(|scope| {
+    let results: Vec<Vec<SolveResult>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..k)
             .step_by(per)
             .map(|first| {
