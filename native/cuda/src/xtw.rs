@@ -127,7 +127,7 @@ mod tests {
         assert_eq!(XtwPlan::new(1000, 2000).width, 512);
         for d in [1, 2, 7, 33, 100, 300, 512, 513, 2000] {
             let p = XtwPlan::new(5000, d);
-            assert!(p.threads % 32 == 0 && p.threads <= XTW_MAX_THREADS && p.lanes * p.width <= p.threads, "{d}: {p:?}");
+            assert!(p.threads.is_multiple_of(32) && p.threads <= XTW_MAX_THREADS && p.lanes * p.width <= p.threads, "{d}: {p:?}");
             assert!(p.lanes <= XTW_MAX_LANES && p.lanes * XTW_R * XTW_MAX_G <= XTW_WREG * p.threads, "{d}: {p:?}");
         }
     }
