@@ -66,7 +66,13 @@ static int measure(const char* name, int m, int n, int k, int sms, int warps) {
     for (int rep = 0; rep < 6; ++rep) {  // the first is the warm-up
         CHECK(cudaEventRecord(t0));
         dmma_loop<SHAPE><<<blocks, threads>>>(1.0, 0.5, out);
-        CHECK(cudaGetLastError());
+        const cudaError_t launched = cudaGetLastError();
+        if (launched == cudaErrorLaunchOutOfResources) {  // too many registers for this many warps per block
+            std::printf("| dmma %-9s | %2d warps/SM | not launchable (registers) |\n", name, warps);
+            CHECK(cudaFree(out));
+            return 0;
+        }
+        CHECK(launched);
         CHECK(cudaEventRecord(t1));
         CHECK(cudaEventSynchronize(t1));
         float ms;

@@ -1,6 +1,8 @@
 //! Whole fits on the CUDA backend against the same fits on moe-core's CpuBackend: every family (general and
-//! symmetric), EM / Gradient EM / GD, full batch and mini-batch; with the default kernels, each opt-in kernel
-//! alone (fused narrow pass, tensor-core Grams, skinny Xᵀ·W, Newton-CG's stored probabilities) and all of them. Parameters and the nll/objective histories must agree to relative 1e-9 (the
+//! symmetric), EM / Gradient EM / GD, full batch and mini-batch; with the default kernels, each alternative
+//! alone (the fused narrow pass, cuBLAS Grams, cuBLAS XᵀR, Newton-CG's stored probabilities, the in-place row
+//! op) and all opt-in kernels at once: 7 × 25 fits. Parameters and the nll/objective histories must agree to
+//! relative 1e-9 (the
 //! contract of docs/ALGORITHMS.md). Skipped without a GPU.
 
 // `!(e <= TOL)` is deliberate: a NaN error fails the check.
