@@ -132,8 +132,6 @@ pub struct CudaBackend {
     /// Whether the unfused row op stages its rows through shared memory (`row_op_tiled`, the default) or
     /// reads and writes them in place (`row_op`; `MOE_CUDA_ROW_OP=direct`).
     tiled_row_op: AtomicBool,
-    /// Whether the module has the skinny kernel (sm_80 or newer).
-    skinny_available: bool,
     /// Whether `stores_probabilities()` answers true (`set_stored_probabilities`).
     stored_probabilities: AtomicBool,
     /// Declared last so that it is dropped after every buffer above.
@@ -175,7 +173,6 @@ impl CudaBackend {
             fused: AtomicBool::new(std::env::var("MOE_CUDA_FUSED").is_ok_and(|v| v == "1")),
             fused_available: fused::available(&ctx), fused_variant: AtomicUsize::new(0),
             tiled_row_op: AtomicBool::new(std::env::var("MOE_CUDA_ROW_OP").map_or(true, |v| v != "direct")),
-            skinny_available: ctx.has_kernel("skinny_xtw"),
             skinny_xtw: AtomicBool::new(std::env::var("MOE_CUDA_XTW").map_or(true, |v| v != "gemm")),
             stored_probabilities: AtomicBool::new(std::env::var("MOE_CUDA_STORED_P").is_ok_and(|v| v == "1")), ctx })
     }
@@ -329,7 +326,7 @@ impl Backend for CudaBackend {
             };
             // 3. XᵀR (row-major r×d): the skinny kernel, or the GEMM column-major (d×r) = X(d×m) · R(r×m)ᵀ.
             if shape.r_cols > 0 {
-                if self.uses_skinny_xtw() {
+                if self.skinny_xtw.load(Ordering::Relaxed) {
                     let plan = XtwPlan::new(m, d);
                     let partial = st.partial.at_least(ctx, plan.partial_len(shape.r_cols, d))?.ptr;
                     skinny_xtw(ctx, plan, pr.x, m, d, r, shape.r_cols, false, partial, out)?;
@@ -424,12 +421,6 @@ impl CudaBackend {
     /// bench/GPU.md; `MOE_CUDA_XTW=gemm` turns it off); tests compare both with the CPU backend.
     pub fn set_skinny_xtw(&self, on: bool) {
         self.skinny_xtw.store(on, Ordering::Relaxed);
-    }
-
-    /// Whether XᵀR and diagonal Grams run on the skinny kernel now: chosen, and in the module (it needs
-    /// cp.async, sm_80 or newer; an older device takes the cuBLAS path).
-    pub fn uses_skinny_xtw(&self) -> bool {
-        self.skinny_xtw.load(Ordering::Relaxed) && self.skinny_available
     }
 
     /// Stages the unfused row op's rows through shared memory (`row_op_tiled`, on by default) or not

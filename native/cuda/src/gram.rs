@@ -236,7 +236,7 @@ impl CudaBackend {
     /// diag_g[f] = Σ_i gw[i][g]·x_if² (grams × d) with the skinny Xᵀ·W kernel (one read of X) when it is on
     /// (`set_skinny_xtw`), else by GEMMs over materialised squares.
     pub(crate) fn diagonal_grams(&self, st: &mut State, pr: &PassRows, gw: u64, grams: usize, out: u64) -> Result<()> {
-        if self.uses_skinny_xtw() {
+        if self.skinny_xtw.load(Ordering::Relaxed) {
             let plan = XtwPlan::new(pr.rows, self.d);
             let partial = st.partial.at_least(&self.ctx, plan.partial_len(grams, self.d))?.ptr;
             return skinny_xtw(&self.ctx, plan, pr.x, pr.rows, self.d, gw, grams, true, partial, out);

@@ -16,9 +16,6 @@ const XTW_R: usize = 8;
 const XTW_WREG: usize = 2;
 /// Row lanes per block at most (`XTW_MAX_LANES`: the staged W tile is at most lanes·XTW_R rows).
 const XTW_MAX_LANES: usize = 8;
-/// Doubles per staged W row (`XTW_WP`) and tiles staged at once (`XTW_STAGES`).
-const XTW_WP: usize = 18;
-const XTW_STAGES: usize = 3;
 /// Blocks per launch at most: fixed (not taken from the device), so the summation order depends only on the
 /// number of rows (and d). For d = 100 (one 512-thread block per SM): 8 waves on an H100's 132 SMs.
 const XTW_GRID: usize = 1056;
@@ -72,12 +69,6 @@ impl XtwPlan {
     fn chunks(&self) -> usize {
         self.grid.div_ceil(XTW_CHUNK)
     }
-
-    /// Bytes of dynamic shared memory per block: the stages of X values (one per thread and row of a lane's
-    /// tile) and of W tiles (kernels/skinny_xtw.cu).
-    fn shared_bytes(&self) -> usize {
-        8 * XTW_STAGES * (XTW_R * self.threads + XTW_MAX_LANES * XTW_R * XTW_WP)
-    }
 }
 
 /// out (cols×d row-major, device) = Σ_i w_i ⊗ x_i^p over the `rows` rows of x (rows×d) and w (rows×cols),
@@ -97,7 +88,7 @@ pub(crate) fn skinny_xtw(ctx: &Context, plan: XtwPlan, x: u64, rows: usize, d: u
             &mut stride as *mut _ as _, &mut g0_i as *mut _ as _, &mut groups_i as *mut _ as _, &mut sq as *mut _ as _,
             &mut width_i as *mut _ as _, &mut lanes_i as *mut _ as _, &mut pp as *mut _ as _,
         ];
-        ctx.launch("skinny_xtw", (plan.grid as u32, 1, 1), plan.threads as u32, plan.shared_bytes() as u32, &mut args)?;
+        ctx.launch("skinny_xtw", (plan.grid as u32, 1, 1), plan.threads as u32, 0, &mut args)?;
         // The block partials in a fixed two-level order: chunks of XTW_CHUNK blocks, then the chunks.
         let len = groups * d;
         let chunk_sums = partial + 8 * (plan.grid * len) as u64;
@@ -138,8 +129,6 @@ mod tests {
             let p = XtwPlan::new(5000, d);
             assert!(p.threads.is_multiple_of(32) && p.threads <= XTW_MAX_THREADS && p.lanes * p.width <= p.threads, "{d}: {p:?}");
             assert!(p.lanes <= XTW_MAX_LANES && p.lanes * XTW_R * XTW_MAX_G <= XTW_WREG * p.threads, "{d}: {p:?}");
-            // One block fits an SM of an H100 (227 KB), with the 4 KB of static shared memory.
-            assert!(p.shared_bytes() + 4096 <= 227 << 10, "{d}: {p:?}");
         }
     }
 }

@@ -37,11 +37,9 @@ static std::vector<double> run(const std::vector<double>& x, const std::vector<d
         const int groups = std::min(XTW_MAX_G, cols - g0);
         const int chunk = 32, chunks = (p.grid + chunk - 1) / chunk, len = groups * d;  // XTW_CHUNK (src/xtw.rs)
         std::vector<double> partial((size_t)p.grid * len, -1.0), chunk_sums((size_t)chunks * len, -1.0);
-        // Dynamic shared memory as src/xtw.rs `shared_bytes`.
-        const size_t shared = 8 * XTW_STAGES * ((size_t)XTW_R * p.threads + XTW_MAX_LANES * XTW_R * XTW_WP);
         emu::launch({(unsigned)p.grid}, {(unsigned)p.threads}, [&] {
             skinny_xtw(x.data(), w.data(), rows, d, cols, g0, groups, square, p.width, p.lanes, partial.data());
-        }, shared);
+        });
         emu::launch({(unsigned)(len + 255) / 256, (unsigned)chunks}, {256},
                     [&] { sum_partial_chunks(partial.data(), p.grid, len, chunk, chunk_sums.data()); });
         emu::launch({(unsigned)(len + 255) / 256}, {256}, [&] { sum_partials(chunk_sums.data(), chunks, len, out.data() + (size_t)g0 * d); });
