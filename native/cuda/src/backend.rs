@@ -314,7 +314,7 @@ impl Backend for CudaBackend {
             host_sums = match kernel {
                 Some((mut params, sigma2)) => {
                     self.bind_params(&mut st, &mut params, sigma2.as_deref(), &pr, a_ptr, r, gw, sv)?;
-                    let tile = if self.tiled_row_op.load(Ordering::Relaxed) { row_tile(&params) } else { None };
+                    let tile = if self.tiled_row_op.load(Ordering::Relaxed) { row_tile(&params, ctx.info.max_shared_bytes_per_block) } else { None };
                     let mut args: [*mut c_void; 1] = [&mut params as *mut RowOpParams as *mut c_void];
                     match tile {
                         Some((rows, bytes)) => ctx.launch("row_op_tiled", (m.div_ceil(rows as usize).max(1) as u32, 1, 1), rows, bytes, &mut args)?,

@@ -57,7 +57,7 @@ const DEFAULT_TC_VARIANT: usize = 1;
 
 impl TcVariant {
     /// Bytes of dynamic shared memory at d features: the stages of X rows (stride width + 4) and weights.
-    fn shared_bytes(&self, d: usize) -> usize {
+    pub fn shared_bytes(&self, d: usize) -> usize {
         8 * self.stages * self.rows * (16 * d.div_ceil(16) + 4 + TC_GRAMS)
     }
 
@@ -148,12 +148,14 @@ impl CudaBackend {
     }
 
     /// The kernel that full Grams use on this backend now: the choice of `set_gram_kernel`, or `Gemm` where
-    /// the tensor-core kernel cannot run (d > `TC_MAX_D`, a device older than sm_80, no kernel in the module).
+    /// the tensor-core kernel cannot run (d > `TC_MAX_D`, a device older than sm_80, no kernel in the module,
+    /// or less shared memory per block than its staging needs at this d).
     pub fn full_gram_kernel(&self) -> GramKernel {
         let tc = self.tensor_core_grams.load(Ordering::Relaxed)
             && self.d <= TC_MAX_D
             && self.ctx.info.compute_capability.0 >= 8
             && self.ctx.has_kernel(TC_VARIANTS[0].name)
+            && self.gram_tc_variant().shared_bytes(self.d) <= self.ctx.info.max_shared_bytes_per_block
             && self.ctx.has_kernel("gram_tc_reduce");
         if tc { GramKernel::TensorCore } else { GramKernel::Gemm }
     }

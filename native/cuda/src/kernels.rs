@@ -71,11 +71,13 @@ fn too_wide(what: &str, value: usize) -> Error {
 
 /// The launch of kernels/moe_kernels.cu `row_op_tiled` for these params: rows per block (its threads) and
 /// bytes of dynamic shared memory, each row's projections and outputs at odd strides. 128 rows, or 64 where
-/// that would pass 96 KB (two blocks still fit an SM); `None` (use `row_op`) where 64 rows pass it too.
-pub(crate) fn row_tile(p: &RowOpParams) -> Option<(u32, u32)> {
+/// that would pass 96 KB (two blocks still fit an SM) or the device's `max_shared` per block; `None` (use
+/// `row_op`) where 64 rows pass it too.
+pub(crate) fn row_tile(p: &RowOpParams, max_shared: usize) -> Option<(u32, u32)> {
     let stride = |w: i32| if w == 0 { 0 } else { (w | 1) as usize };
     let per_row = 8 * (stride(p.q) + stride(p.r_cols) + stride(p.grams) + stride(p.sums));
-    [128usize, 64].into_iter().find(|rows| rows * per_row <= 96 << 10).map(|rows| (rows as u32, (rows * per_row) as u32))
+    let limit = max_shared.min(96 << 10);
+    [128usize, 64].into_iter().find(|rows| rows * per_row <= limit).map(|rows| (rows as u32, (rows * per_row) as u32))
 }
 
 /// The op-dependent fields of `RowOpParams` (everything but sizes and pointers), and σ² for linear experts.

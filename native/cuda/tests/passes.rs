@@ -104,11 +104,13 @@ fn configurations(op: &RowOp) -> Vec<Kernels> {
     out
 }
 
-/// Asserts that the tensor-core Gram kernel really runs where it should (sm_80 and newer, d ≤ TC_MAX_D), so
+/// Asserts that the tensor-core Gram kernel really runs where it should (sm_80 and newer, d ≤ TC_MAX_D, its
+/// staging within the device's shared memory per block), so
 /// that a test of it cannot silently compare the GEMM path twice.
 fn expect_tensor_core(gpu: &CudaBackend) {
     let sm = gpu.device().compute_capability.0;
-    let want = if sm >= 8 && gpu.d() <= moe_cuda::TC_MAX_D { GramKernel::TensorCore } else { GramKernel::Gemm };
+    let fits = gpu.gram_tc_variant().shared_bytes(gpu.d()) <= gpu.device().max_shared_bytes_per_block;
+    let want = if sm >= 8 && gpu.d() <= moe_cuda::TC_MAX_D && fits { GramKernel::TensorCore } else { GramKernel::Gemm };
     assert_eq!(gpu.full_gram_kernel(), want, "sm_{sm}x, d = {}", gpu.d());
 }
 
