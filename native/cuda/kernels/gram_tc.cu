@@ -1,4 +1,4 @@
-// Weighted Grams on the fp64 tensor cores (DMMA m8n8k4, kernels/mma.cuh):
+// Weighted Grams on the fp64 tensor cores (DMMA, kernels/mma.cuh: m8n8k4 on sm_80, m16n8k16 on sm_90):
 //   G_g = Σ_i gw[i][g] · x_i x_iᵀ   for g < grams, over the `rows` rows of X (row-major rows×d) and the Gram
 // weights gw (row-major rows×grams). The host side is native/cuda/src/gram.rs (`TcPlan`: grid, block and
 // partial-buffer arithmetic); the emulated test tests/emu/gram_tc.cpp mirrors that plan.
@@ -14,20 +14,22 @@
 //   16×16 block of features [16ua, 16ua+16) × [16ub, 16ub+16), for GRAM_TC_GRAMS = 4 Grams at once. On the
 //   diagonal (ua = ub) the lower tile is skipped: 3 DMMAs instead of 4.
 //   Per k-step (4 rows) a lane loads 4 values of X (2 tiles of A, 2 of B) and 4 weights, forms the 8 scaled
-//   B fragments with 8 multiplies and issues 16 DMMAs: 0.25 shared loads of X per DMMA, which keeps shared
-//   memory bandwidth (about one warp-wide 8-byte load per DMMA on sm_80/sm_90) off the critical path.
+//   B fragments with 8 multiplies and issues 16 m8n8k4 DMMAs, or 8 m16n8k4-equivalents: on an H100 m8n8k4
+//   runs at half the fp64 tensor rate of the m16 shapes (bench/GPU.md), so sm_90 uses m16n8k16 (4 k-steps
+//   per instruction, the diagonal's lower tile computed and dropped).
 // - DMMA operands: G[a][b] += Σ_k A[a][k]·B[k][b] with A[a][k] = X[r_k][16ua + 8i + a] (unscaled) and
 //   B[k][b] = w[r_k]·X[r_k][16ub + 8j + b]. With the lane layout of mma.cuh, lane l holds A[l/4][l%4] and
 //   B[l%4][l/4]: both are X[r_(l%4)][tile·8 + l/4], so one shared load serves the A and the B fragment of a
 //   tile, and the weight of row l%4 scales B in a register.
 // - Accumulators: 4 Grams × 2×2 tiles × 2 doubles = 32 doubles (64 registers) per lane; launch bounds cap
-//   the kernel at 128 registers (2 blocks of 256 threads per SM) and ptxas reports no spills (bench/GPU.md).
+//   the kernel at 128 registers (2 blocks of 256 threads per SM): m8n8k4 112–120 registers, no spills;
+//   m16n8k16 128 with ~40 bytes spilled.
 // - A block = `warps` warps (≤ 8) sharing one Gram group (4 Grams) and one row chunk; the super-tile pairs
 //   of a group are spread over ceil(pairs/8) blocks (the host picks warps = ceil(pairs / blocks) so few
-//   warps idle: d = 100 → 28 pairs → 4 blocks of 7 warps). It stages GRAM_TC_ROWS rows of X (padded, row
-//   stride width + 4 doubles so that the 16 lanes of a half-warp hit 16 distinct banks: r·stride + c,
-//   r, c < 4, distinct mod 16) and their 4 weights in static shared memory (≤ 35 KB), then every warp runs
-//   its DMMAs over the stage.
+//   warps idle: d = 100 → 28 pairs → 4 blocks of 7 warps). It stages rows of X (padded, row stride width + 4
+//   doubles so that the 16 lanes of a half-warp hit 16 distinct banks: r·stride + c, r, c < 4, distinct mod
+//   16) and their 4 weights in a 3-stage cp.async pipeline of 32-row stages in dynamic shared memory (≤ 104
+//   KB at d = 128; see gram_tc_body), and every warp runs its DMMAs over the stage at hand.
 // - Grid: (blocks per group × groups, chunks). blockIdx.x varies fastest, so all blocks of one row chunk
 //   are launched together and read the same rows at about the same time: X comes from HBM about once and
 //   the other blocks re-read it from L2.
