@@ -42,8 +42,8 @@
 
 #if MOE_HAS_DMMA
 // One block's work (see the header). KT = 0: Ampere's m8n8k4, the 2×2 tiles of a super tile as 4 DMMAs
-// (3 on the diagonal); KT ∈ {1, 2, 4}: Hopper's m16n8k{4·KT}, the tile rows i = 0, 1 in one instruction per
-// tile column j (the diagonal's lower tile is computed and dropped), over KT k-steps of 4 rows.
+// (3 on the diagonal); KT = 4: Hopper's m16n8k16, the tile rows i = 0, 1 in one instruction per tile column j
+// (the diagonal's lower tile is computed and dropped), over 4 k-steps of 4 rows.
 //
 // Staging is a STAGES-deep software pipeline of ROWS-row stages in dynamic shared memory (the host's
 // `TcPipeline`): the copies of stage s + STAGES − 1 (cp.async) fly while the warps multiply stage s, one
@@ -53,6 +53,7 @@ template <int KT, int ROWS, int STAGES>
 __device__ __forceinline__ void gram_tc_body(const double* __restrict__ x, const double* __restrict__ gw, int rows, int d,
                                              int grams, int rows_per_chunk, double* __restrict__ partial) {
     static_assert(ROWS % 16 == 0 && STAGES >= 2, "stages of whole m16n8k16 steps, at least double-buffered");
+    static_assert(KT == 0 || KT == 4, "m8n8k4 or m16n8k16");
     constexpr int KROWS = 4 * (KT == 0 ? 1 : KT);  // rows per instruction step
     MOE_DYNAMIC_SHARED(smem);
     const int halves = (d + 15) / 16;
@@ -172,8 +173,8 @@ __device__ __forceinline__ void gram_tc_body(const double* __restrict__ x, const
                             // D rows g / g + 8 are the tiles i = 0 / 1 of tile column j.
                             double d0[4] = {acc[g][0][0][0], acc[g][0][0][1], acc[g][1][0][0], acc[g][1][0][1]};
                             double d1[4] = {acc[g][0][1][0], acc[g][0][1][1], acc[g][1][1][0], acc[g][1][1][1]};
-                            dmma_16x8<KT>(d0, a, b0);
-                            dmma_16x8<KT>(d1, a, b1);
+                            dmma_16x8x16(d0, a, b0);
+                            dmma_16x8x16(d1, a, b1);
                             acc[g][0][0][0] = d0[0], acc[g][0][0][1] = d0[1], acc[g][1][0][0] = d0[2], acc[g][1][0][1] = d0[3];
                             acc[g][0][1][0] = d1[0], acc[g][0][1][1] = d1[1], acc[g][1][1][0] = d1[2], acc[g][1][1][1] = d1[3];
                         }

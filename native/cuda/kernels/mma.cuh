@@ -27,13 +27,14 @@ __device__ __forceinline__ void dmma_8x8x4(double& d0, double& d1, double a, dou
 }
 #endif
 
-// Hopper's own fp64 shapes (PTX ISA 7.8+, sm_90): one warp computes D (16×8) += A (16×K) · B (K×8) for
-// K = 4·KT, KT ∈ {1, 2, 4} (m16n8k4, m16n8k8, m16n8k16). With g = lane / 4 and t = lane % 4:
-//   a[2s + i] = A[g + 8i][t + 4s]   (i = 0, 1; s < KT)
+// Hopper's own fp64 shape m16n8k16 (PTX ISA 7.8+, sm_90; at twice the rate of m8n8k4 on an H100, measured by
+// native/cuda/bench/dmma_rate.cu). One warp computes D (16×8) += A (16×16) · B (16×8); with g = lane / 4 and
+// t = lane % 4:
+//   a[2s + i] = A[g + 8i][t + 4s]   (i = 0, 1; s < 4)
 //   b[s]      = B[t + 4s][g]
 //   d0, d1 = D[g][2t + 0/1],  d2, d3 = D[g + 8][2t + 0/1]
-// i.e. the rows g and g + 8 of two stacked m8n8k4 tiles, over KT consecutive k-steps of 4: the kernels that
-// use it keep the m8n8k4 data layout and only issue fewer, larger instructions.
+// i.e. the rows g and g + 8 of two stacked m8n8k4 tiles, over 4 consecutive k-steps of 4: a kernel keeps the
+// m8n8k4 data layout and only issues fewer, larger instructions (checked on an H100 against the CPU backend).
 #if defined(MOE_EMULATE) || (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900)
 #define MOE_HAS_DMMA_M16 1
 #else
@@ -41,29 +42,19 @@ __device__ __forceinline__ void dmma_8x8x4(double& d0, double& d1, double a, dou
 #endif
 
 #if MOE_HAS_DMMA_M16
-template <int KT>
-__device__ __forceinline__ void dmma_16x8(double (&d)[4], const double (&a)[2 * KT], const double (&b)[KT]) {
+__device__ __forceinline__ void dmma_16x8x16(double (&d)[4], const double (&a)[8], const double (&b)[4]) {
 #ifdef MOE_EMULATE
     // The documented semantics, as the stacked m8n8k4 products it is made of (hardware rounding not modelled).
-    for (int s = 0; s < KT; ++s) {
+    for (int s = 0; s < 4; ++s) {
         moe_emu_dmma_8x8x4(d[0], d[1], a[2 * s], b[s]);
         moe_emu_dmma_8x8x4(d[2], d[3], a[2 * s + 1], b[s]);
     }
 #else
-    if constexpr (KT == 1)
-        asm volatile("mma.sync.aligned.m16n8k4.row.col.f64.f64.f64.f64 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};\n"
-                     : "+d"(d[0]), "+d"(d[1]), "+d"(d[2]), "+d"(d[3])
-                     : "d"(a[0]), "d"(a[1]), "d"(b[0]));
-    else if constexpr (KT == 2)
-        asm volatile("mma.sync.aligned.m16n8k8.row.col.f64.f64.f64.f64 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                     : "+d"(d[0]), "+d"(d[1]), "+d"(d[2]), "+d"(d[3])
-                     : "d"(a[0]), "d"(a[1]), "d"(a[2]), "d"(a[3]), "d"(b[0]), "d"(b[1]));
-    else
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f64.f64.f64.f64 {%0,%1,%2,%3}, "
-                     "{%4,%5,%6,%7,%8,%9,%10,%11}, {%12,%13,%14,%15}, {%0,%1,%2,%3};\n"
-                     : "+d"(d[0]), "+d"(d[1]), "+d"(d[2]), "+d"(d[3])
-                     : "d"(a[0]), "d"(a[1]), "d"(a[2]), "d"(a[3]), "d"(a[4]), "d"(a[5]), "d"(a[6]), "d"(a[7]),
-                       "d"(b[0]), "d"(b[1]), "d"(b[2]), "d"(b[3]));
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f64.f64.f64.f64 {%0,%1,%2,%3}, "
+                 "{%4,%5,%6,%7,%8,%9,%10,%11}, {%12,%13,%14,%15}, {%0,%1,%2,%3};\n"
+                 : "+d"(d[0]), "+d"(d[1]), "+d"(d[2]), "+d"(d[3])
+                 : "d"(a[0]), "d"(a[1]), "d"(a[2]), "d"(a[3]), "d"(a[4]), "d"(a[5]), "d"(a[6]), "d"(a[7]),
+                   "d"(b[0]), "d"(b[1]), "d"(b[2]), "d"(b[3]));
 #endif
 }
 #endif

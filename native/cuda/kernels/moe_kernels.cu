@@ -388,8 +388,8 @@ extern "C" __global__ void row_op_tiled(RowOpParams p) {
     double* ss_ = sg + (size_t)tile * gs;
     const double* ga = p.a + i0 * p.q;
     for (int e = t; e < rows * p.q; e += tile) sa[(e / p.q) * qs + e % p.q] = ga[e];
-    // Outputs start at zero, as a row's unwritten entries would be harmless in `row_op`'s scratch only if it
-    // had been cleared; eval_row writes every entry of its shape.
+    // eval_row writes every output entry of its shape; zeroing the tiles first keeps a future op that does
+    // not from copying out another block's leftovers.
     for (int e = t; e < tile * (rs + gs + ss); e += tile) sr[e] = 0.0;
     __syncthreads();
     if (t < rows) {

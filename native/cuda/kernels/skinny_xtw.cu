@@ -26,7 +26,7 @@
 // - Registers (ptxas -v): 100 on sm_80, 128 on sm_90, no spills (acc 16 + 2×8 X + 2 W doubles).
 // - At the end the lanes are summed in lane order through shared memory and each block writes one partial
 //   partial[b][g][f] (count = grid, 5× fewer partials than one per lane); the host adds the blocks' partials in
-//   a fixed two-level order (sum_partial_chunks over chunks of XTW_CHUNK blocks, then sum_partials over the
+//   a fixed two-level order (sum_partials over chunks of XTW_CHUNK blocks, then over the
 //   chunks). No atomics: the same bits run to run.
 // Prediction for (1e7, 100, 15): the 9.2 GB floor at ≈ 85% of the copy bandwidth, ≈ 3.6 ms (3.3–4 ms), plus
 // ≈ 0.02 ms for the two-level sum (1056 partials of 1500 values, 12.7 MB, read by 198 blocks). Why it should get there: the issue work
@@ -135,21 +135,12 @@ extern "C" __global__ void __launch_bounds__(XTW_MAX_THREADS)
     }
 }
 
-// out[e] = Σ_p partial[p·len + e] over p = 0 .. count−1 in order (the per-block partials of skinny_xtw, or any
-// other per-block partials): one thread per output value, a fixed order, no atomics.
-extern "C" __global__ void sum_partials(const double* partial, int count, int len, double* out) {
-    const int e = (int)(blockIdx.x * blockDim.x + threadIdx.x);
-    if (e >= len) return;
-    double acc = 0.0;
-    for (int p = 0; p < count; ++p) acc += partial[(size_t)p * len + e];
-    out[e] = acc;
-}
-
-// The first level of skinny_xtw's two-level sum of its block partials: out[c·len + e] = Σ partial[p·len + e]
-// over p = c·chunk .. min(count, (c + 1)·chunk) − 1 in order, chunk c = blockIdx.y; sum_partials then adds the
-// chunks in order. A fixed order either way (it depends only on count and chunk); 33× more threads reading than
-// one sum_partials over 1056 partials.
-extern "C" __global__ void sum_partial_chunks(const double* partial, int count, int len, int chunk, double* out) {
+// Fixed-order sums of per-block partials (skinny_xtw's, the fused kernel's): out[c·len + e] = Σ partial[p·len + e]
+// over p = c·chunk .. min(count, (c + 1)·chunk) − 1 in order, chunk c = blockIdx.y, one thread per value. With
+// chunk = count it is the whole sum in block order; skinny_xtw sums chunks of XTW_CHUNK partials and then the
+// chunks (33× more reading threads than one thread over 1056 partials). The order depends only on count and
+// chunk: no atomics, the same bits run to run.
+extern "C" __global__ void sum_partials(const double* partial, int count, int len, int chunk, double* out) {
     const int e = (int)(blockIdx.x * blockDim.x + threadIdx.x);
     if (e >= len) return;
     const int c = (int)blockIdx.y, end = min(count, (c + 1) * chunk);

@@ -65,7 +65,7 @@ pub(crate) fn launch(ctx: &Context, variant: usize, params: &mut RowOpParams, x:
     ctx.launch(kernel, (blocks as u32, 1, 1), threads, 0, &mut args)?;
     let outs = params.r_cols as usize * d;
     if outs > 0 {
-        sum_partials(ctx, partial, blocks, outs, out)?;
+        sum_partials(ctx, partial, blocks, outs, blocks, out)?;
     }
     Ok(())
 }

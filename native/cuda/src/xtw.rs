@@ -21,7 +21,7 @@ const XTW_MAX_LANES: usize = 8;
 const XTW_GRID: usize = 1056;
 /// Rows per block at least (small passes use fewer blocks).
 const XTW_MIN_ROWS_PER_BLOCK: usize = 256;
-/// Block partials per chunk of the first level of the two-level sum (`sum_partial_chunks`).
+/// Block partials per chunk of the first level of the two-level sum (`sum_partials`).
 const XTW_CHUNK: usize = 32;
 /// For choosing the lanes: warps an SM holds at ≤ 128 registers per thread, and blocks per SM at most counted.
 const SM_WARPS: usize = 16;
@@ -92,26 +92,24 @@ pub(crate) fn skinny_xtw(ctx: &Context, plan: XtwPlan, x: u64, rows: usize, d: u
         // The block partials in a fixed two-level order: chunks of XTW_CHUNK blocks, then the chunks.
         let len = groups * d;
         let chunk_sums = partial + 8 * (plan.grid * len) as u64;
-        let (mut part, mut count_i, mut len_i, mut chunk_i, mut dst) =
-            (partial, plan.grid as i32, len as i32, XTW_CHUNK as i32, chunk_sums);
-        let mut args: [*mut c_void; 5] = [
-            &mut part as *mut _ as _, &mut count_i as *mut _ as _, &mut len_i as *mut _ as _, &mut chunk_i as *mut _ as _,
-            &mut dst as *mut _ as _,
-        ];
-        ctx.launch("sum_partial_chunks", (len.div_ceil(256) as u32, plan.chunks() as u32, 1), 256, 0, &mut args)?;
-        sum_partials(ctx, chunk_sums, plan.chunks(), len, out + 8 * (g0 * d) as u64)?;
+        sum_partials(ctx, partial, plan.grid, len, XTW_CHUNK, chunk_sums)?;
+        sum_partials(ctx, chunk_sums, plan.chunks(), len, plan.chunks(), out + 8 * (g0 * d) as u64)?;
         g0 += groups;
     }
     Ok(())
 }
 
-/// out[e] = Σ_p partial[p·len + e] over p = 0 .. count−1, in that order (kernels/skinny_xtw.cu
-/// `sum_partials`): the reduction of per-block partials, bit-reproducible.
-pub(crate) fn sum_partials(ctx: &Context, partial: u64, count: usize, len: usize, out: u64) -> Result<()> {
-    let (mut part, mut count_i, mut len_i, mut dst) = (partial, count as i32, len as i32, out);
-    let mut args: [*mut c_void; 4] =
-        [&mut part as *mut _ as _, &mut count_i as *mut _ as _, &mut len_i as *mut _ as _, &mut dst as *mut _ as _];
-    ctx.launch("sum_partials", (len.div_ceil(256) as u32, 1, 1), 256, 0, &mut args)?;
+/// out[c·len + e] = Σ_p partial[p·len + e] over the partials p of chunk c (`chunk` of them, in order), for every
+/// chunk of the `count` partials (kernels/skinny_xtw.cu `sum_partials`); `chunk` ≥ `count` is the whole sum
+/// into `out[e]`. Bit-reproducible: the order depends only on count and chunk.
+pub(crate) fn sum_partials(ctx: &Context, partial: u64, count: usize, len: usize, chunk: usize, out: u64) -> Result<()> {
+    let chunk = chunk.clamp(1, count.max(1));
+    let (mut part, mut count_i, mut len_i, mut chunk_i, mut dst) = (partial, count as i32, len as i32, chunk as i32, out);
+    let mut args: [*mut c_void; 5] = [
+        &mut part as *mut _ as _, &mut count_i as *mut _ as _, &mut len_i as *mut _ as _, &mut chunk_i as *mut _ as _,
+        &mut dst as *mut _ as _,
+    ];
+    ctx.launch("sum_partials", (len.div_ceil(256) as u32, count.div_ceil(chunk).max(1) as u32, 1), 256, 0, &mut args)?;
     Ok(())
 }
 

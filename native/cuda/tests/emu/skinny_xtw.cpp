@@ -1,6 +1,6 @@
 // skinny_xtw (kernels/skinny_xtw.cu) against plain loops, launched exactly as the host (src/xtw.rs) launches it:
 // the same plan (grid, feature threads per lane, lanes, threads), groups of at most XTW_MAX_G columns, one
-// partial per block summed in chunks of 32 (sum_partial_chunks), then the chunks in order (sum_partials);
+// partial per block summed in chunks of 32, then the chunks in order (both sum_partials);
 // p = 1 (XᵀR) and p = 2 (diagonal Grams); a second run must give the same bits.
 #include "emu.h"
 #include MOE_KERNELS
@@ -41,8 +41,8 @@ static std::vector<double> run(const std::vector<double>& x, const std::vector<d
             skinny_xtw(x.data(), w.data(), rows, d, cols, g0, groups, square, p.width, p.lanes, partial.data());
         });
         emu::launch({(unsigned)(len + 255) / 256, (unsigned)chunks}, {256},
-                    [&] { sum_partial_chunks(partial.data(), p.grid, len, chunk, chunk_sums.data()); });
-        emu::launch({(unsigned)(len + 255) / 256}, {256}, [&] { sum_partials(chunk_sums.data(), chunks, len, out.data() + (size_t)g0 * d); });
+                    [&] { sum_partials(partial.data(), p.grid, len, chunk, chunk_sums.data()); });
+        emu::launch({(unsigned)(len + 255) / 256}, {256}, [&] { sum_partials(chunk_sums.data(), chunks, len, chunks, out.data() + (size_t)g0 * d); });
     }
     return out;
 }
