@@ -147,14 +147,16 @@ pub enum SoftmaxTask {
     Hessian,
     /// P = [V; D] (2m rows). R (m cols) r_ic = c_i p_ic (u_ic − Σ_l p_il u_il), u = D x: XᵀR = (−H)·D.
     HessVec,
-    /// P = V. diagonal-only grams (m) with weights c_i p_ic (1 − p_ic): diag(−H).
-    Diag,
-    /// As `Diag`, and also writes each row's p_i (the m free-class probabilities at V, bit for bit the
-    /// values `HessVec` computes) to the backend's probability store (n×m, indexed by row like H).
+    /// P = V. As `Gradient`, plus diagonal-only grams (m) with weights c_i p_ic (1 − p_ic): diag(−H).
+    /// Everything a Newton-CG step needs at an iterate (f, g and its Jacobi preconditioner) in one pass,
+    /// so that the trial pass of one step is also the first pass of the next (ALGORITHMS §3).
+    GradientDiag,
+    /// As `GradientDiag`, and also writes each row's p_i (the m free-class probabilities at V, bit for bit
+    /// the values `HessVec` computes) to the backend's probability store (n×m, indexed by row like H).
     /// Only for a backend whose `stores_probabilities()` is true.
-    DiagStore,
-    /// P = D (m rows). As `HessVec` at the V of the last `DiagStore` pass over the same rows, with p read
-    /// from the probability store instead of recomputed: the same outputs bit for bit, from half the
+    GradientDiagStore,
+    /// P = D (m rows). As `HessVec` at the V of the last `GradientDiagStore` pass over the same rows, with p
+    /// read from the probability store instead of recomputed: the same outputs bit for bit, from half the
     /// projections and no exp/log per row. Only for a backend whose `stores_probabilities()` is true.
     HessVecStored,
 }
@@ -211,7 +213,7 @@ pub struct OpShape {
     /// Width of H this op reads or writes (0 = none).
     pub h_width: usize,
     pub writes_h: bool,
-    /// Width of the probability store this op reads or writes (0 = none; see `SoftmaxTask::DiagStore`).
+    /// Width of the probability store this op reads or writes (0 = none; see `SoftmaxTask::GradientDiagStore`).
     pub p_width: usize,
     pub writes_p: bool,
 }
@@ -241,11 +243,11 @@ pub trait Backend {
     /// One fused pass: A = X_rows·Pᵀ, the per-row `op`, reductions (see `RowOp`, `OpShape`).
     fn pass(&self, rows: Rows, proj: &[f64], op: &RowOp) -> Result<PassOut>;
 
-    /// Whether this backend implements `SoftmaxTask::DiagStore` and `SoftmaxTask::HessVecStored`: it keeps
-    /// a per-row probability store beside H (written by DiagStore, read by HessVecStored on the same rows,
-    /// an error when read without a store of the right width). Newton-CG then computes the softmax
-    /// probabilities once per Newton step instead of once per CG iteration; the results are the same bit
-    /// for bit. A backend that keeps the default `false` is never given those two tasks.
+    /// Whether this backend implements `SoftmaxTask::GradientDiagStore` and `SoftmaxTask::HessVecStored`: it
+    /// keeps a per-row probability store beside H (written by GradientDiagStore, read by HessVecStored on the
+    /// same rows, an error when read without a store of the right width). Newton-CG then computes the
+    /// softmax probabilities once per Newton step instead of once per CG iteration; the results are the same
+    /// bit for bit. A backend that keeps the default `false` is never given those two tasks.
     fn stores_probabilities(&self) -> bool {
         false
     }
@@ -351,8 +353,10 @@ impl RowOp {
                     SoftmaxTask::Gradient => OpShape { r_cols: m, sums: 1, ..base },
                     SoftmaxTask::Hessian => OpShape { r_cols: m, grams: m * (m + 1) / 2, sums: 1, ..base },
                     SoftmaxTask::HessVec => OpShape { q: 2 * m, r_cols: m, ..base },
-                    SoftmaxTask::Diag => OpShape { grams: m, diag_only: true, ..base },
-                    SoftmaxTask::DiagStore => OpShape { grams: m, diag_only: true, p_width: m, writes_p: true, ..base },
+                    SoftmaxTask::GradientDiag => OpShape { r_cols: m, grams: m, diag_only: true, sums: 1, ..base },
+                    SoftmaxTask::GradientDiagStore => {
+                        OpShape { r_cols: m, grams: m, diag_only: true, sums: 1, p_width: m, writes_p: true, ..base }
+                    }
                     SoftmaxTask::HessVecStored => OpShape { r_cols: m, p_width: m, ..base },
                 }
             }

@@ -19,7 +19,7 @@ pub struct CpuBackend<'a> {
     threads: usize,
     /// Stored responsibilities H.
     h: Mutex<RowStore>,
-    /// Stored softmax probabilities (`SoftmaxTask::DiagStore`), kept exactly like H.
+    /// Stored softmax probabilities (`SoftmaxTask::GradientDiagStore`), kept exactly like H.
     probs: Mutex<RowStore>,
     order: Mutex<Vec<u32>>,
 }
@@ -461,7 +461,7 @@ impl Backend for CpuBackend<'_> {
             return err(ErrorCode::Internal, format!("pass {ops:?} needs a stored H of width {h_width}"));
         }
         if !p_guard.prepare(p_width, creates_p, n) {
-            return err(ErrorCode::Internal, format!("pass {ops:?} needs stored probabilities of width {p_width} (a DiagStore pass first)"));
+            return err(ErrorCode::Internal, format!("pass {ops:?} needs stored probabilities of width {p_width} (a GradientDiagStore pass first)"));
         }
         let n_stages = stages.len();
         let ctx = PassCtx { data: self.data, sel, stages, h: h_guard.rows(), probs: p_guard.rows(), simd: simd::has_avx2_fma() };
@@ -642,7 +642,7 @@ mod tests {
     ];
 
     #[test]
-    fn stored_probabilities_give_the_diag_and_hessian_vector_passes_bit_for_bit() {
+    fn stored_probabilities_give_the_gradient_diag_and_hessian_vector_passes_bit_for_bit() {
         let (n, d) = (5000, 6); // three chunks, the last one partial
         for (pi, &problem) in SOFTMAX_PROBLEMS.iter().enumerate() {
             let (x, y, s, h) = softmax_fixture(problem, 40 + pi as u32, n, d);
@@ -663,9 +663,9 @@ mod tests {
                     assert!(b.stores_probabilities());
                     b.write_h(h.len() / n, &h).unwrap();
                     b.set_order(&order).unwrap();
-                    let diag = b.pass(rows, &v, &op(SoftmaxTask::Diag)).unwrap();
-                    let diag_store = b.pass(rows, &v, &op(SoftmaxTask::DiagStore)).unwrap();
-                    assert_eq!(diag_store, diag, "{problem:?} {rows:?}: DiagStore differs from Diag");
+                    let diag = b.pass(rows, &v, &op(SoftmaxTask::GradientDiag)).unwrap();
+                    let diag_store = b.pass(rows, &v, &op(SoftmaxTask::GradientDiagStore)).unwrap();
+                    assert_eq!(diag_store, diag, "{problem:?} {rows:?}: GradientDiagStore differs from GradientDiag");
                     let hess_vec = b.pass(rows, &v_dir, &op(SoftmaxTask::HessVec)).unwrap();
                     let stored = b.pass(rows, &dir, &op(SoftmaxTask::HessVecStored)).unwrap();
                     assert_eq!(stored, hess_vec, "{problem:?} {rows:?}: HessVecStored differs from HessVec");
@@ -673,6 +673,35 @@ mod tests {
                     per_threads.push((diag_store, stored));
                 }
                 assert_eq!(per_threads[0], per_threads[1], "{problem:?} {rows:?}: 1 vs 2 threads");
+            }
+        }
+    }
+
+    /// Newton-CG's iterate pass is the Gradient pass plus diag(−H): its f and g are the Gradient pass's bit
+    /// for bit, and its diagonal Grams are the diagonals of the Hessian pass's (a, a) blocks (same weights
+    /// c·p_a(1 − p_a), summed by another Gram routine: to rounding).
+    #[test]
+    fn gradient_diag_is_the_gradient_and_the_hessian_diagonal() {
+        let (n, d) = (3000, 5);
+        for (pi, &problem) in SOFTMAX_PROBLEMS.iter().enumerate() {
+            let (x, y, s, h) = softmax_fixture(problem, 70 + pi as u32, n, d);
+            let b = CpuBackend::new(Data { x: &x, n, d, y: &y, s: Some(&s) }, 2).unwrap();
+            b.write_h(h.len() / n, &h).unwrap();
+            let m = problem.free_rows();
+            let mut rng = Rng::new(80 + pi as u32);
+            let v: Vec<f64> = (0..m * d).map(|_| 2.0 * rng.uniform() - 1.0).collect();
+            let pass = |task| b.pass(Rows::All, &v, &RowOp::Softmax { problem, task }).unwrap();
+            let (both, gradient, hessian) = (pass(SoftmaxTask::GradientDiag), pass(SoftmaxTask::Gradient), pass(SoftmaxTask::Hessian));
+            assert_eq!((&both.xtr, &both.sums), (&gradient.xtr, &gradient.sums), "{problem:?}");
+            let mut block = 0; // Hessian Grams: pairs a ≤ b in row-major order
+            for a in 0..m {
+                for f in 0..d {
+                    let want = hessian.grams[block * d * d + f * d + f];
+                    let got = both.grams[a * d + f];
+                    assert!((got - want).abs() <= 1e-12 * want.abs().max(1e-300), "{problem:?} a={a} f={f}: {got} vs {want}");
+                    assert!(got > 0.0);
+                }
+                block += m - a;
             }
         }
     }
@@ -689,7 +718,7 @@ mod tests {
             b.pass(Rows::All, &dir, &RowOp::Softmax { problem, task: SoftmaxTask::HessVecStored })
         };
         assert_eq!(read(gate).err().unwrap().code, ErrorCode::Internal);
-        b.pass(Rows::All, &vec![0.2; 2 * d], &RowOp::Softmax { problem: gate, task: SoftmaxTask::DiagStore }).unwrap();
+        b.pass(Rows::All, &vec![0.2; 2 * d], &RowOp::Softmax { problem: gate, task: SoftmaxTask::GradientDiagStore }).unwrap();
         assert!(read(gate).is_ok());
         // A store of m = 2 columns does not serve a problem with m = 3 (same H width).
         let expert = SoftmaxProblem::Expert { j: 0, k: 3, classes: 4, logistic: false };

@@ -98,16 +98,17 @@ fn run<B: Backend + ?Sized>(
     // EM with linear experts takes its sufficient statistics from the E-step pass itself, and full-batch
     // EM of the general model computes the gate solver's first pass in the same read of X.
     let fused_suff = spec.algorithm == Algorithm::Em && full_batch && model.experts == ExpertKind::Linear;
-    let fuse_gate = spec.algorithm == Algorithm::Em && full_batch && !model.symmetric && model.k >= 2;
-    let gate_op = RowOp::Softmax { problem: SoftmaxProblem::Gate { k: model.k }, task: gate_start_task(model, spec) };
+    let gate_task = gate_start_task(model, spec, b.stores_probabilities())
+        .filter(|_| spec.algorithm == Algorithm::Em && full_batch && !model.symmetric && model.k >= 2);
+    let gate_op = gate_task.map(|task| RowOp::Softmax { problem: SoftmaxProblem::Gate { k: model.k }, task });
     let gate_rows = (model.k.max(1) - 1) * model.d;
     let record_e_step = |params: &[f64]| -> Result<(PassOut, Option<PassOut>)> {
-        if !fuse_gate {
+        let Some(gate_op) = &gate_op else {
             return Ok((e_step(b, model, params, Rows::All, true, fused_suff)?, None));
-        }
+        };
         let lay = Layout::new(model);
         let op = RowOp::EStep { k: model.k, family: lay.family(params), store: true, suff: fused_suff };
-        let mut outs = b.pass_many(Rows::All, &[(lay.proj(params), &op), (&params[..gate_rows], &gate_op)])?;
+        let mut outs = b.pass_many(Rows::All, &[(lay.proj(params), &op), (&params[..gate_rows], gate_op)])?;
         let gate = outs.pop();
         Ok((outs.remove(0), gate))
     };
@@ -145,7 +146,7 @@ fn run<B: Backend + ?Sized>(
                 (stats, gate_start) = record_e_step(params)?;
             }
             match spec.algorithm {
-                Algorithm::Em => m_step(&ctx, params, &stats, gate_start.as_ref(), &mut events)?,
+                Algorithm::Em => m_step(&ctx, params, &stats, gate_start.as_ref().zip(gate_task), &mut events)?,
                 Algorithm::GradientEm => gradient_steps_on_q(b, model, spec, params, Rows::All, weight, spec.inner_steps)?,
                 Algorithm::Gd => gradient_steps_on_q(b, model, spec, params, Rows::All, weight, 1)?,
             }

@@ -3,10 +3,10 @@
 //! of degenerate components (src/algorithms/reseed.ts).
 
 use crate::api::{err, ErrorCode, Event, ExpertKind, FitSpec, ModelSpec, Noise, Result};
-use crate::backend::{Backend, PassOut, RowOp, Rows, SoftmaxProblem};
+use crate::backend::{Backend, PassOut, RowOp, Rows, SoftmaxProblem, SoftmaxTask};
 use crate::linalg;
 use crate::model::{penalised_sq_norm, Layout};
-use crate::softmax::{resolve_solver, Softmax, SolverOpts};
+use crate::softmax::{iterate_task, resolve_solver, Softmax, SolverOpts};
 
 /// σ² floor relative to the weighted variance of y.
 const VARIANCE_FLOOR_RELATIVE: f64 = 1e-10;
@@ -99,8 +99,10 @@ fn linear_expert_solves(model: &ModelSpec, stats: &PassOut, events: &mut Vec<Eve
 
 /// One M-step from the stored H, with `stats` the E-step (or `HStats`) output of the same rows:
 /// sums = [_, N_0..], and for linear experts the Grams Σ s h_j x xᵀ and XᵀR with r = s h_j y.
-/// `gate_start`: the gate's `gate_start_task` pass at the current gate, when it was fused into the E-step.
-pub fn m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], stats: &PassOut, gate_start: Option<&PassOut>, events: &mut Vec<Event>) -> Result<()> {
+/// `gate_start`: the gate's `gate_start_task` pass at the current gate and its task, when it was fused into
+/// the E-step.
+pub fn m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], stats: &PassOut, gate_start: Option<(&PassOut, SoftmaxTask)>,
+                                   events: &mut Vec<Event>) -> Result<()> {
     if ctx.model.symmetric {
         return symmetric_m_step(ctx, params, stats, events);
     }
@@ -108,13 +110,14 @@ pub fn m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], stats:
     gate_m_step(ctx, params, gate_start, events)
 }
 
-/// The softmax pass that starts the gate solver (Newton: Hessian, otherwise the gradient); EM fuses it
-/// into the E-step pass, where H and the current gate are already at hand.
-pub fn gate_start_task(model: &ModelSpec, spec: &FitSpec) -> crate::backend::SoftmaxTask {
-    match resolve_solver(spec.mstep.solver, (model.k.max(1) - 1) * model.d) {
-        crate::api::Solver::Newton => crate::backend::SoftmaxTask::Hessian,
-        _ => crate::backend::SoftmaxTask::Gradient,
-    }
+/// The softmax pass that starts the gate solver (its `iterate_task` at the current gate); EM fuses it into the
+/// E-step pass, where H and the current gate are already at hand. None where it cannot be fused: on a backend
+/// that stores probabilities, softmax experts' Newton-CG solves run between the E-step and the gate's and
+/// overwrite the stored p that the gate's first CG would read.
+pub fn gate_start_task(model: &ModelSpec, spec: &FitSpec, stores_probabilities: bool) -> Option<SoftmaxTask> {
+    let task = iterate_task(spec.mstep.solver, (model.k.max(1) - 1) * model.d, stores_probabilities);
+    let stores = task == SoftmaxTask::GradientDiagStore;
+    (!stores || model.experts == ExpertKind::Linear).then_some(task)
 }
 
 fn experts_m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], stats: &PassOut, events: &mut Vec<Event>) -> Result<()> {
@@ -164,7 +167,7 @@ fn experts_m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], st
     Ok(())
 }
 
-fn gate_m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], gate_start: Option<&PassOut>, events: &mut Vec<Event>) -> Result<()> {
+fn gate_m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], gate_start: Option<(&PassOut, SoftmaxTask)>, events: &mut Vec<Event>) -> Result<()> {
     let (k, d) = (ctx.model.k, ctx.model.d);
     if k < 2 {
         return Ok(());

@@ -114,7 +114,7 @@ fn fill(v: &mut Vec<f64>, n: usize) -> &mut [f64] {
 }
 
 /// Evaluate one row. `a`: the q projections P·x_i; `h`: the row of stored H (h_width, may be empty);
-/// `probs`: the row of the probability store (p_width, may be empty; see `SoftmaxTask::DiagStore`);
+/// `probs`: the row of the probability store (p_width, may be empty; see `SoftmaxTask::GradientDiagStore`);
 /// writes `r` (r_cols) and `w` (Gram weights), ADDS into `sums`.
 #[allow(clippy::too_many_arguments)]
 pub fn eval_row(
@@ -391,7 +391,7 @@ fn softmax_row(
     let tsum: f64 = t.iter().sum();
     let ct = c * tsum;
     if task == SoftmaxTask::HessVecStored {
-        // p at V was stored by the DiagStore pass of this Newton step; P holds only D.
+        // p at V was stored by the GradientDiagStore pass of this Newton step; P holds only D.
         hess_vec_row(&probs[..m], &a[..m], ct, sign, r);
         return;
     }
@@ -428,12 +428,20 @@ fn softmax_row(
                 sums[0] += c * objective(logp, t);
             }
         }
-        SoftmaxTask::Gradient | SoftmaxTask::Hessian => {
+        SoftmaxTask::Gradient | SoftmaxTask::Hessian | SoftmaxTask::GradientDiag | SoftmaxTask::GradientDiagStore => {
             if c != 0.0 {
                 sums[0] += c * objective(logp, t);
             }
             for cc in 0..m {
                 r[cc] = c * (t[cc] - tsum * p[cc]) * sign;
+            }
+            if task == SoftmaxTask::GradientDiag || task == SoftmaxTask::GradientDiagStore {
+                for cc in 0..m {
+                    w[cc] = ct * p[cc] * (1.0 - p[cc]);
+                }
+                if task == SoftmaxTask::GradientDiagStore {
+                    probs[..m].copy_from_slice(&p[..m]);
+                }
             }
             if task == SoftmaxTask::Hessian {
                 let mut idx = 0;
@@ -447,14 +455,6 @@ fn softmax_row(
             }
         }
         SoftmaxTask::HessVec => hess_vec_row(&p[..m], &a[m..2 * m], ct, sign, r),
-        SoftmaxTask::Diag | SoftmaxTask::DiagStore => {
-            for cc in 0..m {
-                w[cc] = ct * p[cc] * (1.0 - p[cc]);
-            }
-            if task == SoftmaxTask::DiagStore {
-                probs[..m].copy_from_slice(&p[..m]);
-            }
-        }
         SoftmaxTask::HessVecStored => unreachable!("handled above, before p is computed"),
     }
 }

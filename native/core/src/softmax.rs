@@ -36,6 +36,29 @@ pub fn resolve_solver(solver: Solver, p: usize) -> Solver {
     }
 }
 
+/// The pass a solver (`Auto` resolved at p free parameters) needs at each iterate: Newton f, g and the dense
+/// −H; Newton-CG f, g and diag(−H) (its preconditioner; with the probabilities its Hessian-vector products
+/// read, on a backend that stores them); the gradient solver f and g. Its trial pass at the full step is this
+/// same pass at the new iterate.
+pub fn iterate_task(solver: Solver, p: usize, stores_probabilities: bool) -> SoftmaxTask {
+    match resolve_solver(solver, p) {
+        Solver::Newton | Solver::Auto => SoftmaxTask::Hessian,
+        Solver::NewtonCg if stores_probabilities => SoftmaxTask::GradientDiagStore,
+        Solver::NewtonCg => SoftmaxTask::GradientDiag,
+        Solver::Gradient => SoftmaxTask::Gradient,
+    }
+}
+
+/// The curvature an iterate's pass brings besides f and g (see `iterate_task`).
+enum Curvature {
+    /// Gradient solver: none.
+    None,
+    /// Newton: the dense −H (p×p).
+    Dense(Vec<f64>),
+    /// Newton-CG: diag(−H).
+    Diagonal(Vec<f64>),
+}
+
 /// One softmax-regression problem on a set of rows.
 pub struct Softmax<'s, B: Backend + ?Sized> {
     pub b: &'s B,
@@ -52,18 +75,21 @@ impl<B: Backend + ?Sized> Softmax<'_, B> {
         self.problem.free_rows()
     }
 
+    /// Positions in V (m×d) that the ridge penalty ½λ‖·‖² covers: every row, the intercept column excluded.
+    fn penalised(&self) -> impl Iterator<Item = usize> {
+        let d = self.model.d;
+        let f0 = usize::from(self.model.intercept);
+        (0..self.m()).flat_map(move |a| (f0..d).map(move |f| a * d + f))
+    }
+
     fn penalty_value(&self, v: &[f64]) -> f64 {
         let lambda = self.model.ridge;
         if lambda == 0.0 {
             return 0.0;
         }
-        let d = self.model.d;
-        let f0 = usize::from(self.model.intercept);
         let mut acc = 0.0;
-        for a in 0..self.m() {
-            for f in f0..d {
-                acc += v[a * d + f] * v[a * d + f];
-            }
+        for q in self.penalised() {
+            acc += v[q] * v[q];
         }
         0.5 * lambda * acc
     }
@@ -77,59 +103,65 @@ impl<B: Backend + ?Sized> Softmax<'_, B> {
         Ok(self.pass(v, SoftmaxTask::Objective)?.sums[0] - self.penalty_value(v))
     }
 
-    /// f(V), gradient g (penalised) and, when `hessian`, the dense −H (p×p).
-    pub fn value_gradient(&self, v: &[f64], g: &mut [f64], hessian: bool) -> Result<(f64, Option<Vec<f64>>)> {
-        let out = self.pass(v, if hessian { SoftmaxTask::Hessian } else { SoftmaxTask::Gradient })?;
-        Ok(self.from_pass(v, &out, g, hessian))
+    /// f(V), the gradient g (penalised) and the curvature of `task` (an `iterate_task`).
+    fn at_iterate(&self, v: &[f64], g: &mut [f64], task: SoftmaxTask) -> Result<(f64, Curvature)> {
+        let out = self.pass(v, task)?;
+        Ok(self.read_pass(v, &out, task, g))
     }
 
-    /// f, g and (when `hessian`) −H at V from the output of a Gradient or Hessian pass at V (which may
-    /// have been fused into another pass, see `solve_from`).
-    pub fn from_pass(&self, v: &[f64], out: &crate::backend::PassOut, g: &mut [f64], hessian: bool) -> (f64, Option<Vec<f64>>) {
+    /// f, g and the curvature at V from the output of a `task` pass at V (which may have been fused into
+    /// another pass, see `solve_from`).
+    fn read_pass(&self, v: &[f64], out: &crate::backend::PassOut, task: SoftmaxTask, g: &mut [f64]) -> (f64, Curvature) {
         let (d, m) = (self.model.d, self.m());
         let p = m * d;
         g.copy_from_slice(&out.xtr);
+        // The penalty ½λ‖V‖² adds −λV to g and λ to the diagonal of −H.
         let lambda = self.model.ridge;
-        let f0 = usize::from(self.model.intercept);
         if lambda != 0.0 {
-            for a in 0..m {
-                for f in f0..d {
-                    g[a * d + f] -= lambda * v[a * d + f];
-                }
+            for q in self.penalised() {
+                g[q] -= lambda * v[q];
             }
         }
-        let neg_h = if hessian {
-            let mut h = vec![0.0; p * p];
-            let mut q = 0;
-            for a in 0..m {
-                for bb in a..m {
-                    let gram = &out.grams[q * d * d..(q + 1) * d * d];
-                    for f in 0..d {
-                        for gg in 0..d {
-                            let val = gram[f * d + gg];
-                            h[(a * d + f) * p + bb * d + gg] = val;
-                            h[(bb * d + gg) * p + a * d + f] = val;
-                        }
-                    }
-                    q += 1;
-                }
-            }
-            if lambda != 0.0 {
+        let curvature = match task {
+            SoftmaxTask::Hessian => {
+                let mut h = vec![0.0; p * p];
+                let mut q = 0;
                 for a in 0..m {
-                    for f in f0..d {
-                        h[(a * d + f) * p + a * d + f] += lambda;
+                    for bb in a..m {
+                        let gram = &out.grams[q * d * d..(q + 1) * d * d];
+                        for f in 0..d {
+                            for gg in 0..d {
+                                let val = gram[f * d + gg];
+                                h[(a * d + f) * p + bb * d + gg] = val;
+                                h[(bb * d + gg) * p + a * d + f] = val;
+                            }
+                        }
+                        q += 1;
                     }
                 }
+                if lambda != 0.0 {
+                    for q in self.penalised() {
+                        h[q * p + q] += lambda;
+                    }
+                }
+                Curvature::Dense(h)
             }
-            Some(h)
-        } else {
-            None
+            SoftmaxTask::GradientDiag | SoftmaxTask::GradientDiagStore => {
+                let mut diag = out.grams.clone();
+                if lambda != 0.0 {
+                    for q in self.penalised() {
+                        diag[q] += lambda;
+                    }
+                }
+                Curvature::Diagonal(diag)
+            }
+            _ => Curvature::None,
         };
-        (out.sums[0] - self.penalty_value(v), neg_h)
+        (out.sums[0] - self.penalty_value(v), curvature)
     }
 
-    /// (−H)·dir at V. With a backend that stores probabilities, V is the point of the last
-    /// `neg_hessian_diagonal` (its DiagStore pass stored p at V for these rows) and P is dir alone.
+    /// (−H)·dir at V. With a backend that stores probabilities, V is the iterate whose GradientDiagStore
+    /// pass was the last to store p for these rows, and P is dir alone.
     fn neg_hessian_times(&self, v: &[f64], dir: &[f64], out: &mut [f64]) -> Result<()> {
         let (d, m) = (self.model.d, self.m());
         let res = if self.b.stores_probabilities() {
@@ -143,32 +175,11 @@ impl<B: Backend + ?Sized> Softmax<'_, B> {
         out.copy_from_slice(&res.xtr);
         let lambda = self.model.ridge;
         if lambda != 0.0 {
-            let f0 = usize::from(self.model.intercept);
-            for a in 0..m {
-                for f in f0..d {
-                    out[a * d + f] += lambda * dir[a * d + f];
-                }
+            for q in self.penalised() {
+                out[q] += lambda * dir[q];
             }
         }
         Ok(())
-    }
-
-    /// diag(−H) at V (the Jacobi preconditioner). Where the backend stores probabilities, the same pass
-    /// stores p at V for the Hessian-vector products of this Newton step (ALGORITHMS §3).
-    fn neg_hessian_diagonal(&self, v: &[f64]) -> Result<Vec<f64>> {
-        let (d, m) = (self.model.d, self.m());
-        let task = if self.b.stores_probabilities() { SoftmaxTask::DiagStore } else { SoftmaxTask::Diag };
-        let mut diag = self.pass(v, task)?.grams;
-        let lambda = self.model.ridge;
-        if lambda != 0.0 {
-            let f0 = usize::from(self.model.intercept);
-            for a in 0..m {
-                for f in f0..d {
-                    diag[a * d + f] += lambda;
-                }
-            }
-        }
-        Ok(diag)
     }
 
     /// Maximises f from V (updated in place).
@@ -176,44 +187,52 @@ impl<B: Backend + ?Sized> Softmax<'_, B> {
         self.solve_from(v, opts, events, None)
     }
 
-    /// As `solve`, with the output of a Hessian (Newton) or Gradient (other solvers) pass at the starting
-    /// V already computed (the EM fit fuses it into the E-step pass).
-    pub fn solve_from(&self, v: &mut [f64], opts: &SolverOpts, events: &mut Vec<Event>, start: Option<&crate::backend::PassOut>) -> Result<()> {
+    /// As `solve`, with the first iterate's pass already computed (the EM fit fuses the gate's into the
+    /// E-step pass): `start` = its output and task, used when that task is this solver's `iterate_task`.
+    pub fn solve_from(&self, v: &mut [f64], opts: &SolverOpts, events: &mut Vec<Event>,
+                      start: Option<(&crate::backend::PassOut, SoftmaxTask)>) -> Result<()> {
         let p = self.m() * self.model.d;
         if p == 0 || self.sum_c == 0.0 {
             return Ok(());
         }
-        let dense = opts.solver == Solver::Newton;
+        let task = iterate_task(opts.solver, p, self.b.stores_probabilities());
         let mut g = vec![0.0; p];
-        let initial = start.map(|out| self.from_pass(v, out, &mut g, dense));
+        let initial = start.filter(|&(_, t)| t == task).map(|(out, _)| self.read_pass(v, out, task, &mut g));
         match opts.solver {
             Solver::Gradient => self.solve_gradient(v, opts, g, initial.map(|(f, _)| f)),
-            _ => self.solve_newton(v, opts, events, g, initial),
+            _ => self.solve_newton(v, opts, events, task, g, initial),
         }
     }
 
-    fn solve_newton(&self, v: &mut [f64], opts: &SolverOpts, events: &mut Vec<Event>, mut g: Vec<f64>, initial: Option<(f64, Option<Vec<f64>>)>) -> Result<()> {
+    /// Newton (dense −H, Cholesky) or Newton-CG (Jacobi-preconditioned CG on Hessian-vector products) with an
+    /// Armijo backtracking line search. Each iterate costs one `task` pass (f, g, curvature), plus the CG's
+    /// Hessian-vector passes; the trial pass at the full step is the next iterate's pass.
+    fn solve_newton(&self, v: &mut [f64], opts: &SolverOpts, events: &mut Vec<Event>, task: SoftmaxTask, mut g: Vec<f64>,
+                    initial: Option<(f64, Curvature)>) -> Result<()> {
         let p = v.len();
-        let dense = opts.solver != Solver::NewtonCg;
         let mut delta = vec![0.0; p];
         let mut trial = vec![0.0; p];
         let mut g_trial = vec![0.0; p];
-        // (f, −H) at V (g in `g`) carried over from the start or from an accepted full step (see below).
-        let mut carried: Option<(f64, Option<Vec<f64>>)> = initial;
+        // (f, curvature) at V (g in `g`) from the start or from an accepted full step (see below). With a
+        // backend that stores probabilities, the GradientDiagStore pass that produced it also stored the p at
+        // V that the CG's products read: no other pass runs in between.
+        let mut carried: Option<(f64, Curvature)> = initial;
         for _ in 0..opts.max_iter {
-            let (f0, neg_h) = match carried.take() {
+            let (f0, curvature) = match carried.take() {
                 Some(c) => c,
-                None => self.value_gradient(v, &mut g, dense)?,
+                None => self.at_iterate(v, &mut g, task)?,
             };
-            if let Some(mut h) = neg_h {
-                delta.copy_from_slice(&g);
-                linalg::solve_spd_with_recovery(&mut h, p, &mut delta, self.block, events)?;
-            } else {
-                // Must stay immediately before the CG: it stores the probabilities its products read.
-                let diag = self.neg_hessian_diagonal(v)?;
-                let eta = (0.5f64).min((linalg::norm(&g) / self.sum_c).sqrt());
-                let vv = v.to_vec();
-                linalg::preconditioned_cg(|q, out| self.neg_hessian_times(&vv, q, out), &g, &diag, opts.cg_max_iter, eta, &mut delta)?;
+            match curvature {
+                Curvature::Dense(mut h) => {
+                    delta.copy_from_slice(&g);
+                    linalg::solve_spd_with_recovery(&mut h, p, &mut delta, self.block, events)?;
+                }
+                Curvature::Diagonal(diag) => {
+                    let eta = (0.5f64).min((linalg::norm(&g) / self.sum_c).sqrt());
+                    let vv = v.to_vec();
+                    linalg::preconditioned_cg(|q, out| self.neg_hessian_times(&vv, q, out), &g, &diag, opts.cg_max_iter, eta, &mut delta)?;
+                }
+                Curvature::None => unreachable!("Newton solvers' iterate tasks bring curvature"),
             }
             let decrement = linalg::dot(&g, &delta);
             if !(decrement / 2.0 > opts.tol * self.sum_c) {
@@ -232,19 +251,19 @@ impl<B: Backend + ?Sized> Softmax<'_, B> {
                 for q in 0..p {
                     trial[q] = v[q] + t * delta[q];
                 }
-                // The full step is usually accepted: evaluate it with the next iteration's gradient (and
-                // Hessian) pass, whose f is bit-identical to the objective pass, and keep them if it is.
-                let (f_trial, extra) = if halving == 0 {
-                    let (f, h) = self.value_gradient(&trial, &mut g_trial, dense)?;
-                    (f, Some(h))
+                // The full step is usually accepted: evaluate it with the next iterate's pass, whose f is
+                // bit-identical to the objective pass's, and keep its g and curvature if it is.
+                let (f_trial, next) = if halving == 0 {
+                    let (f, curvature) = self.at_iterate(&trial, &mut g_trial, task)?;
+                    (f, Some(curvature))
                 } else {
                     (self.value(&trial)?, None)
                 };
                 if f_trial >= f0 + ARMIJO * t * decrement {
                     accepted = true;
-                    if let Some(h) = extra {
+                    if let Some(curvature) = next {
                         g.copy_from_slice(&g_trial);
-                        carried = Some((f_trial, h));
+                        carried = Some((f_trial, curvature));
                     }
                     break;
                 }
@@ -266,7 +285,7 @@ impl<B: Backend + ?Sized> Softmax<'_, B> {
         for step in 0..opts.inner_steps {
             let f0 = match carried.take() {
                 Some(f) => f,
-                None => self.value_gradient(v, &mut g, false)?.0,
+                None => self.at_iterate(v, &mut g, SoftmaxTask::Gradient)?.0,
             };
             let mut t = opts.step_scale;
             let mut accepted = false;
@@ -277,7 +296,7 @@ impl<B: Backend + ?Sized> Softmax<'_, B> {
                 }
                 // As in Newton: the first trial is evaluated with the next step's gradient pass.
                 let speculative = halving == 0 && !last_step;
-                let f_trial = if speculative { self.value_gradient(&trial, &mut g_trial, false)?.0 } else { self.value(&trial)? };
+                let f_trial = if speculative { self.at_iterate(&trial, &mut g_trial, SoftmaxTask::Gradient)?.0 } else { self.value(&trial)? };
                 if f_trial >= f0 {
                     accepted = true;
                     if speculative {

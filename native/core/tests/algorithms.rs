@@ -109,7 +109,7 @@ fn count_recomputing_hess_vec(count: &std::cell::Cell<usize>, ops: &[(&[f64], &R
     for (_, op) in ops {
         match op {
             RowOp::Softmax { task: SoftmaxTask::HessVec, .. } => count.set(count.get() + 1),
-            RowOp::Softmax { task: SoftmaxTask::DiagStore | SoftmaxTask::HessVecStored, .. } => panic!("{op:?} on a backend without a store"),
+            RowOp::Softmax { task: SoftmaxTask::GradientDiagStore | SoftmaxTask::HessVecStored, .. } => panic!("{op:?} on a backend without a store"),
             _ => {}
         }
     }

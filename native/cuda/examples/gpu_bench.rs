@@ -6,7 +6,7 @@
 //! 3. Per-pass times at (n, d, k) = (1e7, 100, 16), linear experts: the E-step with the Gram chunk size of the
 //!    GEMM Grams swept; each narrow pass with the defaults, the skinny Xᵀ·W kernel, and the fused kernel
 //!    (kernels/fused_tc.cu) in each launch configuration (the gate's Hessian-vector pass both ways: HessVec,
-//!    and HessVecStored from the probabilities its DiagStore pass stored); and the EM per-iteration time there.
+//!    and HessVecStored from the probabilities its GradientDiagStore pass stored); and the EM per-iteration time there.
 //!
 //! The E-step and EM rows are measured in every kernel configuration of `CONFIGS` (the defaults, and the
 //! opt-in tensor-core Grams, skinny Xᵀ·W and fused narrow pass, alone and together, the last one with
@@ -398,9 +398,9 @@ fn main() {
             ("gate objective", RowOp::Softmax { problem: SoftmaxProblem::Gate { k: k_big }, task: SoftmaxTask::Objective }, m),
             ("gate gradient", RowOp::Softmax { problem: SoftmaxProblem::Gate { k: k_big }, task: SoftmaxTask::Gradient }, m),
             ("gate Hessian-vector", RowOp::Softmax { problem: SoftmaxProblem::Gate { k: k_big }, task: SoftmaxTask::HessVec }, 2 * m),
-            ("gate diag(−H)", RowOp::Softmax { problem: SoftmaxProblem::Gate { k: k_big }, task: SoftmaxTask::Diag }, m),
-            // Newton-CG with stored probabilities: DiagStore first (it creates the store the next one reads).
-            ("gate diag(−H) + store p", RowOp::Softmax { problem: SoftmaxProblem::Gate { k: k_big }, task: SoftmaxTask::DiagStore }, m),
+            ("gate gradient + diag(−H)", RowOp::Softmax { problem: SoftmaxProblem::Gate { k: k_big }, task: SoftmaxTask::GradientDiag }, m),
+            // Newton-CG with stored probabilities: the store pass first (it creates the store the next one reads).
+            ("gate gradient + diag(−H) + store p", RowOp::Softmax { problem: SoftmaxProblem::Gate { k: k_big }, task: SoftmaxTask::GradientDiagStore }, m),
             ("gate Hessian-vector from stored p", RowOp::Softmax { problem: SoftmaxProblem::Gate { k: k_big }, task: SoftmaxTask::HessVecStored }, m),
         ];
         for (label, op, q) in others {

@@ -35,8 +35,8 @@
 #define TASK_GRADIENT 1
 #define TASK_HESSIAN 2
 #define TASK_HESSVEC 3
-#define TASK_DIAG 4
-#define TASK_DIAG_STORE 5
+#define TASK_GRADIENT_DIAG 4
+#define TASK_GRADIENT_DIAG_STORE 5
 #define TASK_HESSVEC_STORED 6
 
 #define FLAG_STORE 1
@@ -50,7 +50,7 @@
 struct RowOpParams {
     int op, rows, q, k, classes, family, flags, problem, task, expert, h_width, r_cols, grams, sums;
     int sym_linear;  // SymMoLinE (sym ops); HStats: symmetric
-    int p_width;     // width of the probability store (Softmax DiagStore / HessVecStored), else 0
+    int p_width;     // width of the probability store (Softmax GradientDiagStore / HessVecStored), else 0
     double sigma;
     const double* a;       // rows×q projections
     const double* y;       // rows
@@ -180,7 +180,7 @@ __device__ void hess_vec_row(const double* pr, const double* dx, int m, double c
 
 // Softmax-regression pass (ALGORITHMS §3): weights c, targets t (T = Σ t, 1 up to rounding, kept explicit as
 // in the reference), scores [V x; 0] (features y·x for the SymMoLogE expert: `sign` = y). `prow`: the row of
-// the probability store (DiagStore writes the m free-class p there, HessVecStored reads them), else null.
+// the probability store (GradientDiagStore writes the m free-class p there, HessVecStored reads them), else null.
 __device__ void op_softmax(const RowOpParams& p, const RowOut& o, const double* a, double y, double s, const double* hrow,
                            double* prow) {
     const int C = p.classes, m = C - 1;
@@ -204,7 +204,7 @@ __device__ void op_softmax(const RowOpParams& p, const RowOut& o, const double* 
     const double ct = c * tsum;
     // The Hessian-vector tasks have p in logp[0..m) for one call of hess_vec_row at the end (a second inlined
     // copy, or reading p from the store in place, costs the default fused kernel spills on sm_90):
-    // HessVecStored copies the p that this Newton step's DiagStore pass stored (A holds only D·x, q = m);
+    // HessVecStored copies the p that this Newton step's GradientDiagStore pass stored (A holds only D·x, q = m);
     // HessVec computes it (D·x follows V·x in A). The other tasks use log p.
     if (p.task == TASK_HESSVEC_STORED) {
         for (int l = 0; l < m; ++l) logp[l] = prow[l];
@@ -214,7 +214,9 @@ __device__ void op_softmax(const RowOpParams& p, const RowOut& o, const double* 
         double norm = lse(logp, C);
         for (int l = 0; l < C; ++l) logp[l] -= norm;
     }
-    if (p.task == TASK_OBJECTIVE || p.task == TASK_GRADIENT || p.task == TASK_HESSIAN) {
+    const bool diag = p.task == TASK_GRADIENT_DIAG || p.task == TASK_GRADIENT_DIAG_STORE;
+    const bool gradient = diag || p.task == TASK_GRADIENT || p.task == TASK_HESSIAN;
+    if (gradient || p.task == TASK_OBJECTIVE) {
         double f = 0.0;
         for (int l = 0; l < C; ++l)
             if (t[l] != 0.0) f += t[l] * logp[l];
@@ -222,7 +224,7 @@ __device__ void op_softmax(const RowOpParams& p, const RowOut& o, const double* 
     }
     double* r = o.r;
     double* gw = o.gw;
-    if (p.task == TASK_GRADIENT || p.task == TASK_HESSIAN) {
+    if (gradient) {
         for (int l = 0; l < m; ++l) r[l] = c * (t[l] - tsum * exp(logp[l])) * sign;
     }
     if (p.task == TASK_HESSIAN) {
@@ -232,11 +234,11 @@ __device__ void op_softmax(const RowOpParams& p, const RowOut& o, const double* 
             for (int b = x; b < m; ++b) gw[g++] = ct * pa * ((x == b ? 1.0 : 0.0) - exp(logp[b]));
         }
     }
-    if (p.task == TASK_DIAG || p.task == TASK_DIAG_STORE) {
+    if (diag) {  // diag(−H): Newton-CG's preconditioner, from the same pass as f and g
         for (int l = 0; l < m; ++l) {
             double pr = exp(logp[l]);
             gw[l] = ct * pr * (1.0 - pr);
-            if (p.task == TASK_DIAG_STORE) prow[l] = pr;  // bit for bit the p of HessVec below
+            if (p.task == TASK_GRADIENT_DIAG_STORE) prow[l] = pr;  // bit for bit the p of HessVec below
         }
     }
     if (p.task == TASK_HESSVEC) {

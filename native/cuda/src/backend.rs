@@ -86,7 +86,7 @@ impl RowStore {
 pub(crate) struct State {
     /// Stored responsibilities H.
     h: RowStore,
-    /// Stored softmax probabilities (`SoftmaxTask::DiagStore`), kept exactly like H.
+    /// Stored softmax probabilities (`SoftmaxTask::GradientDiagStore`), kept exactly like H.
     probs: RowStore,
     /// Row order for `Rows::Order`.
     order: Option<DeviceBuffer<u32>>,
@@ -259,7 +259,7 @@ impl Backend for CudaBackend {
         }
     }
 
-    /// Only when opted in (`set_stored_probabilities`, `MOE_CUDA_STORED_P=1`): unchecked on a GPU so far.
+    /// Only when opted in (`set_stored_probabilities`, `MOE_CUDA_STORED_P=1`).
     fn stores_probabilities(&self) -> bool {
         self.stored_probabilities.load(Ordering::Relaxed)
     }
@@ -437,10 +437,9 @@ impl CudaBackend {
     }
 
     /// Whether `stores_probabilities()` is true, i.e. Newton-CG computes the softmax probabilities once per
-    /// Newton step (`SoftmaxTask::DiagStore`) and its Hessian-vector passes read them (`HessVecStored`: half
-    /// the projections, no exp/log per row). Off by default: written without a GPU and checked only under the
-    /// kernel emulator (tests/emu), it stays opt-in (`MOE_CUDA_STORED_P=1` sets it on) until a GPU run has
-    /// checked it against the CPU backend (tests/passes.rs, tests/fits.rs) and measured it (bench/GPU.md).
+    /// Newton step (`SoftmaxTask::GradientDiagStore`) and its Hessian-vector passes read them
+    /// (`HessVecStored`: half the projections, no exp/log per row). Off by default (`MOE_CUDA_STORED_P=1` sets
+    /// it on): checked against the CPU backend on an H100 and measured neutral there (bench/GPU.md).
     pub fn set_stored_probabilities(&self, on: bool) {
         self.stored_probabilities.store(on, Ordering::Relaxed);
     }

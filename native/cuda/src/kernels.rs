@@ -41,7 +41,7 @@ pub struct RowOpParams {
     pub grams: i32,
     pub sums: i32,
     pub sym_linear: i32,
-    /// Width of the probability store (`SoftmaxTask::DiagStore` / `HessVecStored`), else 0.
+    /// Width of the probability store (`SoftmaxTask::GradientDiagStore` / `HessVecStored`), else 0.
     pub p_width: i32,
     pub sigma: f64,
     pub a: u64,
@@ -143,8 +143,8 @@ pub fn encode(op: &RowOp, shape: &OpShape) -> Result<Option<(RowOpParams, Option
                 SoftmaxTask::Gradient => 1,
                 SoftmaxTask::Hessian => 2,
                 SoftmaxTask::HessVec => 3,
-                SoftmaxTask::Diag => 4,
-                SoftmaxTask::DiagStore => 5,
+                SoftmaxTask::GradientDiag => 4,
+                SoftmaxTask::GradientDiagStore => 5,
                 SoftmaxTask::HessVecStored => 6,
             };
         }

@@ -67,7 +67,7 @@ fn cases() -> Vec<Case> {
             }
         }
     }
-    let tasks = [SoftmaxTask::Objective, SoftmaxTask::Gradient, SoftmaxTask::Hessian, SoftmaxTask::HessVec, SoftmaxTask::Diag];
+    let tasks = [SoftmaxTask::Objective, SoftmaxTask::Gradient, SoftmaxTask::Hessian, SoftmaxTask::HessVec, SoftmaxTask::GradientDiag];
     for task in tasks {
         for (name, labels, problem) in softmax_problems() {
             out.push(Case { name, labels, op: RowOp::Softmax { problem, task } });
@@ -247,7 +247,7 @@ fn fused_wide_passes_match_the_cpu_backend() {
         gate(SoftmaxTask::Objective),
         gate(SoftmaxTask::Gradient),
         gate(SoftmaxTask::HessVec),
-        gate(SoftmaxTask::Diag),
+        gate(SoftmaxTask::GradientDiag),
     ];
     let mut failures = Vec::new();
     for d in [100, 128] {
@@ -284,7 +284,7 @@ fn fused_wide_passes_match_the_cpu_backend() {
     assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
 }
 
-/// Newton-CG's stored probabilities (`SoftmaxTask::DiagStore` then `HessVecStored` at the same V, over the
+/// Newton-CG's stored probabilities (`SoftmaxTask::GradientDiagStore` then `HessVecStored` at the same V, over the
 /// same rows) against the CPU backend doing the same, all rows and a batch, every softmax problem, in each
 /// kernel configuration; and the GPU's HessVecStored against its own HessVec (P = [V; D]). The projections
 /// of V and D come from different GEMMs there (q = m vs 2m), so the two agree to rounding, not bit for bit.
@@ -295,7 +295,7 @@ fn stored_probabilities_match_the_cpu_backend() {
     let mut failures = Vec::new();
     for (i, (name, labels, problem)) in softmax_problems().into_iter().enumerate() {
         let op = |task| RowOp::Softmax { problem, task };
-        let (diag, hess_vec, hess_vec_stored) = (op(SoftmaxTask::DiagStore), op(SoftmaxTask::HessVec), op(SoftmaxTask::HessVecStored));
+        let (diag, hess_vec, hess_vec_stored) = (op(SoftmaxTask::GradientDiagStore), op(SoftmaxTask::HessVec), op(SoftmaxTask::HessVecStored));
         let (m, hw) = (problem.classes() - 1, hess_vec.shape().h_width);
         for weighted in [false, true] {
             let seed = 4000 + 10 * i as u32 + weighted as u32;
@@ -326,7 +326,9 @@ fn stored_probabilities_match_the_cpu_backend() {
                         }
                     };
                     let (cd, gd) = (cpu.pass(rows, v, &diag).unwrap(), gpu.pass(rows, v, &diag).unwrap());
-                    check("DiagStore grams", &gd.grams, &cd.grams);
+                    check("GradientDiagStore grams", &gd.grams, &cd.grams);
+                    check("GradientDiagStore XᵀR", &gd.xtr, &cd.xtr);
+                    check("GradientDiagStore sums", &gd.sums, &cd.sums);
                     let (ch, gh) = (cpu.pass(rows, dir, &hess_vec_stored).unwrap(), gpu.pass(rows, dir, &hess_vec_stored).unwrap());
                     check("HessVecStored XᵀR", &gh.xtr, &ch.xtr);
                     check("HessVecStored vs HessVec on the GPU", &gh.xtr, &gpu.pass(rows, &vd, &hess_vec).unwrap().xtr);
@@ -398,7 +400,7 @@ fn grams_accumulate_over_many_chunks() {
     let ops = [
         RowOp::EStep { k, family: Family::Linear { sigma2: vec![0.5, 1.0, 2.0] }, store: false, suff: true },
         RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::Hessian },
-        RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::Diag },
+        RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::GradientDiag },
     ];
     // The tensor-core kernel chunks rows its own way (gram.rs TcPlan): once is enough for it.
     for (gram, rows_per_chunk) in [(GramKernel::Gemm, 1), (GramKernel::Gemm, 50), (GramKernel::Gemm, 333), (GramKernel::TensorCore, 0)] {

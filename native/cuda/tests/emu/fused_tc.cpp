@@ -7,9 +7,10 @@
 // rows of X with zero weight, and a pass over no rows; the default 256-thread configuration on all of them,
 // the 128-thread one (src/fused.rs VARIANTS) on a subset. Small grids (3 blocks) keep the emulation short
 // while blocks walk several tiles.
-// The probability store (SoftmaxTask::DiagStore / HessVecStored) on every softmax problem, with sample
-// weights and gathered rows: `row_op` DiagStore gives Diag's outputs and stores p; `row_op` HessVecStored
-// (P = D) after it gives `row_op` HessVec's (P = [V; D]) R bit for bit; the fused kernel matches `row_op`.
+// The probability store (SoftmaxTask::GradientDiagStore / HessVecStored) on every softmax problem, with sample
+// weights and gathered rows: `row_op` GradientDiagStore gives GradientDiag's outputs and stores p; `row_op`
+// HessVecStored (P = D) after it gives `row_op` HessVec's (P = [V; D]) R bit for bit; the fused kernel matches
+// `row_op`.
 #include "emu.h"
 #include MOE_KERNELS
 #include "check.h"
@@ -48,18 +49,18 @@ std::vector<Op> ops() {
             out.push_back({k == 4 ? "estep-linear-suff k=4" : "estep-linear-suff k=16 (q=32, r=16)", p, k, 0});
         }
     }
-    for (int task : {TASK_GRADIENT, TASK_HESSVEC, TASK_DIAG, TASK_OBJECTIVE}) {  // the gate's Newton-CG passes
+    for (int task : {TASK_GRADIENT, TASK_HESSVEC, TASK_GRADIENT_DIAG, TASK_OBJECTIVE}) {  // the gate's Newton-CG passes
         const int k = 5, m = k - 1;
         RowOpParams p = counts(OP_SOFTMAX, task == TASK_HESSVEC ? 2 * m : m, 0, 0, 0, k);
         p.classes = k;
         p.k = k;
         p.problem = PROBLEM_GATE;
         p.task = task;
-        if (task == TASK_GRADIENT) { p.r_cols = m; p.sums = 1; }
+        if (task == TASK_GRADIENT || task == TASK_GRADIENT_DIAG) { p.r_cols = m; p.sums = 1; }
         if (task == TASK_HESSVEC) p.r_cols = m;
-        if (task == TASK_DIAG) p.grams = m;
+        if (task == TASK_GRADIENT_DIAG) p.grams = m;
         if (task == TASK_OBJECTIVE) p.sums = 1;
-        const char* names[] = {"gate objective", "gate gradient", "", "gate Hessian-vector", "gate diag(-H)"};
+        const char* names[] = {"gate objective", "gate gradient", "", "gate Hessian-vector", "gate gradient + diag(-H)"};
         out.push_back({names[task], p, k, 0});
     }
     {  // the largest Hessian-vector pass of (1e7, 100, 16): q = 30, r_cols = 15
@@ -253,9 +254,12 @@ Op with_task(Op op, int task) {
     const int m = op.p.classes - 1;
     op.p.task = task;
     op.p.q = task == TASK_HESSVEC ? 2 * m : m;
-    op.p.r_cols = task == TASK_HESSVEC || task == TASK_HESSVEC_STORED ? m : 0;
-    op.p.grams = task == TASK_DIAG || task == TASK_DIAG_STORE ? m : 0;
-    op.p.p_width = task == TASK_DIAG_STORE || task == TASK_HESSVEC_STORED ? m : 0;
+    const bool diag = task == TASK_GRADIENT_DIAG || task == TASK_GRADIENT_DIAG_STORE;
+    const bool gradient = diag || task == TASK_GRADIENT || task == TASK_HESSIAN;
+    op.p.r_cols = gradient || task == TASK_HESSVEC || task == TASK_HESSVEC_STORED ? m : 0;
+    op.p.grams = diag ? m : task == TASK_HESSIAN ? m * (m + 1) / 2 : 0;
+    op.p.sums = gradient || task == TASK_OBJECTIVE ? 1 : 0;
+    op.p.p_width = task == TASK_GRADIENT_DIAG_STORE || task == TASK_HESSVEC_STORED ? m : 0;
     return op;
 }
 
@@ -267,14 +271,15 @@ std::vector<unsigned> store_rows(const Inputs& in) {
     return all;
 }
 
-// One problem: Newton-CG's Diag/DiagStore pass at V, then its Hessian-vector pass in direction D, both ways.
+// One problem: Newton-CG's GradientDiag/GradientDiagStore pass at V, then its Hessian-vector pass in direction D,
+// both ways.
 bool stored_probabilities(check::Rng& rng, const Op& problem, int d, bool gathered) {
     const int m = problem.p.classes - 1;
     char label[160];
     std::snprintf(label, sizeof label, "%s d=%d%s", problem.name, d, gathered ? " gathered" : "");
     const std::string at(label);
-    const Op hv = with_task(problem, TASK_HESSVEC), diag = with_task(problem, TASK_DIAG),
-             diag_store = with_task(problem, TASK_DIAG_STORE), hv_stored = with_task(problem, TASK_HESSVEC_STORED);
+    const Op hv = with_task(problem, TASK_HESSVEC), diag = with_task(problem, TASK_GRADIENT_DIAG),
+             diag_store = with_task(problem, TASK_GRADIENT_DIAG_STORE), hv_stored = with_task(problem, TASK_HESSVEC_STORED);
     Inputs in_hv = inputs(rng, hv, 137, d, gathered, d == 7);  // P = [V; D]
     Inputs in_v = in_hv, in_d = in_hv;
     in_v.proj.assign(in_hv.proj.begin(), in_hv.proj.begin() + (size_t)m * d);
@@ -283,7 +288,12 @@ bool stored_probabilities(check::Rng& rng, const Op& problem, int d, bool gather
     bool ok = true;
 
     const Outputs plain = unfused(diag, in_v), stored = unfused(diag_store, in_v);
-    ok &= expect_same_bits(at + " DiagStore Gram weights == Diag", stored.gw, plain.gw);
+    ok &= expect_same_bits(at + " GradientDiagStore Gram weights == GradientDiag", stored.gw, plain.gw);
+    ok &= expect_same_bits(at + " GradientDiagStore R == GradientDiag", stored.r, plain.r);
+    ok &= expect_same_bits(at + " GradientDiagStore sum terms == GradientDiag", stored.sv, plain.sv);
+    const Outputs gradient = unfused(with_task(problem, TASK_GRADIENT), in_v);  // the same f and g, bit for bit
+    ok &= expect_same_bits(at + " GradientDiag R == Gradient", plain.r, gradient.r);
+    ok &= expect_same_bits(at + " GradientDiag sum terms == Gradient", plain.sv, gradient.sv);
     // p_c = exp(sign·(Vx)_c − lse(sign·Vx, 0)) by plain loops, in the stored rows; the other rows untouched.
     std::vector<double> want = in_v.probs;
     const std::vector<unsigned> rows = store_rows(in_v);
@@ -299,8 +309,8 @@ bool stored_probabilities(check::Rng& rng, const Op& problem, int d, bool gather
         for (double v : z) sum += std::exp(v - mx);
         for (int c = 0; c < m; ++c) want[(size_t)rows[i] * m + c] = std::exp(z[c] - mx) / sum;
     }
-    ok &= check::close((at + " DiagStore stored p").c_str(), stored.probs, want, 1e-13);
-    ok &= compare(at + " DiagStore fused", fused(diag_store, in_v, 3), stored);
+    ok &= check::close((at + " GradientDiagStore stored p").c_str(), stored.probs, want, 1e-13);
+    ok &= compare(at + " GradientDiagStore fused", fused(diag_store, in_v, 3), stored);
 
     in_d.probs = stored.probs;
     const Outputs direct = unfused(hv, in_hv), from_store = unfused(hv_stored, in_d);
@@ -352,10 +362,8 @@ int main() {
             }
         }
     for (const Op& problem : {softmax_problem("tiled: multinomial expert C=4", PROBLEM_EXPERT, 4, 3, 4)})
-        for (int task : {TASK_DIAG_STORE, TASK_GRADIENT, TASK_HESSIAN}) {
+        for (int task : {TASK_GRADIENT_DIAG_STORE, TASK_GRADIENT, TASK_HESSIAN}) {
             Op op = with_task(problem, task);
-            if (task == TASK_GRADIENT) { op.p.r_cols = 3; op.p.sums = 1; }
-            if (task == TASK_HESSIAN) { op.p.r_cols = 3; op.p.grams = 6; op.p.sums = 1; }
             Inputs in = inputs(rng, op, 137, 7, true, false);
             const Outputs direct = unfused(op, in), tiled = unfused(op, in, 64);
             const std::string at = std::string(op.name) + " task " + std::to_string(task) + " tiled row op";
