@@ -11,7 +11,7 @@
 // Design.
 // - Features are padded to `width` = 16·ceil(d/16) (zeros in shared memory; X is never read past d). The
 //   output is cut into 8×8 tiles; a warp owns one "super tile" pair (ua ≤ ub) of 2×2 tiles, i.e. the
-//   16×16 block of features [16ua, 16ua+16) × [16ub, 16ub+16), for GRAM_TC_GRAMS = 4 Grams at once. On the
+//   16×16 block of features [16ua, 16ua+16) × [16ub, 16ub+16), for GRAMS = 4 (or 2) Grams at once. On the
 //   diagonal (ua = ub) the lower tile is skipped: 3 DMMAs instead of 4.
 //   Per k-step (4 rows) a lane loads 4 values of X (2 tiles of A, 2 of B) and 4 weights, forms the 8 scaled
 //   B fragments with 8 multiplies and issues 16 m8n8k4 DMMAs, or 8 m16n8k4-equivalents: on an H100 m8n8k4
@@ -24,29 +24,58 @@
 // - Accumulators: 4 Grams × 2×2 tiles × 2 doubles = 32 doubles (64 registers) per lane; launch bounds cap
 //   the kernel at 128 registers (2 blocks of 256 threads per SM): m8n8k4 112–120 registers, no spills;
 //   m16n8k16 128 with ~40 bytes spilled.
-// - A block = `warps` warps (≤ 8) sharing one Gram group (4 Grams) and one row chunk; the super-tile pairs
-//   of a group are spread over ceil(pairs/8) blocks (the host picks warps = ceil(pairs / blocks) so few
-//   warps idle: d = 100 → 28 pairs → 4 blocks of 7 warps). It stages rows of X (padded, row stride width + 4
-//   doubles so that the 16 lanes of a half-warp hit 16 distinct banks: r·stride + c, r, c < 4, distinct mod
-//   16) and their 4 weights in a 3-stage cp.async pipeline of 32-row stages in dynamic shared memory (≤ 104
-//   KB at d = 128; see gram_tc_body), and every warp runs its DMMAs over the stage at hand.
-// - Grid: (blocks per group × groups, chunks). blockIdx.x varies fastest, so all blocks of one row chunk
+// - A block = `warps` warps per Gram group (≤ 8 in all, one group per block in the measured kernels) sharing
+//   one row chunk; the super-tile pairs of a group are spread over ceil(pairs/8) blocks (the host picks
+//   warps = ceil(pairs / blocks) so few warps idle: d = 100 → 28 pairs → 4 blocks of 7 warps). It stages
+//   rows of X (padded, row stride width + 4 doubles so that the 16 lanes of a half-warp hit 16 distinct
+//   banks: r·stride + c, r, c < 4, distinct mod 16) and their weights in a 3-stage cp.async pipeline of
+//   32-row stages in dynamic shared memory (≤ 104 KB at d = 128; see gram_tc_body), and every warp runs its
+//   DMMAs over the stage at hand.
+// - Grid: (blocks per group × blocks of groups, chunks). blockIdx.x varies fastest, so all blocks of one row chunk
 //   are launched together and read the same rows at about the same time: X comes from HBM about once and
 //   the other blocks re-read it from L2.
 // - Each block writes its upper tiles to partial[chunk][g][width][width] (the lower tiles of that square are
 //   never written nor read). gram_tc_reduce sums the chunks in order and writes both triangles: the result
 //   is bit-reproducible run to run. No atomics.
+//
+// Variants (GRAM_TC_KERNEL below, gram.rs `TC_VARIANTS`), written without a GPU after the measurement of
+// gram_tc_m16k16 on an H100 (bench/GPU.md: 68.8 ms for 16 Grams at (1e7, 100, 16), ~50% of the m16n8k16
+// rate; ncu: 0.33 instructions issued per scheduler cycle, 14 warps per SM = 2 blocks of 7, limited by 128
+// registers and the shared memory; 36 bytes spilled). Few warps and a low issue rate point at latency
+// (shared loads → multiplies → DMMA, the barrier every 2 steps, spill traffic) rather than at a saturated
+// pipe, so each variant changes one of: spills, warps per SM, staging work per DMMA. The register file is
+// split over the SM's 4 schedulers (16K registers each), so the warps per SM at R registers are 4 ·
+// floor(16384 / (32 · R)) rounded down to whole blocks. All m16 variants issue the same DMMAs on each
+// accumulator in the same order as gram_tc_m16k16, hence the same bits (checked by the emulator and, on a
+// GPU, by passes.rs). ptxas (nvcc 13, sm_90) and the expected residency at d = 100:
+// - gram_tc_m16k16_cw: as gram_tc_m16k16, but the B fragments are loaded and scaled one tile column j at a
+//   time (COLWISE), the weights loaded again for each j: 124 registers, no spills (against 128 + 36 bytes),
+//   same 2 blocks × 7 warps. Tests whether the spills matter; costs 16 more (broadcast) weight loads per 8
+//   DMMAs.
+// - gram_tc_m16k16_g2: 2 Grams per warp (half the accumulators), column-wise, 2 stages of 32 rows (60 KB at
+//   d = 100, 67 KB at d = 128), ≤ 6 warps per block, launch bounds (192, 3): 95 registers, no spills → 3
+//   blocks × 6 warps = 18 warps per SM (5 per scheduler) instead of 14. d = 100: 5 blocks of 6 warps (2
+//   idle) per group of 2 Grams, 8 groups. Per DMMA it loads twice the X fragments, and each row chunk is
+//   staged by 40 blocks instead of 16 (X crosses L2 → SM 40 times: 320 GB at 1e7 rows, against 128 GB).
+// - gram_tc_m16k16_b12: 2 Gram groups per block (GPB = 2: 8 Grams, warps 0..5 on the first group's pairs,
+//   6..11 on the second's), ≤ 12 warps, launch bounds (384, 1): 160 registers, no spills; 3 stages of 64 rows
+//   (186 KB at d = 100, 210 KB at d = 128: H100 only; less shared memory per block → GEMM path). One block
+//   of 12 warps per SM; each staged row of X serves 8 Grams (a chunk staged by 10 blocks instead of 16: fewer
+//   copy instructions and L2 reads per DMMA) and a barrier comes every 4 steps instead of 2. d = 100: 5
+//   blocks of 2 × 6 warps (4 idle) per 8 Grams. Risk: a single block per SM has no other block to cover its
+//   barriers and pipeline fill.
 #define GRAM_TC_MAX_D 128   // above it the backend keeps the GEMM path
-#define GRAM_TC_GRAMS 4     // Grams per warp
-#define GRAM_TC_MAX_WARPS 8
+#define GRAM_TC_GRAMS 4     // Grams per warp at most
 
 #if MOE_HAS_DMMA
 // One block's work (see the header). KT = 0: Ampere's m8n8k4, the 2×2 tiles of a super tile as 4 DMMAs
 // (3 on the diagonal); KT = 4: Hopper's m16n8k16, the tile rows i = 0, 1 in one instruction per tile column j
-// (the diagonal's lower tile is computed and dropped), over 4 k-steps of 4 rows.
+// (the diagonal's lower tile is computed and dropped), over 4 k-steps of 4 rows. GRAMS Grams per warp, GPB
+// Gram groups per block (its blockDim.x / 32 warps: GPB groups × `warps` pairs); COLWISE (m16 only): load and
+// scale the B fragments one tile column at a time (fewer live registers, more weight loads).
 //
 // Staging is a STAGES-deep software pipeline of ROWS-row stages in dynamic shared memory (the host's
-// `TcPipeline`): the copies of stage s + STAGES − 1 (cp.async) fly while the warps multiply stage s, one
+// `TcVariant`): the copies of stage s + STAGES − 1 (cp.async) fly while the warps multiply stage s, one
 // barrier per stage. Each thread's copy slots (row, column) are fixed for the whole kernel, so the copy
 // loop has no division in it; X travels in 16-byte pairs where d is even and X is 16-byte aligned.
 template <int KT, int ROWS, int STAGES, int GRAMS, int GPB, bool COLWISE>
