@@ -11,7 +11,7 @@
 // Design.
 // - Features are padded to `width` = 16·ceil(d/16) (zeros in shared memory; X is never read past d). The
 //   output is cut into 8×8 tiles; a warp owns one "super tile" pair (ua ≤ ub) of 2×2 tiles, i.e. the
-//   16×16 block of features [16ua, 16ua+16) × [16ub, 16ub+16), for GRAM_TC_GRAMS = 4 Grams at once. On the
+//   16×16 block of features [16ua, 16ua+16) × [16ub, 16ub+16), for GRAMS = 4 (or 2) Grams at once. On the
 //   diagonal (ua = ub) the lower tile is skipped: 3 DMMAs instead of 4.
 //   Per k-step (4 rows) a lane loads 4 values of X (2 tiles of A, 2 of B) and 4 weights, forms the 8 scaled
 //   B fragments with 8 multiplies and issues 16 m8n8k4 DMMAs, or 8 m16n8k4-equivalents: on an H100 m8n8k4
@@ -24,48 +24,82 @@
 // - Accumulators: 4 Grams × 2×2 tiles × 2 doubles = 32 doubles (64 registers) per lane; launch bounds cap
 //   the kernel at 128 registers (2 blocks of 256 threads per SM): m8n8k4 112–120 registers, no spills;
 //   m16n8k16 128 with ~40 bytes spilled.
-// - A block = `warps` warps (≤ 8) sharing one Gram group (4 Grams) and one row chunk; the super-tile pairs
-//   of a group are spread over ceil(pairs/8) blocks (the host picks warps = ceil(pairs / blocks) so few
-//   warps idle: d = 100 → 28 pairs → 4 blocks of 7 warps). It stages rows of X (padded, row stride width + 4
-//   doubles so that the 16 lanes of a half-warp hit 16 distinct banks: r·stride + c, r, c < 4, distinct mod
-//   16) and their 4 weights in a 3-stage cp.async pipeline of 32-row stages in dynamic shared memory (≤ 104
-//   KB at d = 128; see gram_tc_body), and every warp runs its DMMAs over the stage at hand.
-// - Grid: (blocks per group × groups, chunks). blockIdx.x varies fastest, so all blocks of one row chunk
+// - A block = `warps` warps per Gram group (≤ 8 in all, one group per block in the measured kernels) sharing
+//   one row chunk; the super-tile pairs of a group are spread over ceil(pairs/8) blocks (the host picks
+//   warps = ceil(pairs / blocks) so few warps idle: d = 100 → 28 pairs → 4 blocks of 7 warps). It stages
+//   rows of X (padded, row stride width + 4 doubles so that the 16 lanes of a half-warp hit 16 distinct
+//   banks: r·stride + c, r, c < 4, distinct mod 16) and their weights in a 3-stage cp.async pipeline of
+//   32-row stages in dynamic shared memory (≤ 104 KB at d = 128; see gram_tc_body), and every warp runs its
+//   DMMAs over the stage at hand.
+// - Grid: (blocks per group × blocks of groups, chunks). blockIdx.x varies fastest, so all blocks of one row chunk
 //   are launched together and read the same rows at about the same time: X comes from HBM about once and
 //   the other blocks re-read it from L2.
 // - Each block writes its upper tiles to partial[chunk][g][width][width] (the lower tiles of that square are
 //   never written nor read). gram_tc_reduce sums the chunks in order and writes both triangles: the result
 //   is bit-reproducible run to run. No atomics.
+//
+// Variants (GRAM_TC_KERNEL below, gram.rs `TC_VARIANTS`), written without a GPU after the measurement of
+// gram_tc_m16k16 on an H100 (bench/GPU.md: 68.8 ms for 16 Grams at (1e7, 100, 16), ~50% of the m16n8k16
+// rate; ncu: 0.33 instructions issued per scheduler cycle, 14 warps per SM = 2 blocks of 7, limited by 128
+// registers and the shared memory; 36 bytes spilled). Few warps and a low issue rate point at latency
+// (shared loads → multiplies → DMMA, the barrier every 2 steps, spill traffic) rather than at a saturated
+// pipe, so each variant changes one of: spills, warps per SM, staging work per DMMA. The register file is
+// split over the SM's 4 schedulers (16K registers each), so the warps per SM at R registers are 4 ·
+// floor(16384 / (32 · R)) rounded down to whole blocks. All m16 variants issue the same DMMAs on each
+// accumulator in the same order as gram_tc_m16k16, hence the same bits (checked by the emulator and, on a
+// GPU, by passes.rs). ptxas (nvcc 13, sm_90) and the expected residency at d = 100:
+// - gram_tc_m16k16_cw: as gram_tc_m16k16, but the B fragments are loaded and scaled one tile column j at a
+//   time (COLWISE), the weights loaded again for each j: 124 registers, no spills (against 128 + 36 bytes),
+//   same 2 blocks × 7 warps. Tests whether the spills matter; costs 16 more (broadcast) weight loads per 8
+//   DMMAs.
+// - gram_tc_m16k16_g2: 2 Grams per warp (half the accumulators), column-wise, 2 stages of 32 rows (60 KB at
+//   d = 100, 67 KB at d = 128), ≤ 6 warps per block, launch bounds (192, 3): 95 registers, no spills → 3
+//   blocks × 6 warps = 18 warps per SM (5 per scheduler) instead of 14. d = 100: 5 blocks of 6 warps (2
+//   idle) per group of 2 Grams, 8 groups. Per DMMA it loads twice the X fragments, and each row chunk is
+//   staged by 40 blocks instead of 16 (X crosses L2 → SM 40 times: 320 GB at 1e7 rows, against 128 GB).
+// - gram_tc_m16k16_b12: 2 Gram groups per block (GPB = 2: 8 Grams, warps 0..5 on the first group's pairs,
+//   6..11 on the second's), ≤ 12 warps, launch bounds (384, 1): 160 registers, no spills; 3 stages of 64 rows
+//   (186 KB at d = 100, 210 KB at d = 128: H100 only; less shared memory per block → GEMM path). One block
+//   of 12 warps per SM; each staged row of X serves 8 Grams (a chunk staged by 10 blocks instead of 16: fewer
+//   copy instructions and L2 reads per DMMA) and a barrier comes every 4 steps instead of 2. d = 100: 5
+//   blocks of 2 × 6 warps (4 idle) per 8 Grams. Risk: a single block per SM has no other block to cover its
+//   barriers and pipeline fill.
 #define GRAM_TC_MAX_D 128   // above it the backend keeps the GEMM path
-#define GRAM_TC_GRAMS 4     // Grams per warp
-#define GRAM_TC_MAX_WARPS 8
+#define GRAM_TC_GRAMS 4     // Grams per warp at most
 
 #if MOE_HAS_DMMA
 // One block's work (see the header). KT = 0: Ampere's m8n8k4, the 2×2 tiles of a super tile as 4 DMMAs
 // (3 on the diagonal); KT = 4: Hopper's m16n8k16, the tile rows i = 0, 1 in one instruction per tile column j
-// (the diagonal's lower tile is computed and dropped), over 4 k-steps of 4 rows.
+// (the diagonal's lower tile is computed and dropped), over 4 k-steps of 4 rows. GRAMS Grams per warp, GPB
+// Gram groups per block (its blockDim.x / 32 warps: GPB groups × `warps` pairs); COLWISE (m16 only): load and
+// scale the B fragments one tile column at a time (fewer live registers, more weight loads).
 //
 // Staging is a STAGES-deep software pipeline of ROWS-row stages in dynamic shared memory (the host's
-// `TcPipeline`): the copies of stage s + STAGES − 1 (cp.async) fly while the warps multiply stage s, one
+// `TcVariant`): the copies of stage s + STAGES − 1 (cp.async) fly while the warps multiply stage s, one
 // barrier per stage. Each thread's copy slots (row, column) are fixed for the whole kernel, so the copy
 // loop has no division in it; X travels in 16-byte pairs where d is even and X is 16-byte aligned.
-template <int KT, int ROWS, int STAGES>
+template <int KT, int ROWS, int STAGES, int GRAMS, int GPB, bool COLWISE>
 __device__ __forceinline__ void gram_tc_body(const double* __restrict__ x, const double* __restrict__ gw, int rows, int d,
                                              int grams, int rows_per_chunk, double* __restrict__ partial) {
     static_assert(ROWS % 16 == 0 && STAGES >= 2, "stages of whole m16n8k16 steps, at least double-buffered");
     static_assert(KT == 0 || KT == 4, "m8n8k4 or m16n8k16");
+    static_assert(GRAMS >= 1 && GRAMS <= GRAM_TC_GRAMS && GPB >= 1, "Grams per warp, Gram groups per block");
+    constexpr int BG = GPB * GRAMS;  // the block's Grams (weights staged per row)
     constexpr int KROWS = 4 * (KT == 0 ? 1 : KT);  // rows per instruction step
     MOE_DYNAMIC_SHARED(smem);
     const int halves = (d + 15) / 16;
     const int width = 16 * halves;
     const int stride = width + 4;  // the 16 lanes of a half-warp hit 16 distinct banks: r·stride + c, r, c < 4
     const int pairs = halves * (halves + 1) / 2;
-    const int warps = blockDim.x / 32;
+    // The block's warps: GPB Gram groups × `warps` super-tile pairs each.
+    const int warps = blockDim.x / 32 / GPB;
     const int blocks_per_group = (pairs + warps - 1) / warps;
-    const int g0 = (blockIdx.x / blocks_per_group) * GRAM_TC_GRAMS;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int gb0 = (blockIdx.x / blocks_per_group) * BG;  // the block's first Gram
+    const int sub = GPB == 1 ? 0 : threadIdx.x / 32 / warps, lane = threadIdx.x % 32;  // sub: the warp's group
+    const int warp = GPB == 1 ? threadIdx.x / 32 : threadIdx.x / 32 % warps;
+    const int g0 = gb0 + sub * GRAMS;  // this warp's first Gram
     const int pair = (blockIdx.x % blocks_per_group) * warps + warp;
-    const bool active = pair < pairs;  // warp-uniform
+    const bool active = pair < pairs && (GPB == 1 || g0 < grams);  // warp-uniform
     // (ua, ub) from the pair index, row by row over the upper triangle of halves × halves.
     int ua = 0, p = active ? pair : 0;
     while (p >= halves - ua) {
@@ -78,7 +112,7 @@ __device__ __forceinline__ void gram_tc_body(const double* __restrict__ x, const
     const int fa = 16 * ua + c, fb = 16 * ub + c;  // this lane's feature in tile 0 of A and of B (tile 1: + 8)
 
     double* const sx = smem;                              // STAGES × ROWS × stride
-    double* const sw = smem + STAGES * ROWS * stride;     // STAGES × ROWS × GRAM_TC_GRAMS
+    double* const sw = smem + STAGES * ROWS * stride;     // STAGES × ROWS × BG
     // This thread's copy slots: column cx (and cx + 1 when paired) of rows cr, cr + row_step, ... (the host
     // launches at least `width` threads, so row_step ≥ 1).
     const bool pairs16 = d % 2 == 0 && (reinterpret_cast<unsigned long long>(x) & 15) == 0;
@@ -87,9 +121,9 @@ __device__ __forceinline__ void gram_tc_body(const double* __restrict__ x, const
     const int cr = threadIdx.x / per_row, cx = (threadIdx.x % per_row) * (pairs16 ? 2 : 1);
     const bool copies_x = cr < row_step, col_in = cx < d;
 
-    double acc[GRAM_TC_GRAMS][2][2][2];
+    double acc[GRAMS][2][2][2];
 #pragma unroll
-    for (int g = 0; g < GRAM_TC_GRAMS; ++g)
+    for (int g = 0; g < GRAMS; ++g)
 #pragma unroll
         for (int i = 0; i < 2; ++i)
 #pragma unroll
@@ -113,10 +147,10 @@ __device__ __forceinline__ void gram_tc_body(const double* __restrict__ x, const
                     else cp_async_8(bx + r * stride + cx, src, valid);
                 }
             }
-            for (int e = threadIdx.x; e < ROWS * GRAM_TC_GRAMS; e += blockDim.x) {  // e / 4, e % 4: shifts
-                const int r = e / GRAM_TC_GRAMS, g = e % GRAM_TC_GRAMS;
-                const bool valid = base + r < row_end && g0 + g < grams;
-                cp_async_8(sw + (s % STAGES) * ROWS * GRAM_TC_GRAMS + e, valid ? gw + (base + r) * grams + g0 + g : gw, valid);
+            for (int e = threadIdx.x; e < ROWS * BG; e += blockDim.x) {  // BG a power of two: shifts
+                const int r = e / BG, g = e % BG;
+                const bool valid = base + r < row_end && gb0 + g < grams;
+                cp_async_8(sw + (s % STAGES) * ROWS * BG + e, valid ? gw + (base + r) * grams + gb0 + g : gw, valid);
             }
         }
         cp_async_commit();
@@ -128,7 +162,7 @@ __device__ __forceinline__ void gram_tc_body(const double* __restrict__ x, const
         __syncthreads();              // ... and every thread's; every warp is also done with stage s − 1,
         stage(s + STAGES - 1);        // whose buffer the next copies overwrite
         const double* bx = sx + (s % STAGES) * ROWS * stride;
-        const double* bw = sw + (s % STAGES) * ROWS * GRAM_TC_GRAMS;
+        const double* bw = sw + (s % STAGES) * ROWS * BG + sub * GRAMS;  // this warp's Grams
         // Instruction steps that hold rows (a short last stage skips its all-zero steps).
         const long long left = row_end - (row0 + (long long)s * ROWS);
         const int steps = (int)min((long long)ROWS / KROWS, (left + KROWS - 1) / KROWS);
@@ -139,9 +173,9 @@ __device__ __forceinline__ void gram_tc_body(const double* __restrict__ x, const
                     const double* xr = bx + r * stride;
                     const double xa0 = xr[fa], xa1 = xr[fa + 8], xb0 = xr[fb], xb1 = xr[fb + 8];
 #pragma unroll
-                    for (int g = 0; g < GRAM_TC_GRAMS; ++g) {
+                    for (int g = 0; g < GRAMS; ++g) {
                         if (g0 + g < grams) {  // warp-uniform: Grams past the end cost no DMMAs
-                            const double w = bw[r * GRAM_TC_GRAMS + g];
+                            const double w = bw[r * BG + g];
                             const double b0 = w * xb0, b1 = w * xb1;
                             dmma_8x8x4(acc[g][0][0][0], acc[g][0][0][1], xa0, b0);
                             dmma_8x8x4(acc[g][0][1][0], acc[g][0][1][1], xa0, b1);
@@ -151,32 +185,61 @@ __device__ __forceinline__ void gram_tc_body(const double* __restrict__ x, const
                     }
                 } else {
 #if MOE_HAS_DMMA_M16
-                    double a[2 * KT], xb0[KT], xb1[KT];
-#pragma unroll
-                    for (int t = 0; t < KT; ++t) {
-                        const double* xr = bx + (KROWS * step + 4 * t + k) * stride;
-                        a[2 * t] = xr[fa];
-                        a[2 * t + 1] = xr[fa + 8];
-                        xb0[t] = xr[fb];
-                        xb1[t] = xr[fb + 8];
-                    }
-#pragma unroll
-                    for (int g = 0; g < GRAM_TC_GRAMS; ++g) {
-                        if (g0 + g < grams) {
-                            double b0[KT], b1[KT];
-#pragma unroll
-                            for (int t = 0; t < KT; ++t) {
-                                const double w = bw[(KROWS * step + 4 * t + k) * GRAM_TC_GRAMS + g];
-                                b0[t] = w * xb0[t];
-                                b1[t] = w * xb1[t];
+                    if constexpr (!COLWISE) {
+                        double a[2 * KT], xb0[KT], xb1[KT];
+    #pragma unroll
+                        for (int t = 0; t < KT; ++t) {
+                            const double* xr = bx + (KROWS * step + 4 * t + k) * stride;
+                            a[2 * t] = xr[fa];
+                            a[2 * t + 1] = xr[fa + 8];
+                            xb0[t] = xr[fb];
+                            xb1[t] = xr[fb + 8];
+                        }
+    #pragma unroll
+                        for (int g = 0; g < GRAMS; ++g) {
+                            if (g0 + g < grams) {
+                                double b0[KT], b1[KT];
+    #pragma unroll
+                                for (int t = 0; t < KT; ++t) {
+                                    const double w = bw[(KROWS * step + 4 * t + k) * BG + g];
+                                    b0[t] = w * xb0[t];
+                                    b1[t] = w * xb1[t];
+                                }
+                                // D rows g / g + 8 are the tiles i = 0 / 1 of tile column j.
+                                double d0[4] = {acc[g][0][0][0], acc[g][0][0][1], acc[g][1][0][0], acc[g][1][0][1]};
+                                double d1[4] = {acc[g][0][1][0], acc[g][0][1][1], acc[g][1][1][0], acc[g][1][1][1]};
+                                dmma_16x8x16(d0, a, b0);
+                                dmma_16x8x16(d1, a, b1);
+                                acc[g][0][0][0] = d0[0], acc[g][0][0][1] = d0[1], acc[g][1][0][0] = d0[2], acc[g][1][0][1] = d0[3];
+                                acc[g][0][1][0] = d1[0], acc[g][0][1][1] = d1[1], acc[g][1][1][0] = d1[2], acc[g][1][1][1] = d1[3];
                             }
-                            // D rows g / g + 8 are the tiles i = 0 / 1 of tile column j.
-                            double d0[4] = {acc[g][0][0][0], acc[g][0][0][1], acc[g][1][0][0], acc[g][1][0][1]};
-                            double d1[4] = {acc[g][0][1][0], acc[g][0][1][1], acc[g][1][1][0], acc[g][1][1][1]};
-                            dmma_16x8x16(d0, a, b0);
-                            dmma_16x8x16(d1, a, b1);
-                            acc[g][0][0][0] = d0[0], acc[g][0][0][1] = d0[1], acc[g][1][0][0] = d0[2], acc[g][1][0][1] = d0[3];
-                            acc[g][0][1][0] = d1[0], acc[g][0][1][1] = d1[1], acc[g][1][1][0] = d1[2], acc[g][1][1][1] = d1[3];
+                        }
+                    } else {
+                        // Column by column (see the header, gram_tc_m16k16_cw): the A fragment, then per tile
+                        // column j its 4 B values, scaled per Gram with weights loaded again for each j.
+                        double a[2 * KT];
+#pragma unroll
+                        for (int t = 0; t < KT; ++t) {
+                            const double* xr = bx + (KROWS * step + 4 * t + k) * stride;
+                            a[2 * t] = xr[fa];
+                            a[2 * t + 1] = xr[fa + 8];
+                        }
+#pragma unroll
+                        for (int j = 0; j < 2; ++j) {
+                            double xb[KT];
+#pragma unroll
+                            for (int t = 0; t < KT; ++t) xb[t] = bx[(KROWS * step + 4 * t + k) * stride + fb + 8 * j];
+#pragma unroll
+                            for (int g = 0; g < GRAMS; ++g) {
+                                if (g0 + g < grams) {
+                                    double b[KT];
+#pragma unroll
+                                    for (int t = 0; t < KT; ++t) b[t] = bw[(KROWS * step + 4 * t + k) * BG + g] * xb[t];
+                                    double dj[4] = {acc[g][0][j][0], acc[g][0][j][1], acc[g][1][j][0], acc[g][1][j][1]};
+                                    dmma_16x8x16(dj, a, b);
+                                    acc[g][0][j][0] = dj[0], acc[g][0][j][1] = dj[1], acc[g][1][j][0] = dj[2], acc[g][1][j][1] = dj[3];
+                                }
+                            }
                         }
                     }
 #endif
@@ -190,7 +253,7 @@ __device__ __forceinline__ void gram_tc_body(const double* __restrict__ x, const
     const size_t square = (size_t)width * width;
     double* out = partial + ((size_t)blockIdx.y * grams + g0) * square;
 #pragma unroll
-    for (int g = 0; g < GRAM_TC_GRAMS; ++g) {
+    for (int g = 0; g < GRAMS; ++g) {
         if (g0 + g >= grams) break;
 #pragma unroll
         for (int i = 0; i < 2; ++i)
@@ -205,19 +268,27 @@ __device__ __forceinline__ void gram_tc_body(const double* __restrict__ x, const
     }
 }
 
-// The kernels (src/gram.rs `TC_KERNELS`: shape, rows per stage, stages); the m16 ones exist only in sm_90
-// code. Dynamic shared memory: STAGES·ROWS·(width + 4 + GRAM_TC_GRAMS) doubles.
+// The kernels (src/gram.rs `TC_VARIANTS`: shape, rows per stage, stages, Grams per warp, threads per block at
+// most, blocks per SM the registers are budgeted for); the m16 ones exist only in sm_90 code. Dynamic shared
+// memory: STAGES·ROWS·(width + 4 + GRAMS) doubles.
 #define GRAM_TC_PARAMS                                                                                          \
     const double *__restrict__ x, const double *__restrict__ gw, int rows, int d, int grams, int rows_per_chunk, \
         double *__restrict__ partial
 #define GRAM_TC_ARGS x, gw, rows, d, grams, rows_per_chunk, partial
-#define GRAM_TC_KERNEL(name, KT, ROWS, STAGES) \
-    extern "C" __global__ void __launch_bounds__(GRAM_TC_MAX_WARPS * 32, 2) name(GRAM_TC_PARAMS) { gram_tc_body<KT, ROWS, STAGES>(GRAM_TC_ARGS); }
+#define GRAM_TC_KERNEL(name, KT, ROWS, STAGES, GRAMS, GPB, COLWISE, THREADS, MIN_BLOCKS)                   \
+    extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) name(GRAM_TC_PARAMS) { \
+        gram_tc_body<KT, ROWS, STAGES, GRAMS, GPB, COLWISE>(GRAM_TC_ARGS);                                  \
+    }
 // Measured on an H100 (bench/GPU.md, 16 Grams of d = 100 over 1e7 rows): m16n8k16 with 3 stages of 32 rows
-// 81.5 ms; 2 × 32 rows 83.5, 2 × 16 and 4 × 16 rows 87.0, m16n8k8 (3 × 32) 84.9, m8n8k4 (3 × 32) 125.0.
-GRAM_TC_KERNEL(gram_tc, 0, 32, 3)
+// 81.5 ms (68.8 in the last run); 2 × 32 rows 83.5, 2 × 16 and 4 × 16 rows 87.0, m16n8k8 (3 × 32) 84.9,
+// m8n8k4 (3 × 32) 125.0.
+GRAM_TC_KERNEL(gram_tc, 0, 32, 3, 4, 1, false, 256, 2)
 #if MOE_HAS_DMMA_M16
-GRAM_TC_KERNEL(gram_tc_m16k16, 4, 32, 3)
+GRAM_TC_KERNEL(gram_tc_m16k16, 4, 32, 3, 4, 1, false, 256, 2)
+// Written without a GPU (see the header, "Variants"): not measured yet.
+GRAM_TC_KERNEL(gram_tc_m16k16_g2, 4, 32, 2, 2, 1, true, 192, 3)
+GRAM_TC_KERNEL(gram_tc_m16k16_cw, 4, 32, 3, 4, 1, true, 256, 2)
+GRAM_TC_KERNEL(gram_tc_m16k16_b12, 4, 64, 3, 4, 2, false, 384, 1)
 #endif
 
 // out[g][a][b] (grams × d × d, both triangles) = Σ over chunks, in chunk order, of the upper-tile partial of

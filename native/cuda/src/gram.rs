@@ -33,9 +33,12 @@ impl GramKernel {
 }
 
 /// One compiled variant of the tensor-core Gram kernel (kernels/gram_tc.cu `GRAM_TC_KERNEL`): its DMMA shape
-/// (Ampere's m8n8k4, or Hopper's m16n8k{8,16} on sm_90) and its staging pipeline (rows per stage, stages in
-/// flight). All write the same partials. On an H100 m8n8k4 runs at half the fp64 tensor rate of the m16
-/// shapes (33 against 64–66 TFLOP/s, native/cuda/bench/dmma_rate.cu).
+/// (Ampere's m8n8k4, or Hopper's m16n8k16 on sm_90), its staging pipeline (rows per stage, stages in
+/// flight) and its work split (Grams per warp, Gram groups and warps per block; the kernel's launch bounds
+/// budget registers for `min_blocks` blocks per SM). All write the same partials, and the m16 variants issue
+/// the same DMMAs on each accumulator in the same order, so they give identical bits. On an H100 m8n8k4
+/// runs at half the fp64 tensor rate of the m16 shapes (33 against 64–66 TFLOP/s,
+/// native/cuda/bench/dmma_rate.cu).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TcVariant {
     pub name: &'static str,
@@ -43,22 +46,37 @@ pub struct TcVariant {
     pub hopper: bool,
     rows: usize,
     stages: usize,
+    /// Grams per warp (its accumulators: `grams` blocks of 16×16 features).
+    grams: usize,
+    /// Gram groups per block (the warps of all its groups share the staged rows of X).
+    groups: usize,
+    /// Warps per block at most (the kernel's launch bounds: 32 · max_warps threads).
+    max_warps: usize,
+    /// Blocks per SM the launch bounds budget registers for (and that the shared memory must allow).
+    pub min_blocks: usize,
 }
 
 /// The variants, the sm_80 one first (the fallback). `MOE_CUDA_GRAM_TC=<name>` or `set_gram_tc_variant`
-/// picks one; the default is `DEFAULT_TC_VARIANT` where the device has it.
-pub const TC_VARIANTS: [TcVariant; 2] = [
-    TcVariant { name: "gram_tc", hopper: false, rows: 32, stages: 3 },
-    TcVariant { name: "gram_tc_m16k16", hopper: true, rows: 32, stages: 3 },
+/// picks one; the default is `DEFAULT_TC_VARIANT` where the device has it. The last three were written
+/// without a GPU (kernels/gram_tc.cu header, "Variants"; bench/GPU.md): candidates for the m16k16 kernel's
+/// low issue rate and occupancy, for gpu_bench to measure.
+#[rustfmt::skip]
+pub const TC_VARIANTS: [TcVariant; 5] = [
+    TcVariant { name: "gram_tc", hopper: false, rows: 32, stages: 3, grams: 4, groups: 1, max_warps: 8, min_blocks: 2 },
+    TcVariant { name: "gram_tc_m16k16", hopper: true, rows: 32, stages: 3, grams: 4, groups: 1, max_warps: 8, min_blocks: 2 },
+    TcVariant { name: "gram_tc_m16k16_cw", hopper: true, rows: 32, stages: 3, grams: 4, groups: 1, max_warps: 8, min_blocks: 2 },
+    TcVariant { name: "gram_tc_m16k16_g2", hopper: true, rows: 32, stages: 2, grams: 2, groups: 1, max_warps: 6, min_blocks: 3 },
+    TcVariant { name: "gram_tc_m16k16_b12", hopper: true, rows: 64, stages: 3, grams: 4, groups: 2, max_warps: 12, min_blocks: 1 },
 ];
 /// m16n8k16 with 3 stages of 32 rows: the fastest of the shapes and pipelines measured on an H100
 /// (kernels/gram_tc.cu, bench/GPU.md).
 const DEFAULT_TC_VARIANT: usize = 1;
 
 impl TcVariant {
-    /// Bytes of dynamic shared memory at d features: the stages of X rows (stride width + 4) and weights.
+    /// Bytes of dynamic shared memory at d features: the stages of X rows (stride width + 4) and of the
+    /// block's weights.
     pub fn shared_bytes(&self, d: usize) -> usize {
-        8 * self.stages * self.rows * (16 * d.div_ceil(16) + 4 + TC_GRAMS)
+        8 * self.stages * self.rows * (16 * d.div_ceil(16) + 4 + self.groups * self.grams)
     }
 
     /// `MOE_CUDA_GRAM_TC`, else the default.
@@ -79,8 +97,6 @@ fn gram_chunk_bytes() -> usize {
 pub const TC_MAX_D: usize = 128;
 /// Rows per chunk are a multiple of this (whole m16n8k16 steps).
 const TC_ROWS: usize = 16;
-const TC_GRAMS: usize = 4;
-const TC_MAX_WARPS: usize = 8;
 const TC_REDUCE_OUTPUTS: usize = 4;
 /// The tensor-core partials (chunks × grams × width²) are kept under this many bytes...
 const TC_PARTIAL_BYTES: usize = 256 << 20;
@@ -94,7 +110,7 @@ const TC_MIN_CHUNK_ROWS: usize = 256;
 /// MIRRORED by tests/emu/gram_tc.cpp (`plan`): change both together.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct TcPlan {
-    /// grid.x: blocks per Gram group (the super-tile pairs spread over them) × Gram groups.
+    /// grid.x: blocks per Gram group (the super-tile pairs spread over them) × blocks of Gram groups.
     blocks_x: u32,
     /// grid.y: row chunks, each summed into its own partial.
     chunks: u32,
@@ -104,15 +120,16 @@ struct TcPlan {
 }
 
 impl TcPlan {
-    fn new(rows: usize, d: usize, grams: usize) -> TcPlan {
-        // 16×16 super tiles (2×2 DMMA tiles), one warp per super-tile pair of the upper triangle.
+    fn new(rows: usize, d: usize, grams: usize, v: &TcVariant) -> TcPlan {
+        // 16×16 super tiles (2×2 DMMA tiles), one warp per super-tile pair of the upper triangle and Gram group
+        // (v.grams Grams); a block holds v.groups groups of `warps` warps.
         let halves = d.div_ceil(16);
         let width = 16 * halves;
         let pairs = halves * (halves + 1) / 2;
-        // As many warps per block as keep the blocks of a group evenly filled (d = 100: 28 pairs, 4 × 7).
-        let blocks_per_group = pairs.div_ceil(TC_MAX_WARPS);
+        // As many warps per group as keep the blocks evenly filled (d = 100: 28 pairs, 4 × 7 with ≤ 8 warps).
+        let blocks_per_group = pairs.div_ceil(v.max_warps / v.groups);
         let warps = pairs.div_ceil(blocks_per_group);
-        let groups = grams.div_ceil(TC_GRAMS);
+        let groups = grams.div_ceil(v.grams * v.groups);
         let per_chunk = grams * width * width;
         let max_chunks = (TC_PARTIAL_BYTES / (8 * per_chunk)).clamp(1, TC_MAX_CHUNKS);
         let rows_per_chunk = (rows.div_ceil(max_chunks).div_ceil(TC_ROWS) * TC_ROWS).max(TC_MIN_CHUNK_ROWS);
@@ -120,7 +137,7 @@ impl TcPlan {
         TcPlan {
             blocks_x: (blocks_per_group * groups) as u32,
             chunks: chunks as u32,
-            threads: (32 * warps) as u32,
+            threads: (32 * warps * v.groups) as u32,
             rows_per_chunk,
             partial_len: chunks * per_chunk,
         }
@@ -215,7 +232,8 @@ impl CudaBackend {
     /// scaled rows (a pass uses one path or the other, never both).
     fn tensor_core_grams(&self, st: &mut State, pr: &PassRows, gw: u64, grams: usize, out: u64) -> Result<()> {
         let (d, ctx) = (self.d, &*self.ctx);
-        let plan = TcPlan::new(pr.rows, d, grams);
+        let variant = self.gram_tc_variant();
+        let plan = TcPlan::new(pr.rows, d, grams, &variant);
         let partial = st.scaled.at_least(ctx, plan.partial_len)?.ptr;
         let (mut xp, mut gp, mut rows, mut di, mut gi, mut per, mut pp) =
             (pr.x, gw, pr.rows as i32, d as i32, grams as i32, plan.rows_per_chunk as i32, partial);
@@ -223,7 +241,6 @@ impl CudaBackend {
             &mut xp as *mut _ as _, &mut gp as *mut _ as _, &mut rows as *mut _ as _, &mut di as *mut _ as _,
             &mut gi as *mut _ as _, &mut per as *mut _ as _, &mut pp as *mut _ as _,
         ];
-        let variant = self.gram_tc_variant();
         ctx.launch(variant.name, (plan.blocks_x, plan.chunks, 1), plan.threads, variant.shared_bytes(d) as u32, &mut args)?;
         let total = grams * d * d;
         let (mut chunks, mut op) = (plan.chunks as i32, out);
@@ -273,32 +290,53 @@ mod tests {
 
     #[test]
     fn tc_plan_covers_the_rows_and_the_triangle() {
+        let [sm80, m16, cw, g2, b12] = TC_VARIANTS;
         // d = 100, G = 16 at 1e7 rows: 7 super tiles per side, 28 pairs in 4 blocks of 7 warps, 4 Gram groups;
         // 1.6 MB of partials per chunk, so the 256 MiB budget allows 167 chunks of 59888 rows.
-        let p = TcPlan::new(10_000_000, 100, 16);
-        assert_eq!((p.blocks_x, p.threads, p.chunks, p.rows_per_chunk), (16, 224, 167, 59888));
-        assert_eq!(p.partial_len, 167 * 16 * 112 * 112);
-        // (1e6, 100, 8): 256 chunks of 3920 rows, 8 blocks each.
-        let p = TcPlan::new(1_000_000, 100, 8);
-        assert_eq!((p.blocks_x, p.chunks, p.rows_per_chunk), (8, 256, 3920));
-        // Every variant fits two blocks per SM of an H100 (227 KB of shared memory) at the largest d.
-        for v in TC_VARIANTS {
-            assert!(2 * v.shared_bytes(TC_MAX_D) <= 227 << 10, "{}", v.name);
+        for v in [sm80, m16, cw] {
+            let p = TcPlan::new(10_000_000, 100, 16, &v);
+            assert_eq!((p.blocks_x, p.threads, p.chunks, p.rows_per_chunk), (16, 224, 167, 59888));
+            assert_eq!(p.partial_len, 167 * 16 * 112 * 112);
         }
-        // Small passes: one chunk of at least TC_MIN_CHUNK_ROWS; no rows still launches one (zero) chunk.
-        assert_eq!(TcPlan::new(0, 5, 1).chunks, 1);
-        assert_eq!(TcPlan::new(1000, 5, 1).chunks, 4);
-        // Many Grams at the largest d: the partial budget bounds the chunks.
-        let p = TcPlan::new(10_000_000, TC_MAX_D, 136);
-        assert!(8 * p.partial_len <= TC_PARTIAL_BYTES && p.chunks >= 1);
-        assert!(p.rows_per_chunk * p.chunks as usize >= 10_000_000);
-        for d in 1..=TC_MAX_D {
-            let p = TcPlan::new(1, d, 1);
-            let halves = d.div_ceil(16);
-            assert!(p.threads as usize <= 32 * TC_MAX_WARPS);
-            assert!(p.blocks_x as usize * p.threads as usize / 32 >= halves * (halves + 1) / 2, "d = {d}");
-            // The kernel's copy slots need at least `width` threads per block.
-            assert!(p.threads as usize >= 16 * halves, "d = {d}");
+        // 2 Grams per warp, ≤ 6 warps: 5 blocks of 6 warps (2 idle) for each of 8 groups; the same chunks.
+        let p = TcPlan::new(10_000_000, 100, 16, &g2);
+        assert_eq!((p.blocks_x, p.threads, p.chunks, p.rows_per_chunk), (40, 192, 167, 59888));
+        // 2 groups per block of ≤ 12 warps: 5 blocks of 2 × 6 warps for each pair of groups.
+        let p = TcPlan::new(10_000_000, 100, 16, &b12);
+        assert_eq!((p.blocks_x, p.threads, p.chunks, p.rows_per_chunk), (10, 384, 167, 59888));
+        // (1e6, 100, 8): 256 chunks of 3920 rows, 8 blocks each.
+        let p = TcPlan::new(1_000_000, 100, 8, &m16);
+        assert_eq!((p.blocks_x, p.chunks, p.rows_per_chunk), (8, 256, 3920));
+        let wide = TcPlan::new(10_000_000, TC_MAX_D, 136, &m16);
+        for v in TC_VARIANTS {
+            // `min_blocks` blocks per SM of an H100 (228 KB per SM, 1 KB of it reserved per block) at the
+            // largest d.
+            assert!(v.min_blocks * (v.shared_bytes(TC_MAX_D) + 1024) <= 228 << 10, "{}", v.name);
+            // Small passes: one chunk of at least TC_MIN_CHUNK_ROWS; no rows still launches one (zero) chunk.
+            assert_eq!(TcPlan::new(0, 5, 1, &v).chunks, 1);
+            assert_eq!(TcPlan::new(1000, 5, 1, &v).chunks, 4);
+            // Many Grams at the largest d: the partial budget bounds the chunks, the same for every variant
+            // (the order of the sums).
+            let p = TcPlan::new(10_000_000, TC_MAX_D, 136, &v);
+            assert!(8 * p.partial_len <= TC_PARTIAL_BYTES && p.chunks >= 1);
+            assert!(p.rows_per_chunk * p.chunks as usize >= 10_000_000);
+            assert_eq!((p.chunks, p.rows_per_chunk, p.partial_len), (wide.chunks, wide.rows_per_chunk, wide.partial_len));
+            for d in 1..=TC_MAX_D {
+                for grams in [1, 3, 16] {
+                    let p = TcPlan::new(1, d, grams, &v);
+                    let halves = d.div_ceil(16);
+                    let pairs = halves * (halves + 1) / 2;
+                    let warps = p.threads as usize / 32 / v.groups;
+                    assert!(p.threads as usize <= 32 * v.max_warps && 32 * warps * v.groups == p.threads as usize);
+                    // The kernel recomputes the blocks per group from its block size: the same split, covering
+                    // every pair of every Gram.
+                    let per_group = pairs.div_ceil(warps);
+                    assert_eq!(per_group * grams.div_ceil(v.grams * v.groups), p.blocks_x as usize, "{} d = {d}", v.name);
+                    assert!(per_group * warps >= pairs, "{} d = {d}", v.name);
+                    // The kernel's copy slots need at least `width` threads per block.
+                    assert!(p.threads as usize >= 16 * halves, "{} d = {d}", v.name);
+                }
+            }
         }
     }
 }

@@ -441,9 +441,11 @@ fn tensor_core_grams_at_wide_shapes() {
             let gemm = gpu.pass(Rows::All, &proj, &op).unwrap();
             gpu.set_gram_kernel(GramKernel::TensorCore);
             expect_tensor_core(&gpu);
-            // Every variant this device has (Hopper's m16n8k* on sm_90; staging pipelines): the same layout, so
-            // the same Grams up to rounding.
+            // Every variant this device has (Hopper's m16n8k16 on sm_90; staging pipelines, work splits): the
+            // same layout, so the same Grams up to rounding; the m16 variants issue the same DMMAs on each
+            // accumulator in the same order, so they agree bit for bit.
             let default_variant = gpu.gram_tc_variant();
+            let mut m16: Option<(&str, Vec<f64>)> = None;
             for (i, variant) in TC_VARIANTS.iter().enumerate() {
                 gpu.set_gram_tc_variant(i);
                 if gpu.gram_tc_variant() != *variant {
@@ -457,6 +459,12 @@ fn tensor_core_grams_at_wide_shapes() {
                 println!("{label}: vs CPU {:.1e}, vs GEMM {:.1e}", relative_error(&tc.grams, &c.grams), relative_error(&tc.grams, &gemm.grams));
                 for _ in 0..2 {
                     assert_eq!(gpu.pass(Rows::All, &proj, &op).unwrap(), tc, "{label}: run to run");
+                }
+                if variant.hopper && gpu.full_gram_kernel() == GramKernel::TensorCore {
+                    match &m16 {
+                        None => m16 = Some((variant.name, tc.grams.clone())),
+                        Some((first, grams)) => assert!(tc.grams == *grams, "{label}: not the bits of {first}"),
+                    }
                 }
             }
             gpu.set_gram_tc_variant(TC_VARIANTS.iter().position(|v| *v == default_variant).unwrap());

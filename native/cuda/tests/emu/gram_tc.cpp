@@ -2,8 +2,10 @@
 // plain double loops: G_g = Σ_i gw[i][g] x_i x_iᵀ, both triangles, over shapes that exercise the padding
 // (d not a multiple of 8 or 16), idle warps, Gram groups with fewer than 4 Grams, partial row stages and
 // several chunks; then the same launch again must give identical bits. Every variant (src/gram.rs
-// `TC_VARIANTS`: Ampere's m8n8k4 or Hopper's m16n8k8/k16, and the staging pipeline) is checked, with X
-// 16-byte aligned (paired copies where d is even) and misaligned (single copies).
+// `TC_VARIANTS`: Ampere's m8n8k4 or Hopper's m16n8k16, the staging pipeline, Grams per warp, Gram groups per
+// block) is checked, with X 16-byte aligned (paired copies where d is even) and misaligned (single copies);
+// the m16 variants issue the same DMMAs on each accumulator in the same order, so they must also give the
+// bits of gram_tc_m16k16.
 #include "emu.h"
 #include MOE_KERNELS
 #include "check.h"
@@ -19,38 +21,46 @@ constexpr size_t TC_MAX_CHUNKS = 256;
 constexpr size_t TC_MIN_CHUNK_ROWS = 256;
 constexpr size_t TC_ROWS = 16;
 
-static TcPlan plan(size_t rows, size_t d, size_t grams) {
+// The two launches of gram.rs `tensor_core_grams` (256 threads per block for the reduction; gram.rs `blocks`
+// launches at least one block).
+using GramKernel = void (*)(const double*, const double*, int, int, int, int, double*);
+// MIRRORS src/gram.rs `TC_VARIANTS`: kernel, rows per stage, stages, Grams per warp, Gram groups per block,
+// warps per block at most.
+struct Variant {
+    const char* name;
+    GramKernel kernel;
+    int rows, stages, grams, groups, max_warps;
+};
+static const Variant kVariants[] = {
+    {"gram_tc", gram_tc, 32, 3, 4, 1, 8},
+    {"gram_tc_m16k16", gram_tc_m16k16, 32, 3, 4, 1, 8},
+    {"gram_tc_m16k16_cw", gram_tc_m16k16_cw, 32, 3, 4, 1, 8},
+    {"gram_tc_m16k16_g2", gram_tc_m16k16_g2, 32, 2, 2, 1, 6},
+    {"gram_tc_m16k16_b12", gram_tc_m16k16_b12, 64, 3, 4, 2, 12},
+};
+
+static TcPlan plan(size_t rows, size_t d, size_t grams, const Variant& v) {
     const size_t halves = (d + 15) / 16, width = 16 * halves, pairs = halves * (halves + 1) / 2;
-    const size_t blocks_per_group = (pairs + GRAM_TC_MAX_WARPS - 1) / GRAM_TC_MAX_WARPS;
+    const size_t per_block = v.max_warps / v.groups;
+    const size_t blocks_per_group = (pairs + per_block - 1) / per_block;
     const size_t warps = (pairs + blocks_per_group - 1) / blocks_per_group;
-    const size_t groups = (grams + GRAM_TC_GRAMS - 1) / GRAM_TC_GRAMS;
+    const size_t groups = (grams + v.grams * v.groups - 1) / (v.grams * v.groups);
     const size_t per_chunk = grams * width * width;
     const size_t max_chunks = std::clamp(TC_PARTIAL_BYTES / (8 * per_chunk), (size_t)1, TC_MAX_CHUNKS);
     const size_t per = (rows + max_chunks - 1) / max_chunks;
     const size_t rows_per_chunk = std::max((per + TC_ROWS - 1) / TC_ROWS * TC_ROWS, TC_MIN_CHUNK_ROWS);
     const size_t chunks = std::max((rows + rows_per_chunk - 1) / rows_per_chunk, (size_t)1);
-    return {(unsigned)(blocks_per_group * groups), (unsigned)chunks, (unsigned)(32 * warps), (int)rows_per_chunk,
-            chunks * per_chunk};
+    return {(unsigned)(blocks_per_group * groups), (unsigned)chunks, (unsigned)(32 * warps * v.groups),
+            (int)rows_per_chunk, chunks * per_chunk};
 }
 
-// The two launches of gram.rs `tensor_core_grams` (256 threads per block for the reduction; gram.rs `blocks`
-// launches at least one block).
-using GramKernel = void (*)(const double*, const double*, int, int, int, int, double*);
-// MIRRORS src/gram.rs `TC_VARIANTS`: kernel, rows per stage, stages.
-struct Variant {
-    const char* name;
-    GramKernel kernel;
-    int rows, stages;
-};
-static const Variant kVariants[] = {{"gram_tc", gram_tc, 32, 3}, {"gram_tc_m16k16", gram_tc_m16k16, 32, 3}};
-
 static std::vector<double> run(const Variant& v, const double* x, const std::vector<double>& gw, int rows, int d, int grams) {
-    const TcPlan pl = plan(rows, d, grams);
+    const TcPlan pl = plan(rows, d, grams, v);
     // NaN-filled: a value read that the kernel never wrote shows up as a NaN in the result.
     std::vector<double> partial(pl.partial_len, NAN), out((size_t)grams * d * d, NAN);
     emu::launch({pl.blocks_x, pl.chunks}, {pl.threads},
                 [&] { v.kernel(x, gw.data(), rows, d, grams, pl.rows_per_chunk, partial.data()); },
-                8 * v.stages * v.rows * (16 * ((d + 15) / 16) + 4 + GRAM_TC_GRAMS));
+                8 * v.stages * v.rows * (16 * ((d + 15) / 16) + 4 + v.grams * v.groups));
     const size_t total = out.size();
     const size_t threads = (total + GRAM_TC_REDUCE_OUTPUTS - 1) / GRAM_TC_REDUCE_OUTPUTS;
     emu::launch({(unsigned)std::max((threads + 255) / 256, (size_t)1)}, {256},
@@ -59,7 +69,6 @@ static std::vector<double> run(const Variant& v, const double* x, const std::vec
 }
 
 int main() {
-    check::Rng rng(11);
     bool ok = true;
     struct Shape {
         int d, grams, rows;
@@ -81,12 +90,18 @@ int main() {
     shapes.push_back({128, 3, 13});
     shapes.push_back({100, 16, 1});  // 4 full Gram groups
     shapes.push_back({5, 5, 0});  // no rows: zero Grams
+    // gram_tc_m16k16's result per shape, which the other m16 variants must match bit for bit.
+    std::vector<std::vector<double>> m16(shapes.size());
     for (const Variant& v : kVariants)
         for (size_t si = 0; si < shapes.size(); ++si) {
             const Shape& s = shapes[si];
-            // The other variants on every wide shape and a few small ones (the emulator is slow).
+            // The other variants on every wide shape and a few small ones (the emulator is slow); the variants
+            // written later than gram_tc_m16k16 skip its 4 full Gram groups at d = 100 (the slowest shape).
             if (v.kernel != gram_tc && s.d < 33 && s.rows != 1000 && si != 0) continue;
+            const bool later = v.kernel != gram_tc && v.kernel != gram_tc_m16k16;
+            if (later && s.d == 100 && s.grams == 16) continue;
             const size_t rows = s.rows, d = s.d, grams = s.grams;
+            check::Rng rng(11 + si);  // the same inputs per shape for every variant
             auto x = rng.vec(rows * d, -1, 1), gw = rng.vec(rows * grams, 0, 1);
             for (size_t e = 0; e < gw.size(); e += 3) gw[e] = 0.0;  // zero weights (e.g. unused rows) are common
             std::vector<double> want(grams * d * d, 0.0);
@@ -100,7 +115,7 @@ int main() {
                 double* base = xs.data() + ((reinterpret_cast<uintptr_t>(xs.data()) & 15) ? 1 : 0) + shift;
                 std::copy(x.begin(), x.end(), base);
                 const auto got = run(v, base, gw, s.rows, s.d, s.grams);
-                const TcPlan pl = plan(rows, d, grams);
+                const TcPlan pl = plan(rows, d, grams, v);
                 char what[160];
                 std::snprintf(what, sizeof what, "%s d=%d grams=%d rows=%d%s (grid %u×%u, %u threads)", v.name, s.d, s.grams,
                               s.rows, shift ? " misaligned" : "", pl.blocks_x, pl.chunks, pl.threads);
@@ -108,6 +123,12 @@ int main() {
                 const auto again = run(v, base, gw, s.rows, s.d, s.grams);
                 if (std::memcmp(got.data(), again.data(), got.size() * sizeof(double)) != 0) {
                     std::printf("FAIL %s: a second run gave different bits\n", what);
+                    ok = false;
+                }
+                if (v.kernel == gram_tc_m16k16) m16[si] = got;
+                if (later && (m16[si].size() != got.size() ||
+                              std::memcmp(got.data(), m16[si].data(), got.size() * sizeof(double)) != 0)) {
+                    std::printf("FAIL %s: not the bits of gram_tc_m16k16\n", what);
                     ok = false;
                 }
             }
