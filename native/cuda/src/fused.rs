@@ -89,3 +89,26 @@ pub(crate) fn launch(ctx: &Context, variant: usize, params: &mut RowOpParams, x:
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The host's shared-memory arithmetic against kernels/fused_tc.cu `ftc_shared_doubles` (64 rows ×
+    /// (stages·(width + 4) + 33 + 20) doubles), and the fallback where a variant passes the device's limit.
+    #[test]
+    fn shared_memory_and_fits() {
+        assert_eq!(shared_bytes(0, 100), 8 * 64 * (116 + 53));
+        assert_eq!(shared_bytes(1, 100), 8 * 64 * (2 * 116 + 53));
+        assert_eq!(shared_bytes(0, 128), 94_720);
+        assert_eq!(shared_bytes(1, 128), 162_304);
+        assert_eq!(shared_bytes(0, 1), 8 * 64 * (20 + 53));
+        let shape = OpShape { q: 30, r_cols: 15, grams: 0, diag_only: false, sums: 0, h_width: 16, writes_h: false, p_width: 0,
+                             writes_p: false };
+        let (h100, ada) = (227 << 10, 99 << 10);
+        assert!(fits(100, &shape, 0, h100) && fits(100, &shape, 1, h100) && fits(128, &shape, 1, h100));
+        assert!(fits(100, &shape, 0, ada) && !fits(100, &shape, 1, ada));
+        assert!(!fits(129, &shape, 0, h100));
+        assert!(!fits(100, &OpShape { q: 33, ..shape }, 0, h100) && !fits(100, &OpShape { r_cols: 17, ..shape }, 0, h100));
+    }
+}
