@@ -1,191 +1,277 @@
-// The fused narrow pass on the fp64 tensor cores (sm_80 and newer; joined after moe_kernels.cu by build.rs).
+// The fused narrow pass on the fp64 tensor cores, v2 (sm_80 and newer; joined after moe_kernels.cu and
+// gram_tc.cu by build.rs). Host side: src/fused.rs. Emulated test: tests/emu/fused_tc.cpp.
 //
 // A narrow pass (σ² residual, the gate's Newton-CG objective / gradient / Hessian-vector / diag(−H), an
-// E-step with k ≤ 16 linear experts) is memory-bound: its floor is one read of X. The unfused path reads X
-// twice (the DGEMMs A = X·Pᵀ and XᵀR) and writes and reads A and R; the first fused kernel read X once but ran
-// its projections as scalar loops over P in global memory, its row op on 16 of 256 threads, and needed 128
-// registers for 2 blocks per SM (bench/GPU.md: 2–5× slower). This kernel reads X once and does both products
-// on the tensor cores (DMMA m8n8k4, kernels/mma.cuh):
+// E-step with k ≤ 16 linear experts) computes A = X·Pᵀ (P q×d), a per-row op on A (moe_kernels.cu
+// `eval_row`, the single definition of the per-row mathematics), then XᵀR. It is memory-bound: its floor is
+// one read of X. The unfused path reads X twice (cuBLAS A, the skinny XᵀR kernel). The first fused kernel
+// (v1) read X once but measured slower than the unfused path on an H100 (bench/GPU.md, 11.7–16.8 ms per pass
+// at (1e7, 100) against 5.5–10.5): its row op ran on one warp per 32-row tile while the other 7 waited, and
+// it used the m8n8k4 DMMA, which runs at half the fp64 tensor rate of m16n8k16 on Hopper.
 //
-//   Grid: a FIXED number of blocks (src/fused.rs `GRID`), each walking the row tiles blockIdx.x,
-//   blockIdx.x + gridDim.x, ... in order; block b's partial XᵀR goes to partial[b] and the host sums the
-//   partials in block order. No float atomics: a pass gives the same bits run to run, on any load.
-//   Per tile of FTC_ROWS = 32 rows (default configuration: 256 threads = 8 warps, 2 blocks per SM):
-//   1. X tile → shared memory (coalesced; row stride FTC_XS ≡ 4 mod 16 doubles, so that the 8×4 and 4×8
-//      fragments below hit 16 distinct 8-byte banks per half-warp); columns d..dp (dp = d rounded up to 8)
-//      stay zero, so the DMMA k-steps never read past a row and never see garbage.
-//   2. A = X_tile·Pᵀ: warp w computes columns 8·(w mod 4).. +8 of A for all 32 rows (4 DMMA tiles per
-//      k-step) over the even (w < 4) or odd (w ≥ 4) k-steps; the odd share is added to the even one through
-//      shared memory, in that order. Hence q ≤ 32. The B fragments (≤ 16 doubles per lane) come from P in
-//      global memory each tile (L1/L2-resident): kept in registers for the whole pass they would be live
-//      across the row op and push the kernel past 128 registers (measured: 148-byte spills on sm_90).
-//   3. Row op: warp 0, one thread per row, calls moe_kernels.cu's `eval_row` (the single definition of the
-//      per-row mathematics). A full warp of rows: a warp issues every instruction for all 32 lanes whether
-//      they are active or not, so spreading 32 rows over 8 warps would cost 8× the issue slots for the
-//      transcendental-heavy row op. The other warps wait at the barrier; the other block on the SM (2 per
-//      SM: 256 threads × 128 registers, 46 KB of shared memory each) keeps loading and multiplying. R goes
-//      to shared memory (rows of a short last tile are zero); Gram weights, sum terms and H go to global
-//      memory exactly as `row_op` writes them, so the host reductions (sums, diagonal and full Grams) are
-//      unchanged.
-//   4. XᵀR += R_tileᵀ·X_tile on the tensor cores: the (r_cols/8)×(dp/8) output tiles are spread over the
-//      8 warps (≤ 4 each at r_cols ≤ 16, d ≤ 128), accumulated in registers over all tiles of the block.
-// The same code is also built for 128-thread blocks (3 or 4 per SM: more rows of row op in flight per SM),
-// to be measured against the default (bench/GPU.md).
-// Limits (host: fused.rs `fits`): d ≤ 128, q ≤ 32, r_cols ≤ 16 (static shared memory ≤ 48 KB: the X tile
-// 33.8 KB, A 8.4 KB, R 5.1 KB). Other passes take the unfused path.
+// Design (256 threads = 8 warps, tiles of FTC_ROWS = 64 rows; a FIXED grid, src/fused.rs `GRID`, block b
+// walking the tiles b, b + gridDim.x, ... in order):
+//   1. Stage: the whole X tile (64 × width, width = d rounded up to 16, row stride width + 4 ≡ 4 mod 16
+//      doubles so that every fragment load below hits 16 distinct 8-byte banks per half-warp) goes to
+//      dynamic shared memory by cp.async (16-byte copies where d is even and X 16-byte aligned); columns
+//      d..width and the rows past the end of a short last tile are zero-filled by the copy itself (src-size
+//      0), never read from global memory. X is read from global memory once per pass.
+//   2. A = X_tile·Pᵀ (64 × q, q ≤ 32) on the tensor cores: 4 row groups of 16 × ceil(q/8) column tiles of 8.
+//      Warp w owns row group w % 4 and, for q > 16, the column tiles 2·(w/4), 2·(w/4)+1 over all k-steps
+//      (one A fragment serves two MMAs); for q ≤ 16 both halves of the block compute the column tiles 0, 1,
+//      half w/4 the k-steps ≡ w/4 (mod 2), and the odd half is added to the even one through shared memory
+//      after a barrier (a fixed order: the same bits every run). A goes to shared memory (row stride 33).
+//      P's B fragments are read from global memory each tile (__ldg): P ≤ 32 KB stays in L1 (what the two
+//      blocks' ~170 KB of shared memory leave of the SM's 256 KB) or L2, the L1 and shared-memory paths have
+//      the same bandwidth, and staging them would cost 32 KB more shared memory per block (one block per SM)
+//      or 32 registers per lane across the row op (spills).
+//   3. Row op: 64 threads (warps 0 and 1), one row each, call `eval_row` on A in shared memory; R goes to
+//      shared memory (row stride 20 ≡ 4 mod 16; rows of a short last tile and columns past r_cols are zero);
+//      Gram weights, sum terms, H and the probability store go to global memory exactly as `row_op` writes
+//      them, so the host reductions are unchanged. The other 6 warps wait at the barrier: the overlap comes
+//      from the other block on the SM (variant 0) or the next tile's copies in flight (variant 1).
+//   4. XᵀR += R_tileᵀ·X_tile on the tensor cores: one row tile of 16 (r_cols ≤ 16) × width/8 feature tiles,
+//      warp w owning feature tiles w and w + 8, K = the 64 rows (4 k-steps; a short tile skips its all-zero
+//      ones); accumulated in registers over all the block's tiles, written once to partial[block] and summed
+//      in block order on the device (xtw::sum_partials). No float atomics anywhere.
+// MMA shape: m16n8k16 on sm_90 (FTC_KT = 4), and on sm_80 the same fragments as 8 stacked m8n8k4 (FTC_KT = 0,
+// mma.cuh: m16n8k16 is the rows g, g + 8 of two m8n8k4 tiles over 4 k-steps), so one body serves both.
+// Floor (d = 100, width 112, q = 30, r_cols = 15), per row: A 1.75 m16n8k16, XᵀR 0.875; an SM issues one per
+// ~16 cycles; one pass at 3.2 ms is ~84 cycles per row per SM, so the tensor pipe is ~50% busy and loads,
+// MMAs and row op must overlap. Shared-memory traffic per row ≈ 6.5 KB (copy-in 0.9, A fragments 1.8, P
+// fragments via L1 1.8, XᵀR fragments 1.9) ≈ 51 cycles at 128 B/cycle: under the 84, not by much.
+//
+// Variants (src/fused.rs `VARIANTS`, the same templated body):
+//   fused_tc       1 X buffer: 8·64·(width + 4 + 33 + 20) bytes = 84.5 KB at d = 100 (92.5 KB at d = 128),
+//                  2 blocks per SM (launch bounds 256 × 2: ≤ 128 registers), whose load and compute phases
+//                  interleave.
+//   fused_tc_pipe  2 X buffers, a 2-stage cp.async pipeline: the next tile's copies fly while this tile is
+//                  multiplied and its row op runs; 142.5 KB at d = 100 (158.5 KB at d = 128), 1 block per SM.
+// ptxas (nvcc 13, -O3, the joined source): fused_tc 116 registers on sm_80 / 119 on sm_90, fused_tc_pipe
+// 117 / 125, no spills; the 2048-byte stack frame is eval_row's local arrays, as in `row_op`.
+// Limits (src/fused.rs `fits`): d ≤ 128, q ≤ 32, r_cols ≤ 16, and the variant's shared memory within the
+// device's per-block limit; other passes take the unfused path.
 
 #if MOE_HAS_DMMA
 
-#define FTC_ROWS 32                    // rows per tile (a full warp of row ops)
+#define FTC_ROWS 64       // rows per tile (two warps of row op)
+#define FTC_THREADS 256   // 8 warps
 #define FTC_MAX_D 128
-#define FTC_MAX_Q 32                   // 4 slices of 8 columns of A
-#define FTC_MAX_R 16
-#define FTC_XS (FTC_MAX_D + 4)         // ≡ 4 (mod 16): conflict-free fragments
-#define FTC_AS (FTC_MAX_Q + 1)         // odd: the row op's 32 rows fall in distinct banks
-#define FTC_RS (FTC_MAX_R + 4)         // ≡ 4 (mod 16): conflict-free fragments
+#define FTC_MAX_Q 32      // 4 column tiles of 8 of A
+#define FTC_MAX_R 16      // one m16 tile of Rᵀ
+#define FTC_AS 33         // A row stride: odd, the row op's lanes fall in distinct banks
+#define FTC_RS 20         // R row stride ≡ 4 (mod 16): conflict-free fragments
 
-// The kernel for THREADS = 256 (8 warps: 4 slices of 8 columns of A × 2 shares of the k-steps) or 128 (4 warps,
-// all k-steps each). p: the row op with its per-row output pointers (p.a unused: A stays in shared memory);
-// x: the pass's rows (rows×d, contiguous; H rows through p.idx); proj: P (q×d); partial: gridDim.x ×
-// (r_cols×d) block partials.
-template <int THREADS>
-__device__ __forceinline__ void fused_tc_body(const RowOpParams& p, const double* x, const double* proj, int d,
-                                              double* partial) {
-    constexpr int WARPS = THREADS / 32;
-    constexpr int KSPLIT = WARPS / 4;                  // warps sharing one 8-column slice of A
-    constexpr int KPART = FTC_MAX_D / 4 / KSPLIT;      // k-steps (of 4 features) per warp at most
-    constexpr int OUT_TILES = (FTC_MAX_R / 8) * (FTC_MAX_D / 8) / WARPS;  // XᵀR tiles per warp at most
-    static_assert(WARPS == 4 || WARPS == 8, "4 slices of A over 4 or 8 warps");
-    __shared__ double xs[FTC_ROWS * FTC_XS];
-    __shared__ double as[FTC_ROWS * FTC_AS];
-    __shared__ double rs[FTC_ROWS * FTC_RS];
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    const int fr = lane / 4, fc = lane % 4;  // this lane's fragment row and column (kernels/mma.cuh)
-    const int q = p.q, rc = p.r_cols;
-    const int dp = (d + 7) & ~7;
-    const int ksteps = dp / 4, ftiles = dp / 8, out_tiles = ((rc + 7) / 8) * ftiles;
+#if MOE_HAS_DMMA_M16
+#define FTC_KT 4
+#else
+#define FTC_KT 0
+#endif
 
-    for (int e = tid; e < FTC_ROWS * FTC_XS; e += THREADS) xs[e] = 0.0;
-    for (int e = tid; e < FTC_ROWS * FTC_RS; e += THREADS) rs[e] = 0.0;
-    __syncthreads();  // before any thread stages its part of the first tile
-
-    // This warp's part of A: columns n0..n0+8 (slice warp % 4), k-steps ks = KSPLIT·j + kh (kh = warp / 4).
-    const int n0 = 8 * (warp % 4), kh = warp / 4;
-    // XᵀR accumulators: tile t = warp + WARPS·u covers R columns 8·(t / ftiles).. and features 8·(t % ftiles)..
-    double acc[OUT_TILES][2];
+// D (16×8) += A (16×16)·B (16×8) with mma.cuh's m16n8k16 fragments: one m16n8k16 (KT = 4) or the 8 m8n8k4 it
+// is made of (KT = 0, sm_80). `upper`: false skips rows 8..15 of A (KT = 0 only: the m16 shape computes them).
+template <int KT>
+__device__ __forceinline__ void ftc_mma(double (&d)[4], const double (&a)[8], const double (&b)[4], bool upper = true) {
+    if constexpr (KT == 4) {
+#if MOE_HAS_DMMA_M16
+        dmma_16x8x16(d, a, b);
+#endif
+    } else {
 #pragma unroll
-    for (int u = 0; u < OUT_TILES; ++u) acc[u][0] = acc[u][1] = 0.0;
+        for (int s = 0; s < 4; ++s) {
+            dmma_8x8x4(d[0], d[1], a[2 * s], b[s]);
+            if (upper) dmma_8x8x4(d[2], d[3], a[2 * s + 1], b[s]);
+        }
+    }
+}
 
-    // Where this thread's first element of a tile lands (i0, c0); later ones advance by THREADS.
-    const int i0 = tid / d, c0 = tid - i0 * d;
+// The dynamic shared memory of a launch with STAGES X buffers (src/fused.rs `shared_bytes`), in doubles.
+__host__ __device__ __forceinline__ int ftc_shared_doubles(int stages, int d) {
+    const int width = 16 * ((d + 15) / 16);
+    return FTC_ROWS * (stages * (width + 4) + FTC_AS + FTC_RS);
+}
+
+// One block's work. p: the row op with its per-row output pointers (p.a, p.r unused: A and R stay in shared
+// memory); x: the pass's rows (rows×d, contiguous; H rows through p.idx); proj: P (q×d); partial: gridDim.x ×
+// (r_cols×d) block partials of XᵀR. blockDim.x must be FTC_THREADS.
+template <int KT, int STAGES>
+__device__ __forceinline__ void fused_tc_body(const RowOpParams& p, const double* __restrict__ x,
+                                              const double* __restrict__ proj, int d, double* __restrict__ partial) {
+    static_assert(STAGES == 1 || STAGES == 2, "one buffer, or a two-stage pipeline");
+    MOE_DYNAMIC_SHARED(smem);
+    const int width = 16 * ((d + 15) / 16), xstride = width + 4;
+    double* const xs = smem;                                  // STAGES × FTC_ROWS × xstride
+    double* const as = xs + STAGES * FTC_ROWS * xstride;      // FTC_ROWS × FTC_AS
+    double* const rs = as + FTC_ROWS * FTC_AS;                // FTC_ROWS × FTC_RS
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int g = lane / 4, t = lane % 4;  // fragment row and column (kernels/mma.cuh)
+    const int q = p.q, rc = p.r_cols;
+    const int ksteps = width / 16, ftiles = width / 8;
+
+    // Product 1: this warp's row group m0.. and column tiles nb, nb + 1 over k-steps ks0, ks0 + kstep, ...
+    const int nct = (q + 7) / 8;
+    const bool ksplit = nct <= 2;  // block-uniform
+    const int m0 = 16 * (warp % 4), half = warp / 4;
+    const int nb = ksplit ? 0 : 2 * half, ks0 = ksplit ? half : 0, kstep = ksplit ? 2 : 1;
+    const bool projects = 8 * nb < q, second = 8 * (nb + 1) < q;  // warp-uniform
+    // B fragments b[j][s] = Pᵀ[16ks + t + 4s][8(nb + j) + g] = P[8(nb + j) + g][16ks + t + 4s].
+    const int n_0 = 8 * nb + g, n_1 = n_0 + 8;
+    const double* p0 = proj + (size_t)min(n_0, max(q - 1, 0)) * d;
+    const double* p1 = proj + (size_t)min(n_1, max(q - 1, 0)) * d;
+
+    // Copy slots: column cx (and cx + 1 in 16-byte mode) of rows cr, cr + row_step, ... of a tile; width ≤
+    // 128 ≤ FTC_THREADS, so row_step ≥ 1.
+    const bool pairs16 = d % 2 == 0 && (reinterpret_cast<unsigned long long>(x) & 15) == 0;
+    const int per_row = pairs16 ? width / 2 : width;
+    const int row_step = FTC_THREADS / per_row;
+    const int cr = tid / per_row, cx = (tid % per_row) * (pairs16 ? 2 : 1);
+    const bool copies = cr < row_step, col_in = cx < d;
     const int tiles = (p.rows + FTC_ROWS - 1) / FTC_ROWS;
+    // Issues tile `tile`'s copies into X buffer `buf` (zeros past d and past the rows) and commits a group
+    // (an empty one past the last tile, so that the waits count uniformly).
+    auto stage = [&](int tile, int buf) {
+        if (tile < tiles && copies) {
+            const int row0 = tile * FTC_ROWS, nrows = min(FTC_ROWS, p.rows - row0);
+            double* bx = xs + buf * FTC_ROWS * xstride;
+            for (int r = cr; r < FTC_ROWS; r += row_step) {
+                const bool valid = col_in && r < nrows;
+                const double* src = valid ? x + (size_t)(row0 + r) * d + cx : x;
+                if (pairs16) cp_async_16(bx + r * xstride + cx, src, valid);
+                else cp_async_8(bx + r * xstride + cx, src, valid);
+            }
+        }
+        cp_async_commit();
+    };
+
+    // R's columns past r_cols are never written: zero once (rows past a short tile: zeroed by the row op).
+    for (int e = tid; e < FTC_ROWS * FTC_RS; e += FTC_THREADS) rs[e] = 0.0;
+    // XᵀR accumulators: feature tiles warp + 8u (u = 0, 1), D rows g / g + 8 = R columns, D columns = features.
+    double acc[2][4];
+#pragma unroll
+    for (int u = 0; u < 2; ++u) acc[u][0] = acc[u][1] = acc[u][2] = acc[u][3] = 0.0;
+
+    int buf = 0;
+    if constexpr (STAGES == 2) stage(blockIdx.x, 0);
     for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
         const int row0 = tile * FTC_ROWS, nrows = min(FTC_ROWS, p.rows - row0);
-        // 1. Stage the tile: consecutive threads read consecutive doubles of the contiguous rows.
-        const double* xt = x + (size_t)row0 * d;
-        int i = i0, c = c0;
-        for (int e = tid; e < nrows * d; e += THREADS) {
-            xs[i * FTC_XS + c] = xt[e];
-            for (c += THREADS; c >= d; c -= d) ++i;
+        if constexpr (STAGES == 1) {
+            __syncthreads();  // every warp is done with the previous tile's X, A and R
+            stage(tile, 0);
+            cp_async_wait<0>();
+            __syncthreads();  // every thread's copies have landed
+        } else {
+            cp_async_wait<0>();  // this thread's copies of this tile have landed ...
+            __syncthreads();     // ... and every thread's; every warp is done with the previous tile,
+            stage(tile + gridDim.x, buf ^ 1);  // whose X buffer the next tile's copies overwrite
         }
-        if (nrows < FTC_ROWS)  // a short last tile: rows past the end are zero, not the previous tile's
-            for (int e = nrows * FTC_XS + tid; e < FTC_ROWS * FTC_XS; e += THREADS) xs[e] = 0.0;
-        __syncthreads();
+        const double* bx = xs + buf * FTC_ROWS * xstride;
 
-        // 2. A = X_tile·Pᵀ: this warp's 8 columns of A for the 4 row groups of 8, over its share of the
-        //    k-steps (ks ≡ kh mod KSPLIT); share 0 is stored, then the others added in order (same bits
-        //    every run). Its B fragments Pᵀ[k][n] = P[n][k] (n = n0 + fr, k = 4·ks + fc) are re-read every tile: P (≤ 32 KB)
-        //    stays in L1/L2, and holding them in registers across the row op would cost 32 registers (spills).
-        double a[FTC_ROWS / 8][2];
-        const bool projects = n0 < q;
+        // 2. A = X_tile·Pᵀ: a[2s + i] = X[m0 + g + 8i][16ks + t + 4s].
+        double c[2][4];
+#pragma unroll
+        for (int j = 0; j < 2; ++j) c[j][0] = c[j][1] = c[j][2] = c[j][3] = 0.0;
         if (projects) {
-            double pf[KPART];
+            const double* xa = bx + (m0 + g) * xstride + t;
+            for (int ks = ks0; ks < ksteps; ks += kstep) {
+                double a[8], b0[4], b1[4];
 #pragma unroll
-            for (int j = 0; j < KPART; ++j) {
-                const int n = n0 + fr, k = 4 * (KSPLIT * j + kh) + fc;
-                pf[j] = (n < q && k < d) ? proj[(size_t)n * d + k] : 0.0;
-            }
-#pragma unroll
-            for (int mt = 0; mt < FTC_ROWS / 8; ++mt) a[mt][0] = a[mt][1] = 0.0;
-#pragma unroll
-            for (int j = 0; j < KPART; ++j) {
-                const int ks = KSPLIT * j + kh;
-                if (ks < ksteps) {
-#pragma unroll
-                    for (int mt = 0; mt < FTC_ROWS / 8; ++mt)
-                        dmma_8x8x4(a[mt][0], a[mt][1], xs[(8 * mt + fr) * FTC_XS + 4 * ks + fc], pf[j]);
+                for (int s = 0; s < 4; ++s) {
+                    const int k = 16 * ks + 4 * s;
+                    a[2 * s] = xa[k];
+                    a[2 * s + 1] = xa[8 * xstride + k];
+                    const bool kin = k + t < d;
+                    b0[s] = kin && n_0 < q ? __ldg(p0 + k + t) : 0.0;
+                    b1[s] = kin && n_1 < q ? __ldg(p1 + k + t) : 0.0;
                 }
+                ftc_mma<KT>(c[0], a, b0);
+                if (second) ftc_mma<KT>(c[1], a, b1);
             }
         }
-        for (int share = 0; share < KSPLIT; ++share) {
-            if (projects && kh == share) {
-#pragma unroll
-                for (int mt = 0; mt < FTC_ROWS / 8; ++mt)
-#pragma unroll
-                    for (int j = 0; j < 2; ++j) {
-                        const int col = n0 + 2 * fc + j;
-                        double* dst = as + (8 * mt + fr) * FTC_AS + col;
-                        if (col < q) *dst = share == 0 ? a[mt][j] : *dst + a[mt][j];
-                    }
-            }
-            __syncthreads();
-        }
-
-        // 3. The row op: warp 0, one thread per row; R into shared memory, the rest to global memory.
-        if (tid < nrows) {
-            const int row = row0 + tid;
-            RowOut o = { rs + tid * FTC_RS, p.gw + (size_t)row * p.grams, p.sv + (size_t)row * p.sums };
-            eval_row(p, as + tid * FTC_AS, p.y[row], p.s ? p.s[row] : 1.0, h_row(p, row), p_row(p, row), o);
-        } else if (tid < FTC_ROWS) {
-            for (int col = 0; col < FTC_MAX_R; ++col) rs[tid * FTC_RS + col] = 0.0;
-        }
-        __syncthreads();
-
-        // 4. XᵀR += R_tileᵀ·X_tile: A fragment R[i][c] (c = row of the product), B fragment X[i][f].
-#pragma unroll
-        for (int u = 0; u < OUT_TILES; ++u) {
-            const int t = warp + WARPS * u;
-            if (t < out_tiles) {
-                const int cb = 8 * (t / ftiles), fb = 8 * (t % ftiles);
-#pragma unroll
-                for (int ks = 0; ks < FTC_ROWS / 4; ++ks) {
-                    const int r = 4 * ks + fc;
-                    dmma_8x8x4(acc[u][0], acc[u][1], rs[r * FTC_RS + cb + fr], xs[r * FTC_XS + fb + fr]);
-                }
-            }
-        }
-        __syncthreads();
-    }
-
-    // The block's partial XᵀR (r_cols×d, row-major): lane holds columns 2·fc, 2·fc + 1 of fragment row fr.
-    const size_t outs = (size_t)rc * d;
-#pragma unroll
-    for (int u = 0; u < OUT_TILES; ++u) {
-        const int t = warp + WARPS * u;
-        if (t < out_tiles) {
-            const int row = 8 * (t / ftiles) + fr, fb = 8 * (t % ftiles) + 2 * fc;
+        // D[g + 8i][2t + e] = c[j][2i + e] is A[m0 + g + 8i][8(nb + j) + 2t + e]; the odd k-half (ksplit) is
+        // added to the even one after a barrier.
+        auto store_a = [&](bool add) {
 #pragma unroll
             for (int j = 0; j < 2; ++j)
-                if (row < rc && fb + j < d) partial[blockIdx.x * outs + (size_t)row * d + fb + j] = acc[u][j];
+#pragma unroll
+                for (int i = 0; i < 2; ++i)
+#pragma unroll
+                    for (int e = 0; e < 2; ++e) {
+                        const int col = 8 * (nb + j) + 2 * t + e;
+                        double* dst = as + (m0 + g + 8 * i) * FTC_AS + col;
+                        if (col < q) *dst = add ? *dst + c[j][2 * i + e] : c[j][2 * i + e];
+                    }
+        };
+        if (projects && (!ksplit || half == 0)) store_a(false);
+        if (ksplit) {
+            __syncthreads();
+            if (projects && half == 1) store_a(true);
         }
+        __syncthreads();
+
+        // 3. The row op: warps 0 and 1, one thread per row; R into shared memory, the rest to global memory.
+        if (tid < FTC_ROWS) {
+            if (tid < nrows) {
+                const int row = row0 + tid;
+                RowOut o = {rs + tid * FTC_RS, p.gw + (size_t)row * p.grams, p.sv + (size_t)row * p.sums};
+                eval_row(p, as + tid * FTC_AS, p.y[row], p.s ? p.s[row] : 1.0, h_row(p, row), p_row(p, row), o);
+            } else {  // a short last tile: R rows past the end are zero (their X rows are zero, but 0·NaN is not)
+                for (int col = 0; col < FTC_MAX_R; ++col) rs[tid * FTC_RS + col] = 0.0;
+            }
+        }
+        __syncthreads();
+
+        // 4. XᵀR += R_tileᵀ·X_tile: A fragment a[2s + i] = Rᵀ[g + 8i][16ks + t + 4s] = R[16ks + t + 4s][g + 8i],
+        //    B fragment b[s] = X[16ks + t + 4s][8·ft + g].
+        if (rc > 0) {
+            const int steps = (nrows + 15) / 16;
+            for (int ks = 0; ks < steps; ++ks) {
+                double a[8];
+#pragma unroll
+                for (int s = 0; s < 4; ++s) {
+                    const double* rr = rs + (16 * ks + t + 4 * s) * FTC_RS + g;
+                    a[2 * s] = rr[0];
+                    a[2 * s + 1] = rr[8];
+                }
+#pragma unroll
+                for (int u = 0; u < 2; ++u) {
+                    const int ft = warp + 8 * u;
+                    if (ft < ftiles) {
+                        double b[4];
+#pragma unroll
+                        for (int s = 0; s < 4; ++s) b[s] = bx[(16 * ks + t + 4 * s) * xstride + 8 * ft + g];
+                        ftc_mma<KT>(acc[u], a, b, rc > 8);
+                    }
+                }
+            }
+        }
+        if constexpr (STAGES == 2) buf ^= 1;
+    }
+    cp_async_wait<0>();  // nothing may still be landing in shared memory when the block exits
+
+    // The block's partial XᵀR (r_cols×d, row-major): acc[u][2i + e] is (R column g + 8i, feature 8ft + 2t + e).
+    const size_t outs = (size_t)rc * d;
+#pragma unroll
+    for (int u = 0; u < 2; ++u) {
+        const int ft = warp + 8 * u;
+        if (ft < ftiles)
+#pragma unroll
+            for (int i = 0; i < 2; ++i)
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    const int row = g + 8 * i, f = 8 * ft + 2 * t + e;
+                    if (row < rc && f < d) partial[blockIdx.x * outs + (size_t)row * d + f] = acc[u][2 * i + e];
+                }
     }
 }
 
-
-// The launch configurations (src/fused.rs `VARIANTS`): 256 threads and 2 blocks per SM (128 registers, no
-// spills: the default), and 128 threads with 3 (no spills) or 4 blocks per SM (48 B of spills): more rows in
-// the row op at once per SM. The same code; which is fastest is for the GPU to say (bench/GPU.md).
-extern "C" __global__ void __launch_bounds__(256, 2)
-fused_tc(RowOpParams p, const double* x, const double* proj, int d, double* partial) {
-    fused_tc_body<256>(p, x, proj, d, partial);
+// The launch configurations (src/fused.rs `VARIANTS`): one X buffer and 2 blocks per SM (≤ 128 registers),
+// or the two-stage cp.async pipeline and 1 block per SM. Dynamic shared memory: ftc_shared_doubles(1 or 2, d).
+#define FTC_PARAMS RowOpParams p, const double* __restrict__ x, const double* __restrict__ proj, int d, double* __restrict__ partial
+extern "C" __global__ void __launch_bounds__(FTC_THREADS, 2) fused_tc(FTC_PARAMS) {
+    fused_tc_body<FTC_KT, 1>(p, x, proj, d, partial);
 }
-extern "C" __global__ void __launch_bounds__(128, 3)
-fused_tc_128x3(RowOpParams p, const double* x, const double* proj, int d, double* partial) {
-    fused_tc_body<128>(p, x, proj, d, partial);
-}
-extern "C" __global__ void __launch_bounds__(128, 4)
-fused_tc_128x4(RowOpParams p, const double* x, const double* proj, int d, double* partial) {
-    fused_tc_body<128>(p, x, proj, d, partial);
+extern "C" __global__ void __launch_bounds__(FTC_THREADS, 1) fused_tc_pipe(FTC_PARAMS) {
+    fused_tc_body<FTC_KT, 2>(p, x, proj, d, partial);
 }
 
 #endif  // MOE_HAS_DMMA

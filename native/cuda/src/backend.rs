@@ -292,14 +292,18 @@ impl Backend for CudaBackend {
         let sv = if shape.sums > 0 { st.sv.at_least(ctx, m * shape.sums)?.ptr } else { 0 };
         let (xtr_len, sums_len) = (shape.r_cols * d, shape.sums);
         let out = st.reduced.at_least(ctx, xtr_len + sums_len + grams_len)?.ptr;
-        let use_fused = kernel.is_some() && self.fused_available && self.fused.load(Ordering::Relaxed) && fused::fits(d, &shape);
+        let fused_variant = self.fused_variant.load(Ordering::Relaxed);
+        let use_fused = kernel.is_some()
+            && self.fused_available
+            && self.fused.load(Ordering::Relaxed)
+            && fused::fits(d, &shape, fused_variant, ctx.info.max_shared_bytes_per_block);
         let mut host_sums = None;
         if use_fused {
             // One read of X: projections, row op and XᵀR in the fused kernel (sums and Grams below).
             let (mut params, sigma2) = kernel.unwrap();
             self.bind_params(&mut st, &mut params, sigma2.as_deref(), &pr, 0, 0, gw, sv)?;
             let partial = if xtr_len > 0 { st.partial.at_least(ctx, fused::partial_len(m, shape.r_cols, d))?.ptr } else { 0 };
-            fused::launch(ctx, self.fused_variant.load(Ordering::Relaxed), &mut params, pr.x, p_dev, d, partial, out)?;
+            fused::launch(ctx, fused_variant, &mut params, pr.x, p_dev, d, partial, out)?;
         } else {
             let r = if shape.r_cols > 0 { st.r.at_least(ctx, m * shape.r_cols)?.ptr } else { 0 };
             // 1. A = X·Pᵀ: column-major (q×m) = Pᵀ(q×d) · X(d×m).
@@ -408,8 +412,9 @@ impl CudaBackend {
         Ok(())
     }
 
-    /// Uses the fused tensor-core kernel where a pass fits it (d ≤ 128, q ≤ 32, r_cols ≤ 16) and the device
-    /// has it (sm_80 or newer), or always the GEMM + row-op path (the default until the fused kernel is
+    /// Uses the fused tensor-core kernel where a pass fits it (d ≤ 128, q ≤ 32, r_cols ≤ 16, and the chosen
+    /// variant's shared memory within the device's per-block limit) and the device has it (sm_80 or newer),
+    /// or always the GEMM + row-op path (the default until the fused kernel is
     /// measured faster on hardware, bench/GPU.md; `MOE_CUDA_FUSED=1` sets it on). Tests compare both with the
     /// CPU backend.
     pub fn set_fused(&self, on: bool) {

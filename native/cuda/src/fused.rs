@@ -1,7 +1,9 @@
-//! The host side of the fused narrow pass, kernels/fused_tc.cu: one read of X for the projections A = X·Pᵀ,
-//! the row op and XᵀR, both products on the fp64 tensor cores. Which passes fit it, whether the device can
-//! run it, and its launch. Opt-in (`CudaBackend::set_fused`, `MOE_CUDA_FUSED=1`) until it is measured faster
-//! than the unfused path on hardware (bench/GPU.md).
+//! The host side of the fused narrow pass, kernels/fused_tc.cu (v2): one read of X for the projections
+//! A = X·Pᵀ, the row op and XᵀR, both products on the fp64 tensor cores (m16n8k16 on sm_90, the same
+//! fragments as m8n8k4 on sm_80), tiles of 64 rows staged whole in dynamic shared memory, the row op on 64
+//! threads of the 256. Which passes fit it, whether the device can run it, and its launch. Opt-in
+//! (`CudaBackend::set_fused`, `MOE_CUDA_FUSED=1`) until it is measured faster than the unfused path on
+//! hardware (bench/GPU.md, "Fused narrow pass v2").
 
 use crate::driver::Context;
 use crate::kernels::RowOpParams;
@@ -10,30 +12,48 @@ use moe_core::backend::OpShape;
 use moe_core::Result;
 use std::ffi::c_void;
 
-/// Limits of the kernel (kernels/fused_tc.cu `FTC_*`): its static shared memory holds a tile of 32 rows of
-/// up to 128 features, their ≤ 32 projections and ≤ 16 columns of R.
-const ROWS: usize = 32;
+/// Limits of the kernel (kernels/fused_tc.cu `FTC_*`): tiles of 64 rows of up to 128 features, ≤ 32
+/// projections (4 column tiles of 8) and ≤ 16 columns of R (one m16 tile of Rᵀ).
+const ROWS: usize = 64;
+const THREADS: u32 = 256;
 const MAX_D: usize = 128;
 const MAX_Q: usize = 32;
 const MAX_R: usize = 16;
+/// Row strides of the A and R tiles in shared memory (kernels/fused_tc.cu `FTC_AS`, `FTC_RS`).
+const A_STRIDE: usize = 33;
+const R_STRIDE: usize = 20;
 
-/// Launch configurations of the kernel (kernels/fused_tc.cu): entry point and threads per block. The first is
-/// the default (256 threads, 2 blocks per SM, no spills); the 128-thread ones (3 or 4 blocks per SM) run more
-/// rows of row op at once per SM. Kept until the GPU has measured which is fastest (bench/GPU.md).
-pub const VARIANTS: [(&str, u32); 3] = [("fused_tc", 256), ("fused_tc_128x3", 128), ("fused_tc_128x4", 128)];
+/// Launch configurations of the kernel (kernels/fused_tc.cu): entry point and threads per block. The same
+/// templated body; `STAGES[v]` X buffers. The first is the default: one X buffer (84.5 KB of shared memory at
+/// d = 100), 2 blocks per SM whose load and compute phases interleave; the second a two-stage cp.async
+/// pipeline (142.5 KB at d = 100), 1 block per SM, the next tile's copies in flight while this one is
+/// multiplied. Kept both until the GPU has measured which is faster (bench/GPU.md).
+pub const VARIANTS: [(&str, u32); 2] = [("fused_tc", THREADS), ("fused_tc_pipe", THREADS)];
+/// X buffers of each variant (the kernel's STAGES template parameter).
+const STAGES: [usize; 2] = [1, 2];
 
 /// Blocks of a launch: FIXED (not derived from the device), so that the block partials of XᵀR and their sum
-/// are the same on any device and load. 3168 = 24 × 132: whole waves on an H100 at 2, 3 and 4 blocks per SM
-/// (each block walks the same number of tiles ±1: ≈ 99 at n = 1e7), ≈ 98% of whole waves on a 108-SM A100.
+/// are the same on any device and load. 3168 = 24 × 132: whole waves on an H100 at 1 and 2 blocks per SM
+/// (each block walks the same number of 64-row tiles ±1: ≈ 49 at n = 1e7), ≈ 98% of whole waves on a
+/// 108-SM A100.
 const GRID: usize = 3168;
 
-/// Whether a pass over d features with this shape fits the kernel.
-pub(crate) fn fits(d: usize, shape: &OpShape) -> bool {
-    d <= MAX_D && shape.q <= MAX_Q && shape.r_cols <= MAX_R
+/// Bytes of dynamic shared memory of variant `variant` at d features (kernels/fused_tc.cu
+/// `ftc_shared_doubles`): its X buffers (64 rows, stride width + 4, width = d rounded up to 16), A and R.
+pub(crate) fn shared_bytes(variant: usize, d: usize) -> usize {
+    let width = d.div_ceil(16) * 16;
+    8 * ROWS * (STAGES[variant] * (width + 4) + A_STRIDE + R_STRIDE)
 }
 
-/// Whether this context can run the kernel: fp64 tensor cores (sm_80 or newer) and the kernel in the module
-/// (an NVRTC build for an older device compiles it out).
+/// Whether a pass over d features with this shape fits the kernel in launch configuration `variant` on a
+/// device with `max_shared` bytes of shared memory per block (else the pass takes the unfused path).
+pub(crate) fn fits(d: usize, shape: &OpShape, variant: usize, max_shared: usize) -> bool {
+    d <= MAX_D && shape.q <= MAX_Q && shape.r_cols <= MAX_R && shared_bytes(variant, d) <= max_shared
+}
+
+/// Whether this context can run the kernel: fp64 tensor cores (sm_80 or newer) and the kernels in the module
+/// (an NVRTC build for an older device compiles them out). sm_80/86/89 run the m8n8k4 form, sm_90 and newer
+/// m16n8k16.
 pub(crate) fn available(ctx: &Context) -> bool {
     ctx.info.compute_capability.0 >= 8 && VARIANTS.iter().all(|(name, _)| ctx.has_kernel(name))
 }
@@ -47,11 +67,11 @@ pub(crate) fn partial_len(rows: usize, r_cols: usize, d: usize) -> usize {
     grid(rows) * r_cols * d
 }
 
-/// Runs the fused pass (launch configuration `VARIANTS[variant]`) over `params.rows` rows of X (contiguous at
-/// `x`, d features) with P (q×d) at `proj`. `params` carries the op and its per-row outputs (Gram weights,
-/// sum terms, H: written as `row_op` writes them; `params.a` and `params.r` unused, A and R stay on chip).
-/// XᵀR (r_cols×d, row-major) goes to `out`: the block partials, in `partial` (`partial_len` values), summed
-/// in block order (`xtw::sum_partials`).
+/// Runs the fused pass (launch configuration `VARIANTS[variant]`, which must `fit`) over `params.rows` rows
+/// of X (contiguous at `x`, d features) with P (q×d) at `proj`. `params` carries the op and its per-row
+/// outputs (Gram weights, sum terms, H, probability store: written as `row_op` writes them; `params.a` and
+/// `params.r` unused, A and R stay on chip). XᵀR (r_cols×d, row-major) goes to `out`: the block partials, in
+/// `partial` (`partial_len` values), summed in block order (`xtw::sum_partials`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn launch(ctx: &Context, variant: usize, params: &mut RowOpParams, x: u64, proj: u64, d: usize, partial: u64,
                      out: u64) -> Result<()> {
@@ -62,10 +82,33 @@ pub(crate) fn launch(ctx: &Context, variant: usize, params: &mut RowOpParams, x:
         params as *mut RowOpParams as *mut c_void, &mut xp as *mut _ as _, &mut pp as *mut _ as _,
         &mut di as *mut _ as _, &mut part as *mut _ as _,
     ];
-    ctx.launch(kernel, (blocks as u32, 1, 1), threads, 0, &mut args)?;
+    ctx.launch(kernel, (blocks as u32, 1, 1), threads, shared_bytes(variant, d) as u32, &mut args)?;
     let outs = params.r_cols as usize * d;
     if outs > 0 {
         sum_partials(ctx, partial, blocks, outs, blocks, out)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The host's shared-memory arithmetic against kernels/fused_tc.cu `ftc_shared_doubles` (64 rows ×
+    /// (stages·(width + 4) + 33 + 20) doubles), and the fallback where a variant passes the device's limit.
+    #[test]
+    fn shared_memory_and_fits() {
+        assert_eq!(shared_bytes(0, 100), 8 * 64 * (116 + 53));
+        assert_eq!(shared_bytes(1, 100), 8 * 64 * (2 * 116 + 53));
+        assert_eq!(shared_bytes(0, 128), 94_720);
+        assert_eq!(shared_bytes(1, 128), 162_304);
+        assert_eq!(shared_bytes(0, 1), 8 * 64 * (20 + 53));
+        let shape = OpShape { q: 30, r_cols: 15, grams: 0, diag_only: false, sums: 0, h_width: 16, writes_h: false, p_width: 0,
+                             writes_p: false };
+        let (h100, ada) = (227 << 10, 99 << 10);
+        assert!(fits(100, &shape, 0, h100) && fits(100, &shape, 1, h100) && fits(128, &shape, 1, h100));
+        assert!(fits(100, &shape, 0, ada) && !fits(100, &shape, 1, ada));
+        assert!(!fits(129, &shape, 0, h100));
+        assert!(!fits(100, &OpShape { q: 33, ..shape }, 0, h100) && !fits(100, &OpShape { r_cols: 17, ..shape }, 0, h100));
+    }
 }

@@ -1,8 +1,8 @@
 //! Whole fits on the CUDA backend against the same fits on moe-core's CpuBackend: every family (general and
 //! symmetric), EM / Gradient EM / GD, full batch and mini-batch; with the default kernels, each alternative
-//! alone (the fused narrow pass, cuBLAS Grams, cuBLAS XᵀR, Newton-CG's stored probabilities, the in-place row
-//! op) and all opt-in kernels at once: 7 × 25 fits. Parameters and the nll/objective histories must agree to
-//! relative 1e-9 (the
+//! alone (the fused narrow pass in each launch configuration of `FUSED_VARIANTS`, cuBLAS Grams, cuBLAS XᵀR,
+//! Newton-CG's stored probabilities, the in-place row op) and all opt-in kernels at once: 8 × 25 fits with the
+//! two fused configurations. Parameters and the nll/objective histories must agree to relative 1e-9 (the
 //! contract of docs/ALGORITHMS.md). Skipped without a GPU.
 
 // `!(e <= TOL)` is deliberate: a NaN error fails the check.
@@ -134,16 +134,16 @@ fn fits_match_the_cpu_backend() {
         let gpu = CudaBackend::new(problem.data()).unwrap();
         for (sname, spec) in &specs {
             let c = run(&cpu, &m, spec);
+            let fused = (0..moe_cuda::FUSED_VARIANTS.len()).map(|v| Kernels { fused: true, fused_variant: v, ..Kernels::DEFAULT });
             let configs = [
                 Kernels::DEFAULT,
-                Kernels { fused: true, ..Kernels::DEFAULT },
                 Kernels { gram: GramKernel::Gemm, ..Kernels::DEFAULT },
                 Kernels { skinny: false, ..Kernels::DEFAULT },
                 Kernels { stored_p: true, ..Kernels::DEFAULT },
                 Kernels { tiled: false, ..Kernels::DEFAULT },
                 Kernels::ALL,
             ];
-            for kernels in configs {
+            for kernels in configs.into_iter().chain(fused) {
                 kernels.apply(&gpu);
                 let g = run(&gpu, &m, spec);
                 compare(&format!("{fname} {sname} ({})", kernels.label()), &g, &c, &mut failures);

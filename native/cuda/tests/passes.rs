@@ -89,11 +89,12 @@ fn softmax_problems() -> [(&'static str, Labels, SoftmaxProblem); 5] {
 }
 
 /// The GPU configurations a pass is compared in: the defaults, each alternative alone where the op uses it
-/// (the fused pass; the GEMM path for full Grams; cuBLAS instead of the skinny Xᵀ·W for XᵀR and diagonal
+/// (the fused pass, in each launch configuration; the GEMM path for full Grams; cuBLAS instead of the skinny Xᵀ·W for XᵀR and diagonal
 /// Grams), and all the opt-in kernels at once.
 fn configurations(op: &RowOp) -> Vec<Kernels> {
     let sh = op.shape();
-    let mut out = vec![Kernels::DEFAULT, Kernels { fused: true, ..Kernels::DEFAULT }, Kernels { tiled: false, ..Kernels::DEFAULT }];
+    let mut out = vec![Kernels::DEFAULT, Kernels { tiled: false, ..Kernels::DEFAULT }];
+    out.extend((0..moe_cuda::FUSED_VARIANTS.len()).map(|v| Kernels { fused: true, fused_variant: v, ..Kernels::DEFAULT }));
     if sh.grams > 0 && !sh.diag_only {
         out.push(Kernels { gram: GramKernel::Gemm, ..Kernels::DEFAULT });
     }

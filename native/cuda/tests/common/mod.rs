@@ -90,6 +90,8 @@ pub fn assert_close(what: &str, gpu: &[f64], cpu: &[f64], tol: f64) {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Kernels {
     pub fused: bool,
+    /// The fused kernel's launch configuration (`moe_cuda::FUSED_VARIANTS` index, `set_fused_variant`).
+    pub fused_variant: usize,
     pub gram: moe_cuda::GramKernel,
     pub skinny: bool,
     /// `stores_probabilities()` (`CudaBackend::set_stored_probabilities`).
@@ -100,12 +102,13 @@ pub struct Kernels {
 
 impl Kernels {
     /// The defaults: tensor-core Grams, the skinny Xᵀ·W kernel, no fused kernel, no probability store.
-    pub const DEFAULT: Kernels = Kernels { fused: false, gram: moe_cuda::GramKernel::TensorCore, skinny: true, stored_p: false, tiled: true };
+    pub const DEFAULT: Kernels = Kernels { fused: false, fused_variant: 0, gram: moe_cuda::GramKernel::TensorCore, skinny: true, stored_p: false, tiled: true };
     /// Every opt-in kernel at once.
-    pub const ALL: Kernels = Kernels { fused: true, gram: moe_cuda::GramKernel::TensorCore, skinny: true, stored_p: true, tiled: true };
+    pub const ALL: Kernels = Kernels { fused: true, fused_variant: 0, gram: moe_cuda::GramKernel::TensorCore, skinny: true, stored_p: true, tiled: true };
 
     pub fn apply(&self, gpu: &moe_cuda::CudaBackend) {
         gpu.set_fused(self.fused);
+        gpu.set_fused_variant(self.fused_variant);
         gpu.set_gram_kernel(self.gram);
         gpu.set_skinny_xtw(self.skinny);
         gpu.set_stored_probabilities(self.stored_p);
@@ -113,6 +116,6 @@ impl Kernels {
     }
 
     pub fn label(&self) -> String {
-        format!("fused {}, grams {:?}, skinny {}, stored p {}, tiled row op {}", self.fused, self.gram, self.skinny, self.stored_p, self.tiled)
+        format!("fused {} (variant {}), grams {:?}, skinny {}, stored p {}, tiled row op {}", self.fused, self.fused_variant, self.gram, self.skinny, self.stored_p, self.tiled)
     }
 }

@@ -3,14 +3,16 @@
 // loops; the fused kernel must give the same XᵀR (its block partials summed in block order, as the host
 // does), Gram weights, per-row sum terms and stored H, to 1e-13 relative, and the same bits when run twice.
 // Cases: the narrow ops of an EM iteration and a few others, d ∈ {1, 7, 8, 100, 128} (d not a multiple of
-// 8 leaves padding), rows not a multiple of the tile, gathered rows (H through idx, as Rows::Order), zero
-// rows of X with zero weight, and a pass over no rows; the default 256-thread configuration on all of them,
-// the 128-thread one (src/fused.rs VARIANTS) on a subset. Small grids (3 blocks) keep the emulation short
-// while blocks walk several tiles.
+// 16 leaves padding; odd d takes the 8-byte copies), rows not a multiple of the 64-row tile, gathered rows
+// (H through idx, as Rows::Order), zero rows of X with zero weight, and a pass over no rows; the default
+// configuration (src/fused.rs VARIANTS[0], one X buffer) on all of them, the two-stage pipeline (VARIANTS[1])
+// and the sm_80 form of the body (m8n8k4 instead of m16n8k16) on subsets. Small grids (2 blocks) keep the
+// emulation short while blocks walk several tiles (the launch otherwise mirrors src/fused.rs `launch`:
+// 256 threads, `shared_bytes` of dynamic shared memory).
 // The probability store (SoftmaxTask::GradientDiagStore / HessVecStored) on every softmax problem, with sample
-// weights and gathered rows: `row_op` GradientDiagStore gives GradientDiag's outputs and stores p; `row_op`
-// HessVecStored (P = D) after it gives `row_op` HessVec's (P = [V; D]) R bit for bit; the fused kernel matches
-// `row_op`.
+// weights and gathered rows: `row_op` GradientDiagStore gives GradientDiag's outputs (and Gradient's R and sum
+// terms) and stores p; `row_op` HessVecStored (P = D) after it gives `row_op` HessVec's (P = [V; D]) R bit for
+// bit; the fused kernel matches `row_op`.
 #include "emu.h"
 #include MOE_KERNELS
 #include "check.h"
@@ -41,12 +43,12 @@ RowOpParams counts(int op, int q, int r_cols, int grams, int sums, int h_width) 
 std::vector<Op> ops() {
     std::vector<Op> out;
     {  // E-step, k linear experts, store H, sufficient statistics (k Grams, R = s h y)
-        for (int k : {4, 16}) {
+        for (int k : {4, 16, 10}) {  // k = 10: q = 20, three column tiles of A (the second of the upper half unused)
             RowOpParams p = counts(OP_ESTEP, 2 * k, k, k, 1 + k, k);
             p.k = k;
             p.family = FAMILY_LINEAR;
             p.flags = FLAG_STORE | FLAG_SUFF;
-            out.push_back({k == 4 ? "estep-linear-suff k=4" : "estep-linear-suff k=16 (q=32, r=16)", p, k, 0});
+            out.push_back({k == 4 ? "estep-linear-suff k=4" : k == 16 ? "estep-linear-suff k=16 (q=32, r=16)" : "estep-linear-suff k=10 (q=20)", p, k, 0});
         }
     }
     for (int task : {TASK_GRADIENT, TASK_HESSVEC, TASK_GRADIENT_DIAG, TASK_OBJECTIVE}) {  // the gate's Newton-CG passes
@@ -194,21 +196,28 @@ Outputs unfused(const Op& op, Inputs& in, unsigned tile = 0) {
     return o;
 }
 
-// A launch configuration of the kernel (src/fused.rs VARIANTS): entry point and threads per block.
+// A launch configuration of the kernel (src/fused.rs VARIANTS): entry point and X buffers (stages).
+using Kernel = void (*)(RowOpParams, const double*, const double*, int, double*);
 struct Variant {
     const char* name;
-    void (*kernel)(RowOpParams, const double*, const double*, int, double*);
-    unsigned threads;
+    Kernel kernel;
+    int stages;
 };
-const Variant k256 = {"256 threads", fused_tc, 256}, k128 = {"128 threads", fused_tc_128x3, 128};
+// The sm_80 form of the default configuration (m8n8k4; the emulator's build has the m16n8k16 one).
+void fused_tc_sm80(RowOpParams p, const double* x, const double* proj, int d, double* partial) {
+    fused_tc_body<0, 1>(p, x, proj, d, partial);
+}
+const Variant one_buffer = {"1 buffer", fused_tc, 1}, pipeline = {"2-stage pipeline", fused_tc_pipe, 2},
+              sm80 = {"sm_80 m8n8k4", fused_tc_sm80, 1};
 
 // The fused kernel on `grid` blocks; XᵀR = Σ over blocks, in block order, of the partials.
-Outputs fused(const Op& op, Inputs& in, unsigned grid, const Variant& v = k256) {
+Outputs fused(const Op& op, Inputs& in, unsigned grid, const Variant& v = one_buffer) {
     Outputs o;
     RowOpParams p = bind(op, in, o);
     const size_t outs = (size_t)p.r_cols * in.d;
     std::vector<double> partial(grid * outs, -7.0);
-    emu::launch({grid}, {v.threads}, [&] { v.kernel(p, in.x.data(), in.proj.data(), in.d, partial.data()); });
+    const size_t bytes = 8 * (size_t)ftc_shared_doubles(v.stages, in.d);
+    emu::launch({grid}, {FTC_THREADS}, [&] { v.kernel(p, in.x.data(), in.proj.data(), in.d, partial.data()); }, bytes);
     o.xtr.assign(outs, 0.0);
     for (unsigned b = 0; b < grid; ++b)
         for (size_t e = 0; e < outs; ++e) o.xtr[e] += partial[b * outs + e];
@@ -310,14 +319,16 @@ bool stored_probabilities(check::Rng& rng, const Op& problem, int d, bool gather
         for (int c = 0; c < m; ++c) want[(size_t)rows[i] * m + c] = std::exp(z[c] - mx) / sum;
     }
     ok &= check::close((at + " GradientDiagStore stored p").c_str(), stored.probs, want, 1e-13);
-    ok &= compare(at + " GradientDiagStore fused", fused(diag_store, in_v, 3), stored);
+    ok &= compare(at + " GradientDiagStore fused", fused(diag_store, in_v, 2), stored);
+    if (gathered) ok &= compare(at + " GradientDiagStore fused, 2-stage pipeline", fused(diag_store, in_v, 2, pipeline), stored);
 
     in_d.probs = stored.probs;
     const Outputs direct = unfused(hv, in_hv), from_store = unfused(hv_stored, in_d);
     ok &= expect_same_bits(at + " HessVecStored R == HessVec", from_store.r, direct.r);
     ok &= expect_same_bits(at + " HessVecStored XtR == HessVec", from_store.xtr, direct.xtr);
     ok &= expect_same_bits(at + " HessVecStored leaves the store", from_store.probs, in_d.probs);
-    ok &= compare(at + " HessVecStored fused", fused(hv_stored, in_d, 3), from_store);
+    ok &= compare(at + " HessVecStored fused", fused(hv_stored, in_d, 2), from_store);
+    if (gathered) ok &= compare(at + " HessVecStored fused, 2-stage pipeline", fused(hv_stored, in_d, 2, pipeline), from_store);
     return ok;
 }
 
@@ -326,12 +337,12 @@ bool stored_probabilities(check::Rng& rng, const Op& problem, int d, bool gather
 int main() {
     check::Rng rng(2026);
     bool ok = true;
-    const unsigned grid = 3;
+    const unsigned grid = 2;
     const auto all = ops();
     for (int d : {1, 7, 8, 100, 128}) {
         for (const Op& op : all) {
-            // 137 rows = 4 full tiles of 32 and one of 9, over 3 blocks (two of them walk 2 tiles); gathered
-            // rows on every other op.
+            // 137 rows = 2 full tiles of 64 and one of 9, over 2 blocks (block 0 walks tiles 0 and 2);
+            // gathered rows on every other op.
             const bool gathered = (&op - all.data()) % 2 == 1;
             Inputs in = inputs(rng, op, 137, d, gathered, d == 7);
             char label[160];
@@ -340,11 +351,15 @@ int main() {
             ok &= compare(label, fused(op, in, grid), unfused(op, in));
         }
     }
-    for (int d : {7, 100}) {  // the 128-thread build of the same code (no k-step split), on a subset
-        for (const Op& op : all) {
-            Inputs in = inputs(rng, op, 137, d, (&op - all.data()) % 2 == 0, false);
-            ok &= compare(std::string(op.name) + " d=" + std::to_string(d) + " 128 threads", fused(op, in, grid, k128),
-                          unfused(op, in));
+    for (const Variant* v : {&pipeline, &sm80}) {  // the other configurations of the same body, on subsets
+        for (int d : {7, 100}) {
+            if (v == &sm80 && d == 7) continue;  // the copies do not depend on the MMA shape
+            for (const Op& op : all) {
+                // 301 rows: 4 full tiles and one of 45; block 0 walks 3 tiles through the pipeline.
+                Inputs in = inputs(rng, op, 301, d, (&op - all.data()) % 2 == 0, d == 7);
+                ok &= compare(std::string(op.name) + " d=" + std::to_string(d) + " " + v->name, fused(op, in, grid, *v),
+                              unfused(op, in));
+            }
         }
     }
     // The tiled row op (shared-memory staging) against `row_op`: the same eval_row, so the same bits; 137
@@ -370,11 +385,12 @@ int main() {
             ok &= expect_same_bits(at + " R", tiled.r, direct.r) && expect_same_bits(at + " Gram weights", tiled.gw, direct.gw) &&
                   expect_same_bits(at + " sum terms", tiled.sv, direct.sv) && expect_same_bits(at + " stored p", tiled.probs, direct.probs);
         }
-    {  // a pass over no rows: zero partials, nothing written
+    for (const Variant* v : {&one_buffer, &pipeline}) {  // a pass over no rows: zero partials, nothing written
         const Op& op = all[0];
         Inputs in = inputs(rng, op, 0, 100, false, false);
-        Outputs got = fused(op, in, 1);
-        ok &= check::close("estep no rows XtR", got.xtr, std::vector<double>(got.xtr.size(), 0.0), 0.0);
+        Outputs got = fused(op, in, 1, *v);
+        ok &= check::close((std::string("estep no rows XtR ") + v->name).c_str(), got.xtr,
+                           std::vector<double>(got.xtr.size(), 0.0), 0.0);
     }
     {  // the probability store, every softmax problem (moe_core SoftmaxProblem)
         const Op problems[] = {
@@ -388,12 +404,12 @@ int main() {
             for (int d : {7, 100})
                 for (bool gathered : {false, true}) ok &= stored_probabilities(rng, problem, d, gathered);
     }
-    {  // run to run: the same bits
+    for (const Variant* v : {&one_buffer, &pipeline}) {  // run to run: the same bits
         const Op& op = all[1];  // E-step, k = 16 (q = 32, r_cols = 16)
         Inputs in = inputs(rng, op, 301, 100, true, false);
-        Outputs a = fused(op, in, grid), b = fused(op, in, grid);
+        Outputs a = fused(op, in, grid, *v), b = fused(op, in, grid, *v);
         const bool same = same_bits(a.xtr, b.xtr) && same_bits(a.gw, b.gw) && same_bits(a.sv, b.sv) && same_bits(a.h, b.h);
-        std::printf("%s fused_tc run to run: %s\n", same ? "ok  " : "FAIL", same ? "bit-identical" : "bits differ");
+        std::printf("%s fused_tc %s run to run: %s\n", same ? "ok  " : "FAIL", v->name, same ? "bit-identical" : "bits differ");
         ok &= same;
     }
     return ok ? 0 : 1;
