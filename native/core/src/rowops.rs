@@ -75,7 +75,14 @@ fn expert_logp(family: &Family, j: usize, eta: &[f64], y: f64, consts: &LinearCo
     }
 }
 
-/// −½log(2πσ_j²) and 1/σ_j² of linear experts, computed once per pass instead of once per row.
+/// −½log(2πσ_j²) and 1/σ_j² of linear experts with variances σ²: the constants of their log densities, computed
+/// once per pass instead of once per row. GPU backends upload these values, so that every backend's E-step
+/// uses the same bits.
+pub fn linear_expert_constants(sigma2: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    (sigma2.iter().map(|&s2| -0.5 * LN_2PI - 0.5 * s2.ln()).collect(), sigma2.iter().map(|&s2| 1.0 / s2).collect())
+}
+
+/// `linear_expert_constants` of the pass's family.
 #[derive(Default)]
 struct LinearConsts {
     log_norm: Vec<f64>,
@@ -100,8 +107,7 @@ impl Scratch {
             return;
         }
         if let Family::Linear { sigma2 } = family {
-            self.consts.log_norm = sigma2.iter().map(|&s2| -0.5 * LN_2PI - 0.5 * s2.ln()).collect();
-            self.consts.inv_var = sigma2.iter().map(|&s2| 1.0 / s2).collect();
+            (self.consts.log_norm, self.consts.inv_var) = linear_expert_constants(sigma2);
         }
         self.prepared = true;
     }

@@ -57,7 +57,7 @@ struct RowOpParams {
     const double* s;       // rows, or null (all ones)
     double* h;             // stored H (n×h_width), indexed through idx
     const unsigned* idx;   // H row of each pass row, or null (identity)
-    const double* sigma2;  // k σ_j² (linear family)
+    const double* linear;  // linear experts: k σ_j², k −½log(2πσ_j²), k 1/σ_j² (host: rowops::linear_expert_constants)
     double* r;             // rows×r_cols
     double* gw;            // rows×grams (Gram weights; diagonal-only Grams too)
     double* sv;            // rows×sums (per-row terms of the sums)
@@ -93,9 +93,9 @@ __device__ double lse(const double* v, int m) {
 __device__ void expert_log_density(const RowOpParams& p, const double* a, double y, double* logp) {
     const int k = p.k;
     for (int j = 0; j < k; ++j) {
-        if (p.family == FAMILY_LINEAR) {  // the reference's per-pass constants −½log(2π) − ½log σ², 1/σ²
-            double s2 = p.sigma2[j], e = y - a[k + j];
-            logp[j] = (-0.5 * LOG_2PI - 0.5 * log(s2)) - 0.5 * e * e * (1.0 / s2);
+        if (p.family == FAMILY_LINEAR) {  // the per-pass constants −½log(2πσ²) and 1/σ², as the CPU backend
+            double e = y - a[k + j];
+            logp[j] = p.linear[k + j] - 0.5 * e * e * p.linear[2 * k + j];
         } else if (p.family == FAMILY_LOGISTIC) {
             double eta = a[k + j];
             logp[j] = y * eta - softplus(eta);
@@ -132,13 +132,24 @@ __device__ void op_estep(const RowOpParams& p, const RowOut& o, const double* a,
     double l[MOE_MAX_WIDTH], logp[MOE_MAX_WIDTH];
     gate_log_prob(a, k, l);
     expert_log_density(p, a, y, logp);
-    for (int j = 0; j < k; ++j) l[j] += logp[j];
-    double ell = lse(l, k);
+    double mx = -1.7976931348623157e308;
+    for (int j = 0; j < k; ++j) {
+        l[j] += logp[j];
+        mx = fmax(mx, l[j]);
+    }
+    // ℓ = lse(l) and h_j = exp(l_j − max)/Σ from the same exponentials (as the CPU backend: one exp per
+    // component; an E-step row was three).
+    double acc = 0.0;
+    for (int j = 0; j < k; ++j) {
+        l[j] = exp(l[j] - mx);
+        acc += l[j];
+    }
+    const double ell = mx + log(acc);
     double* sv = o.sv;
     sv[0] = s != 0.0 ? s * ell : 0.0;
     const bool suff = (p.flags & FLAG_SUFF) && p.family == FAMILY_LINEAR;
     for (int j = 0; j < k; ++j) {
-        double h = exp(l[j] - ell);
+        double h = l[j] / acc;
         sv[1 + j] = s * h;
         if (p.flags & FLAG_STORE) hrow[j] = h;
         if (suff) {
@@ -202,17 +213,28 @@ __device__ void op_softmax(const RowOpParams& p, const RowOut& o, const double* 
     double tsum = 0.0;
     for (int l = 0; l < C; ++l) tsum += t[l];
     const double ct = c * tsum;
-    // The Hessian-vector tasks have p in logp[0..m) for one call of hess_vec_row at the end (a second inlined
-    // copy, or reading p from the store in place, costs the default fused kernel spills on sm_90):
-    // HessVecStored copies the p that this Newton step's GradientDiagStore pass stored (A holds only D·x, q = m);
-    // HessVec computes it (D·x follows V·x in A). The other tasks use log p.
+    // The m free-class probabilities in `pr`, for one call of hess_vec_row at the end (a second inlined copy
+    // costs the fused kernel spills): HessVecStored copies the p that this Newton step's GradientDiagStore
+    // pass stored (A holds only D·x, q = m); the other tasks compute p and log p from the same exponentials
+    // (as the CPU backend: C exponentials and one log per row), and HessVec finds D·x after V·x in A.
+    double pr[MOE_MAX_WIDTH];
     if (p.task == TASK_HESSVEC_STORED) {
-        for (int l = 0; l < m; ++l) logp[l] = prow[l];
+        for (int l = 0; l < m; ++l) pr[l] = prow[l];
     } else {
         for (int l = 0; l < m; ++l) logp[l] = sign * a[l];
         logp[m] = 0.0;
-        double norm = lse(logp, C);
-        for (int l = 0; l < C; ++l) logp[l] -= norm;
+        double mx = logp[0];
+        for (int l = 1; l < C; ++l) mx = fmax(mx, logp[l]);
+        double total = 0.0;
+        for (int l = 0; l < C; ++l) {
+            pr[l] = exp(logp[l] - mx);
+            total += pr[l];
+        }
+        const double norm = mx + log(total);
+        for (int l = 0; l < C; ++l) {
+            pr[l] /= total;
+            logp[l] -= norm;
+        }
     }
     const bool diag = p.task == TASK_GRADIENT_DIAG || p.task == TASK_GRADIENT_DIAG_STORE;
     const bool gradient = diag || p.task == TASK_GRADIENT || p.task == TASK_HESSIAN;
@@ -225,27 +247,21 @@ __device__ void op_softmax(const RowOpParams& p, const RowOut& o, const double* 
     double* r = o.r;
     double* gw = o.gw;
     if (gradient) {
-        for (int l = 0; l < m; ++l) r[l] = c * (t[l] - tsum * exp(logp[l])) * sign;
+        for (int l = 0; l < m; ++l) r[l] = c * (t[l] - tsum * pr[l]) * sign;
     }
     if (p.task == TASK_HESSIAN) {
         int g = 0;
-        for (int x = 0; x < m; ++x) {
-            double pa = exp(logp[x]);
-            for (int b = x; b < m; ++b) gw[g++] = ct * pa * ((x == b ? 1.0 : 0.0) - exp(logp[b]));
-        }
+        for (int x = 0; x < m; ++x)
+            for (int b = x; b < m; ++b) gw[g++] = ct * pr[x] * ((x == b ? 1.0 : 0.0) - pr[b]);
     }
     if (diag) {  // diag(−H): Newton-CG's preconditioner, from the same pass as f and g
         for (int l = 0; l < m; ++l) {
-            double pr = exp(logp[l]);
-            gw[l] = ct * pr * (1.0 - pr);
-            if (p.task == TASK_GRADIENT_DIAG_STORE) prow[l] = pr;  // bit for bit the p of HessVec below
+            gw[l] = ct * pr[l] * (1.0 - pr[l]);
+            if (p.task == TASK_GRADIENT_DIAG_STORE) prow[l] = pr[l];  // bit for bit the p of HessVec below
         }
     }
-    if (p.task == TASK_HESSVEC) {
-        for (int l = 0; l < m; ++l) logp[l] = exp(logp[l]);  // now p
-    }
     if (p.task == TASK_HESSVEC || p.task == TASK_HESSVEC_STORED)
-        hess_vec_row(logp, p.task == TASK_HESSVEC ? a + m : a, m, ct, sign, r);
+        hess_vec_row(pr, p.task == TASK_HESSVEC ? a + m : a, m, ct, sign, r);
 }
 
 // Gradient of the general model (ALGORITHMS §4; RowOp::Gradient).
@@ -273,7 +289,7 @@ __device__ void op_gradient(const RowOpParams& p, const RowOut& o, const double*
     int col = k - 1;
     for (int j = 0; j < k; ++j) {
         if (p.family == FAMILY_LINEAR) {
-            double s2 = p.sigma2[j], e = y - a[k + j];
+            double s2 = p.linear[j], e = y - a[k + j];
             r[col++] = s * h[j] * e / s2;
             sv[1 + j] = s * h[j] * (e * e / (2.0 * s2 * s2) - 1.0 / (2.0 * s2));
         } else if (p.family == FAMILY_LOGISTIC) {

@@ -92,7 +92,8 @@ pub(crate) struct State {
     order: Option<DeviceBuffer<u32>>,
     order_len: usize,
     proj: Scratch<f64>,
-    sigma2: Scratch<f64>,
+    /// The linear experts' per-pass constants (`RowOpParams::linear`).
+    linear: Scratch<f64>,
     a: Scratch<f64>,
     r: Scratch<f64>,
     gw: Scratch<f64>,
@@ -163,7 +164,7 @@ impl CudaBackend {
         ctx.synchronize()?;
         let state = State {
             h: RowStore::default(), probs: RowStore::default(), order: None, order_len: 0,
-            proj: Scratch(None), sigma2: Scratch(None), a: Scratch(None), r: Scratch(None), gw: Scratch(None),
+            proj: Scratch(None), linear: Scratch(None), a: Scratch(None), r: Scratch(None), gw: Scratch(None),
             sv: Scratch(None), batch_x: Scratch(None), batch_y: Scratch(None), batch_s: Scratch(None),
             scaled: Scratch(None), partial: Scratch(None), reduced: Scratch(None),
         };
@@ -300,8 +301,8 @@ impl Backend for CudaBackend {
         let mut host_sums = None;
         if use_fused {
             // One read of X: projections, row op and XᵀR in the fused kernel (sums and Grams below).
-            let (mut params, sigma2) = kernel.unwrap();
-            self.bind_params(&mut st, &mut params, sigma2.as_deref(), &pr, 0, 0, gw, sv)?;
+            let (mut params, linear) = kernel.unwrap();
+            self.bind_params(&mut st, &mut params, linear.as_deref(), &pr, 0, 0, gw, sv)?;
             let partial = if xtr_len > 0 { st.partial.at_least(ctx, fused::partial_len(m, shape.r_cols, d))?.ptr } else { 0 };
             fused::launch(ctx, fused_variant, &mut params, pr.x, p_dev, d, partial, out)?;
         } else {
@@ -316,8 +317,8 @@ impl Backend for CudaBackend {
             };
             // 2. The per-row operation: a kernel, or (ops without one) rowops::eval_row on the host.
             host_sums = match kernel {
-                Some((mut params, sigma2)) => {
-                    self.bind_params(&mut st, &mut params, sigma2.as_deref(), &pr, a_ptr, r, gw, sv)?;
+                Some((mut params, linear)) => {
+                    self.bind_params(&mut st, &mut params, linear.as_deref(), &pr, a_ptr, r, gw, sv)?;
                     let tile = if self.tiled_row_op.load(Ordering::Relaxed) { row_tile(&params, ctx.info.max_shared_bytes_per_block) } else { None };
                     let mut args: [*mut c_void; 1] = [&mut params as *mut RowOpParams as *mut c_void];
                     match tile {
@@ -392,14 +393,14 @@ impl CudaBackend {
         Ok(PassRows { rows: len, x: bx, y: by, s: bs, idx })
     }
 
-    /// Fills the size and pointer fields of a kernel's parameters (σ² uploaded for linear experts).
+    /// Fills the size and pointer fields of a kernel's parameters (the per-pass constants uploaded for linear experts).
     #[allow(clippy::too_many_arguments)]
-    fn bind_params(&self, st: &mut State, params: &mut RowOpParams, sigma2: Option<&[f64]>, pr: &PassRows, a: u64, r: u64, gw: u64,
+    fn bind_params(&self, st: &mut State, params: &mut RowOpParams, linear: Option<&[f64]>, pr: &PassRows, a: u64, r: u64, gw: u64,
                    sv: u64) -> Result<()> {
         let ctx = &*self.ctx;
-        if let Some(s2) = sigma2 {
-            params.sigma2 = st.sigma2.at_least(ctx, s2.len())?.ptr;
-            ctx.write_raw(params.sigma2, s2)?;
+        if let Some(consts) = linear {
+            params.linear = st.linear.at_least(ctx, consts.len())?.ptr;
+            ctx.write_raw(params.linear, consts)?;
         }
         params.rows = pr.rows as i32;
         params.a = a;

@@ -49,7 +49,8 @@ pub struct RowOpParams {
     pub s: u64,
     pub h: u64,
     pub idx: u64,
-    pub sigma2: u64,
+    /// Linear experts: k σ_j², then k −½log(2πσ_j²), then k 1/σ_j² (`rowops::linear_expert_constants`).
+    pub linear: u64,
     pub r: u64,
     pub gw: u64,
     pub sv: u64,
@@ -80,7 +81,8 @@ pub(crate) fn row_tile(p: &RowOpParams, max_shared: usize) -> Option<(u32, u32)>
     [128usize, 64].into_iter().find(|rows| rows * per_row <= limit).map(|rows| (rows as u32, (rows * per_row) as u32))
 }
 
-/// The op-dependent fields of `RowOpParams` (everything but sizes and pointers), and σ² for linear experts.
+/// The op-dependent fields of `RowOpParams` (everything but sizes and pointers), and the values behind
+/// `RowOpParams::linear` for linear experts.
 /// `Ok(None)`: no kernel implements this op; the backend evaluates its rows on the host (`rowops::eval_row`).
 pub fn encode(op: &RowOp, shape: &OpShape) -> Result<Option<(RowOpParams, Option<Vec<f64>>)>> {
     let mut p = RowOpParams {
@@ -92,17 +94,17 @@ pub fn encode(op: &RowOp, shape: &OpShape) -> Result<Option<(RowOpParams, Option
         sums: shape.sums as i32,
         ..Default::default()
     };
-    let mut sigma2 = None;
+    let mut linear = None;
     match op {
         RowOp::Moments => p.op = OP_MOMENTS,
         RowOp::Gram => p.op = OP_GRAM,
         RowOp::EStep { k, family, store, suff } => {
-            sigma2 = set_general(&mut p, *k, family)?;
+            linear = set_general(&mut p, *k, family)?;
             p.op = OP_ESTEP;
             p.flags = if *store { FLAG_STORE } else { 0 } | if *suff { FLAG_SUFF } else { 0 };
         }
         RowOp::Gradient { k, family, stored_h } => {
-            sigma2 = set_general(&mut p, *k, family)?;
+            linear = set_general(&mut p, *k, family)?;
             p.op = OP_GRADIENT;
             p.flags = if *stored_h { FLAG_STORED_H } else { 0 };
         }
@@ -164,7 +166,7 @@ pub fn encode(op: &RowOp, shape: &OpShape) -> Result<Option<(RowOpParams, Option
         // Information passes (diagnostics, not per iteration) run their row mathematics on the host.
         RowOp::Information { .. } => return Ok(None),
     }
-    Ok(Some((p, sigma2)))
+    Ok(Some((p, linear)))
 }
 
 fn set_sym(p: &mut RowOpParams, kind: &SymKind) {
@@ -195,7 +197,10 @@ fn set_general(p: &mut RowOpParams, k: usize, family: &Family) -> Result<Option<
         Family::Linear { sigma2 } if sigma2.len() != k => {
             Err(Error::new(ErrorCode::Shape, format!("sigma2 must have k = {k} values, got {}", sigma2.len())))
         }
-        Family::Linear { sigma2 } => Ok(Some(sigma2.clone())),
+        Family::Linear { sigma2 } => {
+            let (log_norm, inv_var) = moe_core::rowops::linear_expert_constants(sigma2);
+            Ok(Some([sigma2.as_slice(), &log_norm, &inv_var].concat()))
+        }
         _ => Ok(None),
     }
 }

@@ -103,7 +103,7 @@ std::vector<Op> ops() {
 // when `gathered`.
 struct Inputs {
     int rows, d, h_rows;
-    std::vector<double> x, y, s, proj, h, probs, sigma2;
+    std::vector<double> x, y, s, proj, h, probs, linear;
     std::vector<unsigned> idx;
 };
 
@@ -132,7 +132,12 @@ Inputs inputs(check::Rng& rng, const Op& op, int rows, int d, bool gathered, boo
         for (int j = 0; j < w; ++j) in.h[(size_t)i * w + j] /= t;
     }
     in.probs = rng.vec((size_t)in.h_rows * op.p.p_width, 0.05, 0.5);
-    in.sigma2 = rng.vec(64, 0.5, 2.5);
+    // Linear experts' per-pass constants (RowOpParams::linear): k σ², k −½log(2πσ²), k 1/σ².
+    const int k = op.p.k > 0 ? op.p.k : 1;
+    const std::vector<double> s2 = rng.vec(k, 0.5, 2.5);
+    in.linear = s2;
+    for (double v : s2) in.linear.push_back(-0.5 * LOG_2PI - 0.5 * std::log(v));
+    for (double v : s2) in.linear.push_back(1.0 / v);
     if (gathered) {
         std::vector<unsigned> all(in.h_rows);
         for (int i = 0; i < in.h_rows; ++i) all[i] = i;
@@ -158,7 +163,7 @@ RowOpParams bind(const Op& op, Inputs& in, Outputs& o) {
     p.h = op.k ? o.h.data() : nullptr;
     p.probs = p.p_width ? o.probs.data() : nullptr;
     p.idx = in.idx.empty() ? nullptr : in.idx.data();
-    p.sigma2 = in.sigma2.data();
+    p.linear = in.linear.data();
     o.gw.assign((size_t)in.rows * p.grams, -7.0);  // a value no op writes: unwritten entries show
     o.sv.assign((size_t)in.rows * p.sums, -7.0);
     p.gw = o.gw.data();
