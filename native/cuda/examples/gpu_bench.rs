@@ -222,12 +222,13 @@ fn pass_ms(b: &CudaBackend, proj: &[f64], op: &RowOp, reps: usize) -> f64 {
 /// cuBLAS reductions they replaced, and the opt-in kernels of bench/GPU.md, alone and together:
 /// (label, fused narrow pass, Gram kernel, skinny Xᵀ·W, stored probabilities, tiled row op).
 type Config = (&'static str, bool, GramKernel, bool, bool, bool);
-const CONFIGS: [Config; 6] = [
+const CONFIGS: [Config; 7] = [
     ("default", false, GramKernel::TensorCore, true, false, true),
     ("direct row op", false, GramKernel::TensorCore, true, false, false),
     ("cuBLAS reductions", false, GramKernel::Gemm, false, false, false),
     ("cuBLAS xtw", false, GramKernel::TensorCore, false, false, true),
     ("stored p", false, GramKernel::TensorCore, true, true, true),
+    ("fused", true, GramKernel::TensorCore, true, false, true),
     ("fused + stored p", true, GramKernel::TensorCore, true, true, true),
 ];
 
