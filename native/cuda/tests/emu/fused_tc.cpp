@@ -16,6 +16,7 @@
 #include "emu.h"
 #include MOE_KERNELS
 #include "check.h"
+#include "row_op_launch.h"
 
 #include <cstring>
 #include <string>
@@ -187,13 +188,7 @@ Outputs unfused(const Op& op, Inputs& in, unsigned tile = 0) {
         }
     p.a = a.data();
     p.r = r.data();
-    if (tile > 0) {
-        const auto stride = [](int w) { return w == 0 ? 0 : (w | 1); };
-        const size_t bytes = 8 * (size_t)tile * (stride(p.q) + stride(p.r_cols) + stride(p.grams) + stride(p.sums));
-        emu::launch({std::max(1u, (unsigned)((in.rows + tile - 1) / tile))}, {tile}, [&] { row_op_tiled(p); }, bytes);
-    } else if (in.rows > 0) {
-        emu::launch({(unsigned)((in.rows + 63) / 64)}, {64}, [&] { row_op(p); });
-    }
+    launch_row_op(p, tile);
     o.xtr.assign((size_t)p.r_cols * d, 0.0);
     for (int i = 0; i < in.rows; ++i)
         for (int c = 0; c < p.r_cols; ++c)

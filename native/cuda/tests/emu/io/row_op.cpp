@@ -7,6 +7,7 @@
 // f64 values.
 #include "emu.h"
 #include MOE_KERNELS
+#include "row_op_launch.h"
 
 #include <cstdint>
 #include <cstdio>
@@ -67,13 +68,7 @@ int main(int argc, char** argv) {
         q.r = r.data();
         q.gw = gw.data();
         q.sv = sv.data();
-        if (tile > 0) {
-            const auto stride = [](int w) { return w == 0 ? 0 : (w | 1); };
-            const size_t bytes = 8 * (size_t)tile * (stride(q.q) + stride(q.r_cols) + stride(q.grams) + stride(q.sums));
-            emu::launch({std::max(1u, (unsigned)((q.rows + tile - 1) / tile))}, {tile}, [&] { row_op_tiled(q); }, bytes);
-        } else {
-            emu::launch({(unsigned)((q.rows + 63) / 64)}, {64}, [&] { row_op(q); });
-        }
+        launch_row_op(q, tile);
         for (const auto* v : {&r, &gw, &sv, &ho, &po}) write_array(out, *v);
     }
     return std::fclose(out) == 0 ? 0 : 1;
