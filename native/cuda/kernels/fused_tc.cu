@@ -91,6 +91,158 @@ __host__ __device__ __forceinline__ int ftc_shared_doubles(int stages, int d) {
     return FTC_ROWS * (stages * (width + 4) + FTC_AS + FTC_RS);
 }
 
+// ---- Pieces shared by the bodies (the v2 body below and the L2 body after it) ----
+
+// Copy slots of a block of `threads` threads: column cx (and cx + 1 in 16-byte mode, where d is even and X
+// 16-byte aligned) of rows cr, cr + row_step, ... of a row range; width ≤ FTC_MAX_D ≤ threads, so
+// row_step ≥ 1.
+struct FtcCopy {
+    bool pairs16, copies, col_in;
+    int row_step, cr, cx;
+};
+__device__ __forceinline__ FtcCopy ftc_copy_slots(const double* x, int d, int width, int tid, int threads) {
+    FtcCopy s;
+    s.pairs16 = d % 2 == 0 && (reinterpret_cast<unsigned long long>(x) & 15) == 0;
+    const int per_row = s.pairs16 ? width / 2 : width;
+    s.row_step = threads / per_row;
+    s.cr = tid / per_row;
+    s.cx = (tid % per_row) * (s.pairs16 ? 2 : 1);
+    s.copies = s.cr < s.row_step;
+    s.col_in = s.cx < d;
+    return s;
+}
+// Issues the cp.async copies of `rows` rows of X from pass row row0 into dst (row stride xstride): zeros past
+// d and in the rows past nrows, filled by the copy itself (src-size 0), never read from global memory.
+__device__ __forceinline__ void ftc_copy_rows(const FtcCopy& s, const double* x, int d, int row0, int nrows, int rows,
+                                              double* dst, int xstride) {
+    if (!s.copies) return;
+    for (int r = s.cr; r < rows; r += s.row_step) {
+        const bool valid = s.col_in && r < nrows;
+        const double* src = valid ? x + (size_t)(row0 + r) * d + s.cx : x;
+        if (s.pairs16) cp_async_16(dst + r * xstride + s.cx, src, valid);
+        else cp_async_8(dst + r * xstride + s.cx, src, valid);
+    }
+}
+
+// A warp's share of A = X·Pᵀ: column tiles nb, nb + 1 (`second`: the latter exists) over the k-steps ks0,
+// ks0 + kstep, ... of one 16-row group; `projects`: column tile nb exists (warp-uniform). B fragments
+// b[j][s] = Pᵀ[16ks + t + 4s][8(nb + j) + g] = P[8(nb + j) + g][16ks + t + 4s], read through __ldg (L1).
+struct FtcProj {
+    const double* p0;
+    const double* p1;
+    int n_0, n_1, nb, ks0, kstep;
+    bool projects, second;
+};
+__device__ __forceinline__ FtcProj ftc_proj(const double* proj, int q, int d, int g, int nb, int ks0, int kstep) {
+    FtcProj f;
+    f.nb = nb;
+    f.ks0 = ks0;
+    f.kstep = kstep;
+    f.projects = 8 * nb < q;
+    f.second = 8 * (nb + 1) < q;
+    f.n_0 = 8 * nb + g;
+    f.n_1 = f.n_0 + 8;
+    f.p0 = proj + (size_t)min(f.n_0, max(q - 1, 0)) * d;
+    f.p1 = proj + (size_t)min(f.n_1, max(q - 1, 0)) * d;
+    return f;
+}
+// c[j] = the row group's A in column tile nb + j (zero where the warp does not project): xa points at
+// X[m0 + g][t] of the staged rows (row stride xstride); a[2s + i] = X[m0 + g + 8i][16ks + t + 4s].
+template <int KT>
+__device__ __forceinline__ void ftc_project(double (&c)[2][4], const FtcProj& f, const double* xa, int xstride, int q,
+                                            int d, int ksteps, int t) {
+#pragma unroll
+    for (int j = 0; j < 2; ++j) c[j][0] = c[j][1] = c[j][2] = c[j][3] = 0.0;
+    if (!f.projects) return;
+    for (int ks = f.ks0; ks < ksteps; ks += f.kstep) {
+        double a[8], b0[4], b1[4];
+#pragma unroll
+        for (int s = 0; s < 4; ++s) {
+            const int k = 16 * ks + 4 * s;
+            a[2 * s] = xa[k];
+            a[2 * s + 1] = xa[8 * xstride + k];
+            const bool kin = k + t < d;
+            b0[s] = kin && f.n_0 < q ? __ldg(f.p0 + k + t) : 0.0;
+            b1[s] = kin && f.n_1 < q ? __ldg(f.p1 + k + t) : 0.0;
+        }
+        ftc_mma<KT>(c[0], a, b0);
+        if (f.second) ftc_mma<KT>(c[1], a, b1);
+    }
+}
+// A to shared memory (row stride FTC_AS): D[g + 8i][2t + e] = c[j][2i + e] is A[m0 + g + 8i][8(nb + j) + 2t + e];
+// `add`: added to what is there (the other k-half, stored first: a fixed order).
+__device__ __forceinline__ void ftc_store_a(double* as, const double (&c)[2][4], int m0, int g, int t, int nb, int q, bool add) {
+#pragma unroll
+    for (int j = 0; j < 2; ++j)
+#pragma unroll
+        for (int i = 0; i < 2; ++i)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const int col = 8 * (nb + j) + 2 * t + e;
+                double* dst = as + (m0 + g + 8 * i) * FTC_AS + col;
+                if (col < q) *dst = add ? *dst + c[j][2 * i + e] : c[j][2 * i + e];
+            }
+}
+
+// The row op of tile row r (pass row row0 + r) on A in shared memory: R into shared memory (row stride FTC_RS),
+// Gram weights, sum terms, H and the probability store to global memory exactly as `row_op` writes them. Rows
+// past the end of a short last tile get a zero R row (their X rows are zero, but 0·NaN is not).
+__device__ __forceinline__ void ftc_row_op(const RowOpParams& p, const double* as, double* rs, int row0, int nrows, int r) {
+    if (r < nrows) {
+        const int row = row0 + r;
+        RowOut o = {rs + r * FTC_RS, p.gw + (size_t)row * p.grams, p.sv + (size_t)row * p.sums};
+        eval_row(p, as + r * FTC_AS, p.y[row], p.s ? p.s[row] : 1.0, h_row(p, row), p_row(p, row), o);
+    } else {
+        for (int col = 0; col < FTC_MAX_R; ++col) rs[r * FTC_RS + col] = 0.0;
+    }
+}
+
+// One 16-row k-step of XᵀR += Rᵀ·X for the feature tiles ft0 + ftstep·u (u < NU, those < ftiles): rr points at
+// R[16ks + t][g] (row stride FTC_RS), xb at X[16ks + t][g] (row stride xstride). A fragment a[2s + i] =
+// Rᵀ[g + 8i][16ks + t + 4s] = R[16ks + t + 4s][g + 8i], B fragment b[s] = X[16ks + t + 4s][8·ft + g];
+// `upper`: R columns 8..15 exist.
+template <int KT, int NU>
+__device__ __forceinline__ void ftc_xtr_step(double (&acc)[NU][4], const double* rr, const double* xb, int xstride,
+                                             int ft0, int ftstep, int ftiles, bool upper) {
+    double a[8];
+#pragma unroll
+    for (int s = 0; s < 4; ++s) {
+        a[2 * s] = rr[4 * s * FTC_RS];
+        a[2 * s + 1] = rr[4 * s * FTC_RS + 8];
+    }
+#pragma unroll
+    for (int u = 0; u < NU; ++u) {
+        const int ft = ft0 + ftstep * u;
+        if (ft < ftiles) {
+            double b[4];
+#pragma unroll
+            for (int s = 0; s < 4; ++s) b[s] = xb[4 * s * xstride + 8 * ft];
+            ftc_mma<KT>(acc[u], a, b, upper);
+        }
+    }
+}
+// The block's partial XᵀR (r_cols×d, row-major) at partial[blockIdx.x]: acc[u][2i + e] is (R column g + 8i,
+// feature 8ft + 2t + e), ft = ft0 + ftstep·u.
+template <int NU>
+__device__ __forceinline__ void ftc_write_partial(double* partial, const double (&acc)[NU][4], int ft0, int ftstep,
+                                                  int ftiles, int g, int t, int rc, int d) {
+    const size_t outs = (size_t)rc * d;
+#pragma unroll
+    for (int u = 0; u < NU; ++u) {
+        const int ft = ft0 + ftstep * u;
+        if (ft < ftiles)
+#pragma unroll
+            for (int i = 0; i < 2; ++i)
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    const int row = g + 8 * i, f = 8 * ft + 2 * t + e;
+                    if (row < rc && f < d) partial[blockIdx.x * outs + (size_t)row * d + f] = acc[u][2 * i + e];
+                }
+    }
+}
+
+// ---- v2: whole 64-row tiles of X in shared memory (fused_tc, fused_tc_pipe) ----
+
 // One block's work. p: the row op with its per-row output pointers (p.a, p.r unused: A and R stay in shared
 // memory); x: the pass's rows (rows×d, contiguous; H rows through p.idx); proj: P (q×d); partial: gridDim.x ×
 // (r_cols×d) block partials of XᵀR. blockDim.x must be FTC_THREADS.
@@ -112,33 +264,16 @@ __device__ __forceinline__ void fused_tc_body(const RowOpParams& p, const double
     const int nct = (q + 7) / 8;
     const bool ksplit = nct <= 2;  // block-uniform
     const int m0 = 16 * (warp % 4), half = warp / 4;
-    const int nb = ksplit ? 0 : 2 * half, ks0 = ksplit ? half : 0, kstep = ksplit ? 2 : 1;
-    const bool projects = 8 * nb < q, second = 8 * (nb + 1) < q;  // warp-uniform
-    // B fragments b[j][s] = Pᵀ[16ks + t + 4s][8(nb + j) + g] = P[8(nb + j) + g][16ks + t + 4s].
-    const int n_0 = 8 * nb + g, n_1 = n_0 + 8;
-    const double* p0 = proj + (size_t)min(n_0, max(q - 1, 0)) * d;
-    const double* p1 = proj + (size_t)min(n_1, max(q - 1, 0)) * d;
+    const FtcProj pj = ftc_proj(proj, q, d, g, ksplit ? 0 : 2 * half, ksplit ? half : 0, ksplit ? 2 : 1);
 
-    // Copy slots: column cx (and cx + 1 in 16-byte mode) of rows cr, cr + row_step, ... of a tile; width ≤
-    // 128 ≤ FTC_THREADS, so row_step ≥ 1.
-    const bool pairs16 = d % 2 == 0 && (reinterpret_cast<unsigned long long>(x) & 15) == 0;
-    const int per_row = pairs16 ? width / 2 : width;
-    const int row_step = FTC_THREADS / per_row;
-    const int cr = tid / per_row, cx = (tid % per_row) * (pairs16 ? 2 : 1);
-    const bool copies = cr < row_step, col_in = cx < d;
+    const FtcCopy cs = ftc_copy_slots(x, d, width, tid, FTC_THREADS);
     const int tiles = (p.rows + FTC_ROWS - 1) / FTC_ROWS;
-    // Issues tile `tile`'s copies into X buffer `buf` (zeros past d and past the rows) and commits a group
-    // (an empty one past the last tile, so that the waits count uniformly).
+    // Issues tile `tile`'s copies into X buffer `buf` and commits a group (an empty one past the last tile,
+    // so that the waits count uniformly).
     auto stage = [&](int tile, int buf) {
-        if (tile < tiles && copies) {
-            const int row0 = tile * FTC_ROWS, nrows = min(FTC_ROWS, p.rows - row0);
-            double* bx = xs + buf * FTC_ROWS * xstride;
-            for (int r = cr; r < FTC_ROWS; r += row_step) {
-                const bool valid = col_in && r < nrows;
-                const double* src = valid ? x + (size_t)(row0 + r) * d + cx : x;
-                if (pairs16) cp_async_16(bx + r * xstride + cx, src, valid);
-                else cp_async_8(bx + r * xstride + cx, src, valid);
-            }
+        if (tile < tiles) {
+            const int row0 = tile * FTC_ROWS;
+            ftc_copy_rows(cs, x, d, row0, min(FTC_ROWS, p.rows - row0), FTC_ROWS, xs + buf * FTC_ROWS * xstride, xstride);
         }
         cp_async_commit();
     };
@@ -166,102 +301,31 @@ __device__ __forceinline__ void fused_tc_body(const RowOpParams& p, const double
         }
         const double* bx = xs + buf * FTC_ROWS * xstride;
 
-        // 2. A = X_tile·Pᵀ: a[2s + i] = X[m0 + g + 8i][16ks + t + 4s].
+        // 2. A = X_tile·Pᵀ; the odd k-half (ksplit) is added to the even one after a barrier.
         double c[2][4];
-#pragma unroll
-        for (int j = 0; j < 2; ++j) c[j][0] = c[j][1] = c[j][2] = c[j][3] = 0.0;
-        if (projects) {
-            const double* xa = bx + (m0 + g) * xstride + t;
-            for (int ks = ks0; ks < ksteps; ks += kstep) {
-                double a[8], b0[4], b1[4];
-#pragma unroll
-                for (int s = 0; s < 4; ++s) {
-                    const int k = 16 * ks + 4 * s;
-                    a[2 * s] = xa[k];
-                    a[2 * s + 1] = xa[8 * xstride + k];
-                    const bool kin = k + t < d;
-                    b0[s] = kin && n_0 < q ? __ldg(p0 + k + t) : 0.0;
-                    b1[s] = kin && n_1 < q ? __ldg(p1 + k + t) : 0.0;
-                }
-                ftc_mma<KT>(c[0], a, b0);
-                if (second) ftc_mma<KT>(c[1], a, b1);
-            }
-        }
-        // D[g + 8i][2t + e] = c[j][2i + e] is A[m0 + g + 8i][8(nb + j) + 2t + e]; the odd k-half (ksplit) is
-        // added to the even one after a barrier.
-        auto store_a = [&](bool add) {
-#pragma unroll
-            for (int j = 0; j < 2; ++j)
-#pragma unroll
-                for (int i = 0; i < 2; ++i)
-#pragma unroll
-                    for (int e = 0; e < 2; ++e) {
-                        const int col = 8 * (nb + j) + 2 * t + e;
-                        double* dst = as + (m0 + g + 8 * i) * FTC_AS + col;
-                        if (col < q) *dst = add ? *dst + c[j][2 * i + e] : c[j][2 * i + e];
-                    }
-        };
-        if (projects && (!ksplit || half == 0)) store_a(false);
+        ftc_project<KT>(c, pj, bx + (m0 + g) * xstride + t, xstride, q, d, ksteps, t);
+        if (pj.projects && (!ksplit || half == 0)) ftc_store_a(as, c, m0, g, t, pj.nb, q, false);
         if (ksplit) {
             __syncthreads();
-            if (projects && half == 1) store_a(true);
+            if (pj.projects && half == 1) ftc_store_a(as, c, m0, g, t, pj.nb, q, true);
         }
         __syncthreads();
 
-        // 3. The row op: warps 0 and 1, one thread per row; R into shared memory, the rest to global memory.
-        if (tid < FTC_ROWS) {
-            if (tid < nrows) {
-                const int row = row0 + tid;
-                RowOut o = {rs + tid * FTC_RS, p.gw + (size_t)row * p.grams, p.sv + (size_t)row * p.sums};
-                eval_row(p, as + tid * FTC_AS, p.y[row], p.s ? p.s[row] : 1.0, h_row(p, row), p_row(p, row), o);
-            } else {  // a short last tile: R rows past the end are zero (their X rows are zero, but 0·NaN is not)
-                for (int col = 0; col < FTC_MAX_R; ++col) rs[tid * FTC_RS + col] = 0.0;
-            }
-        }
+        // 3. The row op: warps 0 and 1, one thread per row.
+        if (tid < FTC_ROWS) ftc_row_op(p, as, rs, row0, nrows, tid);
         __syncthreads();
 
-        // 4. XᵀR += R_tileᵀ·X_tile: A fragment a[2s + i] = Rᵀ[g + 8i][16ks + t + 4s] = R[16ks + t + 4s][g + 8i],
-        //    B fragment b[s] = X[16ks + t + 4s][8·ft + g].
+        // 4. XᵀR += R_tileᵀ·X_tile, a short tile skipping its all-zero k-steps.
         if (rc > 0) {
             const int steps = (nrows + 15) / 16;
-            for (int ks = 0; ks < steps; ++ks) {
-                double a[8];
-#pragma unroll
-                for (int s = 0; s < 4; ++s) {
-                    const double* rr = rs + (16 * ks + t + 4 * s) * FTC_RS + g;
-                    a[2 * s] = rr[0];
-                    a[2 * s + 1] = rr[8];
-                }
-#pragma unroll
-                for (int u = 0; u < 2; ++u) {
-                    const int ft = warp + 8 * u;
-                    if (ft < ftiles) {
-                        double b[4];
-#pragma unroll
-                        for (int s = 0; s < 4; ++s) b[s] = bx[(16 * ks + t + 4 * s) * xstride + 8 * ft + g];
-                        ftc_mma<KT>(acc[u], a, b, rc > 8);
-                    }
-                }
-            }
+            for (int ks = 0; ks < steps; ++ks)
+                ftc_xtr_step<KT, 2>(acc, rs + (16 * ks + t) * FTC_RS + g, bx + (16 * ks + t) * xstride + g, xstride, warp, 8,
+                                    ftiles, rc > 8);
         }
         if constexpr (STAGES == 2) buf ^= 1;
     }
     cp_async_wait<0>();  // nothing may still be landing in shared memory when the block exits
-
-    // The block's partial XᵀR (r_cols×d, row-major): acc[u][2i + e] is (R column g + 8i, feature 8ft + 2t + e).
-    const size_t outs = (size_t)rc * d;
-#pragma unroll
-    for (int u = 0; u < 2; ++u) {
-        const int ft = warp + 8 * u;
-        if (ft < ftiles)
-#pragma unroll
-            for (int i = 0; i < 2; ++i)
-#pragma unroll
-                for (int e = 0; e < 2; ++e) {
-                    const int row = g + 8 * i, f = 8 * ft + 2 * t + e;
-                    if (row < rc && f < d) partial[blockIdx.x * outs + (size_t)row * d + f] = acc[u][2 * i + e];
-                }
-    }
+    ftc_write_partial<2>(partial, acc, warp, 8, ftiles, g, t, rc, d);
 }
 
 // The launch configurations (src/fused.rs `VARIANTS`): one X buffer and 2 blocks per SM (≤ 128 registers),
