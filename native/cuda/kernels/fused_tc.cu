@@ -91,6 +91,20 @@ __host__ __device__ __forceinline__ int ftc_shared_doubles(int stages, int d) {
     return FTC_ROWS * (stages * (width + 4) + FTC_AS + FTC_RS);
 }
 
+// fused_tc_l2: tiles of FTL_ROWS rows, one thread per row; X streamed through a ring of FTL_RING chunks of
+// FTL_CHUNK rows, twice per tile (for A, then for XᵀR: the second read from L2).
+#define FTL_ROWS 128
+#define FTL_THREADS FTL_ROWS
+#define FTL_CHUNK 16
+#define FTL_RING 3
+
+// The dynamic shared memory of fused_tc_l2 (src/fused.rs `shared_bytes`), in doubles: A and R of a tile, the
+// X ring.
+__host__ __device__ __forceinline__ int ftl_shared_doubles(int d) {
+    const int width = 16 * ((d + 15) / 16);
+    return FTL_ROWS * (FTC_AS + FTC_RS) + FTL_RING * FTL_CHUNK * (width + 4);
+}
+
 // ---- Pieces shared by the bodies (the v2 body below and the L2 body after it) ----
 
 // Copy slots of a block of `threads` threads: column cx (and cx + 1 in 16-byte mode, where d is even and X
@@ -328,6 +342,104 @@ __device__ __forceinline__ void fused_tc_body(const RowOpParams& p, const double
     ftc_write_partial<2>(partial, acc, warp, 8, ftiles, g, t, rc, d);
 }
 
+// ---- fused_tc_l2: 128-row tiles, A and R in shared memory, X streamed twice (the second read from L2) ----
+
+// One block's work, the same contract as fused_tc_body; blockDim.x must be FTL_THREADS. Per tile of 128 rows:
+//   pass 0  the tile's X streams through the ring in 16-row chunks (cp.async, FTL_RING − 1 chunks in flight);
+//           each chunk's A rows = X_chunk·Pᵀ go to shared memory (4 warps: column-tile pair w % 2, k-steps
+//           ≡ w / 2 mod 2; the odd k-half is added to the even one after the next barrier, a fixed order);
+//   row op  on all 128 threads, one row each (ftc_row_op), R to shared memory;
+//   pass 1  the same rows of X stream through the ring again (read from L2, if they are still there) and
+//           XᵀR += R_chunkᵀ·X_chunk (one k-step per chunk; warp w owns feature tiles w, w + 4, w + 8, w + 12,
+//           accumulated in registers over all the block's tiles).
+// The ring never stops: chunks are issued in the block's order (tile, pass, chunk), so the first chunks of
+// pass 1 load during the row op and those of the next tile during pass 1. One barrier per chunk.
+template <int KT>
+__device__ __forceinline__ void fused_tc_l2_body(const RowOpParams& p, const double* __restrict__ x,
+                                                 const double* __restrict__ proj, int d, double* __restrict__ partial) {
+    MOE_DYNAMIC_SHARED(smem);
+    const int width = 16 * ((d + 15) / 16), xstride = width + 4;
+    double* const as = smem;                      // FTL_ROWS × FTC_AS
+    double* const rs = as + FTL_ROWS * FTC_AS;    // FTL_ROWS × FTC_RS
+    double* const ring = rs + FTL_ROWS * FTC_RS;  // FTL_RING × FTL_CHUNK × xstride
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int g = lane / 4, t = lane % 4;
+    const int q = p.q, rc = p.r_cols;
+    const int ksteps = width / 16, ftiles = width / 8;
+    const int half = warp / 2;  // k-half of product 1
+    const FtcProj pj = ftc_proj(proj, q, d, g, 2 * (warp % 2), half, 2);
+    const FtcCopy cs = ftc_copy_slots(x, d, width, tid, FTL_THREADS);
+    const int tiles = (p.rows + FTL_ROWS - 1) / FTL_ROWS;
+    auto tile_rows = [&](int tile) { return min(FTL_ROWS, p.rows - tile * FTL_ROWS); };
+
+    // The producer: the next chunk to issue (tile, pass, chunk) into ring slot `slot`; a group is committed
+    // per chunk (an empty one past the block's last tile, so that the waits count uniformly).
+    int put_tile = blockIdx.x, put_pass = 0, put_chunk = 0, put_slot = 0;
+    auto issue = [&]() {
+        if (put_tile < tiles) {
+            const int nrows = tile_rows(put_tile), r0 = FTL_CHUNK * put_chunk;
+            ftc_copy_rows(cs, x, d, put_tile * FTL_ROWS + r0, min(FTL_CHUNK, nrows - r0), FTL_CHUNK,
+                          ring + put_slot * FTL_CHUNK * xstride, xstride);
+            if (++put_chunk == (nrows + FTL_CHUNK - 1) / FTL_CHUNK) {
+                put_chunk = 0;
+                if (++put_pass == 2) {
+                    put_pass = 0;
+                    put_tile += gridDim.x;
+                }
+            }
+        }
+        cp_async_commit();
+        put_slot = put_slot == FTL_RING - 1 ? 0 : put_slot + 1;
+    };
+
+    for (int e = tid; e < FTL_ROWS * FTC_RS; e += FTL_THREADS) rs[e] = 0.0;  // R columns past r_cols stay zero
+    double acc[4][4];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) acc[u][0] = acc[u][1] = acc[u][2] = acc[u][3] = 0.0;
+
+    static_assert(FTL_RING == 3, "the waits below keep FTL_RING - 1 = 2 chunks in flight");
+    issue();
+    issue();
+    int slot = 0;
+    for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+        const int row0 = tile * FTL_ROWS, nrows = tile_rows(tile), chunks = (nrows + FTL_CHUNK - 1) / FTL_CHUNK;
+        double c[2][4];
+        int pending = -1;  // odd k-half (half 1): the chunk whose product in c is still to be added to A
+        for (int pass = 0; pass < 2; ++pass) {
+            for (int j = 0; j < chunks; ++j) {
+                cp_async_wait<1>();  // this thread's copies of this chunk have landed ...
+                __syncthreads();     // ... and every thread's; every warp is done with the previous chunk, whose
+                issue();             // slot the chunk after next overwrites; half 0's A stores are visible
+                const double* bx = ring + slot * FTL_CHUNK * xstride;
+                slot = slot == FTL_RING - 1 ? 0 : slot + 1;
+                if (pass == 0) {
+                    if (pending >= 0 && pj.projects) ftc_store_a(as, c, FTL_CHUNK * pending, g, t, pj.nb, q, true);
+                    ftc_project<KT>(c, pj, bx + g * xstride + t, xstride, q, d, ksteps, t);
+                    if (half == 0) {
+                        if (pj.projects) ftc_store_a(as, c, FTL_CHUNK * j, g, t, pj.nb, q, false);
+                    } else {
+                        pending = j;
+                    }
+                } else if (rc > 0) {
+                    ftc_xtr_step<KT, 4>(acc, rs + (FTL_CHUNK * j + t) * FTC_RS + g, bx + t * xstride + g, xstride, warp, 4,
+                                        ftiles, rc > 8);
+                }
+            }
+            if (pass == 0) {
+                __syncthreads();  // half 0's stores of the last chunk are visible
+                if (pending >= 0 && pj.projects) ftc_store_a(as, c, FTL_CHUNK * pending, g, t, pj.nb, q, true);
+                pending = -1;
+                __syncthreads();  // A is complete
+                ftc_row_op(p, as, rs, row0, nrows, tid);
+                // Pass 1's first barrier makes R visible; pass 0 of the next tile overwrites A after at least one
+                // barrier of pass 1, the row op's R after its own barriers.
+            }
+        }
+    }
+    cp_async_wait<0>();  // nothing may still be landing in shared memory when the block exits
+    ftc_write_partial<4>(partial, acc, warp, 4, ftiles, g, t, rc, d);
+}
+
 // The launch configurations (src/fused.rs `VARIANTS`): one X buffer and 2 blocks per SM (≤ 128 registers),
 // or the two-stage cp.async pipeline and 1 block per SM. Dynamic shared memory: ftc_shared_doubles(1 or 2, d).
 #define FTC_PARAMS RowOpParams p, const double* __restrict__ x, const double* __restrict__ proj, int d, double* __restrict__ partial
@@ -336,6 +448,10 @@ extern "C" __global__ void __launch_bounds__(FTC_THREADS, 2) fused_tc(FTC_PARAMS
 }
 extern "C" __global__ void __launch_bounds__(FTC_THREADS, 1) fused_tc_pipe(FTC_PARAMS) {
     fused_tc_body<FTC_KT, 2>(p, x, proj, d, partial);
+}
+// 128 threads, 2 blocks per SM (shared memory: ftl_shared_doubles(d), 96.5 KB at d = 100).
+extern "C" __global__ void __launch_bounds__(FTL_THREADS, 2) fused_tc_l2(FTC_PARAMS) {
+    fused_tc_l2_body<FTC_KT>(p, x, proj, d, partial);
 }
 
 #endif  // MOE_HAS_DMMA
