@@ -9,8 +9,8 @@
 // at (1e7, 100) against 5.5–10.5): its row op ran on one warp per 32-row tile while the other 7 waited, and
 // it used the m8n8k4 DMMA, which runs at half the fp64 tensor rate of m16n8k16 on Hopper.
 //
-// Design (256 threads = 8 warps, tiles of FTC_ROWS = 64 rows; a FIXED grid, src/fused.rs `GRID`, block b
-// walking the tiles b, b + gridDim.x, ... in order):
+// Design of fused_tc / fused_tc_pipe (256 threads = 8 warps, tiles of FTC_ROWS = 64 rows; a FIXED grid,
+// src/fused.rs `GRID`, block b walking the tiles b, b + gridDim.x, ... in order; fused_tc_l2: see Variants):
 //   1. Stage: the whole X tile (64 × width, width = d rounded up to 16, row stride width + 4 ≡ 4 mod 16
 //      doubles so that every fragment load below hits 16 distinct 8-byte banks per half-warp) goes to
 //      dynamic shared memory by cp.async (16-byte copies where d is even and X 16-byte aligned); columns
@@ -41,16 +41,39 @@
 // MMAs and row op must overlap. Shared-memory traffic per row ≈ 6.5 KB (copy-in 0.9, A fragments 1.8, P
 // fragments via L1 1.8, XᵀR fragments 1.9) ≈ 51 cycles at 128 B/cycle: under the 84, not by much.
 //
-// Variants (src/fused.rs `VARIANTS`, the same templated body):
+// Variants (src/fused.rs `VARIANTS`; the bodies share the helpers below: copies, projection, A store, row op,
+// XᵀR step, partials):
 //   fused_tc       1 X buffer: 8·64·(width + 4 + 33 + 20) bytes = 84.5 KB at d = 100 (92.5 KB at d = 128),
 //                  2 blocks per SM (launch bounds 256 × 2: ≤ 128 registers), whose load and compute phases
 //                  interleave.
 //   fused_tc_pipe  2 X buffers, a 2-stage cp.async pipeline: the next tile's copies fly while this tile is
 //                  multiplied and its row op runs; 142.5 KB at d = 100 (158.5 KB at d = 128), 1 block per SM.
-// ptxas (nvcc 13, -O3, the joined source): fused_tc 116 registers on sm_80 / 119 on sm_90, fused_tc_pipe
-// 117 / 125, no spills; the 2048-byte stack frame is eval_row's local arrays, as in `row_op`.
+//   fused_tc_l2    (fused_tc_l2_body) 128-row tiles on 128 threads: A (128 × 33) and R (128 × 20) of the tile
+//                  stay in shared memory, X does NOT: it streams through a ring of 3 chunks of 16 rows
+//                  (cp.async, 2 chunks in flight) once to compute A, then the row op runs on all 128 threads,
+//                  then the same rows stream through the ring again for XᵀR. The second read is meant to hit
+//                  L2: between a row's two reads each SM reads about one tile per block (128 rows × 800 B ×
+//                  2 blocks × 132 SMs ≈ 27 MB of X at d = 100, ≈ 32 MB with y, s, H and the per-row outputs)
+//                  against the H100's 50 MB L2: a bet that only the GPU can confirm (a miss costs a second HBM
+//                  read of X, the unfused path's traffic, not more). Shared memory 8·(128·53 + 48·(width + 4))
+//                  bytes = 96.5 KB at d = 100 (102.5 KB at d = 128): 2 blocks per SM on an H100 (≤ 113 KB
+//                  each), so up to 256 rows per SM are in the row op at once, where v2 has 128. Why not more:
+//                  256-row tiles (108.5 KB of A and R alone) would leave 1 block per SM, the same 256 rows, and
+//                  no other block to overlap the streaming phases with; a 32-row ring stage (2 × 32 rows) does
+//                  not fit 2 blocks per SM at d = 128 (121.9 KB). Product 1 per chunk: warp w the column-tile
+//                  pair w % 2 over the k-steps ≡ w / 2 (mod 2), the odd half added to the even one after the
+//                  next chunk's barrier (a fixed order); XᵀR one k-step per chunk, warp w the feature tiles w,
+//                  w + 4, w + 8, w + 12. The ring runs across phases: pass 1's first chunks load during the row
+//                  op, the next tile's during pass 1. An L2 eviction hint (createpolicy + cp.async
+//                  .L2::cache_hint: evict_last on the first read, evict_first on the second) is a lead for the
+//                  GPU session if the second read misses; not used here.
+// ptxas (nvcc 13, -O3, the joined source; registers sm_80 / sm_90, spills): fused_tc 118 / 120, fused_tc_pipe
+// 120 / 122, fused_tc_l2 178 / 188 (launch bounds 128 × 2: up to 255; 2 blocks × 128 × 188 fit the 64k
+// registers), no spills; the 2048-byte stack frame is eval_row's local arrays, as in `row_op`. (Before the
+// helpers were shared: fused_tc 118 / 120, fused_tc_pipe 117 / 126; the same fp64 instruction sequence in
+// the PTX of both.)
 // Limits (src/fused.rs `fits`): d ≤ 128, q ≤ 32, r_cols ≤ 16, and the variant's shared memory within the
-// device's per-block limit; other passes take the unfused path.
+// device's per-block limit (fused_tc_l2 on a 99 KB device: d ≤ 112); other passes take the unfused path.
 
 #if MOE_HAS_DMMA
 
