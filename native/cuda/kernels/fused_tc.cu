@@ -376,7 +376,8 @@ __device__ __forceinline__ void fused_tc_body(const RowOpParams& p, const double
 //           XᵀR += R_chunkᵀ·X_chunk (one k-step per chunk; warp w owns feature tiles w, w + 4, w + 8, w + 12,
 //           accumulated in registers over all the block's tiles).
 // The ring never stops: chunks are issued in the block's order (tile, pass, chunk), so the first chunks of
-// pass 1 load during the row op and those of the next tile during pass 1. One barrier per chunk.
+// pass 1 load during the row op and those of the next tile during pass 1. One barrier per chunk. A pass
+// without XᵀR (r_cols = 0: objective, σ² residual) skips pass 1: X streams once.
 template <int KT>
 __device__ __forceinline__ void fused_tc_l2_body(const RowOpParams& p, const double* __restrict__ x,
                                                  const double* __restrict__ proj, int d, double* __restrict__ partial) {
@@ -393,6 +394,7 @@ __device__ __forceinline__ void fused_tc_l2_body(const RowOpParams& p, const dou
     const FtcProj pj = ftc_proj(proj, q, d, g, 2 * (warp % 2), half, 2);
     const FtcCopy cs = ftc_copy_slots(x, d, width, tid, FTL_THREADS);
     const int tiles = (p.rows + FTL_ROWS - 1) / FTL_ROWS;
+    const int passes = rc > 0 ? 2 : 1;  // no XᵀR (r_cols = 0): X streams once per tile
     auto tile_rows = [&](int tile) { return min(FTL_ROWS, p.rows - tile * FTL_ROWS); };
 
     // The producer: the next chunk to issue (tile, pass, chunk) into ring slot `slot`; a group is committed
@@ -405,7 +407,7 @@ __device__ __forceinline__ void fused_tc_l2_body(const RowOpParams& p, const dou
                           ring + put_slot * FTL_CHUNK * xstride, xstride);
             if (++put_chunk == (nrows + FTL_CHUNK - 1) / FTL_CHUNK) {
                 put_chunk = 0;
-                if (++put_pass == 2) {
+                if (++put_pass == passes) {
                     put_pass = 0;
                     put_tile += gridDim.x;
                 }
@@ -428,7 +430,7 @@ __device__ __forceinline__ void fused_tc_l2_body(const RowOpParams& p, const dou
         const int row0 = tile * FTL_ROWS, nrows = tile_rows(tile), chunks = (nrows + FTL_CHUNK - 1) / FTL_CHUNK;
         double c[2][4];
         int pending = -1;  // odd k-half (half 1): the chunk whose product in c is still to be added to A
-        for (int pass = 0; pass < 2; ++pass) {
+        for (int pass = 0; pass < passes; ++pass) {
             for (int j = 0; j < chunks; ++j) {
                 cp_async_wait<1>();  // this thread's copies of this chunk have landed ...
                 __syncthreads();     // ... and every thread's; every warp is done with the previous chunk, whose
@@ -443,7 +445,7 @@ __device__ __forceinline__ void fused_tc_l2_body(const RowOpParams& p, const dou
                     } else {
                         pending = j;
                     }
-                } else if (rc > 0) {
+                } else {
                     ftc_xtr_step<KT, 4>(acc, rs + (FTL_CHUNK * j + t) * FTC_RS + g, bx + t * xstride + g, xstride, warp, 4,
                                         ftiles, rc > 8);
                 }
