@@ -43,7 +43,8 @@ const STAGES: [usize; 3] = [1, 2, 0];
 
 /// Blocks of a launch: FIXED (not derived from the device), so that the block partials of XᵀR and their sum
 /// are the same on any device and load. 3168 = 24 × 132: whole waves on an H100 at 1 and 2 blocks per SM
-/// (each block walks the same number of 64-row tiles ±1: ≈ 49 at n = 1e7), ≈ 98% of whole waves on a
+/// (each block walks the same number of 64-row tiles ±1: ≈ 49 at n = 1e7; ≈ 25 of 128 rows in
+/// `fused_tc_l2`), ≈ 98% of whole waves on a
 /// 108-SM A100.
 const GRID: usize = 3168;
 
