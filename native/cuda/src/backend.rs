@@ -303,7 +303,7 @@ impl Backend for CudaBackend {
             // One read of X: projections, row op and XᵀR in the fused kernel (sums and Grams below).
             let (mut params, linear) = kernel.unwrap();
             self.bind_params(&mut st, &mut params, linear.as_deref(), &pr, 0, 0, gw, sv)?;
-            let partial = if xtr_len > 0 { st.partial.at_least(ctx, fused::partial_len(m, shape.r_cols, d))?.ptr } else { 0 };
+            let partial = if xtr_len > 0 { st.partial.at_least(ctx, fused::partial_len(fused_variant, m, shape.r_cols, d))?.ptr } else { 0 };
             fused::launch(ctx, fused_variant, &mut params, pr.x, p_dev, d, partial, out)?;
         } else {
             let r = if shape.r_cols > 0 { st.r.at_least(ctx, m * shape.r_cols)?.ptr } else { 0 };

@@ -1,7 +1,9 @@
 //! The host side of the fused narrow pass, kernels/fused_tc.cu (v2): one read of X for the projections
 //! A = X·Pᵀ, the row op and XᵀR, both products on the fp64 tensor cores (m16n8k16 on sm_90, the same
 //! fragments as m8n8k4 on sm_80), tiles of 64 rows staged whole in dynamic shared memory, the row op on 64
-//! threads of the 256. Which passes fit it, whether the device can run it, and its launch. Opt-in
+//! threads of the 256 (`fused_tc`, `fused_tc_pipe`); or tiles of 128 rows whose X streams through a small
+//! ring twice, the second read from L2, with the row op on all 128 threads (`fused_tc_l2`). Which passes fit
+//! it, whether the device can run it, and its launch. Opt-in
 //! (`CudaBackend::set_fused`, `MOE_CUDA_FUSED=1`) until it is measured faster than the unfused path on
 //! hardware (bench/GPU.md, "Fused narrow pass v2").
 
@@ -12,10 +14,14 @@ use moe_core::backend::OpShape;
 use moe_core::Result;
 use std::ffi::c_void;
 
-/// Limits of the kernel (kernels/fused_tc.cu `FTC_*`): tiles of 64 rows of up to 128 features, ≤ 32
-/// projections (4 column tiles of 8) and ≤ 16 columns of R (one m16 tile of Rᵀ).
+/// Limits of the kernel (kernels/fused_tc.cu `FTC_*`): tiles of 64 rows (128 for `fused_tc_l2`, `FTL_*`)
+/// of up to 128 features, ≤ 32 projections (4 column tiles of 8) and ≤ 16 columns of R (one m16 tile of Rᵀ).
 const ROWS: usize = 64;
 const THREADS: u32 = 256;
+const L2_ROWS: usize = 128;
+const L2_THREADS: u32 = 128;
+/// fused_tc_l2's ring of X chunks (kernels/fused_tc.cu `FTL_RING` × `FTL_CHUNK` rows).
+const L2_RING_ROWS: usize = 3 * 16;
 const MAX_D: usize = 128;
 const MAX_Q: usize = 32;
 const MAX_R: usize = 16;
@@ -27,22 +33,30 @@ const R_STRIDE: usize = 20;
 /// templated body; `STAGES[v]` X buffers. The first is the default: one X buffer (84.5 KB of shared memory at
 /// d = 100), 2 blocks per SM whose load and compute phases interleave; the second a two-stage cp.async
 /// pipeline (142.5 KB at d = 100), 1 block per SM, the next tile's copies in flight while this one is
-/// multiplied. Kept both until the GPU has measured which is faster (bench/GPU.md).
-pub const VARIANTS: [(&str, u32); 2] = [("fused_tc", THREADS), ("fused_tc_pipe", THREADS)];
-/// X buffers of each variant (the kernel's STAGES template parameter).
-const STAGES: [usize; 2] = [1, 2];
+/// multiplied; the third (`fused_tc_l2`) 128-row tiles whose A and R stay in shared memory while X streams
+/// through a 3-chunk ring twice (for A, then for XᵀR, the second read meant to hit L2), the row op on all 128
+/// threads (96.5 KB at d = 100, 2 blocks per SM). Kept all until the GPU has measured which is faster
+/// (bench/GPU.md).
+pub const VARIANTS: [(&str, u32); 3] = [("fused_tc", THREADS), ("fused_tc_pipe", THREADS), ("fused_tc_l2", L2_THREADS)];
+/// X buffers of the whole-tile variants (the kernel's STAGES template parameter); 0: the streamed variant.
+const STAGES: [usize; 3] = [1, 2, 0];
 
 /// Blocks of a launch: FIXED (not derived from the device), so that the block partials of XᵀR and their sum
 /// are the same on any device and load. 3168 = 24 × 132: whole waves on an H100 at 1 and 2 blocks per SM
-/// (each block walks the same number of 64-row tiles ±1: ≈ 49 at n = 1e7), ≈ 98% of whole waves on a
+/// (each block walks the same number of 64-row tiles ±1: ≈ 49 at n = 1e7; ≈ 25 of 128 rows in
+/// `fused_tc_l2`), ≈ 98% of whole waves on a
 /// 108-SM A100.
 const GRID: usize = 3168;
 
 /// Bytes of dynamic shared memory of variant `variant` at d features (kernels/fused_tc.cu
-/// `ftc_shared_doubles`): its X buffers (64 rows, stride width + 4, width = d rounded up to 16), A and R.
+/// `ftc_shared_doubles`): its X buffers (64 rows, stride width + 4, width = d rounded up to 16), A and R; for
+/// `fused_tc_l2` (`ftl_shared_doubles`) A and R of 128 rows and the ring of 48 rows of X.
 pub(crate) fn shared_bytes(variant: usize, d: usize) -> usize {
     let width = d.div_ceil(16) * 16;
-    8 * ROWS * (STAGES[variant] * (width + 4) + A_STRIDE + R_STRIDE)
+    match STAGES[variant] {
+        0 => 8 * (L2_ROWS * (A_STRIDE + R_STRIDE) + L2_RING_ROWS * (width + 4)),
+        stages => 8 * ROWS * (stages * (width + 4) + A_STRIDE + R_STRIDE),
+    }
 }
 
 /// Whether a pass over d features with this shape fits the kernel in launch configuration `variant` on a
@@ -58,13 +72,15 @@ pub(crate) fn available(ctx: &Context) -> bool {
     ctx.info.compute_capability.0 >= 8 && VARIANTS.iter().all(|(name, _)| ctx.has_kernel(name))
 }
 
-fn grid(rows: usize) -> usize {
-    rows.div_ceil(ROWS).clamp(1, GRID)
+/// Blocks of a launch of variant `variant` over `rows` rows: one per tile, at most `GRID`.
+fn grid(variant: usize, rows: usize) -> usize {
+    let tile = if STAGES[variant] == 0 { L2_ROWS } else { ROWS };
+    rows.div_ceil(tile).clamp(1, GRID)
 }
 
-/// Values of the block-partial buffer that `launch` needs.
-pub(crate) fn partial_len(rows: usize, r_cols: usize, d: usize) -> usize {
-    grid(rows) * r_cols * d
+/// Values of the block-partial buffer that `launch` of variant `variant` needs.
+pub(crate) fn partial_len(variant: usize, rows: usize, r_cols: usize, d: usize) -> usize {
+    grid(variant, rows) * r_cols * d
 }
 
 /// Runs the fused pass (launch configuration `VARIANTS[variant]`, which must `fit`) over `params.rows` rows
@@ -76,7 +92,7 @@ pub(crate) fn partial_len(rows: usize, r_cols: usize, d: usize) -> usize {
 pub(crate) fn launch(ctx: &Context, variant: usize, params: &mut RowOpParams, x: u64, proj: u64, d: usize, partial: u64,
                      out: u64) -> Result<()> {
     let (kernel, threads) = VARIANTS[variant];
-    let blocks = grid(params.rows as usize);
+    let blocks = grid(variant, params.rows as usize);
     let (mut xp, mut pp, mut di, mut part) = (x, proj, d as i32, partial);
     let mut args: [*mut c_void; 5] = [
         params as *mut RowOpParams as *mut c_void, &mut xp as *mut _ as _, &mut pp as *mut _ as _,
@@ -110,5 +126,15 @@ mod tests {
         assert!(fits(100, &shape, 0, ada) && !fits(100, &shape, 1, ada));
         assert!(!fits(129, &shape, 0, h100));
         assert!(!fits(100, &OpShape { q: 33, ..shape }, 0, h100) && !fits(100, &OpShape { r_cols: 17, ..shape }, 0, h100));
+        // fused_tc_l2: 128 × (33 + 20) + 48 × (width + 4) doubles; 2 blocks per SM (≤ 113 KB each) up to d = 128,
+        // and on a 99 KB device up to d = 112.
+        assert_eq!(shared_bytes(2, 100), 8 * (128 * 53 + 48 * 116));
+        assert_eq!(shared_bytes(2, 100), 98_816);
+        assert_eq!(shared_bytes(2, 128), 104_960);
+        assert!(2 * (shared_bytes(2, 128) + 1024) <= 228 << 10);
+        assert!(fits(100, &shape, 2, h100) && fits(128, &shape, 2, h100));
+        assert!(fits(112, &shape, 2, ada) && !fits(113, &shape, 2, ada));
+        assert!(!fits(129, &shape, 2, h100) && !fits(100, &OpShape { q: 33, ..shape }, 2, h100));
+        assert_eq!((grid(0, 1000), grid(2, 1000), grid(2, 0), grid(2, 10_000_000)), (16, 8, 1, GRID));
     }
 }

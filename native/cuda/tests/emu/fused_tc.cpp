@@ -5,10 +5,11 @@
 // Cases: the narrow ops of an EM iteration and a few others, d ∈ {1, 7, 8, 100, 128} (d not a multiple of
 // 16 leaves padding; odd d takes the 8-byte copies), rows not a multiple of the 64-row tile, gathered rows
 // (H through idx, as Rows::Order), zero rows of X with zero weight, and a pass over no rows; the default
-// configuration (src/fused.rs VARIANTS[0], one X buffer) on all of them, the two-stage pipeline (VARIANTS[1])
-// and the sm_80 form of the body (m8n8k4 instead of m16n8k16) on subsets. Small grids (2 blocks) keep the
-// emulation short while blocks walk several tiles (the launch otherwise mirrors src/fused.rs `launch`:
-// 256 threads, `shared_bytes` of dynamic shared memory).
+// configuration (src/fused.rs VARIANTS[0], one X buffer) on all of them, the two-stage pipeline (VARIANTS[1]),
+// the streamed 128-row variant (VARIANTS[2], fused_tc_l2) and the sm_80 form of the bodies (m8n8k4 instead of
+// m16n8k16) on subsets. Small grids (2 blocks) keep the emulation short while blocks walk several tiles (the
+// launch otherwise mirrors src/fused.rs `launch`: its threads per block, `shared_bytes` of dynamic shared
+// memory).
 // The probability store (SoftmaxTask::GradientDiagStore / HessVecStored) on every softmax problem, with sample
 // weights and gathered rows: `row_op` GradientDiagStore gives GradientDiag's outputs (and Gradient's R and sum
 // terms) and stores p; `row_op` HessVecStored (P = D) after it gives `row_op` HessVec's (P = [V; D]) R bit for
@@ -196,19 +197,27 @@ Outputs unfused(const Op& op, Inputs& in, unsigned tile = 0) {
     return o;
 }
 
-// A launch configuration of the kernel (src/fused.rs VARIANTS): entry point and X buffers (stages).
+// A launch configuration of the kernel (src/fused.rs VARIANTS): entry point and X buffers (stages; 0: the
+// streamed fused_tc_l2, 128 threads).
 using Kernel = void (*)(RowOpParams, const double*, const double*, int, double*);
 struct Variant {
     const char* name;
     Kernel kernel;
     int stages;
+    unsigned threads() const { return stages == 0 ? FTL_THREADS : FTC_THREADS; }
+    size_t shared_bytes(int d) const { return 8 * (size_t)(stages == 0 ? ftl_shared_doubles(d) : ftc_shared_doubles(stages, d)); }
 };
-// The sm_80 form of the default configuration (m8n8k4; the emulator's build has the m16n8k16 one).
+// The sm_80 form of the default and the streamed configurations (m8n8k4; the emulator's build has the
+// m16n8k16 one).
 void fused_tc_sm80(RowOpParams p, const double* x, const double* proj, int d, double* partial) {
     fused_tc_body<0, 1>(p, x, proj, d, partial);
 }
+void fused_tc_l2_sm80(RowOpParams p, const double* x, const double* proj, int d, double* partial) {
+    fused_tc_l2_body<0>(p, x, proj, d, partial);
+}
 const Variant one_buffer = {"1 buffer", fused_tc, 1}, pipeline = {"2-stage pipeline", fused_tc_pipe, 2},
-              sm80 = {"sm_80 m8n8k4", fused_tc_sm80, 1};
+              sm80 = {"sm_80 m8n8k4", fused_tc_sm80, 1}, l2 = {"L2 stream", fused_tc_l2, 0},
+              l2_sm80 = {"L2 stream sm_80 m8n8k4", fused_tc_l2_sm80, 0};
 
 // The fused kernel on `grid` blocks; XᵀR = Σ over blocks, in block order, of the partials.
 Outputs fused(const Op& op, Inputs& in, unsigned grid, const Variant& v = one_buffer) {
@@ -216,8 +225,7 @@ Outputs fused(const Op& op, Inputs& in, unsigned grid, const Variant& v = one_bu
     RowOpParams p = bind(op, in, o);
     const size_t outs = (size_t)p.r_cols * in.d;
     std::vector<double> partial(grid * outs, -7.0);
-    const size_t bytes = 8 * (size_t)ftc_shared_doubles(v.stages, in.d);
-    emu::launch({grid}, {FTC_THREADS}, [&] { v.kernel(p, in.x.data(), in.proj.data(), in.d, partial.data()); }, bytes);
+    emu::launch({grid}, {v.threads()}, [&] { v.kernel(p, in.x.data(), in.proj.data(), in.d, partial.data()); }, v.shared_bytes(in.d));
     o.xtr.assign(outs, 0.0);
     for (unsigned b = 0; b < grid; ++b)
         for (size_t e = 0; e < outs; ++e) o.xtr[e] += partial[b * outs + e];
@@ -321,6 +329,7 @@ bool stored_probabilities(check::Rng& rng, const Op& problem, int d, bool gather
     ok &= check::close((at + " GradientDiagStore stored p").c_str(), stored.probs, want, 1e-13);
     ok &= compare(at + " GradientDiagStore fused", fused(diag_store, in_v, 2), stored);
     if (gathered) ok &= compare(at + " GradientDiagStore fused, 2-stage pipeline", fused(diag_store, in_v, 2, pipeline), stored);
+    if (gathered) ok &= compare(at + " GradientDiagStore fused, L2 stream", fused(diag_store, in_v, 1, l2), stored);
 
     in_d.probs = stored.probs;
     const Outputs direct = unfused(hv, in_hv), from_store = unfused(hv_stored, in_d);
@@ -329,6 +338,7 @@ bool stored_probabilities(check::Rng& rng, const Op& problem, int d, bool gather
     ok &= expect_same_bits(at + " HessVecStored leaves the store", from_store.probs, in_d.probs);
     ok &= compare(at + " HessVecStored fused", fused(hv_stored, in_d, 2), from_store);
     if (gathered) ok &= compare(at + " HessVecStored fused, 2-stage pipeline", fused(hv_stored, in_d, 2, pipeline), from_store);
+    if (gathered) ok &= compare(at + " HessVecStored fused, L2 stream", fused(hv_stored, in_d, 1, l2), from_store);
     return ok;
 }
 
@@ -351,11 +361,12 @@ int main() {
             ok &= compare(label, fused(op, in, grid), unfused(op, in));
         }
     }
-    for (const Variant* v : {&pipeline, &sm80}) {  // the other configurations of the same body, on subsets
+    for (const Variant* v : {&pipeline, &sm80, &l2}) {  // the other configurations, on subsets
         for (int d : {7, 100}) {
             if (v == &sm80 && d == 7) continue;  // the copies do not depend on the MMA shape
             for (const Op& op : all) {
-                // 301 rows: 4 full tiles and one of 45; block 0 walks 3 tiles through the pipeline.
+                // 301 rows: 4 full tiles of 64 and one of 45, block 0 walking 3 tiles through the pipeline; for
+                // the L2 variant 2 tiles of 128 and one of 45, block 0 walking tiles 0 and 2 (short).
                 Inputs in = inputs(rng, op, 301, d, (&op - all.data()) % 2 == 0, d == 7);
                 ok &= compare(std::string(op.name) + " d=" + std::to_string(d) + " " + v->name, fused(op, in, grid, *v),
                               unfused(op, in));
@@ -385,7 +396,22 @@ int main() {
             ok &= expect_same_bits(at + " R", tiled.r, direct.r) && expect_same_bits(at + " Gram weights", tiled.gw, direct.gw) &&
                   expect_same_bits(at + " sum terms", tiled.sv, direct.sv) && expect_same_bits(at + " stored p", tiled.probs, direct.probs);
         }
-    for (const Variant* v : {&one_buffer, &pipeline}) {  // a pass over no rows: zero partials, nothing written
+    {  // the L2 variant: its sm_80 form (q = 32 and q = 8), d = 128 at the limits (E-step q = 32, r_cols = 16;
+       // Hessian-vector q = 30), one block walking all 3 tiles (2 of 128 rows and one of 45)
+        const Op& estep16 = all[1];  // q = 32, r_cols = 16
+        const Op& hv16 = all[7];     // q = 30, r_cols = 15
+        for (const Op* op : {&estep16, &all[4]}) {
+            Inputs in = inputs(rng, *op, 301, 100, true, false);
+            ok &= compare(std::string(op->name) + " d=100 " + l2_sm80.name, fused(*op, in, grid, l2_sm80), unfused(*op, in));
+        }
+        for (const Op* op : {&estep16, &hv16}) {
+            Inputs in = inputs(rng, *op, 301, 128, false, false);
+            ok &= compare(std::string(op->name) + " d=128 L2 stream", fused(*op, in, grid, l2), unfused(*op, in));
+            Inputs in1 = inputs(rng, *op, 301, 100, true, false);
+            ok &= compare(std::string(op->name) + " d=100 L2 stream, 1 block (3 tiles)", fused(*op, in1, 1, l2), unfused(*op, in1));
+        }
+    }
+    for (const Variant* v : {&one_buffer, &pipeline, &l2}) {  // a pass over no rows: zero partials, nothing written
         const Op& op = all[0];
         Inputs in = inputs(rng, op, 0, 100, false, false);
         Outputs got = fused(op, in, 1, *v);
@@ -404,7 +430,7 @@ int main() {
             for (int d : {7, 100})
                 for (bool gathered : {false, true}) ok &= stored_probabilities(rng, problem, d, gathered);
     }
-    for (const Variant* v : {&one_buffer, &pipeline}) {  // run to run: the same bits
+    for (const Variant* v : {&one_buffer, &pipeline, &l2}) {  // run to run: the same bits
         const Op& op = all[1];  // E-step, k = 16 (q = 32, r_cols = 16)
         Inputs in = inputs(rng, op, 301, 100, true, false);
         Outputs a = fused(op, in, grid, *v), b = fused(op, in, grid, *v);
