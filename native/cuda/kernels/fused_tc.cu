@@ -69,9 +69,9 @@
 //                  GPU session if the second read misses; not used here.
 // ptxas (nvcc 13, -O3, the joined source; registers sm_80 / sm_90, spills): fused_tc 128 / 128, fused_tc_pipe
 // 140 / 137, fused_tc_l2 202 / 199 (launch bounds 128 × 2: up to 255; 2 blocks × 128 × 202 fit the 64k
-// registers), no spills; the 2048-byte stack frame is eval_row's local arrays, as in `row_op`. (With the row
-// op of before it computed p from the same exponentials as the CPU backend: fused_tc 118 / 120, fused_tc_pipe
-// 120 / 122, fused_tc_l2 178 / 188.)
+// registers), no spills; the 2048-byte stack frame is eval_row's local arrays, as in `row_op`. (Before
+// `eval_row` took p and log p from the same exponentials: fused_tc 118 / 120, fused_tc_pipe 120 / 122,
+// fused_tc_l2 178 / 188.)
 // Limits (src/fused.rs `fits`): d ≤ 128, q ≤ 32, r_cols ≤ 16, and the variant's shared memory within the
 // device's per-block limit (fused_tc_l2 on a 99 KB device: d ≤ 112); other passes take the unfused path.
 
