@@ -8,9 +8,9 @@
 //!    (kernels/fused_tc.cu) in each launch configuration (the gate's Hessian-vector pass both ways: HessVec,
 //!    and HessVecStored from the probabilities its GradientDiagStore pass stored); and the EM per-iteration time there.
 //!
-//! The E-step and EM rows are measured in every kernel configuration of `CONFIGS` (the defaults, and the
-//! opt-in tensor-core Grams, skinny Xᵀ·W and fused narrow pass, alone and together, the last one with
-//! Newton-CG's stored probabilities too). Every fit is wrapped in
+//! The E-step and EM rows are measured in every kernel configuration of `CONFIGS` (the defaults, the cuBLAS
+//! reductions they replaced, and the opt-in stored probabilities and fused narrow pass, alone and together;
+//! the EM rows of a fused configuration once per launch variant of the fused kernel). Every fit is wrapped in
 //! a counter of passes, bytes and FLOPs, which gives the floor: Σ over passes of max(bytes / copy bandwidth,
 //! FLOPs / DGEMM rate).
 //!
@@ -283,16 +283,23 @@ fn estep_rows(gpu: &CudaBackend, n: usize, d: usize, k: usize, rows: &mut Vec<Ro
     apply(gpu, CONFIGS[0]);
 }
 
-/// EM per iteration in every configuration; returns the rows (CONFIGS order) and the default's output.
+/// EM per iteration in every configuration, the fused ones in each launch variant of the fused kernel; returns
+/// the rows (CONFIGS order) and the default's output.
 fn em_rows(gpu: &CudaBackend, what: &str, model: &ModelSpec, iters: usize, bw: f64, rate: f64) -> (Vec<Row>, FitOutput) {
     let mut out = vec![];
     let mut default_fit = None;
     for config in CONFIGS {
         apply(gpu, config);
-        let (row, fit) = fit_row(&format!("{what}, cuda {}", config.0), gpu, model, iters, bw, rate);
-        default_fit.get_or_insert(fit);
-        out.push(row);
+        let variants = if config.1 { FUSED_VARIANTS.len() } else { 1 };
+        for (v, (kernel, _)) in FUSED_VARIANTS.iter().enumerate().take(variants) {
+            gpu.set_fused_variant(v);
+            let label = if config.1 { format!("{what}, cuda {} {kernel}", config.0) } else { format!("{what}, cuda {}", config.0) };
+            let (row, fit) = fit_row(&label, gpu, model, iters, bw, rate);
+            default_fit.get_or_insert(fit);
+            out.push(row);
+        }
     }
+    gpu.set_fused_variant(0);
     apply(gpu, CONFIGS[0]);
     (out, default_fit.unwrap())
 }
@@ -348,9 +355,10 @@ fn main() {
         let (c, cout) = fit_row(&format!("EM linear cpu({}) n={n_mid} d={d} k={k_mid}", cpu.threads()), &cpu, &model, 3, bw, rate);
         let nll_gap = (gout.iterations[2].nll - cout.iterations[2].nll).abs() / cout.iterations[2].nll.abs();
         println!("nll at iteration 2, cuda (default) vs cpu: relative gap {nll_gap:.1e}");
-        for (config, g) in CONFIGS.iter().zip(&em) {
-            println!("speed-up cuda ({}) / cpu: {:.1}×", config.0, c.ms / g.ms);
-            rows.push(Row { label: format!("speed-up EM cuda ({}) vs cpu (×)", config.0), ms: c.ms / g.ms, floor_ms: f64::NAN,
+        for g in &em {
+            let config = g.label.rsplit_once("cuda ").map_or("", |(_, c)| c);
+            println!("speed-up cuda ({config}) / cpu: {:.1}×", c.ms / g.ms);
+            rows.push(Row { label: format!("speed-up EM cuda ({config}) vs cpu (×)"), ms: c.ms / g.ms, floor_ms: f64::NAN,
                             note: format!("target ≥ 50×; nll rel gap (default) {nll_gap:.1e}") });
         }
         rows.extend(em);
