@@ -68,6 +68,16 @@
 #define GRAM_TC_GRAMS 4     // Grams per warp at most
 
 #if MOE_HAS_DMMA
+#if MOE_HAS_DMMA_M16
+// Tile column j of one Gram's 2×2 accumulator tiles (acc[i][j][e]: tile row i, lane values e) through one
+// m16n8k16: D rows g / g + 8 are the tiles i = 0 / 1 of column j.
+__device__ __forceinline__ void gram_tc_mma_column(double (&acc)[2][2][2], int j, const double (&a)[8], const double (&b)[4]) {
+    double d[4] = {acc[0][j][0], acc[0][j][1], acc[1][j][0], acc[1][j][1]};
+    dmma_16x8x16(d, a, b);
+    acc[0][j][0] = d[0], acc[0][j][1] = d[1], acc[1][j][0] = d[2], acc[1][j][1] = d[3];
+}
+#endif
+
 // One block's work (see the header). KT = 0: Ampere's m8n8k4, the 2×2 tiles of a super tile as 4 DMMAs
 // (3 on the diagonal); KT = 4: Hopper's m16n8k16, the tile rows i = 0, 1 in one instruction per tile column j
 // (the diagonal's lower tile is computed and dropped), over 4 k-steps of 4 rows. GRAMS Grams per warp, GPB
@@ -205,13 +215,8 @@ __device__ __forceinline__ void gram_tc_body(const double* __restrict__ x, const
                                     b0[t] = w * xb0[t];
                                     b1[t] = w * xb1[t];
                                 }
-                                // D rows g / g + 8 are the tiles i = 0 / 1 of tile column j.
-                                double d0[4] = {acc[g][0][0][0], acc[g][0][0][1], acc[g][1][0][0], acc[g][1][0][1]};
-                                double d1[4] = {acc[g][0][1][0], acc[g][0][1][1], acc[g][1][1][0], acc[g][1][1][1]};
-                                dmma_16x8x16(d0, a, b0);
-                                dmma_16x8x16(d1, a, b1);
-                                acc[g][0][0][0] = d0[0], acc[g][0][0][1] = d0[1], acc[g][1][0][0] = d0[2], acc[g][1][0][1] = d0[3];
-                                acc[g][0][1][0] = d1[0], acc[g][0][1][1] = d1[1], acc[g][1][1][0] = d1[2], acc[g][1][1][1] = d1[3];
+                                gram_tc_mma_column(acc[g], 0, a, b0);
+                                gram_tc_mma_column(acc[g], 1, a, b1);
                             }
                         }
                     } else {
@@ -235,9 +240,7 @@ __device__ __forceinline__ void gram_tc_body(const double* __restrict__ x, const
                                     double b[KT];
 #pragma unroll
                                     for (int t = 0; t < KT; ++t) b[t] = bw[(KROWS * step + 4 * t + k) * BG + g] * xb[t];
-                                    double dj[4] = {acc[g][0][j][0], acc[g][0][j][1], acc[g][1][j][0], acc[g][1][j][1]};
-                                    dmma_16x8x16(dj, a, b);
-                                    acc[g][0][j][0] = dj[0], acc[g][0][j][1] = dj[1], acc[g][1][j][0] = dj[2], acc[g][1][j][1] = dj[3];
+                                    gram_tc_mma_column(acc[g], j, a, b);
                                 }
                             }
                         }
