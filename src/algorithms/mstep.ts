@@ -8,6 +8,7 @@ import { solveSpdWithRecovery } from '../linalg/cholesky.js';
 import { weightedGrams } from '../linalg/gram.js';
 import { fullLayout } from '../models/layout.js';
 import type { RecoveryEvent } from '../types.js';
+import { GateStatistics } from './kronecker.js';
 import { SoftmaxRegression, resolveSolver, type SoftmaxProblem, type SoftmaxSolverOptions } from './softmax-regression.js';
 
 /** σ² floor relative to the weighted variance of y (§3). */
@@ -146,12 +147,16 @@ export function gateMStep(ctx: MStepContext, params: Float64Array, h: Float64Arr
   const { data, model, events } = ctx;
   const { k, d } = model;
   if (k < 2) return;
+  const c = rowWeights(data);
+  const opts = solverOptions(ctx, (k - 1) * d, ctx.fit.stepSize.gate);
   const problem: SoftmaxProblem = {
-    x: data.x, n: data.n, d, rowScale: null, c: rowWeights(data), C: k, soft: h, labels: null,
+    x: data.x, n: data.n, d, rowScale: null, c, C: k, soft: h, labels: null,
     ridge: model.ridge, intercept: model.intercept, block: 'gate',
+    // The native core computes these once per fit; the reference once per M-step (the same values).
+    kronecker: opts.solver === 'newton-cg' ? new GateStatistics(data.x, data.n, d, c, model.intercept) : undefined,
   };
   const V = params.subarray(0, (k - 1) * d);
-  new SoftmaxRegression(problem).solve(V, solverOptions(ctx, (k - 1) * d, ctx.fit.stepSize.gate), events);
+  new SoftmaxRegression(problem).solve(V, opts, events);
 }
 
 /** Symmetric models: β (closed form for SymMoLinE, softmax regression on y·x for SymMoLogE), then w. */

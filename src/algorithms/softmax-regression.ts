@@ -6,8 +6,9 @@
  */
 import type { MStepSolver, RecoveryEvent } from '../types.js';
 import { solveSpdWithRecovery } from '../linalg/cholesky.js';
-import { preconditionedCg } from '../linalg/cg.js';
+import { jacobi, preconditionedCg } from '../linalg/cg.js';
 import { weightedGrams } from '../linalg/gram.js';
+import type { GateStatistics } from './kronecker.js';
 
 export interface SoftmaxProblem {
   /** Features n×d row-major. */
@@ -29,6 +30,8 @@ export interface SoftmaxProblem {
   intercept: boolean;
   /** Names the block in recovery events and errors ('gate', 'expert 2'). */
   block: string;
+  /** Newton-CG's Kronecker preconditioner (the gate of the general model); absent = Jacobi. */
+  kronecker?: GateStatistics;
 }
 
 export interface SoftmaxSolverOptions {
@@ -281,12 +284,19 @@ export class SoftmaxRegression {
         delta.set(g);
         solveSpdWithRecovery(negH!, p, delta, this.pr.block, events);
       } else {
-        this.negHessianDiagonal(cache!, diag!);
+        const kronecker = this.pr.kronecker;
+        let precondition;
+        if (kronecker !== undefined) {
+          precondition = kronecker.at(V, this.sumC, this.pr.ridge);
+        } else {
+          this.negHessianDiagonal(cache!, diag!);
+          precondition = jacobi(diag!);
+        }
         let gNorm = 0;
         for (let q = 0; q < p; q++) gNorm += g[q]! * g[q]!;
         gNorm = Math.sqrt(gNorm);
         const eta = Math.min(0.5, Math.sqrt(gNorm / this.sumC));
-        preconditionedCg((v, out) => this.negHessianTimes(cache!, v, out), g, diag!,
+        preconditionedCg((v, out) => this.negHessianTimes(cache!, v, out), g, precondition,
           { maxIter: opts.cgMaxIter, eta }, delta);
       }
       let decrement = 0;

@@ -15,7 +15,7 @@
 import type { ModelSpec, ProblemData } from '../backends/backend.js';
 import { MoEError } from '../errors.js';
 import { choleskyInPlace, choleskySolveInPlace, forwardSolveInPlace } from '../linalg/cholesky.js';
-import { preconditionedCg } from '../linalg/cg.js';
+import { jacobi, preconditionedCg } from '../linalg/cg.js';
 import { addWeightedOuterUpper, sigmoid, symmetrizeUpper } from '../linalg/dense.js';
 import { generalizedSymmetricEigenvalues } from '../linalg/eigen.js';
 import { lanczos } from '../linalg/lanczos.js';
@@ -450,7 +450,8 @@ function completeInverse(ops: InformationOperators, maxDenseBlock: number): (v: 
       const g = v.slice(lo, hi);
       const x = new Float64Array(m);
       // CG converges in ≤ m steps in exact arithmetic; 1e-10 is far below what the Ritz values need.
-      preconditionedCg((a, r) => ops.apply('hess', a, r, lo, hi), g, diag, { maxIter: Math.min(2 * m, 2000), eta: 1e-10 }, x);
+      preconditionedCg((a, r) => ops.apply('hess', a, r, lo, hi), g, jacobi(diag),
+        { maxIter: Math.min(2 * m, 2000), eta: 1e-10 }, x);
       out.set(x, lo);
     };
   });

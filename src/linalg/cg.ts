@@ -1,7 +1,7 @@
 /**
  * Preconditioned conjugate gradients for the Newton-CG M-step (docs/ALGORITHMS.md §3): solves A Δ = g with
- * A given only through products, Jacobi preconditioner, start Δ = 0, stop when ‖r‖ ≤ η‖g‖ or after
- * `maxIter` iterations, and stop at the first non-positive curvature (returning the preconditioned gradient
+ * A given only through products and the preconditioner through its inverse, start Δ = 0, stop when
+ * ‖r‖ ≤ η‖g‖ or after `maxIter` iterations, and stop at the first non-positive curvature (returning the preconditioned gradient
  * when that happens on the first iteration).
  */
 export interface CgOptions {
@@ -10,22 +10,26 @@ export interface CgOptions {
   eta: number;
 }
 
+/** The Jacobi preconditioner z = r / diag(A) (non-positive entries are treated as 1). */
+export function jacobi(diag: Float64Array): (src: Float64Array, dst: Float64Array) => void {
+  return (src, dst) => {
+    for (let i = 0; i < diag.length; i++) dst[i] = diag[i]! > 0 ? src[i]! / diag[i]! : src[i]!;
+  };
+}
+
 /**
  * @param applyA writes A·v into out
- * @param diag the Jacobi preconditioner diag(A) (non-positive entries are treated as 1)
+ * @param precondition writes M⁻¹·r into z (M the preconditioner: `jacobi(diag(A))`, or the gate's Kronecker)
  * @returns the number of CG iterations run; the solution is written to `delta`
  */
 export function preconditionedCg(applyA: (v: Float64Array, out: Float64Array) => void, g: Float64Array,
-  diag: Float64Array, opts: CgOptions, delta: Float64Array): number {
+  precondition: (r: Float64Array, z: Float64Array) => void, opts: CgOptions, delta: Float64Array): number {
   const p = g.length;
   const r = Float64Array.from(g);
   const z = new Float64Array(p);
   const q = new Float64Array(p);
   const aq = new Float64Array(p);
   delta.fill(0);
-  const precondition = (src: Float64Array, dst: Float64Array): void => {
-    for (let i = 0; i < p; i++) dst[i] = diag[i]! > 0 ? src[i]! / diag[i]! : src[i]!;
-  };
   let gNorm = 0;
   for (let i = 0; i < p; i++) gNorm += g[i]! * g[i]!;
   gNorm = Math.sqrt(gNorm);

@@ -422,6 +422,15 @@ impl Backend for CpuBackend<'_> {
         }
         Ok(st.vals.clone())
     }
+    fn gather_rows(&self, idx: &[usize]) -> Result<(Vec<f64>, Vec<f64>)> {
+        let (x, d) = (self.data.x, self.data.d);
+        if let Some(&i) = idx.iter().find(|&&i| i >= self.data.n) {
+            return err(ErrorCode::Internal, format!("row index {i} out of range (n = {})", self.data.n));
+        }
+        let rows = idx.iter().flat_map(|&i| x[i * d..(i + 1) * d].iter().copied()).collect();
+        let weights = idx.iter().map(|&i| self.data.s.map_or(1.0, |s| s[i])).collect();
+        Ok((rows, weights))
+    }
     fn stores_probabilities(&self) -> bool {
         true
     }

@@ -392,7 +392,7 @@ fn complete_solver<'s, B: Backend + ?Sized>(ops: &'s Operators<'s, B>) -> Result
                             Ok(())
                         },
                         &g,
-                        dg,
+                        linalg::jacobi(dg),
                         (2 * m).min(2000),
                         1e-10,
                         &mut x,

@@ -26,6 +26,7 @@ pub mod gram;
 pub mod linalg;
 pub mod model;
 pub mod softmax;
+pub mod kronecker;
 pub mod mstep;
 pub mod gradient;
 pub mod fit;

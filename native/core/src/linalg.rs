@@ -106,13 +106,22 @@ pub fn norm(a: &[f64]) -> f64 {
     dot(a, a).sqrt()
 }
 
-/// Preconditioned CG for A Δ = g (A through `apply_a`), Jacobi preconditioner (non-positive entries count
-/// as 1), start Δ = 0, stop when ‖r‖ ≤ η‖g‖, after `max_iter`, or at the first non-positive curvature
+/// The Jacobi preconditioner z = r / diag(A) (non-positive entries count as 1), for `preconditioned_cg`.
+pub fn jacobi(diag: &[f64]) -> impl Fn(&[f64], &mut [f64]) + '_ {
+    move |src, dst| {
+        for i in 0..diag.len() {
+            dst[i] = if diag[i] > 0.0 { src[i] / diag[i] } else { src[i] };
+        }
+    }
+}
+
+/// Preconditioned CG for A Δ = g (A through `apply_a`, the preconditioner's inverse through `precondition`:
+/// z = M⁻¹r), start Δ = 0, stop when ‖r‖ ≤ η‖g‖, after `max_iter`, or at the first non-positive curvature
 /// (returning the preconditioned gradient when that happens on the first iteration).
 pub fn preconditioned_cg(
     mut apply_a: impl FnMut(&[f64], &mut [f64]) -> Result<()>,
     g: &[f64],
-    diag: &[f64],
+    precondition: impl Fn(&[f64], &mut [f64]),
     max_iter: usize,
     eta: f64,
     delta: &mut [f64],
@@ -122,11 +131,6 @@ pub fn preconditioned_cg(
     let mut z = vec![0.0; p];
     let mut aq = vec![0.0; p];
     delta.iter_mut().for_each(|v| *v = 0.0);
-    let precondition = |src: &[f64], dst: &mut [f64]| {
-        for i in 0..p {
-            dst[i] = if diag[i] > 0.0 { src[i] / diag[i] } else { src[i] };
-        }
-    };
     let target = eta * norm(g);
     precondition(&r, &mut z);
     let mut q = z.clone();
@@ -262,7 +266,7 @@ mod tests {
                 Ok(())
             },
             &g,
-            &[4.0, 3.0],
+            jacobi(&[4.0, 3.0]),
             50,
             1e-12,
             &mut delta,

@@ -2,8 +2,9 @@
 //! linear experts, softmax regression otherwise), then the gate, from the statistics of H; and the re-seeding
 //! of degenerate components (src/algorithms/reseed.ts).
 
-use crate::api::{err, ErrorCode, Event, ExpertKind, FitSpec, ModelSpec, Noise, Result};
+use crate::api::{err, ErrorCode, Event, ExpertKind, FitSpec, ModelSpec, Noise, Result, Solver};
 use crate::backend::{Backend, PassOut, RowOp, Rows, SoftmaxProblem, SoftmaxTask};
+use crate::kronecker::GateStatistics;
 use crate::linalg;
 use crate::model::{penalised_sq_norm, Layout};
 use crate::softmax::{iterate_task, resolve_solver, Softmax, SolverOpts};
@@ -25,6 +26,18 @@ pub struct MStepCtx<'c, B: Backend + ?Sized> {
     pub var_y: f64,
     /// Σ s x xᵀ (d×d) for SymMoLinE, computed once per fit.
     pub sym_gram: Option<&'c [f64]>,
+    /// The gate's Kronecker preconditioner statistics, computed at the first Newton-CG gate solve of the fit.
+    pub gate_statistics: std::cell::OnceCell<GateStatistics>,
+}
+
+impl<B: Backend + ?Sized> MStepCtx<'_, B> {
+    fn gate_statistics(&self) -> Result<&GateStatistics> {
+        if let Some(stats) = self.gate_statistics.get() {
+            return Ok(stats);
+        }
+        let stats = GateStatistics::new(self.b, self.weight, self.model.intercept)?;
+        Ok(self.gate_statistics.get_or_init(|| stats))
+    }
 }
 
 fn solver_opts(spec: &FitSpec, p: usize, step: f64, weight: f64) -> SolverOpts {
@@ -111,13 +124,11 @@ pub fn m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], stats:
 }
 
 /// The softmax pass that starts the gate solver (its `iterate_task` at the current gate); EM fuses it into the
-/// E-step pass, where H and the current gate are already at hand. None where it cannot be fused: on a backend
-/// that stores probabilities, softmax experts' Newton-CG solves run between the E-step and the gate's and
-/// overwrite the stored p that the gate's first CG would read.
+/// E-step pass, where H and the current gate are already at hand. (The gate's Newton-CG is Kronecker-
+/// preconditioned: its iterates need f and g only, and its products read no stored probabilities, so the pass
+/// can always be fused.)
 pub fn gate_start_task(model: &ModelSpec, spec: &FitSpec, stores_probabilities: bool) -> Option<SoftmaxTask> {
-    let task = iterate_task(spec.mstep.solver, (model.k.max(1) - 1) * model.d, stores_probabilities);
-    let stores = task == SoftmaxTask::GradientDiagStore;
-    (!stores || model.experts == ExpertKind::Linear).then_some(task)
+    Some(iterate_task(spec.mstep.solver, (model.k.max(1) - 1) * model.d, stores_probabilities, true))
 }
 
 fn experts_m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], stats: &PassOut, events: &mut Vec<Event>) -> Result<()> {
@@ -158,6 +169,7 @@ fn experts_m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], st
             model,
             sum_c: stats.sums[1 + j],
             block: &block,
+            kronecker: None,
         };
         let off = lay.coef + j * lay.coef_per_expert;
         let mut v = params[off..off + free].to_vec();
@@ -172,10 +184,12 @@ fn gate_m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], gate_
     if k < 2 {
         return Ok(());
     }
-    let sm = Softmax { b: ctx.b, rows: ctx.rows, problem: SoftmaxProblem::Gate { k }, model: ctx.model, sum_c: ctx.weight, block: "gate" };
     let free = (k - 1) * d;
+    let opts = solver_opts(ctx.spec, free, ctx.spec.step_gate, ctx.weight);
+    let kronecker = if opts.solver == Solver::NewtonCg { Some(ctx.gate_statistics()?) } else { None };
+    let sm = Softmax { b: ctx.b, rows: ctx.rows, problem: SoftmaxProblem::Gate { k }, model: ctx.model, sum_c: ctx.weight, block: "gate", kronecker };
     let mut v = params[..free].to_vec();
-    sm.solve_from(&mut v, &solver_opts(ctx.spec, free, ctx.spec.step_gate, ctx.weight), events, gate_start)?;
+    sm.solve_from(&mut v, &opts, events, gate_start)?;
     params[..free].copy_from_slice(&v);
     Ok(())
 }
@@ -191,12 +205,12 @@ fn symmetric_m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], 
         let beta = ridge_solve(model, gram, &stats.xtr[..d], "expert", events)?;
         params[d..2 * d].copy_from_slice(&beta);
     } else {
-        let sm = Softmax { b: ctx.b, rows: ctx.rows, problem: SoftmaxProblem::SymLogExpert, model, sum_c: ctx.weight, block: "expert" };
+        let sm = Softmax { b: ctx.b, rows: ctx.rows, problem: SoftmaxProblem::SymLogExpert, model, sum_c: ctx.weight, block: "expert", kronecker: None };
         let mut v = params[d..2 * d].to_vec();
         sm.solve(&mut v, &solver_opts(ctx.spec, d, ctx.spec.step_experts, ctx.weight), events)?;
         params[d..2 * d].copy_from_slice(&v);
     }
-    let sm = Softmax { b: ctx.b, rows: ctx.rows, problem: SoftmaxProblem::SymGate, model, sum_c: ctx.weight, block: "gate" };
+    let sm = Softmax { b: ctx.b, rows: ctx.rows, problem: SoftmaxProblem::SymGate, model, sum_c: ctx.weight, block: "gate", kronecker: None };
     let mut v = params[..d].to_vec();
     sm.solve(&mut v, &solver_opts(ctx.spec, d, ctx.spec.step_gate, ctx.weight), events)?;
     params[..d].copy_from_slice(&v);

@@ -1,10 +1,12 @@
 //! Weighted softmax regression over backend passes (ALGORITHMS §3): the M-step sub-problem of the gate,
 //! logistic/multinomial experts and the symmetric models. Mirrors src/algorithms/softmax-regression.ts:
-//! Newton (dense Hessian, Cholesky with recovery), Newton-CG (Jacobi-preconditioned CG on Hessian-vector
-//! products) and the paper's fixed number of gradient steps; f never decreases.
+//! Newton (dense Hessian, Cholesky with recovery), Newton-CG (CG on Hessian-vector products, preconditioned
+//! by the Kronecker approximation of crate::kronecker for the gate, by diag(−H) otherwise) and the paper's
+//! fixed number of gradient steps; f never decreases.
 
 use crate::api::{Event, ModelSpec, Result, Solver};
 use crate::backend::{Backend, Rows, RowOp, SoftmaxProblem, SoftmaxTask};
+use crate::kronecker::GateStatistics;
 use crate::linalg;
 
 const ARMIJO: f64 = 1e-4;
@@ -37,12 +39,13 @@ pub fn resolve_solver(solver: Solver, p: usize) -> Solver {
 }
 
 /// The pass a solver (`Auto` resolved at p free parameters) needs at each iterate: Newton f, g and the dense
-/// −H; Newton-CG f, g and diag(−H) (its preconditioner; with the probabilities its Hessian-vector products
-/// read, on a backend that stores them); the gradient solver f and g. Its trial pass at the full step is this
-/// same pass at the new iterate.
-pub fn iterate_task(solver: Solver, p: usize, stores_probabilities: bool) -> SoftmaxTask {
+/// −H; Newton-CG f and g, and unless it is `kronecker`-preconditioned (the gate) also diag(−H) (its Jacobi
+/// preconditioner; with the probabilities its Hessian-vector products read, on a backend that stores them);
+/// the gradient solver f and g. Its trial pass at the full step is this same pass at the new iterate.
+pub fn iterate_task(solver: Solver, p: usize, stores_probabilities: bool, kronecker: bool) -> SoftmaxTask {
     match resolve_solver(solver, p) {
         Solver::Newton | Solver::Auto => SoftmaxTask::Hessian,
+        Solver::NewtonCg if kronecker => SoftmaxTask::Gradient,
         Solver::NewtonCg if stores_probabilities => SoftmaxTask::GradientDiagStore,
         Solver::NewtonCg => SoftmaxTask::GradientDiag,
         Solver::Gradient => SoftmaxTask::Gradient,
@@ -68,6 +71,8 @@ pub struct Softmax<'s, B: Backend + ?Sized> {
     /// Σ c over the rows (gate, symmetric: S; expert j: N_j).
     pub sum_c: f64,
     pub block: &'s str,
+    /// Newton-CG's Kronecker preconditioner (the gate of the general model); None = Jacobi.
+    pub kronecker: Option<&'s GateStatistics>,
 }
 
 impl<B: Backend + ?Sized> Softmax<'_, B> {
@@ -160,11 +165,17 @@ impl<B: Backend + ?Sized> Softmax<'_, B> {
         (out.sums[0] - self.penalty_value(v), curvature)
     }
 
-    /// (−H)·dir at V. With a backend that stores probabilities, V is the iterate whose GradientDiagStore
-    /// pass was the last to store p for these rows, and P is dir alone.
+    /// Whether the Hessian-vector products read the probabilities that the iterate's GradientDiagStore pass
+    /// stored (Jacobi-preconditioned Newton-CG on a backend with a store).
+    fn reads_stored_probabilities(&self) -> bool {
+        self.kronecker.is_none() && self.b.stores_probabilities()
+    }
+
+    /// (−H)·dir at V. When `reads_stored_probabilities`, V is the iterate whose GradientDiagStore pass was the
+    /// last to store p for these rows, and P is dir alone.
     fn neg_hessian_times(&self, v: &[f64], dir: &[f64], out: &mut [f64]) -> Result<()> {
         let (d, m) = (self.model.d, self.m());
-        let res = if self.b.stores_probabilities() {
+        let res = if self.reads_stored_probabilities() {
             self.pass(dir, SoftmaxTask::HessVecStored)?
         } else {
             let mut proj = Vec::with_capacity(2 * m * d);
@@ -195,7 +206,7 @@ impl<B: Backend + ?Sized> Softmax<'_, B> {
         if p == 0 || self.sum_c == 0.0 {
             return Ok(());
         }
-        let task = iterate_task(opts.solver, p, self.b.stores_probabilities());
+        let task = iterate_task(opts.solver, p, self.b.stores_probabilities(), self.kronecker.is_some());
         let mut g = vec![0.0; p];
         let initial = start.filter(|&(_, t)| t == task).map(|(out, _)| self.read_pass(v, out, task, &mut g));
         match opts.solver {
@@ -204,7 +215,7 @@ impl<B: Backend + ?Sized> Softmax<'_, B> {
         }
     }
 
-    /// Newton (dense −H, Cholesky) or Newton-CG (Jacobi-preconditioned CG on Hessian-vector products) with an
+    /// Newton (dense −H, Cholesky) or Newton-CG (preconditioned CG on Hessian-vector products) with an
     /// Armijo backtracking line search. Each iterate costs one `task` pass (f, g, curvature), plus the CG's
     /// Hessian-vector passes; the trial pass at the full step is the next iterate's pass.
     fn solve_newton(&self, v: &mut [f64], opts: &SolverOpts, events: &mut Vec<Event>, task: SoftmaxTask, mut g: Vec<f64>,
@@ -227,12 +238,14 @@ impl<B: Backend + ?Sized> Softmax<'_, B> {
                     delta.copy_from_slice(&g);
                     linalg::solve_spd_with_recovery(&mut h, p, &mut delta, self.block, events)?;
                 }
-                Curvature::Diagonal(diag) => {
-                    let eta = (0.5f64).min((linalg::norm(&g) / self.sum_c).sqrt());
-                    let vv = v.to_vec();
-                    linalg::preconditioned_cg(|q, out| self.neg_hessian_times(&vv, q, out), &g, &diag, opts.cg_max_iter, eta, &mut delta)?;
-                }
-                Curvature::None => unreachable!("Newton solvers' iterate tasks bring curvature"),
+                Curvature::Diagonal(diag) => self.newton_cg_step(v, &g, linalg::jacobi(&diag), opts, &mut delta)?,
+                Curvature::None => match self.kronecker {
+                    Some(stats) => {
+                        let kron = stats.at(v, self.sum_c, self.model.ridge);
+                        self.newton_cg_step(v, &g, |r, z| kron.apply(r, z), opts, &mut delta)?
+                    }
+                    None => unreachable!("Newton solvers' iterate tasks bring curvature unless Kronecker-preconditioned"),
+                },
             }
             let decrement = linalg::dot(&g, &delta);
             if !(decrement / 2.0 > opts.tol * self.sum_c) {
@@ -274,6 +287,14 @@ impl<B: Backend + ?Sized> Softmax<'_, B> {
             }
             v.copy_from_slice(&trial);
         }
+        Ok(())
+    }
+
+    /// Newton-CG's step: CG on (−H)Δ = g at V with the preconditioner's inverse `precondition`, to
+    /// ‖r‖ ≤ η‖g‖ with η = min(0.5, sqrt(‖g‖/Σc)).
+    fn newton_cg_step(&self, v: &[f64], g: &[f64], precondition: impl Fn(&[f64], &mut [f64]), opts: &SolverOpts, delta: &mut [f64]) -> Result<()> {
+        let eta = (0.5f64).min((linalg::norm(g) / self.sum_c).sqrt());
+        linalg::preconditioned_cg(|q, out| self.neg_hessian_times(v, q, out), g, precondition, opts.cg_max_iter, eta, delta)?;
         Ok(())
     }
 

@@ -260,6 +260,18 @@ impl Backend for CudaBackend {
         }
     }
 
+    fn gather_rows(&self, idx: &[usize]) -> Result<(Vec<f64>, Vec<f64>)> {
+        if let Some(&i) = idx.iter().find(|&&i| i >= self.n) {
+            return Err(Error::new(ErrorCode::Internal, format!("gather_rows: row index {i} out of range (n = {})", self.n)));
+        }
+        let rows = self.x.download_runs(&self.ctx, self.d, idx)?;
+        let weights = match &self.s {
+            Some(s) => s.download_runs(&self.ctx, 1, idx)?,
+            None => vec![1.0; idx.len()],
+        };
+        Ok((rows, weights))
+    }
+
     /// Only when opted in (`set_stored_probabilities`, `MOE_CUDA_STORED_P=1`).
     fn stores_probabilities(&self) -> bool {
         self.stored_probabilities.load(Ordering::Relaxed)

@@ -1,0 +1,206 @@
+//! The gate's Kronecker preconditioner for Newton-CG (ALGORITHMS §3; src/algorithms/kronecker.ts).
+//!
+//! The gate's curvature is `−H = Σ_i s_i M_i ⊗ x_i x_iᵀ + λI'`, with `M_i = diag(π_i) − π_i π_iᵀ` over the k−1
+//! free classes. Replacing every `M_i` by their weighted mean C gives `−H ≈ S·C ⊗ Ĝ + λI'` with
+//! `Ĝ = Σ s x xᵀ / S`, whose inverse is two small Cholesky solves: Ĝ's (d×d, factored once per fit) and C's
+//! ((k−1)×(k−1), from a fixed sample of rows at each Newton iterate). Unlike the Jacobi preconditioner it sees
+//! the features' correlations and scales and the classes' coupling: on correlated features CG needs a few
+//! iterations where Jacobi needs a hundred (bench/RESULTS.md).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use crate::api::Result;
+use crate::backend::{Backend, RowOp, Rows};
+use crate::linalg;
+
+/// Rows in the sample that C is averaged over: rows ⌊j·n/count⌋, j < count = min(n, SAMPLE_ROWS).
+pub const SAMPLE_ROWS: usize = 512;
+/// Ĝ's and C's diagonals are scaled by 1 + JITTER (see `spd_factor`): a preconditioner needs to be SPD, not
+/// exact.
+const JITTER: f64 = 1e-6;
+
+/// The sample's row indices.
+pub fn sample_rows(n: usize) -> Vec<usize> {
+    let count = n.min(SAMPLE_ROWS);
+    (0..count).map(|j| ((j as u128 * n as u128) / count as u128) as usize).collect()
+}
+
+/// What the gate's preconditioner needs from the data, computed once per fit.
+pub struct GateStatistics {
+    d: usize,
+    intercept: bool,
+    /// Ĝ = Σ s x xᵀ / S (d×d).
+    gram_mean: Vec<f64>,
+    /// The sample's rows (count×d) and weights.
+    sample_x: Vec<f64>,
+    sample_s: Vec<f64>,
+    /// Cholesky factor of Ĝ + μI' + jitter for the last μ (μ = 0 without a ridge: one factor per fit).
+    factor: RefCell<Option<(f64, Rc<Vec<f64>>)>>,
+}
+
+impl GateStatistics {
+    /// One Gram pass over all rows and the sample's rows; `weight` = S = Σ s.
+    pub fn new<B: Backend + ?Sized>(b: &B, weight: f64, intercept: bool) -> Result<Self> {
+        let d = b.d();
+        let mut gram_mean = b.pass(Rows::All, &[], &RowOp::Gram)?.grams;
+        gram_mean.iter_mut().for_each(|v| *v /= weight);
+        let (sample_x, sample_s) = b.gather_rows(&sample_rows(b.n()))?;
+        Ok(GateStatistics { d, intercept, gram_mean, sample_x, sample_s, factor: RefCell::new(None) })
+    }
+
+    /// The preconditioner at the gate V ((k−1)×d) for a problem with Σ c = `sum_c` and ridge λ.
+    pub fn at(&self, v: &[f64], sum_c: f64, ridge: f64) -> Kronecker {
+        let d = self.d;
+        let m = v.len() / d;
+        let class = class_covariance(v, m, d, &self.sample_x, &self.sample_s);
+        // S·C ⊗ Ĝ + λI' ≈ S·C ⊗ (Ĝ + μI') with μ = λ/(S·c̄), c̄ = tr(C)/m: exact when C = c̄I.
+        let c_bar = (0..m).map(|a| class[a * m + a]).sum::<f64>() / m as f64;
+        let mu = if ridge > 0.0 { ridge / (sum_c * c_bar) } else { 0.0 };
+        let mut cached = self.factor.borrow_mut();
+        if cached.as_ref().is_none_or(|(mu_cached, _)| mu_cached.to_bits() != mu.to_bits()) {
+            let mut g = self.gram_mean.clone();
+            for f in usize::from(self.intercept)..d {
+                g[f * d + f] += mu;
+            }
+            *cached = Some((mu, Rc::new(spd_factor(g, d))));
+        }
+        let gram_factor = cached.as_ref().map(|(_, l)| Rc::clone(l)).unwrap_or_default();
+        Kronecker { d, m, scale: 1.0 / sum_c, class_factor: spd_factor(class, m), gram_factor }
+    }
+}
+
+/// C = Σ_j s_j M_j / Σ_j s_j over the sample at V (M_j = diag(π_j) − π_j π_jᵀ, m free classes of m+1).
+fn class_covariance(v: &[f64], m: usize, d: usize, x: &[f64], s: &[f64]) -> Vec<f64> {
+    let mut c = vec![0.0; m * m];
+    let mut total = 0.0;
+    let mut pi = vec![0.0; m + 1];
+    for (row, &w) in x.chunks_exact(d).zip(s) {
+        for a in 0..m {
+            pi[a] = linalg::dot(&v[a * d..(a + 1) * d], row);
+        }
+        pi[m] = 0.0;
+        let top = pi.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let mut z = 0.0;
+        for p in pi.iter_mut() {
+            *p = (*p - top).exp();
+            z += *p;
+        }
+        for a in 0..m {
+            let pa = pi[a] / z;
+            c[a * m + a] += w * pa;
+            for b in 0..m {
+                c[a * m + b] -= w * pa * (pi[b] / z);
+            }
+        }
+        total += w;
+    }
+    if total > 0.0 {
+        c.iter_mut().for_each(|v| *v /= total);
+    }
+    c
+}
+
+/// The Cholesky factor of A with its diagonal scaled by 1 + JITTER (scale-free, and SPD when A is only
+/// semi-definite: repeated features, one-hot probabilities); a zero diagonal entry (a feature that is zero in
+/// every row) gets the mean of the others. The identity's factor when that still fails.
+fn spd_factor(mut a: Vec<f64>, p: usize) -> Vec<f64> {
+    let positive: Vec<f64> = (0..p).map(|i| a[i * p + i]).filter(|&v| v > 0.0).collect();
+    let empty = if positive.is_empty() { 1.0 } else { positive.iter().sum::<f64>() / positive.len() as f64 };
+    for i in 0..p {
+        let v = a[i * p + i];
+        a[i * p + i] = if v > 0.0 { v * (1.0 + JITTER) } else { empty };
+    }
+    if empty.is_finite() && linalg::cholesky_in_place(&mut a, p) {
+        return a;
+    }
+    let mut id = vec![0.0; p * p];
+    (0..p).for_each(|i| id[i * p + i] = 1.0);
+    id
+}
+
+/// (S·C ⊗ Ĝ_μ)⁻¹ from the two factors.
+pub struct Kronecker {
+    d: usize,
+    m: usize,
+    scale: f64,
+    class_factor: Vec<f64>,
+    gram_factor: Rc<Vec<f64>>,
+}
+
+impl Kronecker {
+    /// z = (S·C ⊗ Ĝ_μ)⁻¹ r, with r and z laid out as V (m rows of d).
+    pub fn apply(&self, r: &[f64], z: &mut [f64]) {
+        let (d, m) = (self.d, self.m);
+        z.copy_from_slice(r);
+        for row in z.chunks_exact_mut(d) {
+            linalg::cholesky_solve_in_place(&self.gram_factor, d, row);
+        }
+        let mut column = vec![0.0; m];
+        for f in 0..d {
+            for a in 0..m {
+                column[a] = z[a * d + f];
+            }
+            linalg::cholesky_solve_in_place(&self.class_factor, m, &mut column);
+            for a in 0..m {
+                z[a * d + f] = column[a] * self.scale;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `apply` inverts S·C ⊗ Ĝ (checked by multiplying back), and C is the sample's mean softmax covariance.
+    #[test]
+    fn kronecker_apply_inverts_the_product() {
+        let (d, m, count) = (4, 2, 9);
+        let mut rng = crate::rng::Rng::new(5);
+        let x: Vec<f64> = (0..count * d).map(|_| rng.uniform() - 0.5).collect();
+        let s: Vec<f64> = (0..count).map(|_| 0.5 + rng.uniform()).collect();
+        let v: Vec<f64> = (0..m * d).map(|_| 2.0 * rng.uniform() - 1.0).collect();
+        let mut gram = vec![0.0; d * d];
+        for (row, &w) in x.chunks_exact(d).zip(&s) {
+            for f in 0..d {
+                for g in 0..d {
+                    gram[f * d + g] += w * row[f] * row[g];
+                }
+            }
+        }
+        let total: f64 = s.iter().sum();
+        gram.iter_mut().for_each(|g| *g /= total);
+        let stats = GateStatistics { d, intercept: false, gram_mean: gram.clone(), sample_x: x, sample_s: s, factor: RefCell::new(None) };
+        let sum_c = 7.0;
+        let kron = stats.at(&v, sum_c, 0.0);
+        let class = class_covariance(&v, m, d, &stats.sample_x, &stats.sample_s);
+        // Row sums of a softmax covariance over all m+1 classes are 0, so over the m free ones they are π_ref·π_a > 0.
+        assert!((0..m).all(|a| class[a * m + a] > 0.0));
+        let r: Vec<f64> = (0..m * d).map(|i| (i as f64 * 0.37).sin()).collect();
+        let mut z = vec![0.0; m * d];
+        kron.apply(&r, &mut z);
+        // (S·C ⊗ Ĝ) z with the diagonals the factors carry.
+        for a in 0..m {
+            for f in 0..d {
+                let mut back = 0.0;
+                for b in 0..m {
+                    for g in 0..d {
+                        let cab = class[a * m + b] * if a == b { 1.0 + JITTER } else { 1.0 };
+                        let gfg = gram[f * d + g] * if f == g { 1.0 + JITTER } else { 1.0 };
+                        back += sum_c * cab * gfg * z[b * d + g];
+                    }
+                }
+                assert!((back - r[a * d + f]).abs() < 1e-12, "({a},{f}): {back} vs {}", r[a * d + f]);
+            }
+        }
+    }
+
+    #[test]
+    fn sample_rows_spread_over_the_data() {
+        assert_eq!(sample_rows(3), vec![0, 1, 2]);
+        let rows = sample_rows(10_000);
+        assert_eq!(rows.len(), SAMPLE_ROWS);
+        assert_eq!((rows[0], rows[1], *rows.last().unwrap()), (0, 19, 9980));
+    }
+}
