@@ -98,8 +98,8 @@ fn run<B: Backend + ?Sized>(
     // EM with linear experts takes its sufficient statistics from the E-step pass itself, and full-batch
     // EM of the general model computes the gate solver's first pass in the same read of X.
     let fused_suff = spec.algorithm == Algorithm::Em && full_batch && model.experts == ExpertKind::Linear;
-    let gate_task = gate_start_task(model, spec, b.stores_probabilities())
-        .filter(|_| spec.algorithm == Algorithm::Em && full_batch && !model.symmetric && model.k >= 2);
+    let gate_task = (spec.algorithm == Algorithm::Em && full_batch && !model.symmetric && model.k >= 2)
+        .then(|| gate_start_task(model, spec));
     let gate_op = gate_task.map(|task| RowOp::Softmax { problem: SoftmaxProblem::Gate { k: model.k }, task });
     let gate_rows = (model.k.max(1) - 1) * model.d;
     let record_e_step = |params: &[f64]| -> Result<(PassOut, Option<PassOut>)> {

@@ -124,11 +124,11 @@ pub fn m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], stats:
 }
 
 /// The softmax pass that starts the gate solver (its `iterate_task` at the current gate); EM fuses it into the
-/// E-step pass, where H and the current gate are already at hand. (The gate's Newton-CG is Kronecker-
-/// preconditioned: its iterates need f and g only, and its products read no stored probabilities, so the pass
-/// can always be fused.)
-pub fn gate_start_task(model: &ModelSpec, spec: &FitSpec, stores_probabilities: bool) -> Option<SoftmaxTask> {
-    Some(iterate_task(spec.mstep.solver, (model.k.max(1) - 1) * model.d, stores_probabilities, true))
+/// E-step pass, where H and the current gate are already at hand. The gate's Newton-CG is Kronecker-
+/// preconditioned, so its iterates need f and g only and its products read no stored probabilities: the task
+/// does not depend on the backend.
+pub fn gate_start_task(model: &ModelSpec, spec: &FitSpec) -> SoftmaxTask {
+    iterate_task(spec.mstep.solver, (model.k.max(1) - 1) * model.d, false, true)
 }
 
 fn experts_m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], stats: &PassOut, events: &mut Vec<Event>) -> Result<()> {
