@@ -472,3 +472,17 @@ fn tensor_core_grams_at_wide_shapes() {
         }
     }
 }
+
+/// The gate preconditioner's sample rows (moe_core::kronecker) come back as the CPU backend gives them, with
+/// and without weights; an index out of range is a typed error.
+#[test]
+fn gathered_rows_match_the_cpu_backend() {
+    let Some(_) = gpu_or_skip("gathered_rows_match_the_cpu_backend") else { return };
+    for weighted in [false, true] {
+        let problem = Problem::random(41, 3001, 7, Labels::Real, weighted);
+        let (gpu, cpu) = (CudaBackend::new(problem.data()).unwrap(), CpuBackend::new(problem.data(), 1).unwrap());
+        let idx = moe_core::kronecker::sample_rows(problem.n);
+        assert_eq!(gpu.gather_rows(&idx).unwrap(), cpu.gather_rows(&idx).unwrap(), "weighted {weighted}");
+        assert_eq!(gpu.gather_rows(&[3001]).err().unwrap().code, ErrorCode::Internal);
+    }
+}
