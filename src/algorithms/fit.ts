@@ -14,6 +14,7 @@ import type { IterationRecord, RecoveryEvent } from '../types.js';
 import { randomInit } from './init.js';
 import { miniBatchEpoch } from './minibatch.js';
 import { reseedDegenerate } from './reseed.js';
+import type { MStepCache } from './mstep.js';
 import { emStepFromPosterior, gradientStepsOnQ } from './steps.js';
 
 /** State visible after each yielded record (used for E_ABORTED's partial result). */
@@ -63,6 +64,7 @@ export function* fitGenerator(req: FitRequest): Generator<FitProgress, FitResult
   };
 
   let rec = record(0, eStep(data, model, params, h));
+  const mstepCache: MStepCache = {};
   yield { record: rec, params, iterations };
   let reason: FitResult['reason'] = 'max-iter';
   for (let t = 1; t <= fit.maxIter; t++) {
@@ -71,7 +73,7 @@ export function* fitGenerator(req: FitRequest): Generator<FitProgress, FitResult
       if (fit.algorithm !== 'gd' && reseedDegenerate(data, model, params, h, weight, fit.onEmpty, events)) {
         eStep(data, model, params, h);
       }
-      if (fit.algorithm === 'em') emStepFromPosterior(data, model, fit, params, h, weight, events);
+      if (fit.algorithm === 'em') emStepFromPosterior(data, model, fit, params, h, weight, events, mstepCache);
       else gradientStepsOnQ(data, model, fit, params, h, weight, fit.algorithm === 'gd' ? 1 : fit.innerSteps);
     } else {
       miniBatchEpoch(data, model, fit, params, rng);

@@ -96,10 +96,10 @@ function classCovariance(V: Float64Array, m: number, d: number, x: Float64Array,
       pi[a] = Math.exp(pi[a]! - top);
       z += pi[a]!;
     }
+    for (let a = 0; a <= m; a++) pi[a] /= z;
     for (let a = 0; a < m; a++) {
-      const pa = pi[a]! / z;
-      cls[a * m + a] += w * pa;
-      for (let b = 0; b < m; b++) cls[a * m + b] -= w * pa * (pi[b]! / z);
+      cls[a * m + a] += w * pi[a]!;
+      for (let b = 0; b < m; b++) cls[a * m + b] -= w * pi[a]! * pi[b]!;
     }
     total += w;
   }

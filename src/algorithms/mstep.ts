@@ -21,6 +21,13 @@ export interface MStepContext {
   /** Σ s over the data the step sizes are normalised by. */
   weight: number;
   events: RecoveryEvent[];
+  /** Shared by the M-steps of one fit (absent: each M-step computes its own). */
+  cache?: MStepCache;
+}
+
+/** What the M-steps of one fit share: the gate's Kronecker statistics, built at its first Newton-CG solve. */
+export interface MStepCache {
+  gateStatistics?: GateStatistics;
 }
 
 function solverOptions(ctx: MStepContext, p: number, stepSize: number): SoftmaxSolverOptions {
@@ -152,11 +159,18 @@ export function gateMStep(ctx: MStepContext, params: Float64Array, h: Float64Arr
   const problem: SoftmaxProblem = {
     x: data.x, n: data.n, d, rowScale: null, c, C: k, soft: h, labels: null,
     ridge: model.ridge, intercept: model.intercept, block: 'gate',
-    // The native core computes these once per fit; the reference once per M-step (the same values).
-    kronecker: opts.solver === 'newton-cg' ? new GateStatistics(data.x, data.n, d, c, model.intercept) : undefined,
+    kronecker: opts.solver === 'newton-cg' ? gateStatistics(ctx, c) : undefined,
   };
   const V = params.subarray(0, (k - 1) * d);
   new SoftmaxRegression(problem).solve(V, opts, events);
+}
+
+/** The gate's Kronecker statistics: the fit's (`ctx.cache`), built on first use. */
+function gateStatistics(ctx: MStepContext, c: Float64Array): GateStatistics {
+  const { data, model } = ctx;
+  const stats = ctx.cache?.gateStatistics ?? new GateStatistics(data.x, data.n, model.d, c, model.intercept);
+  if (ctx.cache) ctx.cache.gateStatistics = stats;
+  return stats;
 }
 
 /** Symmetric models: β (closed form for SymMoLinE, softmax regression on y·x for SymMoLogE), then w. */

@@ -9,7 +9,7 @@ import { componentCount, eStep, qValue, totalWeight } from '../models/objective.
 import { gradientQ } from '../models/gradient.js';
 import type { RecoveryEvent } from '../types.js';
 import { applyGradientStep } from './gradient-step.js';
-import { mStep } from './mstep.js';
+import { mStep, type MStepCache } from './mstep.js';
 
 const MAX_HALVINGS = 30;
 
@@ -18,10 +18,13 @@ export interface StepResult {
   events: RecoveryEvent[];
 }
 
-/** EM: M-step from h = posterior at θ_t (experts, then gate). Updates `params` in place. */
+/**
+ * EM: M-step from h = posterior at θ_t (experts, then gate). Updates `params` in place. `cache`: shared by the
+ * M-steps of one fit (the fit loop passes one).
+ */
 export function emStepFromPosterior(data: ProblemData, model: ModelSpec, fit: FitSpec, params: Float64Array,
-  h: Float64Array, weight: number, events: RecoveryEvent[]): void {
-  mStep({ data, model, fit, weight, events }, params, h);
+  h: Float64Array, weight: number, events: RecoveryEvent[], cache?: MStepCache): void {
+  mStep({ data, model, fit, weight, events, cache }, params, h);
 }
 
 /**

@@ -86,11 +86,11 @@ fn class_covariance(v: &[f64], m: usize, d: usize, x: &[f64], s: &[f64]) -> Vec<
             *p = (*p - top).exp();
             z += *p;
         }
+        pi.iter_mut().for_each(|p| *p /= z);
         for a in 0..m {
-            let pa = pi[a] / z;
-            c[a * m + a] += w * pa;
+            c[a * m + a] += w * pi[a];
             for b in 0..m {
-                c[a * m + b] -= w * pa * (pi[b] / z);
+                c[a * m + b] -= w * pi[a] * pi[b];
             }
         }
         total += w;
