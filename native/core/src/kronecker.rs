@@ -76,10 +76,13 @@ fn class_covariance(v: &[f64], m: usize, d: usize, x: &[f64], s: &[f64]) -> Vec<
     let mut total = 0.0;
     let mut pi = vec![0.0; m + 1];
     for (row, &w) in x.chunks_exact(d).zip(s) {
-        for a in 0..m {
-            pi[a] = linalg::dot(&v[a * d..(a + 1) * d], row);
+        // pi[a] = v_a · x, each sum in feature order as linalg::dot, the m sums advancing together.
+        pi.iter_mut().for_each(|p| *p = 0.0);
+        for (f, &xf) in row.iter().enumerate() {
+            for (p, va) in pi[..m].iter_mut().zip(v.chunks_exact(d)) {
+                *p += va[f] * xf;
+            }
         }
-        pi[m] = 0.0;
         let top = pi.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let mut z = 0.0;
         for p in pi.iter_mut() {
@@ -132,20 +135,22 @@ impl Kronecker {
     /// z = (S·C ⊗ Ĝ_μ)⁻¹ r, with r and z laid out as V (m rows of d).
     pub fn apply(&self, r: &[f64], z: &mut [f64]) {
         let (d, m) = (self.d, self.m);
-        z.copy_from_slice(r);
-        for row in z.chunks_exact_mut(d) {
-            linalg::cholesky_solve_in_place(&self.gram_factor, d, row);
-        }
-        let mut column = vec![0.0; m];
-        for f in 0..d {
-            for a in 0..m {
-                column[a] = z[a * d + f];
-            }
-            linalg::cholesky_solve_in_place(&self.class_factor, m, &mut column);
-            for a in 0..m {
-                z[a * d + f] = column[a] * self.scale;
+        // Ĝ's solves take V's rows as right-hand sides: as the columns of Vᵀ (d×m).
+        let mut vt = vec![0.0; d * m];
+        for a in 0..m {
+            for f in 0..d {
+                vt[f * m + a] = r[a * d + f];
             }
         }
+        linalg::cholesky_solve_columns_in_place(&self.gram_factor, d, &mut vt, m);
+        for a in 0..m {
+            for f in 0..d {
+                z[a * d + f] = vt[f * m + a];
+            }
+        }
+        // C's solves take V's columns.
+        linalg::cholesky_solve_columns_in_place(&self.class_factor, m, z, d);
+        z.iter_mut().for_each(|v| *v *= self.scale);
     }
 }
 
