@@ -33,7 +33,8 @@
 //   4. XᵀR += R_tileᵀ·X_tile on the tensor cores: one row tile of 16 (r_cols ≤ 16) × width/8 feature tiles,
 //      warp w owning feature tiles w and w + 8, K = the 64 rows (4 k-steps; a short tile skips its all-zero
 //      ones); accumulated in registers over all the block's tiles, written once to partial[block] and summed
-//      in block order on the device (xtw::sum_partials). No float atomics anywhere.
+//      on the device in a fixed order (chunks of 32 blocks, then the chunks: fused.rs `launch`,
+//      xtw::sum_partials). No float atomics anywhere.
 // MMA shape: m16n8k16 on sm_90 (FTC_KT = 4), and on sm_80 the same fragments as 8 stacked m8n8k4 (FTC_KT = 0,
 // mma.cuh: m16n8k16 is the rows g, g + 8 of two m8n8k4 tiles over 4 k-steps), so one body serves both.
 // Floor (d = 100, width 112, q = 30, r_cols = 15), per row: A 1.75 m16n8k16, XᵀR 0.875; an SM issues one per

@@ -1,14 +1,14 @@
 //! `CudaBackend`: moe_core's `Backend` on one GPU. X, y and s are uploaded once (in `new`); each pass sends
 //! only the small projection matrix P (and σ²) and brings back only the reduced results.
 //!
-//! A pass: A = X·Pᵀ (cuBLAS DGEMM) → `row_op` kernel (per-row outputs R, Gram weights, sum terms; reads or
-//! writes H) → reductions: XᵀR and the sums by DGEMM; the Grams in gram.rs (full ones by one DGEMM per chunk of
-//! weight-scaled rows, diagonal ones by one DGEMM per chunk of squared rows). All reductions run in a fixed
-//! order (no float atomics), so a pass is reproducible bit for bit on one GPU.
-//! Opt-in kernels, off by default until measured on hardware (bench/GPU.md): the tensor-core full Grams
-//! (gram.rs, `set_gram_kernel`), the skinny Xᵀ·W kernel for XᵀR and diagonal Grams (xtw.rs, `set_skinny_xtw`),
-//! one fused tensor-core kernel for a narrow pass's projections, row op and XᵀR (fused.rs, `set_fused`), and
-//! the probability store of Newton-CG (`set_stored_probabilities`, beside H).
+//! A pass: A = X·Pᵀ (cuBLAS DGEMM) → the row op (`row_op_tiled`: per-row outputs R, Gram weights, sum terms;
+//! reads or writes H) → reductions: XᵀR and diagonal Grams by the skinny Xᵀ·W kernel (xtw.rs), full Grams by
+//! the tensor-core kernel (gram.rs), the sums by a DGEMM against ones. All reductions run in a fixed order (no
+//! float atomics), so a pass is reproducible bit for bit on one GPU. Knobs, each measured against the
+//! defaults on hardware (bench/GPU.md) and tested against the CPU backend: cuBLAS reductions instead
+//! (`set_gram_kernel`, `set_skinny_xtw`), the untiled row op (`set_tiled_row_op`), one fused tensor-core
+//! kernel for the projections, row op and XᵀR of the passes where it saves a read of X (fused.rs,
+//! `set_fused`), and Newton-CG's probability store (`set_stored_probabilities`, beside H).
 
 use crate::driver::{Context, DeviceBuffer, DeviceElement, KernelSource};
 use crate::error::{GpuError, GpuErrorKind};
@@ -171,7 +171,7 @@ impl CudaBackend {
         Ok(CudaBackend { n: data.n, d: data.d, x, y, s, ones, state: Mutex::new(state), gram_chunk_bytes: AtomicUsize::new(0),
             tensor_core_grams: AtomicBool::new(GramKernel::from_env() == GramKernel::TensorCore),
             gram_tc_variant: AtomicUsize::new(TcVariant::index_from_env()),
-            fused: AtomicBool::new(std::env::var("MOE_CUDA_FUSED").is_ok_and(|v| v == "1")),
+            fused: AtomicBool::new(std::env::var("MOE_CUDA_FUSED").map_or(true, |v| v != "0")),
             fused_available: fused::available(&ctx), fused_variant: AtomicUsize::new(0),
             tiled_row_op: AtomicBool::new(std::env::var("MOE_CUDA_ROW_OP").map_or(true, |v| v != "direct")),
             skinny_xtw: AtomicBool::new(std::env::var("MOE_CUDA_XTW").map_or(true, |v| v != "gemm")),
@@ -309,6 +309,7 @@ impl Backend for CudaBackend {
         let use_fused = kernel.is_some()
             && self.fused_available
             && self.fused.load(Ordering::Relaxed)
+            && fused::saves_a_read(&shape)
             && fused::fits(d, &shape, fused_variant, ctx.info.max_shared_bytes_per_block);
         let mut host_sums = None;
         if use_fused {
@@ -425,11 +426,11 @@ impl CudaBackend {
         Ok(())
     }
 
-    /// Uses the fused tensor-core kernel where a pass fits it (d ≤ 128, q ≤ 32, r_cols ≤ 16, and the chosen
-    /// variant's shared memory within the device's per-block limit) and the device has it (sm_80 or newer),
-    /// or always the GEMM + row-op path (the default until the fused kernel is
-    /// measured faster on hardware, bench/GPU.md; `MOE_CUDA_FUSED=1` sets it on). Tests compare both with the
-    /// CPU backend.
+    /// Uses the fused tensor-core kernel for the passes where it saves a read of X (`fused::saves_a_read`: XᵀR
+    /// without full Grams) and that fit it (d ≤ 128, q ≤ 32, r_cols ≤ 16, and the chosen variant's shared
+    /// memory within the device's per-block limit), where the device has it (sm_80 or newer); or always the
+    /// GEMM + row-op path. On by default (measured faster on an H100 at (1e6, 100, 8) and (1e7, 100, 16),
+    /// bench/GPU.md); `MOE_CUDA_FUSED=0` sets it off. Tests compare both with the CPU backend.
     pub fn set_fused(&self, on: bool) {
         self.fused.store(on, Ordering::Relaxed);
     }

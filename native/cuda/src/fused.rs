@@ -2,10 +2,10 @@
 //! A = X·Pᵀ, the row op and XᵀR, both products on the fp64 tensor cores (m16n8k16 on sm_90, the same
 //! fragments as m8n8k4 on sm_80), tiles of 64 rows staged whole in dynamic shared memory, the row op on 64
 //! threads of the 256 (`fused_tc`, `fused_tc_pipe`); or tiles of 128 rows whose X streams through a small
-//! ring twice, the second read from L2, with the row op on all 128 threads (`fused_tc_l2`). Which passes fit
-//! it, whether the device can run it, and its launch. Opt-in
-//! (`CudaBackend::set_fused`, `MOE_CUDA_FUSED=1`) until it is measured faster than the unfused path on
-//! hardware (bench/GPU.md, "Fused narrow pass v2").
+//! ring twice, the second read from L2, with the row op on all 128 threads (`fused_tc_l2`). Which passes it
+//! serves (those where it saves a read of X) and fit it, whether the device can run it, and its launch. On by
+//! default in launch configuration `fused_tc`, the fastest of the three on an H100 (bench/GPU.md);
+//! `CudaBackend::set_fused(false)` or `MOE_CUDA_FUSED=0` turns it off.
 
 use crate::driver::Context;
 use crate::kernels::RowOpParams;
@@ -35,8 +35,8 @@ const R_STRIDE: usize = 20;
 /// pipeline (142.5 KB at d = 100), 1 block per SM, the next tile's copies in flight while this one is
 /// multiplied; the third (`fused_tc_l2`) 128-row tiles whose A and R stay in shared memory while X streams
 /// through a 3-chunk ring twice (for A, then for XᵀR, the second read meant to hit L2), the row op on all 128
-/// threads (96.5 KB at d = 100, 2 blocks per SM). Kept all until the GPU has measured which is faster
-/// (bench/GPU.md).
+/// threads (96.5 KB at d = 100, 2 blocks per SM). Measured on an H100 (bench/GPU.md): the first is the
+/// fastest on every narrow pass at n = 1e6 and 1e7; the others stay as knobs for the benchmark and the tests.
 pub const VARIANTS: [(&str, u32); 3] = [("fused_tc", THREADS), ("fused_tc_pipe", THREADS), ("fused_tc_l2", L2_THREADS)];
 /// X buffers of the whole-tile variants (the kernel's STAGES template parameter); 0: the streamed variant.
 const STAGES: [usize; 3] = [1, 2, 0];
@@ -65,6 +65,15 @@ pub(crate) fn fits(d: usize, shape: &OpShape, variant: usize, max_shared: usize)
     d <= MAX_D && shape.q <= MAX_Q && shape.r_cols <= MAX_R && shared_bytes(variant, d) <= max_shared
 }
 
+/// Whether fusing this pass saves a read of X. The unfused path reads X twice only where the pass has XᵀR
+/// (the projections, then XᵀR), and a pass with full Grams reads it again in the Gram kernel whatever the
+/// projections do. Elsewhere the fused kernel only replaces cuBLAS's projections and the tiled row op, which
+/// measured faster (H100, (1e7, 100, 16), bench/GPU.md: objective 6.7 ms unfused against 7.5 fused, residual
+/// 5.6 against 6.0, E-step 75.7 against 77.8; gradient 10.9 against 9.0, Hessian-vector 11.3 against 9.4).
+pub(crate) fn saves_a_read(shape: &OpShape) -> bool {
+    shape.r_cols > 0 && (shape.grams == 0 || shape.diag_only)
+}
+
 /// Whether this context can run the kernel: fp64 tensor cores (sm_80 or newer) and the kernels in the module
 /// (an NVRTC build for an older device compiles them out). sm_80/86/89 run the m8n8k4 form, sm_90 and newer
 /// m16n8k16.
@@ -78,16 +87,24 @@ fn grid(variant: usize, rows: usize) -> usize {
     rows.div_ceil(tile).clamp(1, GRID)
 }
 
-/// Values of the block-partial buffer that `launch` of variant `variant` needs.
+/// The block partials are summed in two levels, as the skinny Xᵀ·W kernel's are: chunks of SUM_CHUNK blocks,
+/// then the chunks. One level would leave each of the r·d output threads a serial chain of up to `GRID`
+/// dependent loads and adds (~0.25 ms, whatever the rows: most of a narrow pass at n = 1e6).
+const SUM_CHUNK: usize = 32;
+
+/// Values of the block-partial buffer that `launch` of variant `variant` needs: the block partials and the
+/// chunk sums after them.
 pub(crate) fn partial_len(variant: usize, rows: usize, r_cols: usize, d: usize) -> usize {
-    grid(variant, rows) * r_cols * d
+    let blocks = grid(variant, rows);
+    (blocks + blocks.div_ceil(SUM_CHUNK)) * r_cols * d
 }
 
 /// Runs the fused pass (launch configuration `VARIANTS[variant]`, which must `fit`) over `params.rows` rows
 /// of X (contiguous at `x`, d features) with P (q×d) at `proj`. `params` carries the op and its per-row
 /// outputs (Gram weights, sum terms, H, probability store: written as `row_op` writes them; `params.a` and
 /// `params.r` unused, A and R stay on chip). XᵀR (r_cols×d, row-major) goes to `out`: the block partials, in
-/// `partial` (`partial_len` values), summed in block order (`xtw::sum_partials`).
+/// `partial` (`partial_len` values), summed in a fixed order (chunks of SUM_CHUNK blocks in block order, then
+/// the chunks in order: `xtw::sum_partials`), so the same bits run to run.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn launch(ctx: &Context, variant: usize, params: &mut RowOpParams, x: u64, proj: u64, d: usize, partial: u64,
                      out: u64) -> Result<()> {
@@ -101,7 +118,10 @@ pub(crate) fn launch(ctx: &Context, variant: usize, params: &mut RowOpParams, x:
     ctx.launch(kernel, (blocks as u32, 1, 1), threads, shared_bytes(variant, d) as u32, &mut args)?;
     let outs = params.r_cols as usize * d;
     if outs > 0 {
-        sum_partials(ctx, partial, blocks, outs, blocks, out)?;
+        let chunks = blocks.div_ceil(SUM_CHUNK);
+        let chunk_sums = partial + 8 * (blocks * outs) as u64;
+        sum_partials(ctx, partial, blocks, outs, SUM_CHUNK, chunk_sums)?;
+        sum_partials(ctx, chunk_sums, chunks, outs, chunks, out)?;
     }
     Ok(())
 }

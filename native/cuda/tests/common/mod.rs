@@ -84,9 +84,9 @@ pub fn assert_close(what: &str, gpu: &[f64], cpu: &[f64], tol: f64) {
     assert!(e <= tol, "{what}: relative error {e:e} > {tol:e}");
 }
 
-/// One choice of the CUDA backend's kernels: the opt-in fused narrow pass, the Gram kernel (tensor cores by
-/// default, the GEMM path as the alternative), the skinny
-/// Xᵀ·W reductions and the probability store of Newton-CG (each compared with the CPU backend by the tests).
+/// One choice of the CUDA backend's kernels: the fused narrow pass (on by default, where it saves a read of X),
+/// the Gram kernel (tensor cores by default, the GEMM path as the alternative), the skinny Xᵀ·W reductions and
+/// the opt-in probability store of Newton-CG (each compared with the CPU backend by the tests).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Kernels {
     pub fused: bool,
@@ -101,9 +101,10 @@ pub struct Kernels {
 }
 
 impl Kernels {
-    /// The defaults: tensor-core Grams, the skinny Xᵀ·W kernel, no fused kernel, no probability store.
-    pub const DEFAULT: Kernels = Kernels { fused: false, fused_variant: 0, gram: moe_cuda::GramKernel::TensorCore, skinny: true, stored_p: false, tiled: true };
-    /// Every opt-in kernel at once.
+    /// The defaults: the fused narrow pass (variant 0), tensor-core Grams, the skinny Xᵀ·W kernel, no
+    /// probability store.
+    pub const DEFAULT: Kernels = Kernels { fused: true, fused_variant: 0, gram: moe_cuda::GramKernel::TensorCore, skinny: true, stored_p: false, tiled: true };
+    /// The defaults with the opt-in probability store.
     pub const ALL: Kernels = Kernels { fused: true, fused_variant: 0, gram: moe_cuda::GramKernel::TensorCore, skinny: true, stored_p: true, tiled: true };
 
     pub fn apply(&self, gpu: &moe_cuda::CudaBackend) {

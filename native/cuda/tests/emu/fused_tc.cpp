@@ -1,7 +1,7 @@
 // The fused tensor-core pass (kernels/fused_tc.cu) against the GPU-validated unfused path, both emulated:
 // the oracle computes A = X·Pᵀ with plain loops, runs the `row_op` kernel on it, and reduces XᵀR with plain
-// loops; the fused kernel must give the same XᵀR (its block partials summed in block order, as the host
-// does), Gram weights, per-row sum terms and stored H, to 1e-13 relative, and the same bits when run twice.
+// loops; the fused kernel must give the same XᵀR (its block partials summed as the host sums them), Gram
+// weights, per-row sum terms and stored H, to 1e-13 relative, and the same bits when run twice.
 // Cases: the narrow ops of an EM iteration and a few others, d ∈ {1, 7, 8, 100, 128} (d not a multiple of
 // 16 leaves padding; odd d takes the 8-byte copies), rows not a multiple of the 64-row tile, gathered rows
 // (H through idx, as Rows::Order), zero rows of X with zero weight, and a pass over no rows; the default
@@ -219,7 +219,8 @@ const Variant one_buffer = {"1 buffer", fused_tc, 1}, pipeline = {"2-stage pipel
               sm80 = {"sm_80 m8n8k4", fused_tc_sm80, 1}, l2 = {"L2 stream", fused_tc_l2, 0},
               l2_sm80 = {"L2 stream sm_80 m8n8k4", fused_tc_l2_sm80, 0};
 
-// The fused kernel on `grid` blocks; XᵀR = Σ over blocks, in block order, of the partials.
+// The fused kernel on `grid` blocks; XᵀR = the partials summed as src/fused.rs `launch` sums them: chunks of 32
+// blocks in block order, then the chunks in order.
 Outputs fused(const Op& op, Inputs& in, unsigned grid, const Variant& v = one_buffer) {
     Outputs o;
     RowOpParams p = bind(op, in, o);
@@ -227,8 +228,12 @@ Outputs fused(const Op& op, Inputs& in, unsigned grid, const Variant& v = one_bu
     std::vector<double> partial(grid * outs, -7.0);
     emu::launch({grid}, {v.threads()}, [&] { v.kernel(p, in.x.data(), in.proj.data(), in.d, partial.data()); }, v.shared_bytes(in.d));
     o.xtr.assign(outs, 0.0);
-    for (unsigned b = 0; b < grid; ++b)
-        for (size_t e = 0; e < outs; ++e) o.xtr[e] += partial[b * outs + e];
+    for (unsigned first = 0; first < grid; first += 32) {
+        std::vector<double> chunk(outs, 0.0);
+        for (unsigned b = first; b < std::min(grid, first + 32); ++b)
+            for (size_t e = 0; e < outs; ++e) chunk[e] += partial[b * outs + e];
+        for (size_t e = 0; e < outs; ++e) o.xtr[e] += chunk[e];
+    }
     return o;
 }
 
