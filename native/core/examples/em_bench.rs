@@ -10,13 +10,7 @@ use moe_core::*;
 
 /// A pass's label for the table: the op names (softmax ops with their task), joined for a fused pass.
 fn pass_label(ops: &[(&[f64], &RowOp)]) -> String {
-    ops.iter()
-        .map(|(_, op)| match op {
-            RowOp::Softmax { task, .. } => format!("Softmax {task:?}"),
-            other => format!("{other:?}").split([' ', '{', '(']).next().unwrap_or("?").to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(" + ")
+    ops.iter().map(|(_, op)| op.label()).collect::<Vec<_>>().join(" + ")
 }
 
 fn main() {

@@ -320,6 +320,14 @@ impl<B: Backend + ?Sized, F: Fn(Rows, &[(&[f64], &RowOp)], std::time::Duration)>
 }
 
 impl RowOp {
+    /// A short name for benchmarks' tables: the variant's name, a softmax op's with its task.
+    pub fn label(&self) -> String {
+        match self {
+            RowOp::Softmax { task, .. } => format!("Softmax {task:?}"),
+            other => format!("{other:?}").split([' ', '{', '(']).next().unwrap_or("?").to_string(),
+        }
+    }
+
     /// Output counts of this op (the contract between `rowops::eval_row` and the reductions).
     pub fn shape(&self) -> OpShape {
         let none = OpShape { q: 0, r_cols: 0, grams: 0, diag_only: false, sums: 0, h_width: 0, writes_h: false, p_width: 0, writes_p: false };

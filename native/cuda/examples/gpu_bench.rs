@@ -1,16 +1,17 @@
 //! GPU benchmark of the CUDA backend (run on the GPU machine; see bench/GPU.md for what it reports).
 //!
 //! 1. Ceilings: device-to-device copy bandwidth and DGEMM rate (cuBLAS), measured here.
-//! 2. EM per-iteration times, CUDA vs CPU backend, at (1e6, 100, 8); CUDA on the Fashion-MNIST shape
-//!    (60000×784, 2 multinomial experts × 10 classes).
+//! 2. EM per-iteration times, CUDA vs CPU backend, at (1e6, 100, 8), with the per-pass times of 3. at that
+//!    shape; CUDA on the Fashion-MNIST shape (60000×784, 2 multinomial experts × 10 classes).
 //! 3. Per-pass times at (n, d, k) = (1e7, 100, 16), linear experts: the E-step with the Gram chunk size of the
-//!    GEMM Grams swept; each narrow pass with the defaults, the skinny Xᵀ·W kernel, and the fused kernel
-//!    (kernels/fused_tc.cu) in each launch configuration (the gate's Hessian-vector pass both ways: HessVec,
-//!    and HessVecStored from the probabilities its GradientDiagStore pass stored); and the EM per-iteration time there.
+//!    GEMM Grams swept; each narrow pass with the defaults (the fused kernel, kernels/fused_tc.cu, where it
+//!    serves the pass), in each launch configuration of the fused kernel, and unfused three ways (the gate's
+//!    Hessian-vector pass both ways: HessVec, and HessVecStored from the probabilities its GradientDiagStore
+//!    pass stored); and the EM per-iteration time there.
 //!
-//! The E-step and EM rows are measured in every kernel configuration of `CONFIGS` (the defaults, the cuBLAS
-//! reductions they replaced, and the opt-in stored probabilities and fused narrow pass, alone and together;
-//! the EM rows of a fused configuration once per launch variant of the fused kernel). Every fit is wrapped in
+//! The E-step and EM rows are measured in every kernel configuration of `CONFIGS` (the defaults, the unfused
+//! narrow pass and the cuBLAS reductions they replaced, and the opt-in stored probabilities; the defaults' EM
+//! rows once per launch variant of the fused kernel). Every fit is wrapped in
 //! a counter of passes, bytes and FLOPs, which gives the floor: Σ over passes of max(bytes / copy bandwidth,
 //! FLOPs / DGEMM rate).
 //!
@@ -21,7 +22,7 @@ use moe_core::rng::Rng;
 use moe_core::{Control, CpuBackend, Data, ExpertKind, FitOutput, FitSpec, ModelSpec, Noise};
 use moe_cuda::driver::{Context, DeviceBuffer, Timer};
 use moe_cuda::{CudaBackend, GramKernel, FUSED_VARIANTS, TC_VARIANTS};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::time::Instant;
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -83,12 +84,16 @@ struct Counting {
     in_passes_s: Cell<f64>,
     bandwidth: f64,
     rate: f64,
+    /// The current iteration's passes: (label, host time before it, its time), ms; `mark` ends an iteration.
+    timeline: RefCell<Vec<(String, f64, f64)>>,
+    last_timeline: RefCell<Vec<(String, f64, f64)>>,
+    last_end: Cell<Option<Instant>>,
 }
 
 impl Counting {
     fn new(n: usize, d: usize, bandwidth: f64, rate: f64) -> Self {
         Counting { n, d, passes: Cell::new(0), bytes: Cell::new(0.0), flops: Cell::new(0.0), floor_s: Cell::new(0.0), in_passes_s: Cell::new(0.0),
-                   bandwidth, rate }
+                   bandwidth, rate, timeline: RefCell::default(), last_timeline: RefCell::default(), last_end: Cell::new(None) }
     }
     fn reset(&self) {
         self.passes.set(0);
@@ -97,7 +102,21 @@ impl Counting {
         self.floor_s.set(0.0);
         self.in_passes_s.set(0.0);
     }
+    /// An iteration was recorded: its passes become `last_timeline`, with the host time after the last pass.
+    fn mark(&self) {
+        let now = Instant::now();
+        let tail = self.last_end.get().map_or(0.0, |e| (now - e).as_secs_f64() * 1e3);
+        let mut line = self.timeline.take();
+        line.push(("(record)".into(), tail, 0.0));
+        self.last_timeline.replace(line);
+        self.last_end.set(Some(now));
+    }
     fn count(&self, rows: Rows, ops: &[(&[f64], &RowOp)], took: std::time::Duration) {
+        let end = Instant::now();
+        let gap = self.last_end.get().map_or(0.0, |e| ((end - took) - e).as_secs_f64() * 1e3);
+        let label = ops.iter().map(|(_, op)| op.label()).collect::<Vec<_>>().join(" + ");
+        self.timeline.borrow_mut().push((label, gap, took.as_secs_f64() * 1e3));
+        self.last_end.set(Some(end));
         self.in_passes_s.set(self.in_passes_s.get() + took.as_secs_f64());
         let m = match rows {
             Rows::All => self.n,
@@ -184,6 +203,7 @@ fn fit_row<B: Backend + ?Sized>(label: &str, b: &B, model: &ModelSpec, iters: us
         if r.iter == 1 {
             counting.reset();
         }
+        counting.mark();
         seen = r.iter;
         Control::Continue
     })
@@ -202,6 +222,14 @@ fn fit_row<B: Backend + ?Sized>(label: &str, b: &B, model: &ModelSpec, iters: us
         wall
     );
     println!("{label}: {per:.1} ms/iter (floor {floor_ms:.1} ms); {note}");
+    if std::env::var_os("MOE_BENCH_TIMELINE").is_some() || label.ends_with("cuda default") {
+        // Where the last iteration's time went: each pass and the host work before it (the M-step's solves,
+        // the preconditioner), ms.
+        let line = counting.last_timeline.borrow();
+        let host: f64 = line.iter().map(|e| e.1).sum();
+        let steps: Vec<String> = line.iter().map(|(what, gap, ms)| format!("[host {gap:.2}] {what} {ms:.2}")).collect();
+        println!("  last iteration: host {host:.2} ms in all: {}", steps.join(" → "));
+    }
     (Row { label: label.into(), ms: per, floor_ms, note }, out)
 }
 
@@ -218,18 +246,18 @@ fn pass_ms(b: &CudaBackend, proj: &[f64], op: &RowOp, reps: usize) -> f64 {
     }).collect())
 }
 
-/// The kernel configurations compared side by side: the defaults (tensor-core Grams, skinny Xᵀ·W), the
-/// cuBLAS reductions they replaced, and the opt-in kernels of bench/GPU.md, alone and together:
+/// The kernel configurations compared side by side: the defaults (the fused narrow pass where it saves a read
+/// of X, tensor-core Grams, skinny Xᵀ·W, tiled row op), the unfused narrow pass, the untiled row op and the
+/// cuBLAS reductions they replaced, and the opt-in probability store of bench/GPU.md:
 /// (label, fused narrow pass, Gram kernel, skinny Xᵀ·W, stored probabilities, tiled row op).
 type Config = (&'static str, bool, GramKernel, bool, bool, bool);
-const CONFIGS: [Config; 7] = [
-    ("default", false, GramKernel::TensorCore, true, false, true),
-    ("direct row op", false, GramKernel::TensorCore, true, false, false),
-    ("cuBLAS reductions", false, GramKernel::Gemm, false, false, false),
-    ("cuBLAS xtw", false, GramKernel::TensorCore, false, false, true),
-    ("stored p", false, GramKernel::TensorCore, true, true, true),
-    ("fused", true, GramKernel::TensorCore, true, false, true),
-    ("fused + stored p", true, GramKernel::TensorCore, true, true, true),
+const CONFIGS: [Config; 6] = [
+    ("default", true, GramKernel::TensorCore, true, false, true),
+    ("unfused", false, GramKernel::TensorCore, true, false, true),
+    ("unfused, direct row op", false, GramKernel::TensorCore, true, false, false),
+    ("unfused, cuBLAS reductions", false, GramKernel::Gemm, false, false, false),
+    ("unfused, cuBLAS xtw", false, GramKernel::TensorCore, false, false, true),
+    ("stored p", true, GramKernel::TensorCore, true, true, true),
 ];
 
 fn apply(gpu: &CudaBackend, (_, fused, gram, skinny, stored_p, tiled): Config) {
@@ -283,6 +311,53 @@ fn estep_rows(gpu: &CudaBackend, n: usize, d: usize, k: usize, rows: &mut Vec<Ro
     apply(gpu, CONFIGS[0]);
 }
 
+/// Each narrow pass of an EM iteration with linear experts at (n, d, k): the defaults, the untiled row op,
+/// cuBLAS's XᵀR, and the fused kernel in each launch configuration (which runs only where it saves a read of
+/// X: `fused::saves_a_read`; elsewhere its column repeats the default path).
+fn narrow_pass_rows(gpu: &CudaBackend, n: usize, d: usize, k: usize, proj: &[f64], bw: f64, rows: &mut Vec<Row>) {
+    let m = k - 1;
+    let others = [
+        ("linear residual", RowOp::LinearResidual { k }, k),
+        ("gate objective", RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::Objective }, m),
+        ("gate gradient", RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::Gradient }, m),
+        ("gate Hessian-vector", RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::HessVec }, 2 * m),
+        ("gate gradient + diag(−H)", RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::GradientDiag }, m),
+        // Newton-CG with stored probabilities: the store pass first (it creates the store the next one reads).
+        ("gate gradient + diag(−H) + store p", RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::GradientDiagStore }, m),
+        ("gate Hessian-vector from stored p", RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::HessVecStored }, m),
+    ];
+    let reps = if n >= 5_000_000 { 5 } else { 11 };
+    for (label, op, q) in others {
+        // The defaults, with every launch configuration of the fused kernel (index 0 is the default's), then
+        // the unfused path three ways.
+        apply(gpu, CONFIGS[0]);
+        let fused: Vec<f64> = (0..FUSED_VARIANTS.len()).map(|v| {
+            gpu.set_fused_variant(v);
+            pass_ms(gpu, &proj[..q * d], &op, reps)
+        }).collect();
+        gpu.set_fused_variant(0);
+        let default = fused[0];
+        gpu.set_fused(false);
+        let unfused = pass_ms(gpu, &proj[..q * d], &op, reps);
+        gpu.set_tiled_row_op(false);
+        let direct = pass_ms(gpu, &proj[..q * d], &op, reps);
+        gpu.set_tiled_row_op(true);
+        gpu.set_skinny_xtw(false);
+        let cublas = pass_ms(gpu, &proj[..q * d], &op, reps);
+        gpu.set_skinny_xtw(true);
+        let variants: Vec<String> = FUSED_VARIANTS.iter().zip(&fused).map(|((name, _), ms)| format!("{name} {ms:.2}")).collect();
+        // Floor: one read of X, y and s, of the stored H and of the stored (or written) probabilities (the
+        // pass's FLOPs are far below the DGEMM rate's).
+        let sh = op.shape();
+        let floor_ms = 8.0 * n as f64 * (d + 2 + sh.h_width + sh.p_width) as f64 / bw * 1e3;
+        println!("pass {label}: {default:.2} ms default, unfused {unfused:.2} ms ({direct:.2} ms direct row op, {cublas:.2} ms with cuBLAS XᵀR) \
+                  (floor {floor_ms:.2} ms); fused ms by variant (where it serves the pass): {}", variants.join(", "));
+        rows.push(Row { label: format!("pass {label} n={n}"), ms: default, floor_ms,
+                        note: format!("unfused {unfused:.2} ms (direct row op {direct:.2}, cuBLAS XᵀR {cublas:.2}); fused by variant: {}", variants.join(", ")) });
+    }
+    apply(gpu, CONFIGS[0]);
+}
+
 /// EM per iteration in every configuration, the fused ones in each launch variant of the fused kernel; returns
 /// the rows (CONFIGS order) and the default's output.
 fn em_rows(gpu: &CudaBackend, what: &str, model: &ModelSpec, iters: usize, bw: f64, rate: f64) -> (Vec<Row>, FitOutput) {
@@ -290,10 +365,11 @@ fn em_rows(gpu: &CudaBackend, what: &str, model: &ModelSpec, iters: usize, bw: f
     let mut default_fit = None;
     for config in CONFIGS {
         apply(gpu, config);
-        let variants = if config.1 { FUSED_VARIANTS.len() } else { 1 };
+        // The defaults also in the fused kernel's other launch configurations.
+        let variants = if config == CONFIGS[0] { FUSED_VARIANTS.len() } else { 1 };
         for (v, (kernel, _)) in FUSED_VARIANTS.iter().enumerate().take(variants) {
             gpu.set_fused_variant(v);
-            let label = if config.1 { format!("{what}, cuda {} {kernel}", config.0) } else { format!("{what}, cuda {}", config.0) };
+            let label = if v > 0 { format!("{what}, cuda {}, {kernel}", config.0) } else { format!("{what}, cuda {}", config.0) };
             let (row, fit) = fit_row(&label, gpu, model, iters, bw, rate);
             default_fit.get_or_insert(fit);
             out.push(row);
@@ -349,6 +425,9 @@ fn main() {
         let model = linear_model(k_mid, d);
         let gpu = CudaBackend::new(data).unwrap();
         estep_rows(&gpu, n_mid, d, k_mid, &mut rows);
+        let mut rng = Rng::new(9);
+        let proj: Vec<f64> = (0..2 * k_mid * d).map(|_| 0.2 * (rng.uniform() - 0.5)).collect();
+        narrow_pass_rows(&gpu, n_mid, d, k_mid, &proj, bw, &mut rows);
         let (em, gout) = em_rows(&gpu, &format!("EM linear n={n_mid} d={d} k={k_mid}"), &model, 5, bw, rate);
         drop(gpu);
         let cpu = CpuBackend::new(data, 0).unwrap();
@@ -401,43 +480,7 @@ fn main() {
         }
         std::env::remove_var("MOE_CUDA_GRAM_CHUNK_MB");
         estep_rows(&gpu, n_big, d, k_big, &mut rows);
-        let m = k_big - 1;
-        let others = [
-            ("linear residual", RowOp::LinearResidual { k: k_big }, k_big),
-            ("gate objective", RowOp::Softmax { problem: SoftmaxProblem::Gate { k: k_big }, task: SoftmaxTask::Objective }, m),
-            ("gate gradient", RowOp::Softmax { problem: SoftmaxProblem::Gate { k: k_big }, task: SoftmaxTask::Gradient }, m),
-            ("gate Hessian-vector", RowOp::Softmax { problem: SoftmaxProblem::Gate { k: k_big }, task: SoftmaxTask::HessVec }, 2 * m),
-            ("gate gradient + diag(−H)", RowOp::Softmax { problem: SoftmaxProblem::Gate { k: k_big }, task: SoftmaxTask::GradientDiag }, m),
-            // Newton-CG with stored probabilities: the store pass first (it creates the store the next one reads).
-            ("gate gradient + diag(−H) + store p", RowOp::Softmax { problem: SoftmaxProblem::Gate { k: k_big }, task: SoftmaxTask::GradientDiagStore }, m),
-            ("gate Hessian-vector from stored p", RowOp::Softmax { problem: SoftmaxProblem::Gate { k: k_big }, task: SoftmaxTask::HessVecStored }, m),
-        ];
-        for (label, op, q) in others {
-            apply(&gpu, CONFIGS[0]);
-            let default = pass_ms(&gpu, &proj[..q * d], &op, 5);
-            gpu.set_tiled_row_op(false);
-            let direct = pass_ms(&gpu, &proj[..q * d], &op, 5);
-            gpu.set_tiled_row_op(true);
-            gpu.set_skinny_xtw(false);
-            let cublas = pass_ms(&gpu, &proj[..q * d], &op, 5);
-            gpu.set_skinny_xtw(true);
-            gpu.set_fused(true);
-            // Every launch configuration of the fused kernel; the default (index 0) goes into the table.
-            let fused: Vec<f64> = (0..FUSED_VARIANTS.len()).map(|v| {
-                gpu.set_fused_variant(v);
-                pass_ms(&gpu, &proj[..q * d], &op, 5)
-            }).collect();
-            gpu.set_fused_variant(0);
-            let variants: Vec<String> = FUSED_VARIANTS.iter().zip(&fused).map(|((name, _), ms)| format!("{name} {ms:.2}")).collect();
-            // Floor: one read of X, y and s, of the stored H and of the stored (or written) probabilities (the
-            // pass's FLOPs are far below the DGEMM rate's).
-            let sh = op.shape();
-            let floor_ms = 8.0 * n_big as f64 * (d + 2 + sh.h_width + sh.p_width) as f64 / bw * 1e3;
-            println!("pass {label}: {default:.2} ms default, {direct:.2} ms direct row op, {cublas:.2} ms with cuBLAS XᵀR, {:.2} ms fused (floor {floor_ms:.2} ms); \
-                      fused ms by variant: {}", fused[0], variants.join(", "));
-            rows.push(Row { label: format!("pass {label} n={n_big}"), ms: default, floor_ms,
-                            note: format!("direct row op {direct:.2} ms; cuBLAS XᵀR {cublas:.2} ms; fused: {}", variants.join(", ")) });
-        }
+        narrow_pass_rows(&gpu, n_big, d, k_big, &proj, bw, &mut rows);
         apply(&gpu, CONFIGS[0]);
         // 3b. EM at the large shape (CUDA only), every configuration.
         let (em, _) = em_rows(&gpu, &format!("EM linear n={n_big} d={d} k={k_big}"), &linear_model(k_big, d), 3, bw, rate);

@@ -10,6 +10,9 @@ dest=.device/cuda
 mkdir -p "$dest"
 cargo build -p moe-cuda --release --example gpu_bench
 cp target/release/examples/gpu_bench "$dest/"
+# The kernels as built (for cuobjdump's SASS there: device-profile.sh): the newest build's fatbin.
+fatbin=$(ls -t target/release/build/moe-cuda-*/out/moe_kernels.fatbin 2>/dev/null | head -1)
+[ -s "$fatbin" ] && cp "$fatbin" "$dest/"
 # The fp64 tensor-core rate of each DMMA shape alone (the Gram kernel's ceiling).
 nvcc -O3 -arch=sm_90 -o "$dest/dmma_rate" native/cuda/bench/dmma_rate.cu
 # `cargo test --no-run` prints "Executable tests/<name>.rs (target/release/deps/<name>-<hash>)".
