@@ -14,6 +14,17 @@ import { weightedGrams } from '../linalg/gram.js';
 export const SAMPLE_ROWS = 512;
 /** Ĝ's and C's diagonals are scaled by 1 + JITTER (see `spdFactor`): a preconditioner needs to be SPD, not exact. */
 const JITTER = 1e-6;
+/**
+ * With a ridge, μ moves at every Newton iterate (with C's trace); Ĝ + μI' is factored again only when μ has
+ * moved by more than this factor since the factor in hand was built (a d×d factor is O(d³); a
+ * preconditioner's μ need not be exact). As native/core/src/kronecker.rs `MU_REUSE_RATIO`.
+ */
+const MU_REUSE_RATIO = 1.25;
+
+/** Whether Ĝ's factor built with ridge term `built` serves for `mu`: the same value, or both positive and close. */
+function closeEnough(built: number, mu: number): boolean {
+  return Object.is(built, mu) || (built > 0 && mu > 0 && mu <= built * MU_REUSE_RATIO && built <= mu * MU_REUSE_RATIO);
+}
 
 /** The sample's row indices. */
 export function sampleRows(n: number): number[] {
@@ -27,7 +38,7 @@ export class GateStatistics {
   private readonly gramMean: Float64Array;
   private readonly sampleX: Float64Array;
   private readonly sampleC: Float64Array;
-  /** Ĝ + μI' factored for the last μ (one μ per solve: 0 without a ridge). */
+  /** Ĝ + μI' factored and the μ it was built with (0 without a ridge: one factor per fit). */
   private factor: { mu: number; l: Float64Array } | null = null;
 
   constructor(x: Float64Array, n: number, private readonly d: number, c: Float64Array,
@@ -55,7 +66,7 @@ export class GateStatistics {
     for (let a = 0; a < m; a++) cBar += cls[a * m + a]!;
     cBar /= m;
     const mu = ridge > 0 ? ridge / (sumC * cBar) : 0;
-    if (this.factor === null || this.factor.mu !== mu) {
+    if (this.factor === null || !closeEnough(this.factor.mu, mu)) {
       const g = Float64Array.from(this.gramMean);
       for (let f = this.intercept ? 1 : 0; f < d; f++) g[f * d + f] += mu;
       this.factor = { mu, l: spdFactor(g, d) };

@@ -12,13 +12,19 @@ use std::rc::Rc;
 
 use crate::api::Result;
 use crate::backend::{Backend, RowOp, Rows};
-use crate::linalg;
+use crate::linalg::{self, CholeskyFactor};
 
 /// Rows in the sample that C is averaged over: rows ⌊j·n/count⌋, j < count = min(n, SAMPLE_ROWS).
 pub const SAMPLE_ROWS: usize = 512;
 /// Ĝ's and C's diagonals are scaled by 1 + JITTER (see `spd_factor`): a preconditioner needs to be SPD, not
 /// exact.
 const JITTER: f64 = 1e-6;
+/// With a ridge, μ moves at every Newton iterate (with C's trace); Ĝ + μI' is factored again only when μ has
+/// moved by more than this factor since the factor in hand was built. A factor is O(d³) on the host (35 ms at
+/// d = 784), several per EM iteration cost more than a GPU's passes, and a preconditioner's μ need not be
+/// exact: a μ off by a factor r changes the preconditioned spectrum by at most r in the directions where μ
+/// dominates Ĝ.
+const MU_REUSE_RATIO: f64 = 1.25;
 
 /// The sample's row indices.
 pub fn sample_rows(n: usize) -> Vec<usize> {
@@ -35,8 +41,9 @@ pub struct GateStatistics {
     /// The sample's rows (count×d) and weights.
     sample_x: Vec<f64>,
     sample_s: Vec<f64>,
-    /// Cholesky factor of Ĝ + μI' + jitter for the last μ (μ = 0 without a ridge: one factor per fit).
-    factor: RefCell<Option<(f64, Rc<Vec<f64>>)>>,
+    /// Cholesky factor of Ĝ + μI' + jitter and the μ it was built with (μ = 0 without a ridge: one factor per
+    /// fit; with one, a new factor only when μ has moved by more than MU_REUSE_RATIO).
+    factor: RefCell<Option<(f64, Rc<CholeskyFactor>)>>,
 }
 
 impl GateStatistics {
@@ -58,16 +65,22 @@ impl GateStatistics {
         let c_bar = (0..m).map(|a| class[a * m + a]).sum::<f64>() / m as f64;
         let mu = if ridge > 0.0 { ridge / (sum_c * c_bar) } else { 0.0 };
         let mut cached = self.factor.borrow_mut();
-        if cached.as_ref().is_none_or(|(mu_cached, _)| mu_cached.to_bits() != mu.to_bits()) {
+        if cached.as_ref().is_none_or(|&(built, _)| !close_enough(built, mu)) {
             let mut g = self.gram_mean.clone();
             for f in usize::from(self.intercept)..d {
                 g[f * d + f] += mu;
             }
-            *cached = Some((mu, Rc::new(spd_factor(g, d))));
+            *cached = Some((mu, Rc::new(CholeskyFactor::new(spd_factor(g, d), d))));
         }
-        let gram_factor = cached.as_ref().map(|(_, l)| Rc::clone(l)).unwrap_or_default();
-        Kronecker { d, m, scale: 1.0 / sum_c, class_factor: spd_factor(class, m), gram_factor }
+        let gram_factor = Rc::clone(&cached.as_ref().expect("factored above").1);
+        Kronecker { d, m, scale: 1.0 / sum_c, class_factor: CholeskyFactor::new(spd_factor(class, m), m), gram_factor }
     }
+}
+
+/// Whether Ĝ's factor built with ridge term `built` serves for `mu`: the same value, or both positive and
+/// within MU_REUSE_RATIO of each other.
+fn close_enough(built: f64, mu: f64) -> bool {
+    built.to_bits() == mu.to_bits() || (built > 0.0 && mu > 0.0 && mu <= built * MU_REUSE_RATIO && built <= mu * MU_REUSE_RATIO)
 }
 
 /// C = Σ_j s_j M_j / Σ_j s_j over the sample at V (M_j = diag(π_j) − π_j π_jᵀ, m free classes of m+1).
@@ -127,8 +140,8 @@ pub struct Kronecker {
     d: usize,
     m: usize,
     scale: f64,
-    class_factor: Vec<f64>,
-    gram_factor: Rc<Vec<f64>>,
+    class_factor: CholeskyFactor,
+    gram_factor: Rc<CholeskyFactor>,
 }
 
 impl Kronecker {
@@ -142,14 +155,14 @@ impl Kronecker {
                 vt[f * m + a] = r[a * d + f];
             }
         }
-        linalg::cholesky_solve_columns_in_place(&self.gram_factor, d, &mut vt, m);
+        self.gram_factor.solve_columns(&mut vt, m);
         for a in 0..m {
             for f in 0..d {
                 z[a * d + f] = vt[f * m + a];
             }
         }
         // C's solves take V's columns.
-        linalg::cholesky_solve_columns_in_place(&self.class_factor, m, z, d);
+        self.class_factor.solve_columns(z, d);
         z.iter_mut().for_each(|v| *v *= self.scale);
     }
 }
@@ -199,6 +212,29 @@ mod tests {
                 assert!((back - r[a * d + f]).abs() < 1e-12, "({a},{f}): {back} vs {}", r[a * d + f]);
             }
         }
+    }
+
+    /// Ĝ's factor is kept while μ stays within MU_REUSE_RATIO of the μ it was built with, and rebuilt past it.
+    #[test]
+    fn gram_factor_is_reused_while_mu_is_close() {
+        let d = 3;
+        let gram = vec![2.0, 0.5, 0.1, 0.5, 1.0, 0.2, 0.1, 0.2, 3.0];
+        let stats = GateStatistics { d, intercept: false, gram_mean: gram, sample_x: vec![0.3, -0.2, 0.5], sample_s: vec![1.0],
+                                     factor: RefCell::new(None) };
+        let v = [0.4, -0.1, 0.2];
+        let factor = |ridge: f64| {
+            stats.at(&v, 1.0, ridge);
+            let cached = stats.factor.borrow();
+            let (mu, l) = cached.as_ref().unwrap();
+            (*mu, Rc::clone(l))
+        };
+        let (mu0, l0) = factor(1e-2);
+        let (mu1, l1) = factor(1.2e-2); // μ ∝ λ here: 1.2× is within the ratio
+        assert!(Rc::ptr_eq(&l0, &l1) && mu1 == mu0);
+        let (mu2, l2) = factor(1.3e-2);
+        assert!(!Rc::ptr_eq(&l0, &l2) && mu2 > mu0);
+        let (_, l3) = factor(0.0); // no ridge: μ = 0 is never "close" to a positive μ
+        assert!(!Rc::ptr_eq(&l2, &l3));
     }
 
     #[test]

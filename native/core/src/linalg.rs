@@ -7,27 +7,30 @@ const PIVOT_RELATIVE: f64 = 1e-12;
 const FALLBACK_RELATIVE: f64 = 1e-8;
 
 /// In-place lower Cholesky factor of the p×p row-major SPD matrix; the strict upper triangle is zeroed.
-/// False when a pivot is ≤ 1e-12·max(diag A) (A is then left part-factored). Entry (i, j), i ≥ j, is
+/// False when a pivot is ≤ 1e-12·max(diag A) (A's contents are then unspecified). Entry (i, j), i ≥ j, is
 /// `(a_ij − Σ_{m<j} l_im·l_jm) / l_jj`, the sum in the order of m (the rule of ALGORITHMS §6, as
-/// src/linalg/cholesky.ts). The entries of a column are independent, so they are computed column by column,
-/// the rows advancing together: the same operations in the same order per entry (the same bits as row by
-/// row), but independent multiply-adds instead of one serial chain per entry, which matters on the host
-/// between a GPU's passes (the linear experts' k solves every EM iteration).
+/// src/linalg/cholesky.ts computes it row by row). Here the entries of a column, which are independent, are
+/// computed together, from the factor's columns kept as contiguous rows (Lᵀ): the same operations in the
+/// same order per entry, hence the same bits, but streaming multiply-adds instead of one serial dot product
+/// per entry. That matters on the host between a GPU's passes: the linear experts' k solves every EM
+/// iteration, and the gate preconditioner's d×d factor whenever its ridge term changes.
 pub fn cholesky_in_place(a: &mut [f64], p: usize) -> bool {
     let mut max_diag = 0.0f64;
     for i in 0..p {
         max_diag = max_diag.max(a[i * p + i]);
     }
     let threshold = PIVOT_RELATIVE * max_diag;
+    let mut lt = vec![0.0; p * p]; // lt[m·p + i] = l_im
     let mut column = vec![0.0; p];
     for j in 0..p {
         for i in j..p {
             column[i] = a[i * p + j];
         }
         for m in 0..j {
-            let ljm = a[j * p + m];
-            for i in j..p {
-                column[i] -= a[i * p + m] * ljm;
+            let factor_column = &lt[m * p + j..(m + 1) * p];
+            let ljm = factor_column[0];
+            for (c, &lim) in column[j..].iter_mut().zip(factor_column) {
+                *c -= lim * ljm;
             }
         }
         let pivot = column[j];
@@ -35,13 +38,15 @@ pub fn cholesky_in_place(a: &mut [f64], p: usize) -> bool {
             return false;
         }
         let root = pivot.sqrt();
-        a[j * p + j] = root;
+        lt[j * p + j] = root;
         for i in j + 1..p {
-            a[i * p + j] = column[i] / root;
+            lt[j * p + i] = column[i] / root;
         }
     }
     for i in 0..p {
-        a[i * p + i + 1..(i + 1) * p].iter_mut().for_each(|v| *v = 0.0);
+        for j in 0..p {
+            a[i * p + j] = if j <= i { lt[j * p + i] } else { 0.0 };
+        }
     }
     true
 }
@@ -73,38 +78,62 @@ pub fn back_solve_transpose_in_place(l: &[f64], p: usize, b: &mut [f64]) {
     }
 }
 
-/// Solves L Lᵀ X = B in place for the `count` right-hand sides that are the columns of `b` (p×count,
-/// row-major). Each column sees exactly the operations of `cholesky_solve_in_place`, in the same order, so
-/// the results are the same bits; the columns advance together, so the work is independent multiply-adds
-/// over contiguous memory rather than one serial chain per right-hand side (the Kronecker preconditioner
-/// applies this once per CG iteration, between the backend's passes).
-pub fn cholesky_solve_columns_in_place(l: &[f64], p: usize, b: &mut [f64], count: usize) {
-    debug_assert_eq!(b.len(), p * count);
-    let mut s = vec![0.0; count];
-    for i in 0..p {
-        s.copy_from_slice(&b[i * count..(i + 1) * count]);
-        for m in 0..i {
-            let lim = l[i * p + m];
-            for (sc, &bm) in s.iter_mut().zip(&b[m * count..(m + 1) * count]) {
-                *sc -= lim * bm;
+/// A Cholesky factor kept for repeated solves (the Kronecker preconditioner applies two per CG iteration):
+/// L and Lᵀ, so that both substitutions read contiguous rows, and right-hand sides solved together.
+pub struct CholeskyFactor {
+    p: usize,
+    l: Vec<f64>,
+    lt: Vec<f64>,
+}
+
+impl CholeskyFactor {
+    /// From the p×p row-major lower factor `l` (as `cholesky_in_place` leaves it).
+    pub fn new(l: Vec<f64>, p: usize) -> Self {
+        let mut lt = vec![0.0; p * p];
+        for i in 0..p {
+            for j in 0..p {
+                lt[j * p + i] = l[i * p + j];
             }
         }
-        let pivot = l[i * p + i];
-        for (bi, &sc) in b[i * count..(i + 1) * count].iter_mut().zip(&s) {
-            *bi = sc / pivot;
-        }
+        CholeskyFactor { p, l, lt }
     }
-    for i in (0..p).rev() {
-        s.copy_from_slice(&b[i * count..(i + 1) * count]);
-        for m in i + 1..p {
-            let lmi = l[m * p + i];
-            for (sc, &bm) in s.iter_mut().zip(&b[m * count..(m + 1) * count]) {
-                *sc -= lmi * bm;
+
+    /// Solves L Lᵀ X = B in place for the `count` right-hand sides that are the columns of `b` (p×count,
+    /// row-major). Each column sees exactly the operations of `cholesky_solve_in_place`, in the same order, so
+    /// the results are the same bits; the columns advance together (independent multiply-adds rather than
+    /// one serial chain per right-hand side), and Lᵀ's rows serve the back substitution.
+    pub fn solve_columns(&self, b: &mut [f64], count: usize) {
+        let (p, l, lt) = (self.p, &self.l, &self.lt);
+        debug_assert_eq!(b.len(), p * count);
+        if count == 1 {
+            forward_solve_in_place(l, p, b);
+            for i in (0..p).rev() {
+                let mut s = b[i];
+                for (&lmi, &bm) in lt[i * p + i + 1..(i + 1) * p].iter().zip(&b[i + 1..]) {
+                    s -= lmi * bm;
+                }
+                b[i] = s / lt[i * p + i];
             }
+            return;
         }
-        let pivot = l[i * p + i];
-        for (bi, &sc) in b[i * count..(i + 1) * count].iter_mut().zip(&s) {
-            *bi = sc / pivot;
+        let mut s = vec![0.0; count];
+        let mut substitute = |i: usize, others: &mut dyn Iterator<Item = (usize, f64)>, b: &mut [f64]| {
+            s.copy_from_slice(&b[i * count..(i + 1) * count]);
+            for (m, coefficient) in others {
+                for (sc, &bm) in s.iter_mut().zip(&b[m * count..(m + 1) * count]) {
+                    *sc -= coefficient * bm;
+                }
+            }
+            let pivot = l[i * p + i];
+            for (bi, &sc) in b[i * count..(i + 1) * count].iter_mut().zip(&s) {
+                *bi = sc / pivot;
+            }
+        };
+        for i in 0..p {
+            substitute(i, &mut (0..i).map(|m| (m, l[i * p + m])), b);
+        }
+        for i in (0..p).rev() {
+            substitute(i, &mut (i + 1..p).map(|m| (m, lt[i * p + m])), b);
         }
     }
 }
@@ -266,8 +295,8 @@ pub fn jacobi_eigenvalues(a_in: &[f64], p: usize) -> Vec<f64> {
 mod tests {
     use super::*;
 
-    /// Column by column is row by row (the TS reference's order, src/linalg/cholesky.ts) to the bit, and the
-    /// first failing pivot is the same.
+    /// Column by column is row by row (the TS reference's order, src/linalg/cholesky.ts) to the bit, and both
+    /// fail on a singular matrix.
     #[test]
     fn column_cholesky_is_the_row_cholesky_bit_for_bit() {
         fn row_by_row(a: &mut [f64], p: usize) -> bool {
@@ -299,39 +328,38 @@ mod tests {
         let (mut by_column, mut by_row) = (a.clone(), a.clone());
         assert!(cholesky_in_place(&mut by_column, p) && row_by_row(&mut by_row, p));
         assert!(by_column.iter().zip(&by_row).all(|(c, r)| c.to_bits() == r.to_bits()));
-        // Rank-deficient: both stop at the same pivot (the factor of the leading block, then false).
+        // Rank-deficient (row 20 repeats row 19): both fail.
         let mut singular = a.clone();
         for f in 0..p {
             singular[20 * p + f] = singular[19 * p + f];
             singular[f * p + 20] = singular[f * p + 19];
         }
         singular[20 * p + 20] = singular[19 * p + 19];
-        let (mut by_column, mut by_row) = (singular.clone(), singular.clone());
+        let (mut by_column, mut by_row) = (singular.clone(), singular);
         assert!(!cholesky_in_place(&mut by_column, p) && !row_by_row(&mut by_row, p));
-        for i in 0..20 {
-            for j in 0..=i {
-                assert_eq!(by_column[i * p + j].to_bits(), by_row[i * p + j].to_bits());
-            }
-        }
     }
 
-    /// The multi-right-hand-side solve is the single one, column by column, to the bit.
+    /// The factor's solves, one right-hand side or several together, are the single solve column by column,
+    /// to the bit.
     #[test]
-    fn column_solves_are_the_single_solves_bit_for_bit() {
-        let (p, count) = (23, 7);
+    fn factor_solves_are_the_single_solves_bit_for_bit() {
+        let p = 23;
         let mut rng = crate::rng::Rng::new(11);
         let m: Vec<f64> = (0..p * p).map(|_| rng.uniform() - 0.5).collect();
         let mut l: Vec<f64> = (0..p * p).map(|e| (0..p).map(|t| m[e / p * p + t] * m[e % p * p + t]).sum::<f64>()).collect();
         (0..p).for_each(|i| l[i * p + i] += 0.1);
         assert!(cholesky_in_place(&mut l, p));
-        let b: Vec<f64> = (0..p * count).map(|_| 2.0 * rng.uniform() - 1.0).collect();
-        let mut together = b.clone();
-        cholesky_solve_columns_in_place(&l, p, &mut together, count);
-        for c in 0..count {
-            let mut column: Vec<f64> = (0..p).map(|i| b[i * count + c]).collect();
-            cholesky_solve_in_place(&l, p, &mut column);
-            for i in 0..p {
-                assert_eq!(together[i * count + c].to_bits(), column[i].to_bits(), "column {c}, row {i}");
+        let factor = CholeskyFactor::new(l.clone(), p);
+        for count in [1, 7] {
+            let b: Vec<f64> = (0..p * count).map(|_| 2.0 * rng.uniform() - 1.0).collect();
+            let mut together = b.clone();
+            factor.solve_columns(&mut together, count);
+            for c in 0..count {
+                let mut column: Vec<f64> = (0..p).map(|i| b[i * count + c]).collect();
+                cholesky_solve_in_place(&l, p, &mut column);
+                for i in 0..p {
+                    assert_eq!(together[i * count + c].to_bits(), column[i].to_bits(), "{count} columns: column {c}, row {i}");
+                }
             }
         }
     }
