@@ -237,6 +237,12 @@ fn linear_model(k: usize, d: usize) -> ModelSpec {
     ModelSpec { experts: ExpertKind::Linear, symmetric: false, k, d, n_classes: 0, noise: Noise::Fitted, ridge: 0.0, intercept: false }
 }
 
+/// The projections the per-pass timings use: 2k rows of d small values (the same for every table).
+fn pass_projections(k: usize, d: usize) -> Vec<f64> {
+    let mut rng = Rng::new(9);
+    (0..2 * k * d).map(|_| 0.2 * (rng.uniform() - 0.5)).collect()
+}
+
 fn pass_ms(b: &CudaBackend, proj: &[f64], op: &RowOp, reps: usize) -> f64 {
     b.pass(Rows::All, proj, op).unwrap(); // warm-up (allocates scratch)
     median((0..reps).map(|_| {
@@ -270,8 +276,7 @@ fn apply(gpu: &CudaBackend, (_, fused, gram, skinny, stored_p, tiled): Config) {
 
 /// The linear E-step pass with sufficient statistics (k weighted Grams) in every configuration.
 fn estep_rows(gpu: &CudaBackend, n: usize, d: usize, k: usize, rows: &mut Vec<Row>) {
-    let mut rng = Rng::new(9);
-    let proj: Vec<f64> = (0..2 * k * d).map(|_| 0.2 * (rng.uniform() - 0.5)).collect();
+    let proj = pass_projections(k, d);
     let estep = RowOp::EStep { k, family: Family::Linear { sigma2: vec![1.0; k] }, store: true, suff: true };
     // The Grams nearly alone: HStats with sufficient statistics reads the H the E-step stored (no
     // projections, no row-op transcendentals): k Grams, XᵀR with k columns, k sums. The rate is counted on
@@ -425,9 +430,7 @@ fn main() {
         let model = linear_model(k_mid, d);
         let gpu = CudaBackend::new(data).unwrap();
         estep_rows(&gpu, n_mid, d, k_mid, &mut rows);
-        let mut rng = Rng::new(9);
-        let proj: Vec<f64> = (0..2 * k_mid * d).map(|_| 0.2 * (rng.uniform() - 0.5)).collect();
-        narrow_pass_rows(&gpu, n_mid, d, k_mid, &proj, bw, &mut rows);
+        narrow_pass_rows(&gpu, n_mid, d, k_mid, &pass_projections(k_mid, d), bw, &mut rows);
         let (em, gout) = em_rows(&gpu, &format!("EM linear n={n_mid} d={d} k={k_mid}"), &model, 5, bw, rate);
         drop(gpu);
         let cpu = CpuBackend::new(data, 0).unwrap();
@@ -467,8 +470,7 @@ fn main() {
         let t = Instant::now();
         let gpu = CudaBackend::new(data).unwrap();
         println!("upload: {:.2} s; fused tensor-core kernel available: {}", t.elapsed().as_secs_f64(), gpu.fused_available());
-        let mut rng = Rng::new(9);
-        let proj: Vec<f64> = (0..2 * k_big * d).map(|_| 0.2 * (rng.uniform() - 0.5)).collect();
+        let proj = pass_projections(k_big, d);
         let sigma2 = vec![1.0; k_big];
         let estep = RowOp::EStep { k: k_big, family: Family::Linear { sigma2 }, store: true, suff: true };
         gpu.set_gram_kernel(GramKernel::Gemm); // the chunk size is a knob of the GEMM Grams only
