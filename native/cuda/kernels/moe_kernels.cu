@@ -10,6 +10,9 @@
 // formulas. Compiled by build.rs with nvcc (fatbin) or at run time by NVRTC: no #include at all.
 
 #define MOE_MAX_WIDTH 64  // experts k and classes C per row (local arrays); the host rejects larger
+// Experts k and classes C up to which the E-step and softmax rows run in registers (op_estep_small,
+// op_softmax_small); above it (and for multinomial experts' E-steps, the Hessian task) the local-array forms.
+#define MOE_SMALL_CLASSES 16
 
 // Opcodes (must match src/kernels.rs `OpCode`).
 #define OP_MOMENTS 0
@@ -159,6 +162,64 @@ __device__ void op_estep(const RowOpParams& p, const RowOut& o, const double* a,
     }
 }
 
+// op_estep for k ≤ KMAX linear or logistic experts with the k values per row in registers (as
+// op_softmax_small, and why): the same operations in the same order, so the same bits (tests/emu/
+// row_small.cpp). The gate's log-sum-exp is `lse` inlined; the expert densities are expert_log_density's.
+template <int KMAX>
+__device__ __forceinline__ void op_estep_small(const RowOpParams& p, const RowOut& o, const double* a, double y, double s,
+                                               double* hrow) {
+    const int k = p.k;
+    double gmx = a[0];
+#pragma unroll
+    for (int j = 1; j < KMAX; ++j)
+        if (j < k) gmx = fmax(gmx, a[j]);
+    double gate_lse = gmx;  // lse(a, k)
+    if (!(gmx < -1.7976931348623157e308)) {
+        double acc = 0.0;
+#pragma unroll
+        for (int j = 0; j < KMAX; ++j)
+            if (j < k) acc += exp(a[j] - gmx);
+        gate_lse = gmx + log(acc);
+    }
+    double l[KMAX], mx = -1.7976931348623157e308;
+#pragma unroll
+    for (int j = 0; j < KMAX; ++j)
+        if (j < k) {
+            double logp;
+            if (p.family == FAMILY_LINEAR) {
+                const double e = y - a[k + j];
+                logp = p.linear[k + j] - 0.5 * e * e * p.linear[2 * k + j];
+            } else {
+                const double eta = a[k + j];
+                logp = y * eta - softplus(eta);
+            }
+            l[j] = a[j] - gate_lse;
+            l[j] += logp;
+            mx = fmax(mx, l[j]);
+        }
+    double acc = 0.0;
+#pragma unroll
+    for (int j = 0; j < KMAX; ++j)
+        if (j < k) {
+            l[j] = exp(l[j] - mx);
+            acc += l[j];
+        }
+    const double ell = mx + log(acc);
+    o.sv[0] = s != 0.0 ? s * ell : 0.0;
+    const bool suff = (p.flags & FLAG_SUFF) && p.family == FAMILY_LINEAR;
+#pragma unroll
+    for (int j = 0; j < KMAX; ++j)
+        if (j < k) {
+            const double h = l[j] / acc;
+            o.sv[1 + j] = s * h;
+            if (p.flags & FLAG_STORE) hrow[j] = h;
+            if (suff) {
+                o.gw[j] = s * h;
+                o.r[j] = s * h * y;
+            }
+        }
+}
+
 __device__ void op_sym_estep(const RowOpParams& p, const RowOut& o, const double* a, double y, double s, double* hrow) {
     double l[2];
     sym_log_joint(p, a[0], a[1], y, l);
@@ -264,6 +325,105 @@ __device__ void op_softmax(const RowOpParams& p, const RowOut& o, const double* 
         hess_vec_row(pr, p.task == TASK_HESSVEC ? a + m : a, m, ct, sign, r);
 }
 
+// op_softmax for C ≤ CMAX classes with every per-class value in registers: the same operations on the same
+// values in the same order, so the same bits (tests/emu/row_small.cpp compares the two on every problem
+// and task). Why: op_softmax keeps t, log p and p in local-memory arrays indexed at run time, so each of its
+// C exponentials and C divisions waits on a local load and store of the one before; on an H100 the gate's
+// row at k = 16 is most of a fused narrow pass (bench/GPU.md: ~27k cycles per 64-row tile of `fused_tc`, of
+// which ~8k go to the exponentials alone, against ~8k for the tile's copy). Here the loops are unrolled over
+// the compile-time CMAX (guarded by l < C), so the C exponentials, the C divisions and the H loads are
+// independent instructions the scheduler overlaps. Only p stays an array (CMAX registers): the targets t are
+// read where used (H, or the expert's one-hot class), log p_l = [V x; 0]_l − norm is recomputed from A.
+template <int CMAX>
+__device__ __forceinline__ void hess_vec_row_small(const double (&pr)[CMAX], const double* dx, int m, double ct, double sign,
+                                                   double* r) {
+    double mean = 0.0;
+#pragma unroll
+    for (int l = 0; l < CMAX; ++l)
+        if (l < m) mean += pr[l] * (sign * dx[l]);
+#pragma unroll
+    for (int l = 0; l < CMAX; ++l)
+        if (l < m) r[l] = ct * pr[l] * (sign * dx[l] - mean) * sign;
+}
+
+template <int CMAX>
+__device__ __forceinline__ void op_softmax_small(const RowOpParams& p, const RowOut& o, const double* a, double y, double s,
+                                                 const double* hrow, double* prow) {
+    const int C = p.classes, m = C - 1;
+    // Weights c and targets t as op_softmax sets them: t_l = th[l] (the gate, the symmetric problems) or the
+    // expert's one-hot class `hot`.
+    double c, sign = 1.0;
+    const double* th = nullptr;
+    int hot = -1;
+    if (p.problem == PROBLEM_GATE) {
+        c = s;
+        th = hrow;
+    } else if (p.problem == PROBLEM_EXPERT) {
+        c = s * hrow[p.expert];
+        hot = p.family == FAMILY_LOGISTIC ? (y == 1.0 ? 0 : 1) : (int)y;
+    } else {
+        c = s;
+        th = hrow;
+        if (p.problem == PROBLEM_SYM_LOG_EXPERT) sign = y;
+    }
+    auto target = [&](int l) { return th ? th[l] : (l == hot ? 1.0 : 0.0); };
+    auto logit = [&](int l) { return l < m ? sign * a[l] : 0.0; };  // [V x; 0]_l (op_softmax's logp before − norm)
+    double tsum = 0.0;
+#pragma unroll
+    for (int l = 0; l < CMAX; ++l)
+        if (l < C) tsum += target(l);
+    const double ct = c * tsum;
+    double pr[CMAX], norm = 0.0;
+    if (p.task == TASK_HESSVEC_STORED) {
+#pragma unroll
+        for (int l = 0; l < CMAX; ++l)
+            if (l < m) pr[l] = prow[l];
+    } else {
+        double mx = logit(0);
+#pragma unroll
+        for (int l = 1; l < CMAX; ++l)
+            if (l < C) mx = fmax(mx, logit(l));
+        double total = 0.0;
+#pragma unroll
+        for (int l = 0; l < CMAX; ++l)
+            if (l < C) {
+                pr[l] = exp(logit(l) - mx);
+                total += pr[l];
+            }
+        norm = mx + log(total);
+#pragma unroll
+        for (int l = 0; l < CMAX; ++l)
+            if (l < C) pr[l] /= total;
+    }
+    const bool diag = p.task == TASK_GRADIENT_DIAG || p.task == TASK_GRADIENT_DIAG_STORE;
+    const bool gradient = diag || p.task == TASK_GRADIENT;
+    if (gradient || p.task == TASK_OBJECTIVE) {
+        double f = 0.0;
+#pragma unroll
+        for (int l = 0; l < CMAX; ++l)
+            if (l < C) {
+                const double t = target(l);
+                if (t != 0.0) f += t * (logit(l) - norm);
+            }
+        o.sv[0] = c != 0.0 ? c * f : 0.0;
+    }
+    if (gradient) {
+#pragma unroll
+        for (int l = 0; l < CMAX; ++l)
+            if (l < m) o.r[l] = c * (target(l) - tsum * pr[l]) * sign;
+    }
+    if (diag) {
+#pragma unroll
+        for (int l = 0; l < CMAX; ++l)
+            if (l < m) {
+                o.gw[l] = ct * pr[l] * (1.0 - pr[l]);
+                if (p.task == TASK_GRADIENT_DIAG_STORE) prow[l] = pr[l];
+            }
+    }
+    if (p.task == TASK_HESSVEC || p.task == TASK_HESSVEC_STORED)
+        hess_vec_row_small(pr, p.task == TASK_HESSVEC ? a + m : a, m, ct, sign, o.r);
+}
+
 // Gradient of the general model (ALGORITHMS §4; RowOp::Gradient).
 __device__ void op_gradient(const RowOpParams& p, const RowOut& o, const double* a, double y, double s, const double* hrow) {
     const int k = p.k;
@@ -359,10 +519,16 @@ __device__ void eval_row(const RowOpParams& p, const double* a, double y, double
             o.gw[0] = s;
             o.r[0] = s * y;
             break;
-        case OP_ESTEP: op_estep(p, o, a, y, s, hrow); break;
+        case OP_ESTEP:
+            if (p.k <= MOE_SMALL_CLASSES && p.family != FAMILY_MULTINOMIAL) op_estep_small<MOE_SMALL_CLASSES>(p, o, a, y, s, hrow);
+            else op_estep(p, o, a, y, s, hrow);
+            break;
         case OP_SYM_ESTEP: op_sym_estep(p, o, a, y, s, hrow); break;
         case OP_LINEAR_RESIDUAL: op_linear_residual(p, o, a, y, s, hrow); break;
-        case OP_SOFTMAX: op_softmax(p, o, a, y, s, hrow, prow); break;
+        case OP_SOFTMAX:
+            if (p.classes <= MOE_SMALL_CLASSES && p.task != TASK_HESSIAN) op_softmax_small<MOE_SMALL_CLASSES>(p, o, a, y, s, hrow, prow);
+            else op_softmax(p, o, a, y, s, hrow, prow);
+            break;
         case OP_GRADIENT: op_gradient(p, o, a, y, s, hrow); break;
         case OP_SYM_GRADIENT: op_sym_gradient(p, o, a, y, s, hrow); break;
         case OP_H_STATS: op_h_stats(p, o, y, s, hrow); break;
