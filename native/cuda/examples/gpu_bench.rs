@@ -9,8 +9,9 @@
 //!    Hessian-vector pass both ways: HessVec, and HessVecStored from the probabilities its GradientDiagStore
 //!    pass stored); and the EM per-iteration time there.
 //!
-//! The E-step and EM rows are measured in every kernel configuration of `CONFIGS` (the defaults, the unfused
-//! narrow pass and the cuBLAS reductions they replaced, and the opt-in stored probabilities; the defaults' EM
+//! The E-step and EM rows are measured in every kernel configuration of `CONFIGS` (the defaults, the fused
+//! kernel on every pass, the unfused narrow pass and the cuBLAS reductions they replaced, and the opt-in stored
+//! probabilities; the defaults' EM
 //! rows once per launch variant of the fused kernel). Every fit is wrapped in
 //! a counter of passes, bytes and FLOPs, which gives the floor: Σ over passes of max(bytes / copy bandwidth,
 //! FLOPs / DGEMM rate).
@@ -21,7 +22,7 @@ use moe_core::backend::{Backend, Family, RowOp, Rows, SoftmaxProblem, SoftmaxTas
 use moe_core::rng::Rng;
 use moe_core::{Control, CpuBackend, Data, ExpertKind, FitOutput, FitSpec, ModelSpec, Noise};
 use moe_cuda::driver::{Context, DeviceBuffer, Timer};
-use moe_cuda::{CudaBackend, GramKernel, FUSED_VARIANTS, TC_VARIANTS};
+use moe_cuda::{CudaBackend, FusedPolicy, GramKernel, FUSED_VARIANTS, TC_VARIANTS};
 use std::cell::{Cell, RefCell};
 use std::time::Instant;
 
@@ -253,22 +254,24 @@ fn pass_ms(b: &CudaBackend, proj: &[f64], op: &RowOp, reps: usize) -> f64 {
 }
 
 /// The kernel configurations compared side by side: the defaults (the fused narrow pass where it saves a read
-/// of X, tensor-core Grams, skinny Xᵀ·W, tiled row op), the unfused narrow pass, the untiled row op and the
-/// cuBLAS reductions they replaced, and the opt-in probability store of bench/GPU.md:
+/// of X, tensor-core Grams, skinny Xᵀ·W, tiled row op), the fused kernel on every pass it fits (the E-step,
+/// objective and residual too), the unfused narrow pass, the untiled row op and the cuBLAS reductions they
+/// replaced, and the opt-in probability store of bench/GPU.md:
 /// (label, fused narrow pass, Gram kernel, skinny Xᵀ·W, stored probabilities, tiled row op).
-type Config = (&'static str, bool, GramKernel, bool, bool, bool);
-const CONFIGS: [Config; 6] = [
-    ("default", true, GramKernel::TensorCore, true, false, true),
-    ("unfused", false, GramKernel::TensorCore, true, false, true),
-    ("unfused, direct row op", false, GramKernel::TensorCore, true, false, false),
-    ("unfused, cuBLAS reductions", false, GramKernel::Gemm, false, false, false),
-    ("unfused, cuBLAS xtw", false, GramKernel::TensorCore, false, false, true),
-    ("stored p", true, GramKernel::TensorCore, true, true, true),
+type Config = (&'static str, FusedPolicy, GramKernel, bool, bool, bool);
+const CONFIGS: [Config; 7] = [
+    ("default", FusedPolicy::SavesARead, GramKernel::TensorCore, true, false, true),
+    ("fused everywhere", FusedPolicy::Everywhere, GramKernel::TensorCore, true, false, true),
+    ("unfused", FusedPolicy::Off, GramKernel::TensorCore, true, false, true),
+    ("unfused, direct row op", FusedPolicy::Off, GramKernel::TensorCore, true, false, false),
+    ("unfused, cuBLAS reductions", FusedPolicy::Off, GramKernel::Gemm, false, false, false),
+    ("unfused, cuBLAS xtw", FusedPolicy::Off, GramKernel::TensorCore, false, false, true),
+    ("stored p", FusedPolicy::SavesARead, GramKernel::TensorCore, true, true, true),
 ];
 
 fn apply(gpu: &CudaBackend, (_, fused, gram, skinny, stored_p, tiled): Config) {
     gpu.set_tiled_row_op(tiled);
-    gpu.set_fused(fused);
+    gpu.set_fused_policy(fused);
     gpu.set_gram_kernel(gram);
     gpu.set_skinny_xtw(skinny);
     gpu.set_stored_probabilities(stored_p);
@@ -287,7 +290,7 @@ fn estep_rows(gpu: &CudaBackend, n: usize, d: usize, k: usize, rows: &mut Vec<Ro
     let mut best: Option<(f64, usize)> = None;
     let kernels = std::iter::once((GramKernel::Gemm, 0)).chain((0..TC_VARIANTS.len()).map(|i| (GramKernel::TensorCore, i)));
     for (gram, i) in kernels {
-        apply(gpu, ("", false, gram, false, false, true));
+        apply(gpu, ("", FusedPolicy::Off, gram, false, false, true));
         gpu.set_gram_tc_variant(i);
         if gram == GramKernel::TensorCore && gpu.gram_tc_variant() != TC_VARIANTS[i] {
             continue; // a Hopper variant on an older device
@@ -316,9 +319,9 @@ fn estep_rows(gpu: &CudaBackend, n: usize, d: usize, k: usize, rows: &mut Vec<Ro
     apply(gpu, CONFIGS[0]);
 }
 
-/// Each narrow pass of an EM iteration with linear experts at (n, d, k): the defaults, the untiled row op,
-/// cuBLAS's XᵀR, and the fused kernel in each launch configuration (which runs only where it saves a read of
-/// X: `fused::saves_a_read`; elsewhere its column repeats the default path).
+/// Each narrow pass of an EM iteration with linear experts at (n, d, k): the defaults (the fused kernel where
+/// it saves a read of X), the fused kernel in each launch configuration (`FusedPolicy::Everywhere`: on the
+/// objective and the residual too), and unfused: the tiled and the untiled row op, cuBLAS's XᵀR.
 fn narrow_pass_rows(gpu: &CudaBackend, n: usize, d: usize, k: usize, proj: &[f64], bw: f64, rows: &mut Vec<Row>) {
     let m = k - 1;
     let others = [
@@ -333,16 +336,17 @@ fn narrow_pass_rows(gpu: &CudaBackend, n: usize, d: usize, k: usize, proj: &[f64
     ];
     let reps = if n >= 5_000_000 { 5 } else { 11 };
     for (label, op, q) in others {
-        // The defaults, with every launch configuration of the fused kernel (index 0 is the default's), then
-        // the unfused path three ways.
+        // The defaults, the fused kernel on the pass (whether or not the default policy gives it the pass) in
+        // every launch configuration, then the unfused path three ways.
         apply(gpu, CONFIGS[0]);
+        let default = pass_ms(gpu, &proj[..q * d], &op, reps);
+        gpu.set_fused_policy(FusedPolicy::Everywhere);
         let fused: Vec<f64> = (0..FUSED_VARIANTS.len()).map(|v| {
             gpu.set_fused_variant(v);
             pass_ms(gpu, &proj[..q * d], &op, reps)
         }).collect();
         gpu.set_fused_variant(0);
-        let default = fused[0];
-        gpu.set_fused(false);
+        gpu.set_fused_policy(FusedPolicy::Off);
         let unfused = pass_ms(gpu, &proj[..q * d], &op, reps);
         gpu.set_tiled_row_op(false);
         let direct = pass_ms(gpu, &proj[..q * d], &op, reps);
@@ -356,7 +360,7 @@ fn narrow_pass_rows(gpu: &CudaBackend, n: usize, d: usize, k: usize, proj: &[f64
         let sh = op.shape();
         let floor_ms = 8.0 * n as f64 * (d + 2 + sh.h_width + sh.p_width) as f64 / bw * 1e3;
         println!("pass {label}: {default:.2} ms default, unfused {unfused:.2} ms ({direct:.2} ms direct row op, {cublas:.2} ms with cuBLAS XᵀR) \
-                  (floor {floor_ms:.2} ms); fused ms by variant (where it serves the pass): {}", variants.join(", "));
+                  (floor {floor_ms:.2} ms); fused kernel ms by variant: {}", variants.join(", "));
         rows.push(Row { label: format!("pass {label} n={n}"), ms: default, floor_ms,
                         note: format!("unfused {unfused:.2} ms (direct row op {direct:.2}, cuBLAS XᵀR {cublas:.2}); fused by variant: {}", variants.join(", ")) });
     }

@@ -17,6 +17,6 @@ profile() {  # name, kernel regex, extra environment
     "$out/$1-details.txt" | head -20
 }
 profile gram 'gram_tc_m16k16$' ""
-profile fused 'fused_tc$' MOE_CUDA_FUSED=1
+profile fused 'fused_tc$' ""
 [ -f "$bin/moe_kernels.fatbin" ] && command -v cuobjdump > /dev/null && cuobjdump -sass "$bin/moe_kernels.fatbin" > "$out/sass.txt" 2>&1
 true

@@ -8,11 +8,11 @@
 //! defaults on hardware (bench/GPU.md) and tested against the CPU backend: cuBLAS reductions instead
 //! (`set_gram_kernel`, `set_skinny_xtw`), the untiled row op (`set_tiled_row_op`), one fused tensor-core
 //! kernel for the projections, row op and XᵀR of the passes where it saves a read of X (fused.rs,
-//! `set_fused`), and Newton-CG's probability store (`set_stored_probabilities`, beside H).
+//! `set_fused_policy`), and Newton-CG's probability store (`set_stored_probabilities`, beside H).
 
 use crate::driver::{Context, DeviceBuffer, DeviceElement, KernelSource};
 use crate::error::{GpuError, GpuErrorKind};
-use crate::fused;
+use crate::fused::{self, FusedPolicy};
 use crate::gram::{GramKernel, TcVariant};
 use crate::xtw::{skinny_xtw, XtwPlan};
 use crate::kernels::{encode, row_tile, RowOpParams};
@@ -122,8 +122,8 @@ pub struct CudaBackend {
     pub(crate) tensor_core_grams: AtomicBool,
     /// The tensor-core Gram kernel's variant (an index into gram.rs `TC_VARIANTS`).
     pub(crate) gram_tc_variant: AtomicUsize,
-    /// Whether passes that fit it use the fused kernel.
-    fused: AtomicBool,
+    /// Which passes use the fused kernel where they fit it (`FusedPolicy::index`).
+    fused_policy: AtomicUsize,
     /// Whether the device and the module have the fused kernel (else every pass is unfused).
     fused_available: bool,
     /// Launch configuration of the fused kernel (index into `fused::VARIANTS`).
@@ -171,7 +171,7 @@ impl CudaBackend {
         Ok(CudaBackend { n: data.n, d: data.d, x, y, s, ones, state: Mutex::new(state), gram_chunk_bytes: AtomicUsize::new(0),
             tensor_core_grams: AtomicBool::new(GramKernel::from_env() == GramKernel::TensorCore),
             gram_tc_variant: AtomicUsize::new(TcVariant::index_from_env()),
-            fused: AtomicBool::new(std::env::var("MOE_CUDA_FUSED").map_or(true, |v| v != "0")),
+            fused_policy: AtomicUsize::new(FusedPolicy::from_env().index()),
             fused_available: fused::available(&ctx), fused_variant: AtomicUsize::new(0),
             tiled_row_op: AtomicBool::new(std::env::var("MOE_CUDA_ROW_OP").map_or(true, |v| v != "direct")),
             skinny_xtw: AtomicBool::new(std::env::var("MOE_CUDA_XTW").map_or(true, |v| v != "gemm")),
@@ -308,8 +308,7 @@ impl Backend for CudaBackend {
         let fused_variant = self.fused_variant.load(Ordering::Relaxed);
         let use_fused = kernel.is_some()
             && self.fused_available
-            && self.fused.load(Ordering::Relaxed)
-            && fused::saves_a_read(&shape)
+            && self.fused_policy().serves(&shape)
             && fused::fits(d, &shape, fused_variant, ctx.info.max_shared_bytes_per_block);
         let mut host_sums = None;
         if use_fused {
@@ -426,13 +425,17 @@ impl CudaBackend {
         Ok(())
     }
 
-    /// Uses the fused tensor-core kernel for the passes where it saves a read of X (`fused::saves_a_read`: XᵀR
-    /// without full Grams) and that fit it (d ≤ 128, q ≤ 32, r_cols ≤ 16, and the chosen variant's shared
-    /// memory within the device's per-block limit), where the device has it (sm_80 or newer); or always the
-    /// GEMM + row-op path. On by default (measured faster on an H100 at (1e6, 100, 8) and (1e7, 100, 16),
-    /// bench/GPU.md); `MOE_CUDA_FUSED=0` sets it off. Tests compare both with the CPU backend.
-    pub fn set_fused(&self, on: bool) {
-        self.fused.store(on, Ordering::Relaxed);
+    /// Which passes use the fused tensor-core kernel (`FusedPolicy`), among those that fit it (d ≤ 128, q ≤ 32,
+    /// r_cols ≤ 16, and the chosen variant's shared memory within the device's per-block limit), where the
+    /// device has it (sm_80 or newer; elsewhere always the GEMM + row-op path). By default
+    /// `FusedPolicy::SavesARead` (measured faster on an H100 at (1e6, 100, 8) and (1e7, 100, 16), bench/GPU.md);
+    /// `MOE_CUDA_FUSED=0` sets `Off`, `MOE_CUDA_FUSED=all` `Everywhere`. Tests compare each with the CPU backend.
+    pub fn set_fused_policy(&self, policy: FusedPolicy) {
+        self.fused_policy.store(policy.index(), Ordering::Relaxed);
+    }
+
+    pub fn fused_policy(&self) -> FusedPolicy {
+        FusedPolicy::from_index(self.fused_policy.load(Ordering::Relaxed))
     }
 
     /// Whether XᵀR and diagonal Grams use the skinny Xᵀ·W kernel (kernels/skinny_xtw.cu: one read of X, no
@@ -463,7 +466,7 @@ impl CudaBackend {
         self.stored_probabilities.store(on, Ordering::Relaxed);
     }
 
-    /// Whether this device and module can run the fused kernel (`set_fused(true)` falls back to the unfused
+    /// Whether this device and module can run the fused kernel (where not, every policy falls back to the unfused
     /// path where not): lets the GPU tests check that they exercised it.
     pub fn fused_available(&self) -> bool {
         self.fused_available

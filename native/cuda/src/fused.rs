@@ -3,9 +3,9 @@
 //! fragments as m8n8k4 on sm_80), tiles of 64 rows staged whole in dynamic shared memory, the row op on 64
 //! threads of the 256 (`fused_tc`, `fused_tc_pipe`); or tiles of 128 rows whose X streams through a small
 //! ring twice, the second read from L2, with the row op on all 128 threads (`fused_tc_l2`). Which passes it
-//! serves (those where it saves a read of X) and fit it, whether the device can run it, and its launch. On by
-//! default in launch configuration `fused_tc`, the fastest of the three on an H100 (bench/GPU.md);
-//! `CudaBackend::set_fused(false)` or `MOE_CUDA_FUSED=0` turns it off.
+//! serves (`FusedPolicy`: by default those where it saves a read of X) and fit it, whether the device can run
+//! it, and its launch. On by default in launch configuration `fused_tc`, the fastest of the three on an H100
+//! (bench/GPU.md); `CudaBackend::set_fused_policy(FusedPolicy::Off)` or `MOE_CUDA_FUSED=0` turns it off.
 
 use crate::driver::Context;
 use crate::kernels::RowOpParams;
@@ -65,11 +65,53 @@ pub(crate) fn fits(d: usize, shape: &OpShape, variant: usize, max_shared: usize)
     d <= MAX_D && shape.q <= MAX_Q && shape.r_cols <= MAX_R && shared_bytes(variant, d) <= max_shared
 }
 
-/// Whether fusing this pass saves a read of X. The unfused path reads X twice only where the pass has XᵀR
-/// (the projections, then XᵀR), and a pass with full Grams reads it again in the Gram kernel whatever the
-/// projections do. Elsewhere the fused kernel only replaces cuBLAS's projections and the tiled row op, which
-/// measured faster (H100, (1e7, 100, 16), bench/GPU.md: objective 6.7 ms unfused against 7.5 fused, residual
-/// 5.6 against 6.0, E-step 75.7 against 77.8; gradient 10.9 against 9.0, Hessian-vector 11.3 against 9.4).
+/// Which passes take the fused kernel (where it fits and the op has a kernel row op); `CudaBackend::
+/// set_fused_policy`, `MOE_CUDA_FUSED` (`0`: Off, `all`: Everywhere, otherwise the default).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FusedPolicy {
+    /// Never: cuBLAS projections, the row op kernel, then the reductions.
+    Off,
+    /// The default: the passes where fusing saves a read of X (`saves_a_read`), the gate's gradient and
+    /// Hessian-vector passes.
+    SavesARead,
+    /// Every pass it fits, the E-step with Grams, the objective and the residual too: for measuring it where
+    /// the default does not give it the pass, and for testing it on every op.
+    Everywhere,
+}
+
+impl FusedPolicy {
+    pub(crate) fn from_env() -> FusedPolicy {
+        match std::env::var("MOE_CUDA_FUSED").as_deref() {
+            Ok("0") => FusedPolicy::Off,
+            Ok("all") => FusedPolicy::Everywhere,
+            _ => FusedPolicy::SavesARead,
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
+    pub(crate) fn from_index(i: usize) -> FusedPolicy {
+        [FusedPolicy::Off, FusedPolicy::SavesARead, FusedPolicy::Everywhere][i]
+    }
+
+    /// Whether a pass of this shape takes the fused kernel under this policy (before `fits`).
+    pub(crate) fn serves(self, shape: &OpShape) -> bool {
+        match self {
+            FusedPolicy::Off => false,
+            FusedPolicy::SavesARead => saves_a_read(shape),
+            FusedPolicy::Everywhere => true,
+        }
+    }
+}
+
+/// Whether fusing this pass saves a read of X over the unfused path at no risk: passes with XᵀR and no full
+/// Grams, which the unfused path reads twice (the projections, then XᵀR). Elsewhere the fused kernel only
+/// replaced cuBLAS's projections and the tiled row op, which measured faster with the local-array row op of
+/// the time (H100, (1e7, 100, 16), bench/GPU.md: objective 6.7 ms unfused against 7.5 fused, residual 5.6
+/// against 6.0; E-step 75.7 against 77.8, although the fused E-step saves the XᵀR read too; gradient 10.9
+/// against 9.0, Hessian-vector 11.3 against 9.4). `FusedPolicy::Everywhere` measures the others again.
 pub(crate) fn saves_a_read(shape: &OpShape) -> bool {
     shape.r_cols > 0 && (shape.grams == 0 || shape.diag_only)
 }
@@ -156,5 +198,24 @@ mod tests {
         assert!(fits(112, &shape, 2, ada) && !fits(113, &shape, 2, ada));
         assert!(!fits(129, &shape, 2, h100) && !fits(100, &OpShape { q: 33, ..shape }, 2, h100));
         assert_eq!((grid(0, 1000), grid(2, 1000), grid(2, 0), grid(2, 10_000_000)), (16, 8, 1, GRID));
+    }
+
+    /// The default policy gives the kernel the passes with XᵀR and without full Grams (the gate's gradient and
+    /// Hessian-vector products, the experts' gradient with diag(−H)); `Everywhere` every pass, `Off` none.
+    #[test]
+    fn which_passes_each_policy_serves() {
+        let base = OpShape { q: 30, r_cols: 15, grams: 0, diag_only: false, sums: 1, h_width: 16, writes_h: false, p_width: 0,
+                            writes_p: false };
+        let estep = OpShape { q: 32, r_cols: 16, grams: 16, sums: 17, writes_h: true, ..base };
+        let diag = OpShape { grams: 15, diag_only: true, ..base };
+        let objective = OpShape { r_cols: 0, ..base };
+        let shapes = [base, diag, estep, objective];
+        let served = |policy: FusedPolicy| shapes.map(|sh| policy.serves(&sh));
+        assert_eq!(served(FusedPolicy::SavesARead), [true, true, false, false]);
+        assert_eq!(served(FusedPolicy::Everywhere), [true; 4]);
+        assert_eq!(served(FusedPolicy::Off), [false; 4]);
+        for policy in [FusedPolicy::Off, FusedPolicy::SavesARead, FusedPolicy::Everywhere] {
+            assert_eq!(FusedPolicy::from_index(policy.index()), policy);
+        }
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! Layers: `ffi` (raw declarations and dlsym), `driver` (safe context, buffers, launches, cuBLAS calls), `kernels`
 //! (host side of kernels/moe_kernels.cu), `backend` (`CudaBackend`, moe_core's `Backend`), and the host sides
-//! of the other kernel files: `gram` (Gram reductions: GEMM or tensor-core kernel), `fused` (the opt-in fused
+//! of the other kernel files: `gram` (Gram reductions: GEMM or tensor-core kernel), `fused` (the fused
 //! narrow pass), `xtw` (skinny Xᵀ·W reductions).
 
 mod backend;
@@ -19,7 +19,7 @@ mod xtw;
 
 pub use backend::CudaBackend;
 pub use driver::{DeviceInfo, KernelSource};
-pub use fused::VARIANTS as FUSED_VARIANTS;
+pub use fused::{FusedPolicy, VARIANTS as FUSED_VARIANTS};
 pub use error::{GpuError, GpuErrorKind};
 pub use gram::{GramKernel, TcVariant, TC_MAX_D, TC_VARIANTS};
 

@@ -1,8 +1,9 @@
 //! Whole fits on the CUDA backend against the same fits on moe-core's CpuBackend: every family (general and
 //! symmetric), EM / Gradient EM / GD, full batch and mini-batch; with the default kernels (the fused narrow
-//! pass in launch configuration 0), each alternative alone (the unfused narrow pass, cuBLAS Grams, cuBLAS XᵀR,
-//! Newton-CG's stored probabilities, the untiled row op, the fused kernel's other launch configurations) and
-//! the defaults with the stored probabilities: 9 × 25 fits. Parameters and the nll/objective histories must
+//! pass where it saves a read of X, in launch configuration 0), each alternative alone (the unfused narrow
+//! pass, cuBLAS Grams, cuBLAS XᵀR, Newton-CG's stored probabilities, the untiled row op, the fused kernel on
+//! every pass in its other launch configurations) and the defaults with the stored probabilities and the
+//! fused kernel on every pass: 9 × 25 fits. Parameters and the nll/objective histories must
 //! agree to relative 1e-9 (the contract of docs/ALGORITHMS.md). Skipped without a GPU.
 
 // `!(e <= TOL)` is deliberate: a NaN error fails the check.
@@ -13,7 +14,7 @@ mod common;
 use common::*;
 use moe_core::rng::Rng;
 use moe_core::{Algorithm, Control, CpuBackend, ExpertKind, FitOutput, FitSpec, ModelSpec, Noise, Solver};
-use moe_cuda::{CudaBackend, GramKernel};
+use moe_cuda::{CudaBackend, FusedPolicy, GramKernel};
 
 const TOL: f64 = 1e-9;
 
@@ -134,10 +135,10 @@ fn fits_match_the_cpu_backend() {
         let gpu = CudaBackend::new(problem.data()).unwrap();
         for (sname, spec) in &specs {
             let c = run(&cpu, &m, spec);
-            let fused = (1..moe_cuda::FUSED_VARIANTS.len()).map(|v| Kernels { fused_variant: v, ..Kernels::DEFAULT });
+            let fused = (1..moe_cuda::FUSED_VARIANTS.len()).map(|v| Kernels { fused: FusedPolicy::Everywhere, fused_variant: v, ..Kernels::DEFAULT });
             let configs = [
                 Kernels::DEFAULT,
-                Kernels { fused: false, ..Kernels::DEFAULT },
+                Kernels { fused: FusedPolicy::Off, ..Kernels::DEFAULT },
                 Kernels { gram: GramKernel::Gemm, ..Kernels::DEFAULT },
                 Kernels { skinny: false, ..Kernels::DEFAULT },
                 Kernels { stored_p: true, ..Kernels::DEFAULT },

@@ -11,7 +11,7 @@ use common::*;
 use moe_core::backend::{Backend, Family, InfoModel, InfoPart, InfoTask, RowOp, Rows, SoftmaxProblem, SoftmaxTask, SymKind};
 use moe_core::rng::Rng;
 use moe_core::{CpuBackend, ErrorCode};
-use moe_cuda::{CudaBackend, GramKernel, TC_VARIANTS};
+use moe_cuda::{CudaBackend, FusedPolicy, GramKernel, TC_VARIANTS};
 
 /// Reductions over a few thousand rows in a different order: far below this in float64.
 const TOL: f64 = 1e-11;
@@ -89,12 +89,12 @@ fn softmax_problems() -> [(&'static str, Labels, SoftmaxProblem); 5] {
 }
 
 /// The GPU configurations a pass is compared in: the defaults, each alternative alone where the op uses it
-/// (the fused pass, in each launch configuration; the GEMM path for full Grams; cuBLAS instead of the skinny Xᵀ·W for XᵀR and diagonal
+/// (the fused pass on every op it fits, in each launch configuration; the GEMM path for full Grams; cuBLAS instead of the skinny Xᵀ·W for XᵀR and diagonal
 /// Grams), and all the opt-in kernels at once.
 fn configurations(op: &RowOp) -> Vec<Kernels> {
     let sh = op.shape();
     let mut out = vec![Kernels::DEFAULT, Kernels { tiled: false, ..Kernels::DEFAULT }];
-    out.extend((0..moe_cuda::FUSED_VARIANTS.len()).map(|v| Kernels { fused: true, fused_variant: v, ..Kernels::DEFAULT }));
+    out.extend((0..moe_cuda::FUSED_VARIANTS.len()).map(|v| Kernels { fused: FusedPolicy::Everywhere, fused_variant: v, ..Kernels::DEFAULT }));
     if sh.grams > 0 && !sh.diag_only {
         out.push(Kernels { gram: GramKernel::Gemm, ..Kernels::DEFAULT });
     }
@@ -212,20 +212,20 @@ fn passes_are_bit_identical_run_to_run() {
     let hess = RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::Hessian };
     let hessvec = RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::HessVec };
     let passes: [(&[f64], &RowOp); 3] = [(&proj, &estep), (&proj[..(k - 1) * d], &hess), (&proj[..2 * (k - 1) * d], &hessvec)];
-    // Unfused, then each launch configuration of the fused kernel.
-    let configs = std::iter::once((false, 0)).chain((0..moe_cuda::FUSED_VARIANTS.len()).map(|v| (true, v)));
+    // Unfused, then each launch configuration of the fused kernel, on every pass.
+    let configs = std::iter::once((FusedPolicy::Off, 0)).chain((0..moe_cuda::FUSED_VARIANTS.len()).map(|v| (FusedPolicy::Everywhere, v)));
     for (fused, variant) in configs {
-        gpu.set_fused(fused);
+        gpu.set_fused_policy(fused);
         gpu.set_fused_variant(variant);
         let first: Vec<_> = passes.iter().map(|(p, op)| gpu.pass(Rows::All, p, op).unwrap()).collect();
         for _ in 0..3 {
             for ((p, op), want) in passes.iter().zip(&first) {
-                assert_eq!(&gpu.pass(Rows::All, p, op).unwrap(), want, "{op:?} (fused {fused}, variant {variant}) changed run to run");
+                assert_eq!(&gpu.pass(Rows::All, p, op).unwrap(), want, "{op:?} (fused {fused:?}, variant {variant}) changed run to run");
             }
         }
     }
     // The tensor-core Grams (unfused E-step).
-    gpu.set_fused(false);
+    gpu.set_fused_policy(FusedPolicy::Off);
     gpu.set_gram_kernel(GramKernel::TensorCore);
     expect_tensor_core(&gpu);
     let tc = gpu.pass(Rows::All, &proj, &estep).unwrap();
@@ -259,7 +259,7 @@ fn fused_wide_passes_match_the_cpu_backend() {
             println!("skipped fused_wide_passes_match_the_cpu_backend: no fused kernel for this device");
             return;
         }
-        gpu.set_fused(true);
+        gpu.set_fused_policy(FusedPolicy::Everywhere);
         let h = random_h(92, n, k);
         for (op, variant) in ops.iter().flat_map(|op| (0..moe_cuda::FUSED_VARIANTS.len()).map(move |v| (op, v))) {
             let sh = op.shape();

@@ -84,12 +84,13 @@ pub fn assert_close(what: &str, gpu: &[f64], cpu: &[f64], tol: f64) {
     assert!(e <= tol, "{what}: relative error {e:e} > {tol:e}");
 }
 
-/// One choice of the CUDA backend's kernels: the fused narrow pass (on by default, where it saves a read of X),
+/// One choice of the CUDA backend's kernels: the fused narrow pass (`FusedPolicy`: by default where it saves a
+/// read of X; `Everywhere` tests the kernel on every op it fits),
 /// the Gram kernel (tensor cores by default, the GEMM path as the alternative), the skinny Xᵀ·W reductions and
 /// the opt-in probability store of Newton-CG (each compared with the CPU backend by the tests).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Kernels {
-    pub fused: bool,
+    pub fused: moe_cuda::FusedPolicy,
     /// The fused kernel's launch configuration (`moe_cuda::FUSED_VARIANTS` index, `set_fused_variant`).
     pub fused_variant: usize,
     pub gram: moe_cuda::GramKernel,
@@ -101,14 +102,14 @@ pub struct Kernels {
 }
 
 impl Kernels {
-    /// The defaults: the fused narrow pass (variant 0), tensor-core Grams, the skinny Xᵀ·W kernel, no
-    /// probability store.
-    pub const DEFAULT: Kernels = Kernels { fused: true, fused_variant: 0, gram: moe_cuda::GramKernel::TensorCore, skinny: true, stored_p: false, tiled: true };
-    /// The defaults with the opt-in probability store.
-    pub const ALL: Kernels = Kernels { fused: true, fused_variant: 0, gram: moe_cuda::GramKernel::TensorCore, skinny: true, stored_p: true, tiled: true };
+    /// The defaults: the fused narrow pass where it saves a read of X (variant 0), tensor-core Grams, the skinny
+    /// Xᵀ·W kernel, no probability store.
+    pub const DEFAULT: Kernels = Kernels { fused: moe_cuda::FusedPolicy::SavesARead, fused_variant: 0, gram: moe_cuda::GramKernel::TensorCore, skinny: true, stored_p: false, tiled: true };
+    /// The defaults with the opt-in probability store and the fused kernel on every pass it fits.
+    pub const ALL: Kernels = Kernels { fused: moe_cuda::FusedPolicy::Everywhere, fused_variant: 0, gram: moe_cuda::GramKernel::TensorCore, skinny: true, stored_p: true, tiled: true };
 
     pub fn apply(&self, gpu: &moe_cuda::CudaBackend) {
-        gpu.set_fused(self.fused);
+        gpu.set_fused_policy(self.fused);
         gpu.set_fused_variant(self.fused_variant);
         gpu.set_gram_kernel(self.gram);
         gpu.set_skinny_xtw(self.skinny);
@@ -117,6 +118,6 @@ impl Kernels {
     }
 
     pub fn label(&self) -> String {
-        format!("fused {} (variant {}), grams {:?}, skinny {}, stored p {}, tiled row op {}", self.fused, self.fused_variant, self.gram, self.skinny, self.stored_p, self.tiled)
+        format!("fused {:?} (variant {}), grams {:?}, skinny {}, stored p {}, tiled row op {}", self.fused, self.fused_variant, self.gram, self.skinny, self.stored_p, self.tiled)
     }
 }
