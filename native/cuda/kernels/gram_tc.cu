@@ -64,6 +64,17 @@
 //   copy instructions and L2 reads per DMMA) and a barrier comes every 4 steps instead of 2. d = 100: 5
 //   blocks of 2 × 6 warps (4 idle) per 8 Grams. Risk: a single block per SM has no other block to cover its
 //   barriers and pipeline fill.
+// Measured on an H100 (bench/GPU.md, second session, 16 Grams at (1e7, 100, 16)): m16k16 68.3 ms, cw 70.2,
+// g2 102.2, b12 68.4. Then ncu on gram_tc_m16k16: the FP64 pipe that runs the DMMAs also runs the 4 DMULs per
+// DMMA that scale B, and 26% of the stalls are those DMULs waiting behind DMMAs ("math pipe throttle"); 26%
+// more are fixed-latency waits (DMUL → DMMA operand).
+// - gram_tc_m16k16_p2 (written after that, without a GPU): each warp owns TWO super tiles of the same column
+//   half ub, (ua[0], ub) and (ua[1], ub), for 2 Grams (TILES = 2, column-wise). Each scaled B fragment serves
+//   two DMMAs instead of one: 2 DMULs per DMMA instead of 4, and per m16 step 24 fragment loads + 16 weight
+//   loads + 16 DMULs for 8 DMMAs (gram_tc_m16k16: 16 + 32 + 32). The same 32 accumulator doubles per lane;
+//   two A fragments live instead of one. d = 100: 16 tasks per Gram pair (columns of 1, 1, 2, 2, 3, 3, 4
+//   tasks; 4 of them a lone tile) = 2 blocks of 8 warps, 8 Gram pairs: 16 blocks per row chunk, as
+//   gram_tc_m16k16. Each accumulator sees the same DMMAs in the same order: the same bits.
 #define GRAM_TC_MAX_D 128   // above it the backend keeps the GEMM path
 #define GRAM_TC_GRAMS 4     // Grams per warp at most
 
@@ -78,6 +89,38 @@ __device__ __forceinline__ void gram_tc_mma_column(double (&acc)[2][2][2], int j
 }
 #endif
 
+// A warp's tasks over the upper triangle of halves × halves super tiles (16×16 features). TILES = 1: one super
+// tile (ua, ub) per task, row by row (ua outer). TILES = 2: a column half ub and the row halves ua[0] = 2q,
+// ua[1] = 2q + 1 (−1 past the diagonal: the column's lone last tile), column by column: ceil((ub + 1) / 2)
+// tasks in column ub. MIRRORED by src/gram.rs `tasks`.
+__host__ __device__ __forceinline__ int gram_tc_tasks(int halves, int tiles) {
+    if (tiles == 1) return halves * (halves + 1) / 2;
+    int tasks = 0;
+    for (int ub = 0; ub < halves; ++ub) tasks += (ub + 2) / 2;
+    return tasks;
+}
+template <int TILES>
+__device__ __forceinline__ void gram_tc_task(int task, int halves, int (&ua)[TILES], int& ub) {
+    if constexpr (TILES == 1) {
+        int row = 0, p = task;
+        while (p >= halves - row) {
+            p -= halves - row;
+            ++row;
+        }
+        ua[0] = row;
+        ub = row + p;
+    } else {
+        int col = 0, q = task;
+        while (q >= (col + 2) / 2) {
+            q -= (col + 2) / 2;
+            ++col;
+        }
+        ub = col;
+        ua[0] = 2 * q;
+        ua[1] = 2 * q + 1 <= col ? 2 * q + 1 : -1;
+    }
+}
+
 // One block's work (see the header). KT = 0: Ampere's m8n8k4, the 2×2 tiles of a super tile as 4 DMMAs
 // (3 on the diagonal); KT = 4: Hopper's m16n8k16, the tile rows i = 0, 1 in one instruction per tile column j
 // (the diagonal's lower tile is computed and dropped), over 4 k-steps of 4 rows. GRAMS Grams per warp, GPB
@@ -88,38 +131,38 @@ __device__ __forceinline__ void gram_tc_mma_column(double (&acc)[2][2][2], int j
 // `TcVariant`): the copies of stage s + STAGES − 1 (cp.async) fly while the warps multiply stage s, one
 // barrier per stage. Each thread's copy slots (row, column) are fixed for the whole kernel, so the copy
 // loop has no division in it; X travels in 16-byte pairs where d is even and X is 16-byte aligned.
-template <int KT, int ROWS, int STAGES, int GRAMS, int GPB, bool COLWISE>
+template <int KT, int ROWS, int STAGES, int GRAMS, int GPB, bool COLWISE, int TILES>
 __device__ __forceinline__ void gram_tc_body(const double* __restrict__ x, const double* __restrict__ gw, int rows, int d,
                                              int grams, int rows_per_chunk, double* __restrict__ partial) {
     static_assert(ROWS % 16 == 0 && STAGES >= 2, "stages of whole m16n8k16 steps, at least double-buffered");
     static_assert(KT == 0 || KT == 4, "m8n8k4 or m16n8k16");
     static_assert(GRAMS >= 1 && GRAMS <= GRAM_TC_GRAMS && GPB >= 1, "Grams per warp, Gram groups per block");
+    static_assert(TILES == 1 || (TILES == 2 && KT == 4 && COLWISE), "two super tiles per warp: m16n8k16, column-wise");
     constexpr int BG = GPB * GRAMS;  // the block's Grams (weights staged per row)
     constexpr int KROWS = 4 * (KT == 0 ? 1 : KT);  // rows per instruction step
     MOE_DYNAMIC_SHARED(smem);
     const int halves = (d + 15) / 16;
     const int width = 16 * halves;
     const int stride = width + 4;  // the 16 lanes of a half-warp hit 16 distinct banks: r·stride + c, r, c < 4
-    const int pairs = halves * (halves + 1) / 2;
-    // The block's warps: GPB Gram groups × `warps` super-tile pairs each.
+    const int tasks = gram_tc_tasks(halves, TILES);
+    // The block's warps: GPB Gram groups × `warps` tasks (super tiles, or pairs of them: TILES) each.
     const int warps = blockDim.x / 32 / GPB;
-    const int blocks_per_group = (pairs + warps - 1) / warps;
+    const int blocks_per_group = (tasks + warps - 1) / warps;
     const int gb0 = (blockIdx.x / blocks_per_group) * BG;  // the block's first Gram
     const int sub = GPB == 1 ? 0 : threadIdx.x / 32 / warps, lane = threadIdx.x % 32;  // sub: the warp's group
     const int warp = GPB == 1 ? threadIdx.x / 32 : threadIdx.x / 32 % warps;
     const int g0 = gb0 + sub * GRAMS;  // this warp's first Gram
-    const int pair = (blockIdx.x % blocks_per_group) * warps + warp;
-    const bool active = pair < pairs && (GPB == 1 || g0 < grams);  // warp-uniform
-    // (ua, ub) from the pair index, row by row over the upper triangle of halves × halves.
-    int ua = 0, p = active ? pair : 0;
-    while (p >= halves - ua) {
-        p -= halves - ua;
-        ++ua;
-    }
-    const int ub = ua + p;
-    const bool diag = ua == ub;
+    const int task = (blockIdx.x % blocks_per_group) * warps + warp;
+    const bool active = task < tasks && (GPB == 1 || g0 < grams);  // warp-uniform
+    // The warp's super tiles (ua[u], ub), u < TILES (ua[1] < 0: a column with an odd count has a lone one).
+    int ua[TILES], ub;
+    gram_tc_task<TILES>(active ? task : 0, halves, ua, ub);
     const int k = lane % 4, c = lane / 4;
-    const int fa = 16 * ua + c, fb = 16 * ub + c;  // this lane's feature in tile 0 of A and of B (tile 1: + 8)
+    const int fb = 16 * ub + c;  // this lane's feature in tile 0 of B (tile 1: + 8)
+    int fa[TILES];               // ... and of A, per super tile
+#pragma unroll
+    for (int u = 0; u < TILES; ++u) fa[u] = 16 * ua[u] + c;
+    const bool two = TILES == 2 && ua[TILES - 1] >= 0;  // warp-uniform: the second super tile exists
 
     double* const sx = smem;                              // STAGES × ROWS × stride
     double* const sw = smem + STAGES * ROWS * stride;     // STAGES × ROWS × BG
@@ -131,13 +174,15 @@ __device__ __forceinline__ void gram_tc_body(const double* __restrict__ x, const
     const int cr = threadIdx.x / per_row, cx = (threadIdx.x % per_row) * (pairs16 ? 2 : 1);
     const bool copies_x = cr < row_step, col_in = cx < d;
 
-    double acc[GRAMS][2][2][2];
+    double acc[GRAMS][TILES][2][2][2];  // Gram, super tile, DMMA tile row i, column j, lane values
 #pragma unroll
     for (int g = 0; g < GRAMS; ++g)
 #pragma unroll
-        for (int i = 0; i < 2; ++i)
+        for (int u = 0; u < TILES; ++u)
 #pragma unroll
-            for (int j = 0; j < 2; ++j) acc[g][i][j][0] = acc[g][i][j][1] = 0.0;
+            for (int i = 0; i < 2; ++i)
+#pragma unroll
+                for (int j = 0; j < 2; ++j) acc[g][u][i][j][0] = acc[g][u][i][j][1] = 0.0;
 
     const long long row0 = (long long)blockIdx.y * rows_per_chunk;
     const long long row_end = min((long long)rows, row0 + rows_per_chunk);
@@ -181,16 +226,17 @@ __device__ __forceinline__ void gram_tc_body(const double* __restrict__ x, const
                 if constexpr (KT == 0) {
                     const int r = 4 * step + k;  // this lane's row of the k-step: A[.][k], B[k][.]
                     const double* xr = bx + r * stride;
-                    const double xa0 = xr[fa], xa1 = xr[fa + 8], xb0 = xr[fb], xb1 = xr[fb + 8];
+                    const double xa0 = xr[fa[0]], xa1 = xr[fa[0] + 8], xb0 = xr[fb], xb1 = xr[fb + 8];
+                    const bool diag = ua[0] == ub;
 #pragma unroll
                     for (int g = 0; g < GRAMS; ++g) {
                         if (g0 + g < grams) {  // warp-uniform: Grams past the end cost no DMMAs
                             const double w = bw[r * BG + g];
                             const double b0 = w * xb0, b1 = w * xb1;
-                            dmma_8x8x4(acc[g][0][0][0], acc[g][0][0][1], xa0, b0);
-                            dmma_8x8x4(acc[g][0][1][0], acc[g][0][1][1], xa0, b1);
-                            if (!diag) dmma_8x8x4(acc[g][1][0][0], acc[g][1][0][1], xa1, b0);
-                            dmma_8x8x4(acc[g][1][1][0], acc[g][1][1][1], xa1, b1);
+                            dmma_8x8x4(acc[g][0][0][0][0], acc[g][0][0][0][1], xa0, b0);
+                            dmma_8x8x4(acc[g][0][0][1][0], acc[g][0][0][1][1], xa0, b1);
+                            if (!diag) dmma_8x8x4(acc[g][0][1][0][0], acc[g][0][1][0][1], xa1, b0);
+                            dmma_8x8x4(acc[g][0][1][1][0], acc[g][0][1][1][1], xa1, b1);
                         }
                     }
                 } else {
@@ -200,8 +246,8 @@ __device__ __forceinline__ void gram_tc_body(const double* __restrict__ x, const
     #pragma unroll
                         for (int t = 0; t < KT; ++t) {
                             const double* xr = bx + (KROWS * step + 4 * t + k) * stride;
-                            a[2 * t] = xr[fa];
-                            a[2 * t + 1] = xr[fa + 8];
+                            a[2 * t] = xr[fa[0]];
+                            a[2 * t + 1] = xr[fa[0] + 8];
                             xb0[t] = xr[fb];
                             xb1[t] = xr[fb + 8];
                         }
@@ -215,20 +261,23 @@ __device__ __forceinline__ void gram_tc_body(const double* __restrict__ x, const
                                     b0[t] = w * xb0[t];
                                     b1[t] = w * xb1[t];
                                 }
-                                gram_tc_mma_column(acc[g], 0, a, b0);
-                                gram_tc_mma_column(acc[g], 1, a, b1);
+                                gram_tc_mma_column(acc[g][0], 0, a, b0);
+                                gram_tc_mma_column(acc[g][0], 1, a, b1);
                             }
                         }
                     } else {
-                        // Column by column (see the header, gram_tc_m16k16_cw): the A fragment, then per tile
-                        // column j its 4 B values, scaled per Gram with weights loaded again for each j.
-                        double a[2 * KT];
+                        // Column by column (see the header, gram_tc_m16k16_cw): the A fragments (one per super
+                        // tile), then per tile column j its 4 B values, scaled per Gram with weights loaded again
+                        // for each j; each scaled B fragment serves the TILES super tiles (gram_tc_m16k16_p2).
+                        double a[TILES][2 * KT];
 #pragma unroll
-                        for (int t = 0; t < KT; ++t) {
-                            const double* xr = bx + (KROWS * step + 4 * t + k) * stride;
-                            a[2 * t] = xr[fa];
-                            a[2 * t + 1] = xr[fa + 8];
-                        }
+                        for (int u = 0; u < TILES; ++u)
+#pragma unroll
+                            for (int t = 0; t < KT; ++t) {
+                                const double* xr = bx + (KROWS * step + 4 * t + k) * stride;
+                                a[u][2 * t] = u == 0 || two ? xr[fa[u]] : 0.0;
+                                a[u][2 * t + 1] = u == 0 || two ? xr[fa[u] + 8] : 0.0;
+                            }
 #pragma unroll
                         for (int j = 0; j < 2; ++j) {
                             double xb[KT];
@@ -240,7 +289,9 @@ __device__ __forceinline__ void gram_tc_body(const double* __restrict__ x, const
                                     double b[KT];
 #pragma unroll
                                     for (int t = 0; t < KT; ++t) b[t] = bw[(KROWS * step + 4 * t + k) * BG + g] * xb[t];
-                                    gram_tc_mma_column(acc[g], j, a, b);
+#pragma unroll
+                                    for (int u = 0; u < TILES; ++u)
+                                        if (u == 0 || two) gram_tc_mma_column(acc[g][u], j, a[u], b);
                                 }
                             }
                         }
@@ -259,15 +310,20 @@ __device__ __forceinline__ void gram_tc_body(const double* __restrict__ x, const
     for (int g = 0; g < GRAMS; ++g) {
         if (g0 + g >= grams) break;
 #pragma unroll
-        for (int i = 0; i < 2; ++i)
+        for (int u = 0; u < TILES; ++u) {
+            if (u > 0 && !two) break;
+            const bool diag = ua[u] == ub;
 #pragma unroll
-            for (int j = 0; j < 2; ++j) {
-                if (diag && i == 1 && j == 0) continue;
-                const int a = 16 * ua + 8 * i + c, b = 16 * ub + 8 * j + 2 * k;
-                double* o = out + g * square + (size_t)a * width + b;
-                o[0] = acc[g][i][j][0];
-                o[1] = acc[g][i][j][1];
-            }
+            for (int i = 0; i < 2; ++i)
+#pragma unroll
+                for (int j = 0; j < 2; ++j) {
+                    if (diag && i == 1 && j == 0) continue;
+                    const int a = 16 * ua[u] + 8 * i + c, b = 16 * ub + 8 * j + 2 * k;
+                    double* o = out + g * square + (size_t)a * width + b;
+                    o[0] = acc[g][u][i][j][0];
+                    o[1] = acc[g][u][i][j][1];
+                }
+        }
     }
 }
 
@@ -278,20 +334,22 @@ __device__ __forceinline__ void gram_tc_body(const double* __restrict__ x, const
     const double *__restrict__ x, const double *__restrict__ gw, int rows, int d, int grams, int rows_per_chunk, \
         double *__restrict__ partial
 #define GRAM_TC_ARGS x, gw, rows, d, grams, rows_per_chunk, partial
-#define GRAM_TC_KERNEL(name, KT, ROWS, STAGES, GRAMS, GPB, COLWISE, THREADS, MIN_BLOCKS)                   \
+#define GRAM_TC_KERNEL(name, KT, ROWS, STAGES, GRAMS, GPB, COLWISE, TILES, THREADS, MIN_BLOCKS)            \
     extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) name(GRAM_TC_PARAMS) { \
-        gram_tc_body<KT, ROWS, STAGES, GRAMS, GPB, COLWISE>(GRAM_TC_ARGS);                                  \
+        gram_tc_body<KT, ROWS, STAGES, GRAMS, GPB, COLWISE, TILES>(GRAM_TC_ARGS);                           \
     }
 // Measured on an H100 (bench/GPU.md, 16 Grams of d = 100 over 1e7 rows): m16n8k16 with 3 stages of 32 rows
 // 81.5 ms (68.8 in the last run); 2 × 32 rows 83.5, 2 × 16 and 4 × 16 rows 87.0, m16n8k8 (3 × 32) 84.9,
 // m8n8k4 (3 × 32) 125.0.
-GRAM_TC_KERNEL(gram_tc, 0, 32, 3, 4, 1, false, 256, 2)
+GRAM_TC_KERNEL(gram_tc, 0, 32, 3, 4, 1, false, 1, 256, 2)
 #if MOE_HAS_DMMA_M16
-GRAM_TC_KERNEL(gram_tc_m16k16, 4, 32, 3, 4, 1, false, 256, 2)
+GRAM_TC_KERNEL(gram_tc_m16k16, 4, 32, 3, 4, 1, false, 1, 256, 2)
+// Measured slower than gram_tc_m16k16 (g2, cw) or no faster (b12) on an H100 (bench/GPU.md, second session).
+GRAM_TC_KERNEL(gram_tc_m16k16_g2, 4, 32, 2, 2, 1, true, 1, 192, 3)
+GRAM_TC_KERNEL(gram_tc_m16k16_cw, 4, 32, 3, 4, 1, true, 1, 256, 2)
+GRAM_TC_KERNEL(gram_tc_m16k16_b12, 4, 64, 3, 4, 2, false, 1, 384, 1)
 // Written without a GPU (see the header, "Variants"): not measured yet.
-GRAM_TC_KERNEL(gram_tc_m16k16_g2, 4, 32, 2, 2, 1, true, 192, 3)
-GRAM_TC_KERNEL(gram_tc_m16k16_cw, 4, 32, 3, 4, 1, true, 256, 2)
-GRAM_TC_KERNEL(gram_tc_m16k16_b12, 4, 64, 3, 4, 2, false, 384, 1)
+GRAM_TC_KERNEL(gram_tc_m16k16_p2, 4, 32, 3, 2, 1, true, 2, 256, 2)
 #endif
 
 // out[g][a][b] (grams × d × d, both triangles) = Σ over chunks, in chunk order, of the upper-tile partial of

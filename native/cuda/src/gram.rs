@@ -46,8 +46,11 @@ pub struct TcVariant {
     pub hopper: bool,
     rows: usize,
     stages: usize,
-    /// Grams per warp (its accumulators: `grams` blocks of 16×16 features).
+    /// Grams per warp (its accumulators: `grams` × `tiles` blocks of 16×16 features).
     grams: usize,
+    /// Super tiles (16×16 features) per warp and Gram: 1, or 2 of the same column sharing its scaled B
+    /// fragments (kernels/gram_tc.cu `gram_tc_task`).
+    tiles: usize,
     /// Gram groups per block (the warps of all its groups share the staged rows of X).
     groups: usize,
     /// Warps per block at most (the kernel's launch bounds: 32 · max_warps threads).
@@ -57,16 +60,17 @@ pub struct TcVariant {
 }
 
 /// The variants, the sm_80 one first (the fallback). `MOE_CUDA_GRAM_TC=<name>` or `set_gram_tc_variant`
-/// picks one; the default is `DEFAULT_TC_VARIANT` where the device has it. The last three were written
-/// without a GPU (kernels/gram_tc.cu header, "Variants"; bench/GPU.md): candidates for the m16k16 kernel's
-/// low issue rate and occupancy, for gpu_bench to measure.
+/// picks one; the default is `DEFAULT_TC_VARIANT` where the device has it. The later ones are candidates for
+/// the m16k16 kernel's low issue rate (kernels/gram_tc.cu header, "Variants"; bench/GPU.md): cw, g2 and b12
+/// measured no faster on an H100; p2 (half the scaling multiplies per DMMA) is not measured yet.
 #[rustfmt::skip]
-pub const TC_VARIANTS: [TcVariant; 5] = [
-    TcVariant { name: "gram_tc", hopper: false, rows: 32, stages: 3, grams: 4, groups: 1, max_warps: 8, min_blocks: 2 },
-    TcVariant { name: "gram_tc_m16k16", hopper: true, rows: 32, stages: 3, grams: 4, groups: 1, max_warps: 8, min_blocks: 2 },
-    TcVariant { name: "gram_tc_m16k16_cw", hopper: true, rows: 32, stages: 3, grams: 4, groups: 1, max_warps: 8, min_blocks: 2 },
-    TcVariant { name: "gram_tc_m16k16_g2", hopper: true, rows: 32, stages: 2, grams: 2, groups: 1, max_warps: 6, min_blocks: 3 },
-    TcVariant { name: "gram_tc_m16k16_b12", hopper: true, rows: 64, stages: 3, grams: 4, groups: 2, max_warps: 12, min_blocks: 1 },
+pub const TC_VARIANTS: [TcVariant; 6] = [
+    TcVariant { name: "gram_tc", hopper: false, rows: 32, stages: 3, grams: 4, tiles: 1, groups: 1, max_warps: 8, min_blocks: 2 },
+    TcVariant { name: "gram_tc_m16k16", hopper: true, rows: 32, stages: 3, grams: 4, tiles: 1, groups: 1, max_warps: 8, min_blocks: 2 },
+    TcVariant { name: "gram_tc_m16k16_cw", hopper: true, rows: 32, stages: 3, grams: 4, tiles: 1, groups: 1, max_warps: 8, min_blocks: 2 },
+    TcVariant { name: "gram_tc_m16k16_g2", hopper: true, rows: 32, stages: 2, grams: 2, tiles: 1, groups: 1, max_warps: 6, min_blocks: 3 },
+    TcVariant { name: "gram_tc_m16k16_b12", hopper: true, rows: 64, stages: 3, grams: 4, tiles: 1, groups: 2, max_warps: 12, min_blocks: 1 },
+    TcVariant { name: "gram_tc_m16k16_p2", hopper: true, rows: 32, stages: 3, grams: 2, tiles: 2, groups: 1, max_warps: 8, min_blocks: 2 },
 ];
 /// m16n8k16 with 3 stages of 32 rows: the fastest of the shapes and pipelines measured on an H100
 /// (kernels/gram_tc.cu, bench/GPU.md).
@@ -77,6 +81,16 @@ impl TcVariant {
     /// block's weights.
     pub fn shared_bytes(&self, d: usize) -> usize {
         8 * self.stages * self.rows * (16 * d.div_ceil(16) + 4 + self.groups * self.grams)
+    }
+
+    /// A warp's tasks per Gram group over the upper triangle of `halves` × `halves` super tiles: one super tile
+    /// each, or (`tiles` = 2) up to two of the same column, ceil((ub + 1) / 2) tasks in column ub.
+    /// MIRRORS kernels/gram_tc.cu `gram_tc_tasks`.
+    fn tasks(&self, halves: usize) -> usize {
+        match self.tiles {
+            1 => halves * (halves + 1) / 2,
+            _ => (0..halves).map(|ub| (ub + 2) / 2).sum(),
+        }
     }
 
     /// `MOE_CUDA_GRAM_TC`, else the default.
@@ -110,7 +124,7 @@ const TC_MIN_CHUNK_ROWS: usize = 256;
 /// MIRRORED by tests/emu/gram_tc.cpp (`plan`): change both together.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct TcPlan {
-    /// grid.x: blocks per Gram group (the super-tile pairs spread over them) × blocks of Gram groups.
+    /// grid.x: blocks per Gram group (the warps' tasks spread over them) × blocks of Gram groups.
     blocks_x: u32,
     /// grid.y: row chunks, each summed into its own partial.
     chunks: u32,
@@ -121,14 +135,15 @@ struct TcPlan {
 
 impl TcPlan {
     fn new(rows: usize, d: usize, grams: usize, v: &TcVariant) -> TcPlan {
-        // 16×16 super tiles (2×2 DMMA tiles), one warp per super-tile pair of the upper triangle and Gram group
-        // (v.grams Grams); a block holds v.groups groups of `warps` warps.
+        // 16×16 super tiles (2×2 DMMA tiles), one warp per task (v.tiles super tiles of the upper triangle)
+        // and Gram group (v.grams Grams); a block holds v.groups groups of `warps` warps.
         let halves = d.div_ceil(16);
         let width = 16 * halves;
-        let pairs = halves * (halves + 1) / 2;
-        // As many warps per group as keep the blocks evenly filled (d = 100: 28 pairs, 4 × 7 with ≤ 8 warps).
-        let blocks_per_group = pairs.div_ceil(v.max_warps / v.groups);
-        let warps = pairs.div_ceil(blocks_per_group);
+        let tasks = v.tasks(halves);
+        // As many warps per group as keep the blocks evenly filled (d = 100: 28 super tiles, 4 × 7 with ≤ 8
+        // warps; p2: 16 tasks, 2 × 8).
+        let blocks_per_group = tasks.div_ceil(v.max_warps / v.groups);
+        let warps = tasks.div_ceil(blocks_per_group);
         let groups = grams.div_ceil(v.grams * v.groups);
         let per_chunk = grams * width * width;
         let max_chunks = (TC_PARTIAL_BYTES / (8 * per_chunk)).clamp(1, TC_MAX_CHUNKS);
@@ -290,7 +305,7 @@ mod tests {
 
     #[test]
     fn tc_plan_covers_the_rows_and_the_triangle() {
-        let [sm80, m16, cw, g2, b12] = TC_VARIANTS;
+        let [sm80, m16, cw, g2, b12, p2] = TC_VARIANTS;
         // d = 100, G = 16 at 1e7 rows: 7 super tiles per side, 28 pairs in 4 blocks of 7 warps, 4 Gram groups;
         // 1.6 MB of partials per chunk, so the 256 MiB budget allows 167 chunks of 59888 rows.
         for v in [sm80, m16, cw] {
@@ -304,6 +319,12 @@ mod tests {
         // 2 groups per block of ≤ 12 warps: 5 blocks of 2 × 6 warps for each pair of groups.
         let p = TcPlan::new(10_000_000, 100, 16, &b12);
         assert_eq!((p.blocks_x, p.threads, p.chunks, p.rows_per_chunk), (10, 384, 167, 59888));
+        // 2 super tiles of a column per warp, 2 Grams: 16 tasks in 2 blocks of 8 warps for each of 8 groups.
+        let p = TcPlan::new(10_000_000, 100, 16, &p2);
+        assert_eq!((p.blocks_x, p.threads, p.chunks, p.rows_per_chunk), (16, 256, 167, 59888));
+        // The tasks cover each column's super tiles once: columns of 1..=halves tiles in pairs.
+        assert_eq!((1..=8).map(|h| p2.tasks(h)).collect::<Vec<_>>(), [1, 2, 4, 6, 9, 12, 16, 20]);
+        assert_eq!((1..=8).map(|h| m16.tasks(h)).collect::<Vec<_>>(), [1, 3, 6, 10, 15, 21, 28, 36]);
         // (1e6, 100, 8): 256 chunks of 3920 rows, 8 blocks each.
         let p = TcPlan::new(1_000_000, 100, 8, &m16);
         assert_eq!((p.blocks_x, p.chunks, p.rows_per_chunk), (8, 256, 3920));
@@ -325,14 +346,14 @@ mod tests {
                 for grams in [1, 3, 16] {
                     let p = TcPlan::new(1, d, grams, &v);
                     let halves = d.div_ceil(16);
-                    let pairs = halves * (halves + 1) / 2;
+                    let tasks = v.tasks(halves);
                     let warps = p.threads as usize / 32 / v.groups;
                     assert!(p.threads as usize <= 32 * v.max_warps && 32 * warps * v.groups == p.threads as usize);
                     // The kernel recomputes the blocks per group from its block size: the same split, covering
-                    // every pair of every Gram.
-                    let per_group = pairs.div_ceil(warps);
+                    // every task of every Gram.
+                    let per_group = tasks.div_ceil(warps);
                     assert_eq!(per_group * grams.div_ceil(v.grams * v.groups), p.blocks_x as usize, "{} d = {d}", v.name);
-                    assert!(per_group * warps >= pairs, "{} d = {d}", v.name);
+                    assert!(per_group * warps >= tasks, "{} d = {d}", v.name);
                     // The kernel's copy slots need at least `width` threads per block.
                     assert!(p.threads as usize >= 16 * halves, "{} d = {d}", v.name);
                 }

@@ -2,8 +2,8 @@
 // plain double loops: G_g = Σ_i gw[i][g] x_i x_iᵀ, both triangles, over shapes that exercise the padding
 // (d not a multiple of 8 or 16), idle warps, Gram groups with fewer than 4 Grams, partial row stages and
 // several chunks; then the same launch again must give identical bits. Every variant (src/gram.rs
-// `TC_VARIANTS`: Ampere's m8n8k4 or Hopper's m16n8k16, the staging pipeline, Grams per warp, Gram groups per
-// block) is checked, with X 16-byte aligned (paired copies where d is even) and misaligned (single copies);
+// `TC_VARIANTS`: Ampere's m8n8k4 or Hopper's m16n8k16, the staging pipeline, Grams and super tiles per warp,
+// Gram groups per block) is checked, with X 16-byte aligned (paired copies where d is even) and misaligned (single copies);
 // the m16 variants issue the same DMMAs on each accumulator in the same order, so they must also give the
 // bits of gram_tc_m16k16.
 #include "emu.h"
@@ -24,26 +24,27 @@ constexpr size_t TC_ROWS = 16;
 // The two launches of gram.rs `tensor_core_grams` (256 threads per block for the reduction; gram.rs `blocks`
 // launches at least one block).
 using GramKernel = void (*)(const double*, const double*, int, int, int, int, double*);
-// MIRRORS src/gram.rs `TC_VARIANTS`: kernel, rows per stage, stages, Grams per warp, Gram groups per block,
-// warps per block at most.
+// MIRRORS src/gram.rs `TC_VARIANTS`: kernel, rows per stage, stages, Grams per warp, super tiles per warp,
+// Gram groups per block, warps per block at most.
 struct Variant {
     const char* name;
     GramKernel kernel;
-    int rows, stages, grams, groups, max_warps;
+    int rows, stages, grams, tiles, groups, max_warps;
 };
 static const Variant kVariants[] = {
-    {"gram_tc", gram_tc, 32, 3, 4, 1, 8},
-    {"gram_tc_m16k16", gram_tc_m16k16, 32, 3, 4, 1, 8},
-    {"gram_tc_m16k16_cw", gram_tc_m16k16_cw, 32, 3, 4, 1, 8},
-    {"gram_tc_m16k16_g2", gram_tc_m16k16_g2, 32, 2, 2, 1, 6},
-    {"gram_tc_m16k16_b12", gram_tc_m16k16_b12, 64, 3, 4, 2, 12},
+    {"gram_tc", gram_tc, 32, 3, 4, 1, 1, 8},
+    {"gram_tc_m16k16", gram_tc_m16k16, 32, 3, 4, 1, 1, 8},
+    {"gram_tc_m16k16_cw", gram_tc_m16k16_cw, 32, 3, 4, 1, 1, 8},
+    {"gram_tc_m16k16_g2", gram_tc_m16k16_g2, 32, 2, 2, 1, 1, 6},
+    {"gram_tc_m16k16_b12", gram_tc_m16k16_b12, 64, 3, 4, 1, 2, 12},
+    {"gram_tc_m16k16_p2", gram_tc_m16k16_p2, 32, 3, 2, 2, 1, 8},
 };
 
 static TcPlan plan(size_t rows, size_t d, size_t grams, const Variant& v) {
-    const size_t halves = (d + 15) / 16, width = 16 * halves, pairs = halves * (halves + 1) / 2;
+    const size_t halves = (d + 15) / 16, width = 16 * halves, tasks = gram_tc_tasks((int)halves, v.tiles);
     const size_t per_block = v.max_warps / v.groups;
-    const size_t blocks_per_group = (pairs + per_block - 1) / per_block;
-    const size_t warps = (pairs + blocks_per_group - 1) / blocks_per_group;
+    const size_t blocks_per_group = (tasks + per_block - 1) / per_block;
+    const size_t warps = (tasks + blocks_per_group - 1) / blocks_per_group;
     const size_t groups = (grams + v.grams * v.groups - 1) / (v.grams * v.groups);
     const size_t per_chunk = grams * width * width;
     const size_t max_chunks = std::clamp(TC_PARTIAL_BYTES / (8 * per_chunk), (size_t)1, TC_MAX_CHUNKS);
