@@ -28,10 +28,10 @@ function timeFit(backend, data, model, maxIter) {
 
 /**
  * The CUDA backend's other kernel choices, switched through the environment the backend reads when a fit
- * creates it (bench/GPU.md): the unfused narrow passes (the fused kernel is the default) and the opt-in
- * probability store of Newton-CG.
+ * creates it (bench/GPU.md): the unfused narrow passes (the fused kernel is the default), the opt-in
+ * probability store of Newton-CG and the opt-in overlap of the E-step's Grams with the gate's M-step.
  */
-export const OTHER_KERNELS = { MOE_CUDA_FUSED: '0', MOE_CUDA_STORED_P: '1' };
+export const OTHER_KERNELS = { MOE_CUDA_FUSED: '0', MOE_CUDA_STORED_P: '1', MOE_CUDA_OVERLAP: '1' };
 
 export function envLabel(env) {
   return Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ');

@@ -223,9 +223,12 @@ pub struct OpShape {
 pub struct PassOut {
     /// XᵀR, r_cols×d row-major (row c = Σ_i r_ic x_i).
     pub xtr: Vec<f64>,
-    /// grams×d×d (full symmetric, row-major), or grams×d when diagonal-only.
+    /// grams×d×d (full symmetric, row-major), or grams×d when diagonal-only. Empty while `grams_pending`.
     pub grams: Vec<f64>,
     pub sums: Vec<f64>,
+    /// The full Grams are still being computed (`Backend::pass_many_deferring_grams`): `Backend::finish_grams`
+    /// returns them.
+    pub grams_pending: bool,
 }
 
 /// The compute primitives. Methods take `&self`: backend-resident state (H, the row order) lives behind
@@ -260,6 +263,22 @@ pub trait Backend {
     /// does); the default runs one pass per op.
     fn pass_many(&self, rows: Rows, ops: &[(&[f64], &RowOp)]) -> Result<Vec<PassOut>> {
         ops.iter().map(|&(proj, op)| self.pass(rows, proj, op)).collect()
+    }
+
+    /// As `pass_many`, except that a backend may return before the FIRST op's full Grams are computed, so that
+    /// they overlap the passes the caller makes next (EM: the gate's M-step, which needs only H, while the
+    /// linear experts' Grams are summed). Its output then has `grams_pending` set and no `grams`;
+    /// `finish_grams` waits for them. The other ops' outputs are complete. At most one op's Grams are pending
+    /// at a time: a later call of this method, or dropping the backend, discards Grams that were never
+    /// finished. The default computes everything now (nothing pending).
+    fn pass_many_deferring_grams(&self, rows: Rows, ops: &[(&[f64], &RowOp)]) -> Result<Vec<PassOut>> {
+        self.pass_many(rows, ops)
+    }
+
+    /// The pending Grams of the last `pass_many_deferring_grams` (grams×d×d), once they are computed.
+    /// `ErrorCode::Internal` when none are pending.
+    fn finish_grams(&self) -> Result<Vec<f64>> {
+        Err(crate::api::Error::new(crate::api::ErrorCode::Internal, "finish_grams: no Grams are pending"))
     }
 }
 
@@ -316,6 +335,17 @@ impl<B: Backend + ?Sized, F: Fn(Rows, &[(&[f64], &RowOp)], std::time::Duration)>
         let out = self.inner.pass_many(rows, ops);
         (self.watch)(rows, ops, start.elapsed());
         out
+    }
+    /// Shown to `watch` as one pass of its ops, for the time it took to return (the deferred Grams' own time is
+    /// not in it: `finish_grams` waits for them outside any pass).
+    fn pass_many_deferring_grams(&self, rows: Rows, ops: &[(&[f64], &RowOp)]) -> Result<Vec<PassOut>> {
+        let start = std::time::Instant::now();
+        let out = self.inner.pass_many_deferring_grams(rows, ops);
+        (self.watch)(rows, ops, start.elapsed());
+        out
+    }
+    fn finish_grams(&self) -> Result<Vec<f64>> {
+        self.inner.finish_grams()
     }
 }
 

@@ -495,7 +495,7 @@ impl Backend for CpuBackend<'_> {
                 } else {
                     part.grams
                 };
-                PassOut { xtr: part.xtr, grams, sums: part.sums }
+                PassOut { xtr: part.xtr, grams, sums: part.sums, grams_pending: false }
             })
             .collect();
         Ok(outs)

@@ -96,7 +96,10 @@ fn run<B: Backend + ?Sized>(
         None => random_init(&ctx, &mut rng, &mut events)?,
     };
     // EM with linear experts takes its sufficient statistics from the E-step pass itself, and full-batch
-    // EM of the general model computes the gate solver's first pass in the same read of X.
+    // EM of the general model computes the gate solver's first pass in the same read of X. The experts'
+    // Grams may be left pending there (Backend::pass_many_deferring_grams): m_step then solves the gate
+    // first, overlapping them, and the last E-step of a fit, which only measures the objective, does not wait
+    // for its Grams at all.
     let fused_suff = spec.algorithm == Algorithm::Em && full_batch && model.experts == ExpertKind::Linear;
     let gate_task = (spec.algorithm == Algorithm::Em && full_batch && !model.symmetric && model.k >= 2)
         .then(|| gate_start_task(model, spec));
@@ -108,7 +111,7 @@ fn run<B: Backend + ?Sized>(
         };
         let lay = Layout::new(model);
         let op = RowOp::EStep { k: model.k, family: lay.family(params), store: true, suff: fused_suff };
-        let mut outs = b.pass_many(Rows::All, &[(lay.proj(params), &op), (&params[..gate_rows], gate_op)])?;
+        let mut outs = b.pass_many_deferring_grams(Rows::All, &[(lay.proj(params), &op), (&params[..gate_rows], gate_op)])?;
         let gate = outs.pop();
         Ok((outs.remove(0), gate))
     };

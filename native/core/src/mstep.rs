@@ -74,10 +74,10 @@ type SolveResult = (Result<Vec<f64>>, Vec<Event>);
 /// The k linear experts' ridge solves. They are independent, so where each is large (d ≳ 67) they run on up to
 /// k threads (a fit on a GPU waits for them between passes: ~0.1–0.2 ms each at d = 100); the results and
 /// the events (in expert order) are the same bits either way.
-fn linear_expert_solves(model: &ModelSpec, stats: &PassOut, events: &mut Vec<Event>) -> Result<Vec<Vec<f64>>> {
+fn linear_expert_solves(model: &ModelSpec, grams: &[f64], xtr: &[f64], events: &mut Vec<Event>) -> Result<Vec<Vec<f64>>> {
     let (k, d) = (model.k, model.d);
     let solve = |j: usize, ev: &mut Vec<Event>| {
-        ridge_solve(model, &stats.grams[j * d * d..(j + 1) * d * d], &stats.xtr[j * d..(j + 1) * d], &format!("expert {j}"), ev)
+        ridge_solve(model, &grams[j * d * d..(j + 1) * d * d], &xtr[j * d..(j + 1) * d], &format!("expert {j}"), ev)
     };
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(k);
     if threads < 2 || d * d * d / 3 < PARALLEL_SOLVE_WORK {
@@ -111,15 +111,28 @@ fn linear_expert_solves(model: &ModelSpec, stats: &PassOut, events: &mut Vec<Eve
 }
 
 /// One M-step from the stored H, with `stats` the E-step (or `HStats`) output of the same rows:
-/// sums = [_, N_0..], and for linear experts the Grams Σ s h_j x xᵀ and XᵀR with r = s h_j y.
-/// `gate_start`: the gate's `gate_start_task` pass at the current gate and its task, when it was fused into
-/// the E-step.
+/// sums = [_, N_0..], and for linear experts the Grams Σ s h_j x xᵀ (or `grams_pending`: the backend's
+/// `finish_grams`) and XᵀR with r = s h_j y. `gate_start`: the gate's `gate_start_task` pass at the current
+/// gate and its task, when it was fused into the E-step.
 pub fn m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], stats: &PassOut, gate_start: Option<(&PassOut, SoftmaxTask)>,
                                    events: &mut Vec<Event>) -> Result<()> {
     if ctx.model.symmetric {
         return symmetric_m_step(ctx, params, stats, events);
     }
-    experts_m_step(ctx, params, stats, events)?;
+    if stats.grams_pending {
+        // The backend is still summing the experts' Grams (Backend::pass_many_deferring_grams): the gate goes
+        // first, its passes overlapping the Grams. The two solves are independent (the gate's reads H and the
+        // gate's rows of the parameters, the experts' H, their Grams and their rows), so the parameters are the
+        // same bits as in the reference's order (experts, then gate), and the events keep that order. Only a
+        // failure differs: the gate's is reported without the experts' M-step having run.
+        let mut gate_events = Vec::new();
+        gate_m_step(ctx, params, gate_start, &mut gate_events)?;
+        let grams = ctx.b.finish_grams()?;
+        experts_m_step(ctx, params, stats, &grams, events)?;
+        events.extend(gate_events);
+        return Ok(());
+    }
+    experts_m_step(ctx, params, stats, &stats.grams, events)?;
     gate_m_step(ctx, params, gate_start, events)
 }
 
@@ -131,12 +144,13 @@ pub fn gate_start_task(model: &ModelSpec, spec: &FitSpec) -> SoftmaxTask {
     iterate_task(spec.mstep.solver, (model.k.max(1) - 1) * model.d, false, true)
 }
 
-fn experts_m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], stats: &PassOut, events: &mut Vec<Event>) -> Result<()> {
+/// `grams`: the linear experts' Grams (`stats.grams`, or the pending ones once finished).
+fn experts_m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], stats: &PassOut, grams: &[f64], events: &mut Vec<Event>) -> Result<()> {
     let model = ctx.model;
     let (k, d) = (model.k, model.d);
     let lay = Layout::new(model);
     if model.experts == ExpertKind::Linear {
-        let betas = linear_expert_solves(model, stats, events)?;
+        let betas = linear_expert_solves(model, grams, &stats.xtr, events)?;
         for (j, beta) in betas.iter().enumerate() {
             params[lay.coef + j * d..lay.coef + (j + 1) * d].copy_from_slice(beta);
         }
@@ -314,9 +328,9 @@ mod tests {
                 }
             }
         }
-        let stats = PassOut { xtr: (0..k * d).map(|_| rng.uniform()).collect(), grams, sums: vec![1.0; 1 + k] };
+        let stats = PassOut { xtr: (0..k * d).map(|_| rng.uniform()).collect(), grams, sums: vec![1.0; 1 + k], grams_pending: false };
         let mut events = Vec::new();
-        let got = linear_expert_solves(&model, &stats, &mut events).unwrap();
+        let got = linear_expert_solves(&model, &stats.grams, &stats.xtr, &mut events).unwrap();
         let mut want_events = Vec::new();
         for j in 0..k {
             let want = ridge_solve(&model, &stats.grams[j * d * d..(j + 1) * d * d], &stats.xtr[j * d..(j + 1) * d], &format!("expert {j}"), &mut want_events).unwrap();

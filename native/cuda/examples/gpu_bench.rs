@@ -10,8 +10,8 @@
 //!    pass stored); and the EM per-iteration time there.
 //!
 //! The E-step and EM rows are measured in every kernel configuration of `CONFIGS` (the defaults, the fused
-//! kernel on every pass, the unfused narrow pass and the cuBLAS reductions they replaced, and the opt-in stored
-//! probabilities; the defaults' EM
+//! kernel on every pass, the E-step's Grams overlapping the gate's M-step, the unfused narrow pass and the
+//! cuBLAS reductions they replaced, and the opt-in stored probabilities; the defaults' EM
 //! rows once per launch variant of the fused kernel). Every fit is wrapped in
 //! a counter of passes, bytes and FLOPs, which gives the floor: Σ over passes of max(bytes / copy bandwidth,
 //! FLOPs / DGEMM rate).
@@ -253,28 +253,47 @@ fn pass_ms(b: &CudaBackend, proj: &[f64], op: &RowOp, reps: usize) -> f64 {
     }).collect())
 }
 
-/// The kernel configurations compared side by side: the defaults (the fused narrow pass where it saves a read
-/// of X, tensor-core Grams, skinny Xᵀ·W, tiled row op), the fused kernel on every pass it fits (the E-step,
-/// objective and residual too), the unfused narrow pass, the untiled row op and the cuBLAS reductions they
-/// replaced, and the opt-in probability store of bench/GPU.md:
-/// (label, fused narrow pass, Gram kernel, skinny Xᵀ·W, stored probabilities, tiled row op).
-type Config = (&'static str, FusedPolicy, GramKernel, bool, bool, bool);
-const CONFIGS: [Config; 7] = [
-    ("default", FusedPolicy::SavesARead, GramKernel::TensorCore, true, false, true),
-    ("fused everywhere", FusedPolicy::Everywhere, GramKernel::TensorCore, true, false, true),
-    ("unfused", FusedPolicy::Off, GramKernel::TensorCore, true, false, true),
-    ("unfused, direct row op", FusedPolicy::Off, GramKernel::TensorCore, true, false, false),
-    ("unfused, cuBLAS reductions", FusedPolicy::Off, GramKernel::Gemm, false, false, false),
-    ("unfused, cuBLAS xtw", FusedPolicy::Off, GramKernel::TensorCore, false, false, true),
-    ("stored p", FusedPolicy::SavesARead, GramKernel::TensorCore, true, true, true),
+/// A configuration of the CUDA backend's kernels (each field a setter of `CudaBackend`).
+#[derive(Clone, Copy, PartialEq)]
+struct Config {
+    label: &'static str,
+    fused: FusedPolicy,
+    gram: GramKernel,
+    skinny: bool,
+    stored_p: bool,
+    tiled: bool,
+    overlap: bool,
+}
+
+/// The defaults: the fused narrow pass where it saves a read of X, tensor-core Grams, skinny Xᵀ·W, the tiled
+/// row op, no probability store, the E-step's Grams computed at once.
+const DEFAULTS: Config = Config {
+    label: "default", fused: FusedPolicy::SavesARead, gram: GramKernel::TensorCore, skinny: true, stored_p: false, tiled: true,
+    overlap: false,
+};
+
+/// The configurations compared side by side: the defaults, the candidates not measured yet (the fused kernel
+/// on every pass it fits; the E-step's Grams overlapping the gate's M-step; both), the unfused narrow pass, the
+/// untiled row op and the cuBLAS reductions they replaced, and the opt-in probability store of bench/GPU.md.
+const CONFIGS: [Config; 9] = [
+    DEFAULTS,
+    Config { label: "fused everywhere", fused: FusedPolicy::Everywhere, ..DEFAULTS },
+    Config { label: "overlapped Grams", overlap: true, ..DEFAULTS },
+    Config { label: "fused everywhere, overlapped Grams", fused: FusedPolicy::Everywhere, overlap: true, ..DEFAULTS },
+    Config { label: "unfused", fused: FusedPolicy::Off, ..DEFAULTS },
+    Config { label: "unfused, direct row op", fused: FusedPolicy::Off, tiled: false, ..DEFAULTS },
+    Config { label: "unfused, cuBLAS reductions", fused: FusedPolicy::Off, gram: GramKernel::Gemm, skinny: false, tiled: false, ..DEFAULTS },
+    Config { label: "unfused, cuBLAS xtw", fused: FusedPolicy::Off, skinny: false, ..DEFAULTS },
+    Config { label: "stored p", stored_p: true, ..DEFAULTS },
 ];
 
-fn apply(gpu: &CudaBackend, (_, fused, gram, skinny, stored_p, tiled): Config) {
-    gpu.set_tiled_row_op(tiled);
-    gpu.set_fused_policy(fused);
-    gpu.set_gram_kernel(gram);
-    gpu.set_skinny_xtw(skinny);
-    gpu.set_stored_probabilities(stored_p);
+fn apply(gpu: &CudaBackend, c: Config) {
+    gpu.set_tiled_row_op(c.tiled);
+    gpu.set_fused_policy(c.fused);
+    gpu.set_gram_kernel(c.gram);
+    gpu.set_skinny_xtw(c.skinny);
+    gpu.set_stored_probabilities(c.stored_p);
+    gpu.set_overlapped_grams(c.overlap);
 }
 
 /// The linear E-step pass with sufficient statistics (k weighted Grams) in every configuration.
@@ -290,7 +309,7 @@ fn estep_rows(gpu: &CudaBackend, n: usize, d: usize, k: usize, rows: &mut Vec<Ro
     let mut best: Option<(f64, usize)> = None;
     let kernels = std::iter::once((GramKernel::Gemm, 0)).chain((0..TC_VARIANTS.len()).map(|i| (GramKernel::TensorCore, i)));
     for (gram, i) in kernels {
-        apply(gpu, ("", FusedPolicy::Off, gram, false, false, true));
+        apply(gpu, Config { fused: FusedPolicy::Off, gram, skinny: false, ..DEFAULTS });
         gpu.set_gram_tc_variant(i);
         if gram == GramKernel::TensorCore && gpu.gram_tc_variant() != TC_VARIANTS[i] {
             continue; // a Hopper variant on an older device
@@ -313,8 +332,8 @@ fn estep_rows(gpu: &CudaBackend, n: usize, d: usize, k: usize, rows: &mut Vec<Ro
         apply(gpu, config);
         let ms = pass_ms(gpu, &proj, &estep, 5);
         let used = if gpu.full_gram_kernel() == GramKernel::TensorCore { "tc" } else { "gemm" };
-        println!("E-step pass n={n} d={d} k={k} ({k} Grams), {}: {ms:.2} ms (grams ran: {used})", config.0);
-        rows.push(Row { label: format!("pass E-step+suff n={n} k={k}, {}", config.0), ms, floor_ms: f64::NAN, note: format!("grams ran: {used}") });
+        println!("E-step pass n={n} d={d} k={k} ({k} Grams), {}: {ms:.2} ms (grams ran: {used})", config.label);
+        rows.push(Row { label: format!("pass E-step+suff n={n} k={k}, {}", config.label), ms, floor_ms: f64::NAN, note: format!("grams ran: {used}") });
     }
     apply(gpu, CONFIGS[0]);
 }
@@ -378,7 +397,7 @@ fn em_rows(gpu: &CudaBackend, what: &str, model: &ModelSpec, iters: usize, bw: f
         let variants = if config == CONFIGS[0] { FUSED_VARIANTS.len() } else { 1 };
         for (v, (kernel, _)) in FUSED_VARIANTS.iter().enumerate().take(variants) {
             gpu.set_fused_variant(v);
-            let label = if v > 0 { format!("{what}, cuda {}, {kernel}", config.0) } else { format!("{what}, cuda {}", config.0) };
+            let label = if v > 0 { format!("{what}, cuda {}, {kernel}", config.label) } else { format!("{what}, cuda {}", config.label) };
             let (row, fit) = fit_row(&label, gpu, model, iters, bw, rate);
             default_fit.get_or_insert(fit);
             out.push(row);

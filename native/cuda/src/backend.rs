@@ -8,9 +8,10 @@
 //! defaults on hardware (bench/GPU.md) and tested against the CPU backend: cuBLAS reductions instead
 //! (`set_gram_kernel`, `set_skinny_xtw`), the untiled row op (`set_tiled_row_op`), one fused tensor-core
 //! kernel for the projections, row op and XᵀR of the passes where it saves a read of X (fused.rs,
-//! `set_fused_policy`), and Newton-CG's probability store (`set_stored_probabilities`, beside H).
+//! `set_fused_policy`), Newton-CG's probability store (`set_stored_probabilities`, beside H), and the E-step's
+//! Grams left running on a second stream while the gate's passes run (`set_overlapped_grams`).
 
-use crate::driver::{Context, DeviceBuffer, DeviceElement, KernelSource};
+use crate::driver::{Context, DeviceBuffer, DeviceElement, Event, KernelSource, Stream};
 use crate::error::{GpuError, GpuErrorKind};
 use crate::fused::{self, FusedPolicy};
 use crate::gram::{GramKernel, TcVariant};
@@ -40,6 +41,7 @@ pub(crate) fn blocks(len: usize) -> u32 {
 }
 
 /// A device buffer that grows on demand and is reused across passes.
+#[derive(Default)]
 pub(crate) struct Scratch<T: DeviceElement>(Option<DeviceBuffer<T>>);
 
 impl<T: DeviceElement> Scratch<T> {
@@ -82,6 +84,20 @@ impl RowStore {
     }
 }
 
+/// The deferred Grams of `pass_many_deferring_grams` on the side stream: the Gram weights the pass's row op
+/// wrote (handed over from `State::gw`), the partials and the output, and the events that order them after the
+/// pass and before `finish_grams`. Nothing else touches these buffers while Grams are pending.
+#[derive(Default)]
+struct SideGrams {
+    gw: Scratch<f64>,
+    partial: Scratch<f64>,
+    out: Scratch<f64>,
+    /// Values of the pending Grams in `out`; None when nothing is pending.
+    pending: Option<usize>,
+    /// (the pass's work is queued, on the main stream; the Grams are done, on the side stream).
+    events: Option<(Event, Event)>,
+}
+
 /// Mutable state behind `&self` (the trait's methods take `&self`).
 pub(crate) struct State {
     /// Stored responsibilities H.
@@ -105,6 +121,7 @@ pub(crate) struct State {
     pub(crate) scaled: Scratch<f64>,
     pub(crate) partial: Scratch<f64>,
     reduced: Scratch<f64>,
+    side: SideGrams,
 }
 
 pub struct CudaBackend {
@@ -135,6 +152,9 @@ pub struct CudaBackend {
     tiled_row_op: AtomicBool,
     /// Whether `stores_probabilities()` answers true (`set_stored_probabilities`).
     stored_probabilities: AtomicBool,
+    /// Whether `pass_many_deferring_grams` leaves the full Grams running on the side stream
+    /// (`set_overlapped_grams`).
+    overlapped_grams: AtomicBool,
     /// Declared last so that it is dropped after every buffer above.
     pub(crate) ctx: Arc<Context>,
 }
@@ -166,7 +186,7 @@ impl CudaBackend {
             h: RowStore::default(), probs: RowStore::default(), order: None, order_len: 0,
             proj: Scratch(None), linear: Scratch(None), a: Scratch(None), r: Scratch(None), gw: Scratch(None),
             sv: Scratch(None), batch_x: Scratch(None), batch_y: Scratch(None), batch_s: Scratch(None),
-            scaled: Scratch(None), partial: Scratch(None), reduced: Scratch(None),
+            scaled: Scratch(None), partial: Scratch(None), reduced: Scratch(None), side: SideGrams::default(),
         };
         Ok(CudaBackend { n: data.n, d: data.d, x, y, s, ones, state: Mutex::new(state), gram_chunk_bytes: AtomicUsize::new(0),
             tensor_core_grams: AtomicBool::new(GramKernel::from_env() == GramKernel::TensorCore),
@@ -175,7 +195,8 @@ impl CudaBackend {
             fused_available: fused::available(&ctx), fused_variant: AtomicUsize::new(0),
             tiled_row_op: AtomicBool::new(std::env::var("MOE_CUDA_ROW_OP").map_or(true, |v| v != "direct")),
             skinny_xtw: AtomicBool::new(std::env::var("MOE_CUDA_XTW").map_or(true, |v| v != "gemm")),
-            stored_probabilities: AtomicBool::new(std::env::var("MOE_CUDA_STORED_P").is_ok_and(|v| v == "1")), ctx })
+            stored_probabilities: AtomicBool::new(std::env::var("MOE_CUDA_STORED_P").is_ok_and(|v| v == "1")),
+            overlapped_grams: AtomicBool::new(std::env::var("MOE_CUDA_OVERLAP").is_ok_and(|v| v == "1")), ctx })
     }
 
     /// The device this backend runs on.
@@ -278,6 +299,39 @@ impl Backend for CudaBackend {
     }
 
     fn pass(&self, rows: Rows, proj: &[f64], op: &RowOp) -> Result<PassOut> {
+        self.run_pass(rows, proj, op, false)
+    }
+
+    /// The first op's full Grams on the side stream where `defer_full_grams` can; every op as `pass`
+    /// otherwise.
+    fn pass_many_deferring_grams(&self, rows: Rows, ops: &[(&[f64], &RowOp)]) -> Result<Vec<PassOut>> {
+        ops.iter().enumerate().map(|(i, &(proj, op))| self.run_pass(rows, proj, op, i == 0)).collect()
+    }
+
+    fn finish_grams(&self) -> Result<Vec<f64>> {
+        let st = &mut *self.state()?;
+        let Some(len) = st.side.pending.take() else {
+            return Err(Error::new(ErrorCode::Internal, "finish_grams: no Grams are pending"));
+        };
+        st.side.events.as_ref().unwrap().1.synchronize()?;
+        Ok(st.side.out.0.as_ref().unwrap().download_prefix(&self.ctx, len)?)
+    }
+}
+
+impl Drop for CudaBackend {
+    /// Deferred Grams may still be running on the side stream, over buffers that are freed next.
+    fn drop(&mut self) {
+        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        if st.side.pending.is_some() {
+            let _ = self.ctx.make_current().and_then(|_| self.ctx.synchronize_side());
+        }
+    }
+}
+
+impl CudaBackend {
+    /// One pass (`Backend::pass`); `defer`: its full Grams may be left running on the side stream
+    /// (`defer_full_grams`), the output then `grams_pending`.
+    fn run_pass(&self, rows: Rows, proj: &[f64], op: &RowOp, defer: bool) -> Result<PassOut> {
         let shape = op.shape();
         let (d, ctx) = (self.d, &*self.ctx);
         if proj.len() != shape.q * d {
@@ -291,7 +345,7 @@ impl Backend for CudaBackend {
         let m = pr.rows;
         let grams_len = if shape.diag_only { shape.grams * d } else { shape.grams * d * d };
         if m == 0 {
-            return Ok(PassOut { xtr: vec![0.0; shape.r_cols * d], grams: vec![0.0; grams_len], sums: vec![0.0; shape.sums] });
+            return Ok(PassOut { xtr: vec![0.0; shape.r_cols * d], grams: vec![0.0; grams_len], sums: vec![0.0; shape.sums], grams_pending: false });
         }
 
         let p_dev = if shape.q > 0 {
@@ -358,19 +412,73 @@ impl Backend for CudaBackend {
             ctx.dgemm(false, false, shape.sums, 1, m, 1.0, sv, shape.sums, self.ones.ptr, m, 0.0, out + 8 * xtr_len as u64, shape.sums)?;
         }
         let grams_out = out + 8 * (xtr_len + sums_len) as u64;
+        let mut pending = false;
         if shape.grams > 0 {
             if shape.diag_only {
                 self.diagonal_grams(&mut st, &pr, gw, shape.grams, grams_out)?;
+            } else if defer && self.defer_full_grams(&mut st, &pr, gw, shape.grams)? {
+                pending = true;
             } else {
                 self.full_grams(&mut st, &pr, gw, shape.grams, grams_out)?;
             }
         }
-        let all = st.reduced.0.as_ref().unwrap().download_prefix(ctx, xtr_len + sums_len + grams_len)?;
+        let ready = xtr_len + sums_len + if pending { 0 } else { grams_len };
+        let all = st.reduced.0.as_ref().unwrap().download_prefix(ctx, ready)?;
         Ok(PassOut {
             xtr: all[..xtr_len].to_vec(),
             sums: host_sums.unwrap_or_else(|| all[xtr_len..xtr_len + sums_len].to_vec()),
             grams: all[xtr_len + sums_len..].to_vec(),
+            grams_pending: pending,
         })
+    }
+
+    /// Starts the pass's full Grams on the side stream, behind the pass's work so far, and returns true; they
+    /// run while the caller's next passes run on the main stream, until `finish_grams`. Returns false (the
+    /// caller computes them now) unless overlapping is on (`set_overlapped_grams`), the Grams take the
+    /// tensor-core kernel (no cuBLAS, whose handle is the main stream's), the pass is over all rows (X itself:
+    /// gathered rows live in batch buffers that the next pass overwrites) and the device has room for the side
+    /// stream's buffers. Grams still pending from before are discarded first.
+    fn defer_full_grams(&self, st: &mut State, pr: &PassRows, gw: u64, grams: usize) -> Result<bool> {
+        let ctx = &*self.ctx;
+        if !self.overlapped_grams.load(Ordering::Relaxed)
+            || pr.x != self.x.ptr
+            || pr.idx != 0
+            || self.full_gram_kernel() != GramKernel::TensorCore
+        {
+            return Ok(false);
+        }
+        self.settle_side(st)?;
+        let room = |r: Result<u64>| match r {
+            Ok(ptr) => Ok(Some(ptr)),
+            Err(e) if e.code == ErrorCode::GpuOom => Ok(None),
+            Err(e) => Err(e),
+        };
+        let side = &mut st.side;
+        let Some(out) = room(side.out.at_least(ctx, grams * self.d * self.d).map(|b| b.ptr))? else { return Ok(false) };
+        if room(side.partial.at_least(ctx, self.tc_partial_len(pr.rows, grams)).map(|b| b.ptr))?.is_none() {
+            return Ok(false);
+        }
+        if side.events.is_none() {
+            side.events = Some((Event::new(ctx)?, Event::new(ctx)?));
+        }
+        // The row op has just written the Gram weights into `gw` (State::gw's buffer): the side stream keeps
+        // that buffer until the Grams are done, and later passes get the side stream's previous one.
+        std::mem::swap(&mut st.gw, &mut st.side.gw);
+        let (ready, done) = st.side.events.as_ref().unwrap();
+        ready.record(ctx, Stream::Main)?;
+        ready.make_wait(ctx, Stream::Side)?;
+        self.tensor_core_grams(&mut st.side.partial, Stream::Side, pr, gw, grams, out)?;
+        done.record(ctx, Stream::Side)?;
+        st.side.pending = Some(grams * self.d * self.d);
+        Ok(true)
+    }
+
+    /// Discards pending deferred Grams: waits for the side stream, whose buffers the caller reuses.
+    fn settle_side(&self, st: &mut State) -> Result<()> {
+        if st.side.pending.take().is_some() {
+            self.ctx.synchronize_side()?;
+        }
+        Ok(())
     }
 }
 
@@ -464,6 +572,14 @@ impl CudaBackend {
     /// it on): checked against the CPU backend on an H100 and measured neutral there (bench/GPU.md).
     pub fn set_stored_probabilities(&self, on: bool) {
         self.stored_probabilities.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether `pass_many_deferring_grams` leaves the first op's full Grams running on a second stream of lower
+    /// priority while the caller's next passes run (EM: the gate's M-step overlaps the experts' Grams), where
+    /// they take the tensor-core kernel over all rows. Off by default (`MOE_CUDA_OVERLAP=1` sets it on) until
+    /// measured on a GPU; the results are the same bits either way (the same kernels, the same sums).
+    pub fn set_overlapped_grams(&self, on: bool) {
+        self.overlapped_grams.store(on, Ordering::Relaxed);
     }
 
     /// Whether this device and module can run the fused kernel (where not, every policy falls back to the unfused

@@ -124,14 +124,19 @@ mod images {
     pub static SOURCE: &str = include_str!(concat!(env!("OUT_DIR"), "/moe_kernels.cu"));
 }
 
-/// A device context (device 0's primary context) with one stream, a cuBLAS handle and the kernel module.
+/// A device context (device 0's primary context) with its streams, a cuBLAS handle and the kernel module.
 /// Shared by `Arc` with every buffer allocated in it, so the context outlives them.
 pub struct Context {
     pub rt: &'static Runtime,
     pub info: DeviceInfo,
     device: CUdevice,
     ctx: Handle,
+    /// The stream of every pass (cuBLAS's too), at the device's highest priority.
     pub stream: Handle,
+    /// A second stream, at the lowest priority, for work that overlaps the passes (the deferred Grams of
+    /// `Backend::pass_many_deferring_grams`): where both have blocks waiting, the main stream's are scheduled
+    /// first, so a pass is delayed at most by the side blocks already running.
+    pub side_stream: Handle,
     cublas: Handle,
     module: Handle,
     functions: Mutex<HashMap<&'static str, usize>>,
@@ -143,6 +148,15 @@ pub struct Context {
 // backend) and the context is made current on the calling thread before each use.
 unsafe impl Send for Context {}
 unsafe impl Sync for Context {}
+
+/// Which of a context's streams work is queued on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    /// `Context::stream`: every pass.
+    Main,
+    /// `Context::side_stream`: work that overlaps the passes.
+    Side,
+}
 
 /// How to obtain the kernels.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -171,12 +185,16 @@ impl Context {
         }
         // From here on, Drop releases what was acquired.
         let mut c = Context {
-            rt, info, device, ctx, stream: null_mut(), cublas: null_mut(), module: null_mut(),
+            rt, info, device, ctx, stream: null_mut(), side_stream: null_mut(), cublas: null_mut(), module: null_mut(),
             functions: Mutex::new(HashMap::new()), kernel_source: "none",
         };
         c.make_current()?;
         unsafe {
-            check(rt, (d.cuStreamCreate)(&mut c.stream, CU_STREAM_NON_BLOCKING), "cuStreamCreate")?;
+            // Priorities: numerically lower is higher; `greatest` is the highest.
+            let (mut least, mut greatest) = (0, 0);
+            check(rt, (d.cuCtxGetStreamPriorityRange)(&mut least, &mut greatest), "cuCtxGetStreamPriorityRange")?;
+            check(rt, (d.cuStreamCreateWithPriority)(&mut c.stream, CU_STREAM_NON_BLOCKING, greatest), "cuStreamCreateWithPriority")?;
+            check(rt, (d.cuStreamCreateWithPriority)(&mut c.side_stream, CU_STREAM_NON_BLOCKING, least), "cuStreamCreateWithPriority")?;
         }
         let blas = rt.cublas.as_ref().ok_or_else(|| GpuError::unavailable("cuBLAS (libcublas.so.13/12) not loadable"))?;
         unsafe {
@@ -269,6 +287,13 @@ impl Context {
     /// `shared_bytes` of dynamic shared memory; above the 48 KB every kernel may take, the kernel's limit is
     /// raised first (the device's own limit still applies: a launch past it fails with a typed error).
     pub fn launch(&self, name: &'static str, grid: (u32, u32, u32), block: u32, shared_bytes: u32, args: &mut [*mut c_void]) -> GpuResult<()> {
+        self.launch_on(Stream::Main, name, grid, block, shared_bytes, args)
+    }
+
+    /// `launch` on one of the context's streams.
+    pub fn launch_on(&self, stream: Stream, name: &'static str, grid: (u32, u32, u32), block: u32, shared_bytes: u32,
+                     args: &mut [*mut c_void]) -> GpuResult<()> {
+        let stream = self.handle(stream);
         let f = self.function(name)?;
         if shared_bytes > 48 << 10 {
             const CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES: c_int = 8;
@@ -276,13 +301,25 @@ impl Context {
             check(self.rt, status, name)?;
         }
         let status = unsafe {
-            (self.rt.driver.cuLaunchKernel)(f, grid.0, grid.1, grid.2, block, 1, 1, shared_bytes, self.stream, args.as_mut_ptr(), null_mut())
+            (self.rt.driver.cuLaunchKernel)(f, grid.0, grid.1, grid.2, block, 1, 1, shared_bytes, stream, args.as_mut_ptr(), null_mut())
         };
         check(self.rt, status, name)
     }
 
     pub fn synchronize(&self) -> GpuResult<()> {
         check(self.rt, unsafe { (self.rt.driver.cuStreamSynchronize)(self.stream) }, "cuStreamSynchronize")
+    }
+
+    fn handle(&self, stream: Stream) -> Handle {
+        match stream {
+            Stream::Main => self.stream,
+            Stream::Side => self.side_stream,
+        }
+    }
+
+    /// Waits for everything queued on `side_stream`.
+    pub fn synchronize_side(&self) -> GpuResult<()> {
+        check(self.rt, unsafe { (self.rt.driver.cuStreamSynchronize)(self.side_stream) }, "cuStreamSynchronize(side)")
     }
 
     /// Copies `out.len()` values from device address `src` to the host (waits for the stream).
@@ -331,6 +368,7 @@ impl Drop for Context {
                 if let Some(blas) = &self.rt.cublas { (blas.cublasDestroy_v2)(self.cublas); }
             }
             if !self.stream.is_null() { (d.cuStreamDestroy_v2)(self.stream); }
+            if !self.side_stream.is_null() { (d.cuStreamDestroy_v2)(self.side_stream); }
             (d.cuDevicePrimaryCtxRelease_v2)(self.device);
         }
     }
@@ -430,6 +468,39 @@ impl<T: DeviceElement> DeviceBuffer<T> {
 impl<T: DeviceElement> Drop for DeviceBuffer<T> {
     fn drop(&mut self) {
         unsafe { (self.rt.driver.cuMemFree_v2)(self.ptr) };
+    }
+}
+
+/// An event that orders work across streams (no timing): recorded on one stream, waited for by another
+/// stream or by the host.
+pub struct Event {
+    handle: Handle,
+    rt: &'static Runtime,
+}
+
+impl Event {
+    pub fn new(ctx: &Context) -> GpuResult<Event> {
+        let mut handle = null_mut();
+        check(ctx.rt, unsafe { (ctx.rt.driver.cuEventCreate)(&mut handle, CU_EVENT_DISABLE_TIMING) }, "cuEventCreate")?;
+        Ok(Event { handle, rt: ctx.rt })
+    }
+    /// Marks the point after everything queued on `stream` so far.
+    pub fn record(&self, ctx: &Context, stream: Stream) -> GpuResult<()> {
+        check(self.rt, unsafe { (self.rt.driver.cuEventRecord)(self.handle, ctx.handle(stream)) }, "cuEventRecord")
+    }
+    /// Work queued on `stream` from now on starts after the recorded point.
+    pub fn make_wait(&self, ctx: &Context, stream: Stream) -> GpuResult<()> {
+        check(self.rt, unsafe { (self.rt.driver.cuStreamWaitEvent)(ctx.handle(stream), self.handle, 0) }, "cuStreamWaitEvent")
+    }
+    /// Blocks the host until the recorded point is reached.
+    pub fn synchronize(&self) -> GpuResult<()> {
+        check(self.rt, unsafe { (self.rt.driver.cuEventSynchronize)(self.handle) }, "cuEventSynchronize")
+    }
+}
+
+impl Drop for Event {
+    fn drop(&mut self) {
+        unsafe { (self.rt.driver.cuEventDestroy_v2)(self.handle) };
     }
 }
 

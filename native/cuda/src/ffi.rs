@@ -28,6 +28,7 @@ pub const CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN: c_int = 97;
 pub const CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR: c_int = 75;
 pub const CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR: c_int = 76;
 pub const CU_EVENT_DEFAULT: c_uint = 0;
+pub const CU_EVENT_DISABLE_TIMING: c_uint = 2;
 pub const CU_STREAM_NON_BLOCKING: c_uint = 1;
 
 pub const CUBLAS_STATUS_SUCCESS: c_int = 0;
@@ -131,7 +132,9 @@ entry_points!(DriverApi {
     cuMemcpyDtoHAsync_v2: fn(*mut c_void, CUdeviceptr, usize, Handle) -> CUresult,
     cuMemcpyDtoDAsync_v2: fn(CUdeviceptr, CUdeviceptr, usize, Handle) -> CUresult,
     cuMemsetD8Async: fn(CUdeviceptr, u8, usize, Handle) -> CUresult,
-    cuStreamCreate: fn(*mut Handle, c_uint) -> CUresult,
+    cuStreamCreateWithPriority: fn(*mut Handle, c_uint, c_int) -> CUresult,
+    cuCtxGetStreamPriorityRange: fn(*mut c_int, *mut c_int) -> CUresult,
+    cuStreamWaitEvent: fn(Handle, Handle, c_uint) -> CUresult,
     cuStreamDestroy_v2: fn(Handle) -> CUresult,
     cuStreamSynchronize: fn(Handle) -> CUresult,
     cuEventCreate: fn(*mut Handle, c_uint) -> CUresult,

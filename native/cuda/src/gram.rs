@@ -5,7 +5,8 @@
 //! layout: `grams` full symmetric d×d matrices one after another; both reduce in a fixed order (no atomics),
 //! so a pass is bit-reproducible on one GPU.
 
-use crate::backend::{blocks, CudaBackend, PassRows, State, THREADS};
+use crate::backend::{blocks, CudaBackend, PassRows, Scratch, State, THREADS};
+use crate::driver::Stream;
 use crate::xtw::{skinny_xtw, XtwPlan};
 use moe_core::Result;
 use std::ffi::c_void;
@@ -211,7 +212,7 @@ impl CudaBackend {
     /// The `grams` full Grams of the pass's rows into `out` (grams × d × d), with `full_gram_kernel`.
     pub(crate) fn full_grams(&self, st: &mut State, pr: &PassRows, gw: u64, grams: usize, out: u64) -> Result<()> {
         match self.full_gram_kernel() {
-            GramKernel::TensorCore => self.tensor_core_grams(st, pr, gw, grams, out),
+            GramKernel::TensorCore => self.tensor_core_grams(&mut st.scaled, Stream::Main, pr, gw, grams, out),
             GramKernel::Gemm => self.gemm_grams(st, pr, gw, grams, out),
         }
     }
@@ -242,28 +243,34 @@ impl CudaBackend {
         Ok(())
     }
 
-    /// kernels/gram_tc.cu: `gram_tc` writes each row chunk's upper tiles to a partial, `gram_tc_reduce` sums
-    /// the partials in chunk order into both triangles. The partials live in the GEMM path's scratch for
-    /// scaled rows (a pass uses one path or the other, never both).
-    fn tensor_core_grams(&self, st: &mut State, pr: &PassRows, gw: u64, grams: usize, out: u64) -> Result<()> {
+    /// Values of the partial buffer `tensor_core_grams` needs for a pass of `rows` rows.
+    pub(crate) fn tc_partial_len(&self, rows: usize, grams: usize) -> usize {
+        TcPlan::new(rows, self.d, grams, &self.gram_tc_variant()).partial_len
+    }
+
+    /// kernels/gram_tc.cu on `stream`: `gram_tc` writes each row chunk's upper tiles to a partial (in
+    /// `partials`: the GEMM path's scratch for scaled rows, as a pass uses one path or the other, or the side
+    /// stream's own), `gram_tc_reduce` sums the partials in chunk order into both triangles.
+    pub(crate) fn tensor_core_grams(&self, partials: &mut Scratch<f64>, stream: Stream, pr: &PassRows, gw: u64, grams: usize,
+                                    out: u64) -> Result<()> {
         let (d, ctx) = (self.d, &*self.ctx);
         let variant = self.gram_tc_variant();
         let plan = TcPlan::new(pr.rows, d, grams, &variant);
-        let partial = st.scaled.at_least(ctx, plan.partial_len)?.ptr;
+        let partial = partials.at_least(ctx, plan.partial_len)?.ptr;
         let (mut xp, mut gp, mut rows, mut di, mut gi, mut per, mut pp) =
             (pr.x, gw, pr.rows as i32, d as i32, grams as i32, plan.rows_per_chunk as i32, partial);
         let mut args: [*mut c_void; 7] = [
             &mut xp as *mut _ as _, &mut gp as *mut _ as _, &mut rows as *mut _ as _, &mut di as *mut _ as _,
             &mut gi as *mut _ as _, &mut per as *mut _ as _, &mut pp as *mut _ as _,
         ];
-        ctx.launch(variant.name, (plan.blocks_x, plan.chunks, 1), plan.threads, variant.shared_bytes(d) as u32, &mut args)?;
+        ctx.launch_on(stream, variant.name, (plan.blocks_x, plan.chunks, 1), plan.threads, variant.shared_bytes(d) as u32, &mut args)?;
         let total = grams * d * d;
         let (mut chunks, mut op) = (plan.chunks as i32, out);
         let mut args: [*mut c_void; 5] = [
             &mut pp as *mut _ as _, &mut chunks as *mut _ as _, &mut di as *mut _ as _, &mut gi as *mut _ as _,
             &mut op as *mut _ as _,
         ];
-        ctx.launch("gram_tc_reduce", (blocks(total.div_ceil(TC_REDUCE_OUTPUTS)), 1, 1), THREADS, 0, &mut args)?;
+        ctx.launch_on(stream, "gram_tc_reduce", (blocks(total.div_ceil(TC_REDUCE_OUTPUTS)), 1, 1), THREADS, 0, &mut args)?;
         Ok(())
     }
 

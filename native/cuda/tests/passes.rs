@@ -486,3 +486,52 @@ fn gathered_rows_match_the_cpu_backend() {
         assert_eq!(gpu.gather_rows(&[3001]).err().unwrap().code, ErrorCode::Internal);
     }
 }
+
+/// The E-step's Grams left running on the side stream (`pass_many_deferring_grams` with overlapping on) while
+/// gate passes run on the main stream: `finish_grams` returns the bits of the same pass's Grams computed at
+/// once, the pass's other outputs and the gate passes in between are the same bits as without overlap, a
+/// second deferral discards the first's unfinished Grams, and nothing is pending for gathered rows or with
+/// overlapping off.
+#[test]
+fn deferred_grams_are_the_pass_grams() {
+    let Some(_) = gpu_or_skip("deferred_grams_are_the_pass_grams") else { return };
+    let (n, d, k) = (200_000, 24, 6);
+    let problem = Problem::random(501, n, d, Labels::Real, true);
+    let gpu = CudaBackend::new(problem.data()).unwrap();
+    if gpu.full_gram_kernel() != GramKernel::TensorCore {
+        println!("skipped deferred_grams_are_the_pass_grams: no tensor-core Grams on this device");
+        return;
+    }
+    let estep = RowOp::EStep { k, family: Family::Linear { sigma2: (0..k).map(|j| 0.5 + 0.2 * j as f64).collect() }, store: true, suff: true };
+    let gradient = RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::Gradient };
+    let hess_vec = RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::HessVec };
+    let proj = random_vec(502, 2 * k * d, 0.4);
+    let (v, vd) = (&proj[..(k - 1) * d], &proj[..2 * (k - 1) * d]);
+    let want = gpu.pass(Rows::All, &proj, &estep).unwrap();
+    let want_gradient = gpu.pass(Rows::All, v, &gradient).unwrap();
+    let want_hess_vec = gpu.pass(Rows::All, vd, &hess_vec).unwrap();
+    assert!(!want.grams_pending && want.grams.len() == k * d * d);
+    gpu.set_overlapped_grams(true);
+    for round in 0..3 {
+        let outs = gpu.pass_many_deferring_grams(Rows::All, &[(&proj, &estep), (v, &gradient)]).unwrap();
+        assert!(outs[0].grams_pending && outs[0].grams.is_empty(), "round {round}: the Grams should be pending");
+        assert_eq!((&outs[0].xtr, &outs[0].sums), (&want.xtr, &want.sums), "round {round}");
+        assert_eq!(outs[1], want_gradient, "round {round}");
+        for _ in 0..3 {
+            assert_eq!(gpu.pass(Rows::All, vd, &hess_vec).unwrap(), want_hess_vec, "round {round}: a pass beside the Grams");
+        }
+        if round == 1 {
+            continue; // unfinished: the next deferral discards them
+        }
+        assert_eq!(gpu.finish_grams().unwrap(), want.grams, "round {round}: the deferred Grams");
+        assert_eq!(gpu.finish_grams().unwrap_err().code, ErrorCode::Internal);
+    }
+    // Gathered rows (batch buffers the next pass overwrites) are never deferred.
+    let order: Vec<u32> = (0..n as u32).rev().collect();
+    gpu.set_order(&order).unwrap();
+    let outs = gpu.pass_many_deferring_grams(Rows::Order { start: 10, len: 5000 }, &[(&proj, &estep)]).unwrap();
+    assert!(!outs[0].grams_pending && outs[0].grams.len() == k * d * d);
+    gpu.set_overlapped_grams(false);
+    let outs = gpu.pass_many_deferring_grams(Rows::All, &[(&proj, &estep)]).unwrap();
+    assert_eq!(outs[0], want, "overlapping off: the Grams at once");
+}

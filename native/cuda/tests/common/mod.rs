@@ -99,14 +99,17 @@ pub struct Kernels {
     pub stored_p: bool,
     /// The unfused row op staged through shared memory (`set_tiled_row_op`).
     pub tiled: bool,
+    /// The E-step's Grams left running on the side stream during the gate's M-step (`set_overlapped_grams`).
+    pub overlap: bool,
 }
 
 impl Kernels {
     /// The defaults: the fused narrow pass where it saves a read of X (variant 0), tensor-core Grams, the skinny
     /// Xᵀ·W kernel, no probability store.
-    pub const DEFAULT: Kernels = Kernels { fused: moe_cuda::FusedPolicy::SavesARead, fused_variant: 0, gram: moe_cuda::GramKernel::TensorCore, skinny: true, stored_p: false, tiled: true };
-    /// The defaults with the opt-in probability store and the fused kernel on every pass it fits.
-    pub const ALL: Kernels = Kernels { fused: moe_cuda::FusedPolicy::Everywhere, fused_variant: 0, gram: moe_cuda::GramKernel::TensorCore, skinny: true, stored_p: true, tiled: true };
+    pub const DEFAULT: Kernels = Kernels { fused: moe_cuda::FusedPolicy::SavesARead, fused_variant: 0, gram: moe_cuda::GramKernel::TensorCore, skinny: true, stored_p: false, tiled: true, overlap: false };
+    /// The defaults with the opt-in probability store, the fused kernel on every pass it fits and the
+    /// overlapped Grams.
+    pub const ALL: Kernels = Kernels { fused: moe_cuda::FusedPolicy::Everywhere, fused_variant: 0, gram: moe_cuda::GramKernel::TensorCore, skinny: true, stored_p: true, tiled: true, overlap: true };
 
     pub fn apply(&self, gpu: &moe_cuda::CudaBackend) {
         gpu.set_fused_policy(self.fused);
@@ -115,9 +118,11 @@ impl Kernels {
         gpu.set_skinny_xtw(self.skinny);
         gpu.set_stored_probabilities(self.stored_p);
         gpu.set_tiled_row_op(self.tiled);
+        gpu.set_overlapped_grams(self.overlap);
     }
 
     pub fn label(&self) -> String {
-        format!("fused {:?} (variant {}), grams {:?}, skinny {}, stored p {}, tiled row op {}", self.fused, self.fused_variant, self.gram, self.skinny, self.stored_p, self.tiled)
+        format!("fused {:?} (variant {}), grams {:?}, skinny {}, stored p {}, tiled row op {}, overlapped grams {}", self.fused,
+                self.fused_variant, self.gram, self.skinny, self.stored_p, self.tiled, self.overlap)
     }
 }
