@@ -285,17 +285,22 @@ pub trait Backend {
 /// A backend that forwards everything to `inner` and shows each pass to `watch` (its rows, its ops in order,
 /// and how long `inner` took): what benchmarks and tests wrap a backend for (counting passes, timing them,
 /// the floor of an iteration), written once so that every forwarded method stays complete when the trait
-/// grows. `hide_probability_store` reports `stores_probabilities` as false, so that the algorithms take the
-/// recomputing path (for comparing the two).
+/// grows. Two switches make it look like another kind of backend to the algorithms, for comparing the two
+/// paths on one backend: `hide_probability_store` reports `stores_probabilities` as false (the recomputing
+/// path), and `defer_grams` makes `pass_many_deferring_grams` leave the first op's full Grams pending (computed
+/// by `inner`, handed back only by `finish_grams`), as a backend that overlaps them with the next passes does.
 pub struct Watched<'a, B: Backend + ?Sized, F: Fn(Rows, &[(&[f64], &RowOp)], std::time::Duration)> {
     pub inner: &'a B,
     pub watch: F,
     pub hide_probability_store: bool,
+    pub defer_grams: bool,
+    /// The Grams `defer_grams` holds back.
+    held_grams: std::cell::RefCell<Option<Vec<f64>>>,
 }
 
 impl<'a, B: Backend + ?Sized, F: Fn(Rows, &[(&[f64], &RowOp)], std::time::Duration)> Watched<'a, B, F> {
     pub fn new(inner: &'a B, watch: F) -> Self {
-        Watched { inner, watch, hide_probability_store: false }
+        Watched { inner, watch, hide_probability_store: false, defer_grams: false, held_grams: Default::default() }
     }
 }
 
@@ -342,10 +347,19 @@ impl<B: Backend + ?Sized, F: Fn(Rows, &[(&[f64], &RowOp)], std::time::Duration)>
         let start = std::time::Instant::now();
         let out = self.inner.pass_many_deferring_grams(rows, ops);
         (self.watch)(rows, ops, start.elapsed());
-        out
+        let mut out = out?;
+        let first = ops.first().map(|(_, op)| op.shape());
+        if self.defer_grams && first.is_some_and(|sh| sh.grams > 0 && !sh.diag_only) && !out[0].grams_pending {
+            *self.held_grams.borrow_mut() = Some(std::mem::take(&mut out[0].grams)); // unfinished ones are discarded
+            out[0].grams_pending = true;
+        }
+        Ok(out)
     }
     fn finish_grams(&self) -> Result<Vec<f64>> {
-        self.inner.finish_grams()
+        match self.held_grams.borrow_mut().take() {
+            Some(grams) => Ok(grams),
+            None => self.inner.finish_grams(),
+        }
     }
 }
 

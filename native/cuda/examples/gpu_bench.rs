@@ -22,7 +22,7 @@ use moe_core::backend::{Backend, Family, RowOp, Rows, SoftmaxProblem, SoftmaxTas
 use moe_core::rng::Rng;
 use moe_core::{Control, CpuBackend, Data, ExpertKind, FitOutput, FitSpec, ModelSpec, Noise};
 use moe_cuda::driver::{Context, DeviceBuffer, Timer};
-use moe_cuda::{CudaBackend, FusedPolicy, GramKernel, FUSED_VARIANTS, TC_VARIANTS};
+use moe_cuda::{CudaBackend, FusedPolicy, GramKernel, KernelChoice, FUSED_VARIANTS, TC_VARIANTS};
 use std::cell::{Cell, RefCell};
 use std::time::Instant;
 
@@ -253,48 +253,32 @@ fn pass_ms(b: &CudaBackend, proj: &[f64], op: &RowOp, reps: usize) -> f64 {
     }).collect())
 }
 
-/// A configuration of the CUDA backend's kernels (each field a setter of `CudaBackend`).
+/// A configuration of the CUDA backend's kernels, labelled for the table.
 #[derive(Clone, Copy, PartialEq)]
 struct Config {
     label: &'static str,
-    fused: FusedPolicy,
-    gram: GramKernel,
-    skinny: bool,
-    stored_p: bool,
-    tiled: bool,
-    overlap: bool,
+    kernels: KernelChoice,
 }
 
-/// The defaults: the fused narrow pass where it saves a read of X, tensor-core Grams, skinny Xᵀ·W, the tiled
-/// row op, no probability store, the E-step's Grams computed at once.
-const DEFAULTS: Config = Config {
-    label: "default", fused: FusedPolicy::SavesARead, gram: GramKernel::TensorCore, skinny: true, stored_p: false, tiled: true,
-    overlap: false,
-};
+const DEFAULTS: KernelChoice = KernelChoice::DEFAULT;
 
 /// The configurations compared side by side: the defaults, the candidates not measured yet (the fused kernel
 /// on every pass it fits; the E-step's Grams overlapping the gate's M-step; both), the unfused narrow pass, the
 /// untiled row op and the cuBLAS reductions they replaced, and the opt-in probability store of bench/GPU.md.
 const CONFIGS: [Config; 9] = [
-    DEFAULTS,
-    Config { label: "fused everywhere", fused: FusedPolicy::Everywhere, ..DEFAULTS },
-    Config { label: "overlapped Grams", overlap: true, ..DEFAULTS },
-    Config { label: "fused everywhere, overlapped Grams", fused: FusedPolicy::Everywhere, overlap: true, ..DEFAULTS },
-    Config { label: "unfused", fused: FusedPolicy::Off, ..DEFAULTS },
-    Config { label: "unfused, direct row op", fused: FusedPolicy::Off, tiled: false, ..DEFAULTS },
-    Config { label: "unfused, cuBLAS reductions", fused: FusedPolicy::Off, gram: GramKernel::Gemm, skinny: false, tiled: false, ..DEFAULTS },
-    Config { label: "unfused, cuBLAS xtw", fused: FusedPolicy::Off, skinny: false, ..DEFAULTS },
-    Config { label: "stored p", stored_p: true, ..DEFAULTS },
+    Config { label: "default", kernels: DEFAULTS },
+    Config { label: "fused everywhere", kernels: KernelChoice { fused: FusedPolicy::Everywhere, ..DEFAULTS } },
+    Config { label: "overlapped Grams", kernels: KernelChoice { overlap: true, ..DEFAULTS } },
+    Config { label: "fused everywhere, overlapped Grams", kernels: KernelChoice { fused: FusedPolicy::Everywhere, overlap: true, ..DEFAULTS } },
+    Config { label: "unfused", kernels: KernelChoice { fused: FusedPolicy::Off, ..DEFAULTS } },
+    Config { label: "unfused, direct row op", kernels: KernelChoice { fused: FusedPolicy::Off, tiled: false, ..DEFAULTS } },
+    Config {
+        label: "unfused, cuBLAS reductions",
+        kernels: KernelChoice { fused: FusedPolicy::Off, gram: GramKernel::Gemm, skinny: false, tiled: false, ..DEFAULTS },
+    },
+    Config { label: "unfused, cuBLAS xtw", kernels: KernelChoice { fused: FusedPolicy::Off, skinny: false, ..DEFAULTS } },
+    Config { label: "stored p", kernels: KernelChoice { stored_p: true, ..DEFAULTS } },
 ];
-
-fn apply(gpu: &CudaBackend, c: Config) {
-    gpu.set_tiled_row_op(c.tiled);
-    gpu.set_fused_policy(c.fused);
-    gpu.set_gram_kernel(c.gram);
-    gpu.set_skinny_xtw(c.skinny);
-    gpu.set_stored_probabilities(c.stored_p);
-    gpu.set_overlapped_grams(c.overlap);
-}
 
 /// The linear E-step pass with sufficient statistics (k weighted Grams) in every configuration.
 fn estep_rows(gpu: &CudaBackend, n: usize, d: usize, k: usize, rows: &mut Vec<Row>) {
@@ -309,7 +293,7 @@ fn estep_rows(gpu: &CudaBackend, n: usize, d: usize, k: usize, rows: &mut Vec<Ro
     let mut best: Option<(f64, usize)> = None;
     let kernels = std::iter::once((GramKernel::Gemm, 0)).chain((0..TC_VARIANTS.len()).map(|i| (GramKernel::TensorCore, i)));
     for (gram, i) in kernels {
-        apply(gpu, Config { fused: FusedPolicy::Off, gram, skinny: false, ..DEFAULTS });
+        gpu.set_kernels(KernelChoice { fused: FusedPolicy::Off, gram, skinny: false, ..DEFAULTS });
         gpu.set_gram_tc_variant(i);
         if gram == GramKernel::TensorCore && gpu.gram_tc_variant() != TC_VARIANTS[i] {
             continue; // a Hopper variant on an older device
@@ -329,13 +313,13 @@ fn estep_rows(gpu: &CudaBackend, n: usize, d: usize, k: usize, rows: &mut Vec<Ro
         gpu.set_gram_tc_variant(i);
     }
     for config in CONFIGS {
-        apply(gpu, config);
+        gpu.set_kernels(config.kernels);
         let ms = pass_ms(gpu, &proj, &estep, 5);
         let used = if gpu.full_gram_kernel() == GramKernel::TensorCore { "tc" } else { "gemm" };
         println!("E-step pass n={n} d={d} k={k} ({k} Grams), {}: {ms:.2} ms (grams ran: {used})", config.label);
         rows.push(Row { label: format!("pass E-step+suff n={n} k={k}, {}", config.label), ms, floor_ms: f64::NAN, note: format!("grams ran: {used}") });
     }
-    apply(gpu, CONFIGS[0]);
+    gpu.set_kernels(DEFAULTS);
 }
 
 /// Each narrow pass of an EM iteration with linear experts at (n, d, k): the defaults (the fused kernel where
@@ -357,7 +341,7 @@ fn narrow_pass_rows(gpu: &CudaBackend, n: usize, d: usize, k: usize, proj: &[f64
     for (label, op, q) in others {
         // The defaults, the fused kernel on the pass (whether or not the default policy gives it the pass) in
         // every launch configuration, then the unfused path three ways.
-        apply(gpu, CONFIGS[0]);
+        gpu.set_kernels(DEFAULTS);
         let default = pass_ms(gpu, &proj[..q * d], &op, reps);
         gpu.set_fused_policy(FusedPolicy::Everywhere);
         let fused: Vec<f64> = (0..FUSED_VARIANTS.len()).map(|v| {
@@ -383,7 +367,7 @@ fn narrow_pass_rows(gpu: &CudaBackend, n: usize, d: usize, k: usize, proj: &[f64
         rows.push(Row { label: format!("pass {label} n={n}"), ms: default, floor_ms,
                         note: format!("unfused {unfused:.2} ms (direct row op {direct:.2}, cuBLAS XᵀR {cublas:.2}); fused by variant: {}", variants.join(", ")) });
     }
-    apply(gpu, CONFIGS[0]);
+    gpu.set_kernels(DEFAULTS);
 }
 
 /// EM per iteration in every configuration, the fused ones in each launch variant of the fused kernel; returns
@@ -392,7 +376,7 @@ fn em_rows(gpu: &CudaBackend, what: &str, model: &ModelSpec, iters: usize, bw: f
     let mut out = vec![];
     let mut default_fit = None;
     for config in CONFIGS {
-        apply(gpu, config);
+        gpu.set_kernels(config.kernels);
         // The defaults also in the fused kernel's other launch configurations.
         let variants = if config == CONFIGS[0] { FUSED_VARIANTS.len() } else { 1 };
         for (v, (kernel, _)) in FUSED_VARIANTS.iter().enumerate().take(variants) {
@@ -404,7 +388,7 @@ fn em_rows(gpu: &CudaBackend, what: &str, model: &ModelSpec, iters: usize, bw: f
         }
     }
     gpu.set_fused_variant(0);
-    apply(gpu, CONFIGS[0]);
+    gpu.set_kernels(DEFAULTS);
     (out, default_fit.unwrap())
 }
 
@@ -506,7 +490,7 @@ fn main() {
         std::env::remove_var("MOE_CUDA_GRAM_CHUNK_MB");
         estep_rows(&gpu, n_big, d, k_big, &mut rows);
         narrow_pass_rows(&gpu, n_big, d, k_big, &proj, bw, &mut rows);
-        apply(&gpu, CONFIGS[0]);
+        gpu.set_kernels(DEFAULTS);
         // 3b. EM at the large shape (CUDA only), every configuration.
         let (em, _) = em_rows(&gpu, &format!("EM linear n={n_big} d={d} k={k_big}"), &linear_model(k_big, d), 3, bw, rate);
         rows.extend(em);

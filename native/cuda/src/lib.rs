@@ -5,9 +5,10 @@
 //! Layers: `ffi` (raw declarations and dlsym), `driver` (safe context, buffers, launches, cuBLAS calls), `kernels`
 //! (host side of kernels/moe_kernels.cu), `backend` (`CudaBackend`, moe_core's `Backend`), and the host sides
 //! of the other kernel files: `gram` (Gram reductions: GEMM or tensor-core kernel), `fused` (the fused
-//! narrow pass), `xtw` (skinny Xᵀ·W reductions).
+//! narrow pass), `xtw` (skinny Xᵀ·W reductions); `choice` (`KernelChoice`: every kernel knob at once).
 
 mod backend;
+mod choice;
 pub mod driver;
 mod error;
 mod ffi;
@@ -18,6 +19,7 @@ pub mod kernels;
 mod xtw;
 
 pub use backend::CudaBackend;
+pub use choice::KernelChoice;
 pub use driver::{DeviceInfo, KernelSource};
 pub use fused::{FusedPolicy, VARIANTS as FUSED_VARIANTS};
 pub use error::{GpuError, GpuErrorKind};

@@ -146,7 +146,7 @@ fn fits_match_the_cpu_backend() {
                 Kernels::ALL,
             ];
             for kernels in configs.into_iter().chain(fused) {
-                kernels.apply(&gpu);
+                gpu.set_kernels(kernels);
                 let g = run(&gpu, &m, spec);
                 compare(&format!("{fname} {sname} ({})", kernels.label()), &g, &c, &mut failures);
             }

@@ -124,7 +124,7 @@ fn compare_case(case: &Case, seed: u32, weighted: bool, kernels: Kernels) -> Vec
     let proj = random_vec(seed + 1, shape.q * d, 0.9);
     let cpu = CpuBackend::new(problem.data(), 2).unwrap();
     let gpu = CudaBackend::new(problem.data()).unwrap();
-    kernels.apply(&gpu);
+    gpu.set_kernels(kernels);
     if kernels.gram == GramKernel::TensorCore {
         expect_tensor_core(&gpu);
     }
@@ -309,7 +309,7 @@ fn stored_probabilities_match_the_cpu_backend() {
             for kernels in configurations(&hess_vec_stored) {
                 let cpu = CpuBackend::new(data.data(), 2).unwrap();
                 let gpu = CudaBackend::new(data.data()).unwrap();
-                kernels.apply(&gpu);
+                gpu.set_kernels(kernels);
                 gpu.set_stored_probabilities(true);
                 assert!(gpu.stores_probabilities() && cpu.stores_probabilities());
                 let Err(e) = gpu.pass(Rows::All, dir, &hess_vec_stored) else { panic!("{name}: read probabilities never stored") };

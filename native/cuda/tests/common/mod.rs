@@ -84,45 +84,7 @@ pub fn assert_close(what: &str, gpu: &[f64], cpu: &[f64], tol: f64) {
     assert!(e <= tol, "{what}: relative error {e:e} > {tol:e}");
 }
 
-/// One choice of the CUDA backend's kernels: the fused narrow pass (`FusedPolicy`: by default where it saves a
-/// read of X; `Everywhere` tests the kernel on every op it fits),
-/// the Gram kernel (tensor cores by default, the GEMM path as the alternative), the skinny Xᵀ·W reductions and
-/// the opt-in probability store of Newton-CG (each compared with the CPU backend by the tests).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Kernels {
-    pub fused: moe_cuda::FusedPolicy,
-    /// The fused kernel's launch configuration (`moe_cuda::FUSED_VARIANTS` index, `set_fused_variant`).
-    pub fused_variant: usize,
-    pub gram: moe_cuda::GramKernel,
-    pub skinny: bool,
-    /// `stores_probabilities()` (`CudaBackend::set_stored_probabilities`).
-    pub stored_p: bool,
-    /// The unfused row op staged through shared memory (`set_tiled_row_op`).
-    pub tiled: bool,
-    /// The E-step's Grams left running on the side stream during the gate's M-step (`set_overlapped_grams`).
-    pub overlap: bool,
-}
-
-impl Kernels {
-    /// The defaults: the fused narrow pass where it saves a read of X (variant 0), tensor-core Grams, the skinny
-    /// Xᵀ·W kernel, no probability store.
-    pub const DEFAULT: Kernels = Kernels { fused: moe_cuda::FusedPolicy::SavesARead, fused_variant: 0, gram: moe_cuda::GramKernel::TensorCore, skinny: true, stored_p: false, tiled: true, overlap: false };
-    /// The defaults with the opt-in probability store, the fused kernel on every pass it fits and the
-    /// overlapped Grams.
-    pub const ALL: Kernels = Kernels { fused: moe_cuda::FusedPolicy::Everywhere, fused_variant: 0, gram: moe_cuda::GramKernel::TensorCore, skinny: true, stored_p: true, tiled: true, overlap: true };
-
-    pub fn apply(&self, gpu: &moe_cuda::CudaBackend) {
-        gpu.set_fused_policy(self.fused);
-        gpu.set_fused_variant(self.fused_variant);
-        gpu.set_gram_kernel(self.gram);
-        gpu.set_skinny_xtw(self.skinny);
-        gpu.set_stored_probabilities(self.stored_p);
-        gpu.set_tiled_row_op(self.tiled);
-        gpu.set_overlapped_grams(self.overlap);
-    }
-
-    pub fn label(&self) -> String {
-        format!("fused {:?} (variant {}), grams {:?}, skinny {}, stored p {}, tiled row op {}, overlapped grams {}", self.fused,
-                self.fused_variant, self.gram, self.skinny, self.stored_p, self.tiled, self.overlap)
-    }
-}
+/// One choice of the CUDA backend's kernels (`set_kernels`), each compared with the CPU backend by the tests:
+/// the defaults, each alternative alone, every opt-in at once (`Kernels::ALL`).
+#[allow(unused_imports)] // not every test file compares kernel choices
+pub use moe_cuda::KernelChoice as Kernels;
