@@ -15,7 +15,9 @@
 //      doubles so that every fragment load below hits 16 distinct 8-byte banks per half-warp) goes to
 //      dynamic shared memory by cp.async (16-byte copies where d is even and X 16-byte aligned); columns
 //      d..width and the rows past the end of a short last tile are zero-filled by the copy itself (src-size
-//      0), never read from global memory. X is read from global memory once per pass.
+//      0), never read from global memory. X is read from global memory once per pass. The rows' inputs of
+//      the row op come with it (ftc_stage_inputs: y, s, and the H row of ops that only read H, ≤ 16 wide;
+//      64 × 19 doubles), so that the row op, on the block's critical path, waits on no global load.
 //   2. A = X_tile·Pᵀ (64 × q, q ≤ 32) on the tensor cores: 4 row groups of 16 × ceil(q/8) column tiles of 8.
 //      Warp w owns row group w % 4 and, for q > 16, the column tiles 2·(w/4), 2·(w/4)+1 over all k-steps
 //      (one A fragment serves two MMAs); for q ≤ 16 both halves of the block compute the column tiles 0, 1,
@@ -44,11 +46,11 @@
 //
 // Variants (src/fused.rs `VARIANTS`; the bodies share the helpers below: copies, projection, A store, row op,
 // XᵀR step, partials):
-//   fused_tc       1 X buffer: 8·64·(width + 4 + 33 + 20) bytes = 84.5 KB at d = 100 (92.5 KB at d = 128),
+//   fused_tc       1 X buffer: 8·64·(width + 4 + 19 + 33 + 20) bytes = 94 KB at d = 100 (102 KB at d = 128),
 //                  2 blocks per SM (launch bounds 256 × 2: ≤ 128 registers), whose load and compute phases
 //                  interleave.
 //   fused_tc_pipe  2 X buffers, a 2-stage cp.async pipeline: the next tile's copies fly while this tile is
-//                  multiplied and its row op runs; 142.5 KB at d = 100 (158.5 KB at d = 128), 1 block per SM.
+//                  multiplied and its row op runs; 161.5 KB at d = 100 (177.5 KB at d = 128), 1 block per SM.
 //   fused_tc_l2    (fused_tc_l2_body) 128-row tiles on 128 threads: A (128 × 33) and R (128 × 20) of the tile
 //                  stay in shared memory, X does NOT: it streams through a ring of 3 chunks of 16 rows
 //                  (cp.async, 2 chunks in flight) once to compute A, then the row op runs on all 128 threads,
@@ -85,6 +87,8 @@
 #define FTC_MAX_R 16      // one m16 tile of Rᵀ
 #define FTC_AS 33         // A row stride: odd, the row op's lanes fall in distinct banks
 #define FTC_RS 20         // R row stride ≡ 4 (mod 16): conflict-free fragments
+#define FTC_STAGED_H 16   // widest H row staged with the tile (ftc_stage_inputs)
+#define FTC_IN_STRIDE 19  // per-row inputs: y, s, H (≤ 16); odd, the row op's lanes fall in distinct banks
 
 #if MOE_HAS_DMMA_M16
 #define FTC_KT 4
@@ -109,10 +113,11 @@ __device__ __forceinline__ void ftc_mma(double (&d)[4], const double (&a)[8], co
     }
 }
 
-// The dynamic shared memory of a launch with STAGES X buffers (src/fused.rs `shared_bytes`), in doubles.
+// The dynamic shared memory of a launch with STAGES X buffers, each with its rows' inputs (src/fused.rs
+// `shared_bytes`), in doubles.
 __host__ __device__ __forceinline__ int ftc_shared_doubles(int stages, int d) {
     const int width = 16 * ((d + 15) / 16);
-    return FTC_ROWS * (stages * (width + 4) + FTC_AS + FTC_RS);
+    return FTC_ROWS * (stages * (width + 4 + FTC_IN_STRIDE) + FTC_AS + FTC_RS);
 }
 
 // fused_tc_l2: tiles of FTL_ROWS rows, one thread per row; X streamed through a ring of FTL_RING chunks of
@@ -159,6 +164,27 @@ __device__ __forceinline__ void ftc_copy_rows(const FtcCopy& s, const double* x,
         const double* src = valid ? x + (size_t)(row0 + r) * d + s.cx : x;
         if (s.pairs16) cp_async_16(dst + r * xstride + s.cx, src, valid);
         else cp_async_8(dst + r * xstride + s.cx, src, valid);
+    }
+}
+
+// Whether the op's H rows are staged with the tile: ops that read H and never write it (every op but the
+// E-steps, which store H through the row pointer), up to FTC_STAGED_H wide.
+__device__ __forceinline__ bool ftc_stages_h(const RowOpParams& p) {
+    return p.h_width > 0 && p.h_width <= FTC_STAGED_H && p.op != OP_ESTEP && p.op != OP_SYM_ESTEP;
+}
+// Issues the cp.async copies of the per-row inputs of `nrows` pass rows from row0 into dst (FTC_IN_STRIDE
+// doubles a row): y at 0, s at 1 (when the pass has weights), the H row at 2.. (`stage_h`; through idx for
+// gathered rows), so that the row op reads shared memory instead of waiting on global loads.
+__device__ __forceinline__ void ftc_stage_inputs(const RowOpParams& p, bool stage_h, int row0, int nrows, double* dst, int tid,
+                                                 int threads) {
+    const int cols = 2 + (stage_h ? p.h_width : 0);
+    for (int e = tid; e < nrows * cols; e += threads) {
+        const int r = e / cols, c = e - r * cols, row = row0 + r;
+        const double* src;
+        if (c == 0) src = p.y + row;
+        else if (c == 1) src = p.s ? p.s + row : nullptr;
+        else src = p.h + (size_t)(p.idx ? p.idx[row] : (unsigned)row) * p.h_width + (c - 2);
+        if (src) cp_async_8(dst + r * FTC_IN_STRIDE + c, src, true);
     }
 }
 
@@ -224,12 +250,17 @@ __device__ __forceinline__ void ftc_store_a(double* as, const double (&c)[2][4],
 
 // The row op of tile row r (pass row row0 + r) on A in shared memory: R into shared memory (row stride FTC_RS),
 // Gram weights, sum terms, H and the probability store to global memory exactly as `row_op` writes them. Rows
-// past the end of a short last tile get a zero R row (their X rows are zero, but 0·NaN is not).
-__device__ __forceinline__ void ftc_row_op(const RowOpParams& p, const double* as, double* rs, int row0, int nrows, int r) {
+// past the end of a short last tile get a zero R row (their X rows are zero, but 0·NaN is not). `in`: the
+// tile's staged inputs (ftc_stage_inputs, `staged_h`: with the H rows), or null: y, s and H from global memory.
+__device__ __forceinline__ void ftc_row_op(const RowOpParams& p, const double* as, double* rs, int row0, int nrows, int r,
+                                           const double* in = nullptr, bool staged_h = false) {
     if (r < nrows) {
         const int row = row0 + r;
         RowOut o = {rs + r * FTC_RS, p.gw + (size_t)row * p.grams, p.sv + (size_t)row * p.sums};
-        eval_row(p, as + r * FTC_AS, p.y[row], p.s ? p.s[row] : 1.0, h_row(p, row), p_row(p, row), o);
+        const double* ri = in ? in + r * FTC_IN_STRIDE : nullptr;
+        const double y = ri ? ri[0] : p.y[row], s = p.s ? (ri ? ri[1] : p.s[row]) : 1.0;
+        double* hrow = staged_h ? const_cast<double*>(ri + 2) : h_row(p, row);  // staged: read only (ftc_stages_h)
+        eval_row(p, as + r * FTC_AS, y, s, hrow, p_row(p, row), o);
     } else {
         for (int col = 0; col < FTC_MAX_R; ++col) rs[r * FTC_RS + col] = 0.0;
     }
@@ -293,6 +324,8 @@ __device__ __forceinline__ void fused_tc_body(const RowOpParams& p, const double
     double* const xs = smem;                                  // STAGES × FTC_ROWS × xstride
     double* const as = xs + STAGES * FTC_ROWS * xstride;      // FTC_ROWS × FTC_AS
     double* const rs = as + FTC_ROWS * FTC_AS;                // FTC_ROWS × FTC_RS
+    double* const ins = rs + FTC_ROWS * FTC_RS;               // STAGES × FTC_ROWS × FTC_IN_STRIDE: the rows' inputs
+    const bool staged_h = ftc_stages_h(p);
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int g = lane / 4, t = lane % 4;  // fragment row and column (kernels/mma.cuh)
     const int q = p.q, rc = p.r_cols;
@@ -310,8 +343,9 @@ __device__ __forceinline__ void fused_tc_body(const RowOpParams& p, const double
     // so that the waits count uniformly).
     auto stage = [&](int tile, int buf) {
         if (tile < tiles) {
-            const int row0 = tile * FTC_ROWS;
-            ftc_copy_rows(cs, x, d, row0, min(FTC_ROWS, p.rows - row0), FTC_ROWS, xs + buf * FTC_ROWS * xstride, xstride);
+            const int row0 = tile * FTC_ROWS, nrows = min(FTC_ROWS, p.rows - row0);
+            ftc_copy_rows(cs, x, d, row0, nrows, FTC_ROWS, xs + buf * FTC_ROWS * xstride, xstride);
+            ftc_stage_inputs(p, staged_h, row0, nrows, ins + buf * FTC_ROWS * FTC_IN_STRIDE, tid, FTC_THREADS);
         }
         cp_async_commit();
     };
@@ -349,8 +383,8 @@ __device__ __forceinline__ void fused_tc_body(const RowOpParams& p, const double
         }
         __syncthreads();
 
-        // 3. The row op: warps 0 and 1, one thread per row.
-        if (tid < FTC_ROWS) ftc_row_op(p, as, rs, row0, nrows, tid);
+        // 3. The row op: warps 0 and 1, one thread per row, on the staged inputs.
+        if (tid < FTC_ROWS) ftc_row_op(p, as, rs, row0, nrows, tid, ins + buf * FTC_ROWS * FTC_IN_STRIDE, staged_h);
         __syncthreads();
 
         // 4. XᵀR += R_tileᵀ·X_tile, a short tile skipping its all-zero k-steps.

@@ -25,14 +25,16 @@ const L2_RING_ROWS: usize = 3 * 16;
 const MAX_D: usize = 128;
 const MAX_Q: usize = 32;
 const MAX_R: usize = 16;
-/// Row strides of the A and R tiles in shared memory (kernels/fused_tc.cu `FTC_AS`, `FTC_RS`).
+/// Row strides of the A and R tiles and of the staged per-row inputs (y, s, H) in shared memory
+/// (kernels/fused_tc.cu `FTC_AS`, `FTC_RS`, `FTC_IN_STRIDE`).
 const A_STRIDE: usize = 33;
 const R_STRIDE: usize = 20;
+const IN_STRIDE: usize = 19;
 
 /// Launch configurations of the kernel (kernels/fused_tc.cu): entry point and threads per block. The same
-/// templated body; `STAGES[v]` X buffers. The first is the default: one X buffer (84.5 KB of shared memory at
-/// d = 100), 2 blocks per SM whose load and compute phases interleave; the second a two-stage cp.async
-/// pipeline (142.5 KB at d = 100), 1 block per SM, the next tile's copies in flight while this one is
+/// templated body; `STAGES[v]` X buffers (each with its rows' inputs). The first is the default: one X buffer
+/// (94 KB of shared memory at d = 100), 2 blocks per SM whose load and compute phases interleave; the second a
+/// two-stage cp.async pipeline (161.5 KB at d = 100), 1 block per SM, the next tile's copies in flight while this one is
 /// multiplied; the third (`fused_tc_l2`) 128-row tiles whose A and R stay in shared memory while X streams
 /// through a 3-chunk ring twice (for A, then for XᵀR, the second read meant to hit L2), the row op on all 128
 /// threads (96.5 KB at d = 100, 2 blocks per SM). Measured on an H100 (bench/GPU.md): the first is the
@@ -49,13 +51,14 @@ const STAGES: [usize; 3] = [1, 2, 0];
 const GRID: usize = 3168;
 
 /// Bytes of dynamic shared memory of variant `variant` at d features (kernels/fused_tc.cu
-/// `ftc_shared_doubles`): its X buffers (64 rows, stride width + 4, width = d rounded up to 16), A and R; for
-/// `fused_tc_l2` (`ftl_shared_doubles`) A and R of 128 rows and the ring of 48 rows of X.
+/// `ftc_shared_doubles`): its X buffers (64 rows, stride width + 4, width = d rounded up to 16) with their rows'
+/// inputs (y, s, H), A and R; for `fused_tc_l2` (`ftl_shared_doubles`) A and R of 128 rows and the ring of 48
+/// rows of X.
 pub(crate) fn shared_bytes(variant: usize, d: usize) -> usize {
     let width = d.div_ceil(16) * 16;
     match STAGES[variant] {
         0 => 8 * (L2_ROWS * (A_STRIDE + R_STRIDE) + L2_RING_ROWS * (width + 4)),
-        stages => 8 * ROWS * (stages * (width + 4) + A_STRIDE + R_STRIDE),
+        stages => 8 * ROWS * (stages * (width + 4 + IN_STRIDE) + A_STRIDE + R_STRIDE),
     }
 }
 
@@ -173,19 +176,23 @@ mod tests {
     use super::*;
 
     /// The host's shared-memory arithmetic against kernels/fused_tc.cu `ftc_shared_doubles` (64 rows ×
-    /// (stages·(width + 4) + 33 + 20) doubles), and the fallback where a variant passes the device's limit.
+    /// (stages·(width + 4 + 19) + 33 + 20) doubles), and the fallback where a variant passes the device's
+    /// limit.
     #[test]
     fn shared_memory_and_fits() {
-        assert_eq!(shared_bytes(0, 100), 8 * 64 * (116 + 53));
-        assert_eq!(shared_bytes(1, 100), 8 * 64 * (2 * 116 + 53));
-        assert_eq!(shared_bytes(0, 128), 94_720);
-        assert_eq!(shared_bytes(1, 128), 162_304);
-        assert_eq!(shared_bytes(0, 1), 8 * 64 * (20 + 53));
+        assert_eq!(shared_bytes(0, 100), 8 * 64 * (135 + 53));
+        assert_eq!(shared_bytes(1, 100), 8 * 64 * (2 * 135 + 53));
+        assert_eq!(shared_bytes(0, 128), 104_448);
+        assert_eq!(shared_bytes(1, 128), 181_760);
+        assert_eq!(shared_bytes(0, 1), 8 * 64 * (39 + 53));
+        // Two blocks of fused_tc per SM of an H100 (228 KB, 1 KB reserved per block) up to d = 128.
+        assert!(2 * (shared_bytes(0, 128) + 1024) <= 228 << 10);
         let shape = OpShape { q: 30, r_cols: 15, grams: 0, diag_only: false, sums: 0, h_width: 16, writes_h: false, p_width: 0,
                              writes_p: false };
         let (h100, ada) = (227 << 10, 99 << 10);
         assert!(fits(100, &shape, 0, h100) && fits(100, &shape, 1, h100) && fits(128, &shape, 1, h100));
-        assert!(fits(100, &shape, 0, ada) && !fits(100, &shape, 1, ada));
+        // A 99 KB device (sm_86/89): the one-buffer configuration up to d = 112.
+        assert!(fits(100, &shape, 0, ada) && fits(112, &shape, 0, ada) && !fits(113, &shape, 0, ada) && !fits(100, &shape, 1, ada));
         assert!(!fits(129, &shape, 0, h100));
         assert!(!fits(100, &OpShape { q: 33, ..shape }, 0, h100) && !fits(100, &OpShape { r_cols: 17, ..shape }, 0, h100));
         // fused_tc_l2: 128 × (33 + 20) + 48 × (width + 4) doubles; 2 blocks per SM (≤ 113 KB each) up to d = 128,

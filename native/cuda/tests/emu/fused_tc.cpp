@@ -4,7 +4,8 @@
 // weights, per-row sum terms and stored H, to 1e-13 relative, and the same bits when run twice.
 // Cases: the narrow ops of an EM iteration and a few others, d ∈ {1, 7, 8, 100, 128} (d not a multiple of
 // 16 leaves padding; odd d takes the 8-byte copies), rows not a multiple of the 64-row tile, gathered rows
-// (H through idx, as Rows::Order), zero rows of X with zero weight, and a pass over no rows; the default
+// (H through idx, as Rows::Order; the staged H rows too), zero rows of X with zero weight, a pass without
+// sample weights (d = 8), and a pass over no rows; the default
 // configuration (src/fused.rs VARIANTS[0], one X buffer) on all of them, the two-stage pipeline (VARIANTS[1]),
 // the streamed 128-row variant (VARIANTS[2], fused_tc_l2) and the sm_80 form of the bodies (m8n8k4 instead of
 // m16n8k16) on subsets. Small grids (2 blocks) keep the emulation short while blocks walk several tiles (the
@@ -161,7 +162,7 @@ RowOpParams bind(const Op& op, Inputs& in, Outputs& o) {
     RowOpParams p = op.p;
     p.rows = in.rows;
     p.y = in.y.data();
-    p.s = in.s.data();
+    p.s = in.s.empty() ? nullptr : in.s.data();  // no sample weights: s = 1 in the row op
     p.h = op.k ? o.h.data() : nullptr;
     p.probs = p.p_width ? o.probs.data() : nullptr;
     p.idx = in.idx.empty() ? nullptr : in.idx.data();
@@ -360,9 +361,10 @@ int main() {
             // gathered rows on every other op.
             const bool gathered = (&op - all.data()) % 2 == 1;
             Inputs in = inputs(rng, op, 137, d, gathered, d == 7);
+            if (d == 8) in.s.clear();  // a pass without sample weights
             char label[160];
-            std::snprintf(label, sizeof label, "%s d=%d%s%s", op.name, d, gathered ? " gathered" : "",
-                          d == 7 ? " zero rows" : "");
+            std::snprintf(label, sizeof label, "%s d=%d%s%s%s", op.name, d, gathered ? " gathered" : "",
+                          d == 7 ? " zero rows" : "", d == 8 ? " no weights" : "");
             ok &= compare(label, fused(op, in, grid), unfused(op, in));
         }
     }
