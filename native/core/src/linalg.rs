@@ -116,24 +116,24 @@ impl CholeskyFactor {
             }
             return;
         }
-        let mut s = vec![0.0; count];
-        let mut substitute = |i: usize, others: &mut dyn Iterator<Item = (usize, f64)>, b: &mut [f64]| {
-            s.copy_from_slice(&b[i * count..(i + 1) * count]);
-            for (m, coefficient) in others {
-                for (sc, &bm) in s.iter_mut().zip(&b[m * count..(m + 1) * count]) {
-                    *sc -= coefficient * bm;
+        // Row i of X: (B_i − Σ_m coefficient_m X_m) / L_ii, the sum over m in increasing order.
+        let substitute = |i: usize, others: std::ops::Range<usize>, coefficients: &[f64], b: &mut [f64]| {
+            let (done, rest) = b.split_at_mut(i * count);
+            let (row, after) = rest.split_at_mut(count);
+            for (m, &coefficient) in others.zip(coefficients) {
+                let other = if m < i { &done[m * count..(m + 1) * count] } else { &after[(m - i - 1) * count..(m - i) * count] };
+                for (bi, &bm) in row.iter_mut().zip(other) {
+                    *bi -= coefficient * bm;
                 }
             }
             let pivot = l[i * p + i];
-            for (bi, &sc) in b[i * count..(i + 1) * count].iter_mut().zip(&s) {
-                *bi = sc / pivot;
-            }
+            row.iter_mut().for_each(|bi| *bi /= pivot);
         };
         for i in 0..p {
-            substitute(i, &mut (0..i).map(|m| (m, l[i * p + m])), b);
+            substitute(i, 0..i, &l[i * p..i * p + i], b);
         }
         for i in (0..p).rev() {
-            substitute(i, &mut (i + 1..p).map(|m| (m, lt[i * p + m])), b);
+            substitute(i, i + 1..p, &lt[i * p + i + 1..(i + 1) * p], b);
         }
     }
 }
