@@ -83,45 +83,60 @@ fn close_enough(built: f64, mu: f64) -> bool {
     built.to_bits() == mu.to_bits() || (built > 0.0 && mu > 0.0 && mu <= built * MU_REUSE_RATIO && built <= mu * MU_REUSE_RATIO)
 }
 
+/// Rows whose logits `class_covariance` computes together.
+const LOGIT_ROWS: usize = 8;
+
 /// C = Σ_j s_j M_j / Σ_j s_j over the sample at V (M_j = diag(π_j) − π_j π_jᵀ, m free classes of m+1).
 ///
-/// Each logit v_a · x is summed in feature order (as linalg::dot), with V transposed once so that the m sums
-/// advance together over contiguous memory: at each feature one vectorisable multiply-add per class rather
-/// than m strided loads. The same operations in the same order, so the same bits as the row-by-row form, at a
-/// fraction of its time (it runs at every Newton iterate of the gate, on the host, between GPU passes).
+/// Each logit v_a · x is summed in feature order (as linalg::dot), so the result is the same bits as one dot
+/// product per row and class; but the sample's rows go LOGIT_ROWS at a time, transposed, so that the sums of
+/// those rows advance together: independent multiply-adds over contiguous memory rather than one serial chain
+/// per logit, whatever m is (the gate of a two-expert model has m = 1). It runs at every Newton iterate of the
+/// gate, on the host, between a GPU backend's passes.
 fn class_covariance(v: &[f64], m: usize, d: usize, x: &[f64], s: &[f64]) -> Vec<f64> {
-    let mut vt = vec![0.0; d * m];
-    for (a, va) in v.chunks_exact(d).enumerate() {
-        for (f, &vaf) in va.iter().enumerate() {
-            vt[f * m + a] = vaf;
-        }
-    }
     let mut c = vec![0.0; m * m];
     let mut total = 0.0;
+    let mut xt = vec![0.0; d * LOGIT_ROWS];
+    let mut logits = vec![[0.0; LOGIT_ROWS]; m];
     let mut pi = vec![0.0; m + 1];
-    for (row, &w) in x.chunks_exact(d).zip(s) {
-        pi.iter_mut().for_each(|p| *p = 0.0);
-        for (&xf, vf) in row.iter().zip(vt.chunks_exact(m)) {
-            for (p, &vaf) in pi[..m].iter_mut().zip(vf) {
-                *p += vaf * xf;
+    for (block, weights) in x.chunks(LOGIT_ROWS * d).zip(s.chunks(LOGIT_ROWS)) {
+        // The block's rows as the columns of xt (d × LOGIT_ROWS); a short last block's missing rows are zeros.
+        xt.iter_mut().for_each(|v| *v = 0.0);
+        for (r, row) in block.chunks_exact(d).enumerate() {
+            for (f, &xf) in row.iter().enumerate() {
+                xt[f * LOGIT_ROWS + r] = xf;
             }
         }
-        let top = pi.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let mut z = 0.0;
-        for p in pi.iter_mut() {
-            *p = (*p - top).exp();
-            z += *p;
-        }
-        pi.iter_mut().for_each(|p| *p /= z);
-        for a in 0..m {
-            let w_pa = w * pi[a];
-            let ca = &mut c[a * m..(a + 1) * m];
-            ca[a] += w_pa;
-            for (cab, &pb) in ca.iter_mut().zip(&pi[..m]) {
-                *cab -= w_pa * pb;
+        for (va, sums) in v.chunks_exact(d).zip(logits.iter_mut()) {
+            *sums = [0.0; LOGIT_ROWS];
+            for (&vaf, xf) in va.iter().zip(xt.chunks_exact(LOGIT_ROWS)) {
+                for (sum, &x) in sums.iter_mut().zip(xf) {
+                    *sum += vaf * x;
+                }
             }
         }
-        total += w;
+        for (r, &w) in weights.iter().enumerate() {
+            for (p, sums) in pi.iter_mut().zip(&logits) {
+                *p = sums[r];
+            }
+            pi[m] = 0.0;
+            let top = pi.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let mut z = 0.0;
+            for p in pi.iter_mut() {
+                *p = (*p - top).exp();
+                z += *p;
+            }
+            pi.iter_mut().for_each(|p| *p /= z);
+            for a in 0..m {
+                let w_pa = w * pi[a];
+                let ca = &mut c[a * m..(a + 1) * m];
+                ca[a] += w_pa;
+                for (cab, &pb) in ca.iter_mut().zip(&pi[..m]) {
+                    *cab -= w_pa * pb;
+                }
+            }
+            total += w;
+        }
     }
     if total > 0.0 {
         c.iter_mut().for_each(|v| *v /= total);
@@ -249,8 +264,8 @@ mod tests {
         assert!(!Rc::ptr_eq(&l2, &l3));
     }
 
-    /// The transposed form of `class_covariance` is the row-by-row one (each logit a strided dot product),
-    /// to the bit.
+    /// The blocked form of `class_covariance` is the row-by-row one (one dot product per logit), to the bit,
+    /// full and short blocks alike.
     #[test]
     fn class_covariance_is_the_row_by_row_form_bit_for_bit() {
         let row_by_row = |v: &[f64], m: usize, d: usize, x: &[f64], s: &[f64]| {
@@ -277,7 +292,7 @@ mod tests {
             c
         };
         let mut rng = crate::rng::Rng::new(17);
-        for (m, d, count) in [(1, 3, 5), (7, 13, 40), (15, 100, 64)] {
+        for (m, d, count) in [(1, 3, 5), (1, 784, 21), (7, 13, 40), (15, 100, 67)] {
             let x: Vec<f64> = (0..count * d).map(|_| 2.0 * rng.uniform() - 1.0).collect();
             let s: Vec<f64> = (0..count).map(|_| rng.uniform()).collect();
             let v: Vec<f64> = (0..m * d).map(|_| rng.uniform() - 0.5).collect();

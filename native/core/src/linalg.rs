@@ -106,7 +106,18 @@ impl CholeskyFactor {
         let (p, l, lt) = (self.p, &self.l, &self.lt);
         debug_assert_eq!(b.len(), p * count);
         if count == 1 {
-            forward_solve_in_place(l, p, b);
+            // Forward by columns of L (rows of Lᵀ): once x_i is known it leaves every later b_m at once, so each
+            // b_m sees the subtractions of forward_solve_in_place in the same order (m' = 0, 1, …), but they are
+            // independent multiply-adds rather than one serial chain per row. (The back substitution cannot do
+            // the same without reversing its order of summation: it stays by rows.)
+            for i in 0..p {
+                let (done, rest) = b.split_at_mut(i + 1);
+                let xi = done[i] / l[i * p + i];
+                done[i] = xi;
+                for (bm, &lmi) in rest.iter_mut().zip(&lt[i * p + i + 1..(i + 1) * p]) {
+                    *bm -= lmi * xi;
+                }
+            }
             for i in (0..p).rev() {
                 let mut s = b[i];
                 for (&lmi, &bm) in lt[i * p + i + 1..(i + 1) * p].iter().zip(&b[i + 1..]) {
