@@ -11,7 +11,7 @@ import {
 } from '../src/data/samplers.js';
 import { isMoEError } from '../src/errors.js';
 import { resolveFitSpec } from '../src/input.js';
-import { GateStatistics } from '../src/algorithms/kronecker.js';
+import { KroneckerStatistics } from '../src/algorithms/kronecker.js';
 import { jacobi, preconditionedCg } from '../src/linalg/cg.js';
 import { choleskyInPlace, choleskySolveInPlace, solveSpdWithRecovery } from '../src/linalg/cholesky.js';
 import { weightedGrams } from '../src/linalg/gram.js';
@@ -266,7 +266,7 @@ describe('M-step solvers', () => {
     expect(events).toHaveLength(0);
   });
 
-  it("the gate's Kronecker preconditioner needs far fewer CG products than Jacobi on correlated features, and newton-cg with it reaches newton's optimum", () => {
+  it.each(['gate', 'expert'] as const)("the Kronecker preconditioner of a %s needs far fewer CG products than Jacobi on correlated features, and newton-cg with it reaches newton's optimum", (kind) => {
     // Correlated features on scales 0.1–10, an intercept column, a ridge: what the Kronecker form captures.
     const rng = new Rng(72);
     const n = 600; const d = 12; const C = 4;
@@ -282,8 +282,16 @@ describe('M-step solvers', () => {
       for (let a = 0; a < C; a++) soft[i * C + a] /= z;
       c[i] = 0.5 + rng.uniform();
     }
-    const base = { x, n, d, rowScale: null, c, C, soft, labels: null, ridge: 0.1, intercept: true, block: 'gate' };
-    const kronecker = new GateStatistics(x, n, d, c, true);
+    // The gate: weights s, soft targets H. An expert: weights s·h_j (here the row's largest soft target), one-hot
+    // labels; its preconditioner shares the statistics (Ĝ over s) and takes s·h_j at the sample rows.
+    const s = c;
+    const hj = new Float64Array(n).map((_, i) => Math.max(...soft.subarray(i * C, (i + 1) * C)));
+    const labels = new Int32Array(n).map((_, i) => soft.subarray(i * C, (i + 1) * C).indexOf(hj[i]!));
+    const weights = kind === 'gate' ? s : s.map((si, i) => si * hj[i]!);
+    const base = { x, n, d, rowScale: null, c: weights, C, soft: kind === 'gate' ? soft : null, labels: kind === 'gate' ? null : labels,
+      ridge: 0.1, intercept: true, block: kind };
+    const stats = new KroneckerStatistics(x, n, d, s, true);
+    const kronecker = { stats, sampleC: stats.sampleWeights(weights) };
     const sr = new SoftmaxRegression(base);
     const p = sr.p;
     const V = new Float64Array(p).map(() => 0.05 * rng.normal());
@@ -295,13 +303,13 @@ describe('M-step solvers', () => {
       for (let a = 0; a < p; a++) { let s = 0; for (let b = 0; b < p; b++) s += negH[a * p + b]! * v[b]!; out[a] = s; }
     };
     let sumC = 0;
-    for (const ci of c) sumC += ci;
+    for (const ci of weights) sumC += ci;
     const solve = (precondition: (r: Float64Array, z: Float64Array) => void): { its: number; delta: Float64Array } => {
       const delta = new Float64Array(p);
       return { its: preconditionedCg(applyA, g, precondition, { maxIter: 2000, eta: 1e-12 }, delta), delta };
     };
     const withJacobi = solve(jacobi(diag));
-    const withKronecker = solve(kronecker.at(V, sumC, 0.1));
+    const withKronecker = solve(stats.at(V, sumC, 0.1, kronecker.sampleC));
     expect(withKronecker.its).toBeLessThan(withJacobi.its / 2);
     const scale = Math.max(...withJacobi.delta.map(Math.abs));
     for (let q = 0; q < p; q++) expect(Math.abs(withKronecker.delta[q]! - withJacobi.delta[q]!)).toBeLessThan(1e-6 * scale);

@@ -1,13 +1,14 @@
 /**
- * The gate's Kronecker preconditioner for Newton-CG (docs/ALGORITHMS.md §3; native/core/src/kronecker.rs).
+ * The Kronecker preconditioner for Newton-CG on the softmax problems of the general model, the gate and the
+ * logistic / multinomial experts (docs/ALGORITHMS.md §3; native/core/src/kronecker.rs).
  *
- * The gate's curvature is −H = Σ_i s_i M_i ⊗ x_i x_iᵀ + λI', with M_i = diag(π_i) − π_i π_iᵀ over the k−1 free
- * classes. Replacing every M_i by their weighted mean C gives −H ≈ S·C ⊗ Ĝ + λI' with Ĝ = Σ s x xᵀ / S, whose
- * inverse is two small Cholesky solves: Ĝ's (d×d) and C's ((k−1)×(k−1), from a fixed sample of rows at each
- * Newton iterate). Unlike the Jacobi preconditioner it sees the features' correlations and scales and the
- * classes' coupling.
+ * A problem with row weights c (the gate: s; expert j: s·h_j) has the curvature −H = Σ_i c_i M_i ⊗ x_i x_iᵀ + λI',
+ * with M_i = diag(π_i) − π_i π_iᵀ over its m free classes. Replacing every M_i by their c-weighted mean C and
+ * x xᵀ by the data's mean Ĝ = Σ s x xᵀ / S gives −H ≈ (Σc)·C ⊗ Ĝ + λI', whose inverse is two small Cholesky
+ * solves: Ĝ's (d×d, shared by every problem) and C's (m×m, from a fixed sample of rows at each Newton iterate).
+ * Unlike the Jacobi preconditioner it sees the features' correlations and scales and the classes' coupling.
  */
-import { choleskyInPlace, choleskySolveInPlace } from '../linalg/cholesky.js';
+import { choleskyInPlace, factorSolveInPlace } from '../linalg/cholesky.js';
 import { weightedGrams } from '../linalg/gram.js';
 
 /** Rows in the sample that C is averaged over: rows ⌊j·n/count⌋, j < count = min(n, SAMPLE_ROWS). */
@@ -15,15 +16,17 @@ export const SAMPLE_ROWS = 512;
 /** Ĝ's and C's diagonals are scaled by 1 + JITTER (see `spdFactor`): a preconditioner needs to be SPD, not exact. */
 const JITTER = 1e-6;
 /**
- * With a ridge, μ moves at every Newton iterate (with C's trace); Ĝ + μI' is factored again only when μ has
- * moved by more than this factor since the factor in hand was built (a d×d factor is O(d³); a
- * preconditioner's μ need not be exact). As native/core/src/kronecker.rs `MU_REUSE_RATIO`.
+ * With a ridge, each problem's μ moves at every Newton iterate (with C's trace), and the problems' μ differ. A
+ * factor of Ĝ + μ_b I' serves a μ whose difference from μ_b is at most MU_REUSE_RATIO − 1 times the smallest
+ * diagonal entry of Ĝ + min(μ, μ_b) I' (`serves`). As native/core/src/kronecker.rs.
  */
 const MU_REUSE_RATIO = 1.25;
+/** Factors of Ĝ + μI' kept for reuse, the most recently built first. */
+const KEPT_FACTORS = 4;
 
-/** Whether Ĝ's factor built with ridge term `built` serves for `mu`: the same value, or both positive and close. */
-function closeEnough(built: number, mu: number): boolean {
-  return Object.is(built, mu) || (built > 0 && mu > 0 && mu <= built * MU_REUSE_RATIO && built <= mu * MU_REUSE_RATIO);
+/** Whether the factor of Ĝ + μ_b I' (`built`) serves μ (native/core/src/kronecker.rs `serves`). */
+function serves(built: number, mu: number, gramDiagMin: number): boolean {
+  return Object.is(built, mu) || Math.abs(mu - built) <= (MU_REUSE_RATIO - 1) * (gramDiagMin + Math.min(mu, built));
 }
 
 /** The sample's row indices. */
@@ -33,57 +36,75 @@ export function sampleRows(n: number): number[] {
   return Array.from({ length: count }, (_, j) => Math.floor((j * n) / count));
 }
 
-/** What the gate's preconditioner needs from the data (rows x, n×d, with weights c). */
-export class GateStatistics {
+/** What the preconditioners need from the data (rows x, n×d, with weights s), computed once per fit. */
+export class KroneckerStatistics {
   private readonly gramMean: Float64Array;
   private readonly sampleX: Float64Array;
-  private readonly sampleC: Float64Array;
-  /** Ĝ + μI' factored and the μ it was built with (0 without a ridge: one factor per fit). */
-  private factor: { mu: number; l: Float64Array } | null = null;
+  /** The sample's row indices (`sampleRows`). */
+  readonly sampleIndex: number[];
+  /** The smallest diagonal entry of Ĝ over the penalised features (∞ without one): the scale μ is compared with. */
+  private readonly gramDiagMin: number;
+  /** Factors of Ĝ + μI' with the μ each was built with, the most recent first (at most KEPT_FACTORS). */
+  private factors: { mu: number; l: Float64Array }[] = [];
 
-  constructor(x: Float64Array, n: number, private readonly d: number, c: Float64Array,
+  constructor(x: Float64Array, n: number, private readonly d: number, s: Float64Array,
     private readonly intercept: boolean) {
     let total = 0;
-    for (let i = 0; i < n; i++) total += c[i]!;
-    this.gramMean = weightedGrams(x, n, d, c, 1, new Float64Array(d * d));
+    for (let i = 0; i < n; i++) total += s[i]!;
+    this.gramMean = weightedGrams(x, n, d, s, 1, new Float64Array(d * d));
     for (let q = 0; q < d * d; q++) this.gramMean[q] /= total;
-    const rows = sampleRows(n);
-    this.sampleX = new Float64Array(rows.length * d);
-    this.sampleC = new Float64Array(rows.length);
-    rows.forEach((i, j) => {
-      this.sampleX.set(x.subarray(i * d, (i + 1) * d), j * d);
-      this.sampleC[j] = c[i]!;
-    });
+    let gramDiagMin = Infinity;
+    for (let f = intercept ? 1 : 0; f < d; f++) gramDiagMin = Math.min(gramDiagMin, this.gramMean[f * d + f]!);
+    this.gramDiagMin = gramDiagMin;
+    this.sampleIndex = sampleRows(n);
+    this.sampleX = new Float64Array(this.sampleIndex.length * d);
+    this.sampleIndex.forEach((i, j) => this.sampleX.set(x.subarray(i * d, (i + 1) * d), j * d));
   }
 
-  /** The preconditioner's inverse at the gate V ((k−1)×d) for Σ c = sumC and ridge λ: z = M⁻¹ r. */
-  at(V: Float64Array, sumC: number, ridge: number): (r: Float64Array, z: Float64Array) => void {
+  /** A problem's row weights c (length n) at the sample rows. */
+  sampleWeights(c: Float64Array): Float64Array {
+    return Float64Array.from(this.sampleIndex, (i) => c[i]!);
+  }
+
+  /**
+   * The preconditioner's inverse at V (m×d) of a problem with Σ c = sumC, ridge λ and row weights `sampleC` at
+   * the sample rows: z = M⁻¹ r.
+   */
+  at(V: Float64Array, sumC: number, ridge: number, sampleC: Float64Array): (r: Float64Array, z: Float64Array) => void {
     const d = this.d;
     const m = V.length / d;
-    const cls = classCovariance(V, m, d, this.sampleX, this.sampleC);
-    // S·C ⊗ Ĝ + λI' ≈ S·C ⊗ (Ĝ + μI') with μ = λ/(S·c̄), c̄ = tr(C)/m: exact when C = c̄I.
+    const cls = classCovariance(V, m, d, this.sampleX, sampleC);
+    // (Σc)·C ⊗ Ĝ + λI' ≈ (Σc)·C ⊗ (Ĝ + μI') with μ = λ/((Σc)·c̄), c̄ = tr(C)/m: exact when C = c̄I.
     let cBar = 0;
     for (let a = 0; a < m; a++) cBar += cls[a * m + a]!;
     cBar /= m;
     const mu = ridge > 0 ? ridge / (sumC * cBar) : 0;
-    if (this.factor === null || !closeEnough(this.factor.mu, mu)) {
-      const g = Float64Array.from(this.gramMean);
-      for (let f = this.intercept ? 1 : 0; f < d; f++) g[f * d + f] += mu;
-      this.factor = { mu, l: spdFactor(g, d) };
-    }
-    const gramFactor = this.factor.l;
+    const gramFactor = this.gramFactor(mu);
     const classFactor = spdFactor(cls, m);
     const scale = 1 / sumC;
     const column = new Float64Array(m);
     return (r, z) => {
       z.set(r);
-      for (let a = 0; a < m; a++) choleskySolveInPlace(gramFactor, d, z.subarray(a * d, (a + 1) * d));
+      for (let a = 0; a < m; a++) factorSolveInPlace(gramFactor, d, z.subarray(a * d, (a + 1) * d));
       for (let f = 0; f < d; f++) {
         for (let a = 0; a < m; a++) column[a] = z[a * d + f]!;
-        choleskySolveInPlace(classFactor, m, column);
+        factorSolveInPlace(classFactor, m, column);
         for (let a = 0; a < m; a++) z[a * d + f] = column[a]! * scale;
       }
     };
+  }
+
+  /** A factor of Ĝ + μI': the most recent kept one that `serves` μ, else a new one. */
+  private gramFactor(mu: number): Float64Array {
+    const kept = this.factors.find((f) => serves(f.mu, mu, this.gramDiagMin));
+    if (kept !== undefined) return kept.l;
+    const d = this.d;
+    const g = Float64Array.from(this.gramMean);
+    for (let f = this.intercept ? 1 : 0; f < d; f++) g[f * d + f] += mu;
+    const l = spdFactor(g, d);
+    this.factors.unshift({ mu, l });
+    this.factors.length = Math.min(this.factors.length, KEPT_FACTORS);
+    return l;
   }
 }
 

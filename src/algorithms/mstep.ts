@@ -8,7 +8,7 @@ import { solveSpdWithRecovery } from '../linalg/cholesky.js';
 import { weightedGrams } from '../linalg/gram.js';
 import { fullLayout } from '../models/layout.js';
 import type { RecoveryEvent } from '../types.js';
-import { GateStatistics } from './kronecker.js';
+import { KroneckerStatistics } from './kronecker.js';
 import { SoftmaxRegression, resolveSolver, type SoftmaxProblem, type SoftmaxSolverOptions } from './softmax-regression.js';
 
 /** σ² floor relative to the weighted variance of y (§3). */
@@ -25,9 +25,9 @@ export interface MStepContext {
   cache?: MStepCache;
 }
 
-/** What the M-steps of one fit share: the gate's Kronecker statistics, built at its first Newton-CG solve. */
+/** What the M-steps of one fit share: the Kronecker statistics, built at the fit's first Newton-CG softmax solve. */
 export interface MStepCache {
-  gateStatistics?: GateStatistics;
+  kroneckerStatistics?: KroneckerStatistics;
 }
 
 function solverOptions(ctx: MStepContext, p: number, stepSize: number): SoftmaxSolverOptions {
@@ -139,13 +139,17 @@ function expertsMStep(ctx: MStepContext, params: Float64Array, h: Float64Array):
   const labels = new Int32Array(data.n);
   for (let i = 0; i < data.n; i++) labels[i] = model.experts === 'logistic' ? (data.y[i] === 1 ? 0 : 1) : data.y[i]!;
   const freePerExpert = (C - 1) * d;
+  const opts = solverOptions(ctx, freePerExpert, ctx.fit.stepSize.experts);
+  const stats = opts.solver === 'newton-cg' ? kroneckerStatistics(ctx) : undefined;
   for (let j = 0; j < k; j++) {
+    const c = expertWeights(data, h, k, j, new Float64Array(data.n));
     const problem: SoftmaxProblem = {
-      x: data.x, n: data.n, d, rowScale: null, c: expertWeights(data, h, k, j, new Float64Array(data.n)), C,
+      x: data.x, n: data.n, d, rowScale: null, c, C,
       soft: null, labels, ridge: model.ridge, intercept: model.intercept, block: `expert ${j}`,
+      kronecker: stats && { stats, sampleC: stats.sampleWeights(c) },
     };
     const V = params.subarray(fl.coef + j * fl.coefPerExpert, fl.coef + j * fl.coefPerExpert + freePerExpert);
-    new SoftmaxRegression(problem).solve(V, solverOptions(ctx, freePerExpert, ctx.fit.stepSize.experts), events);
+    new SoftmaxRegression(problem).solve(V, opts, events);
   }
 }
 
@@ -156,20 +160,21 @@ export function gateMStep(ctx: MStepContext, params: Float64Array, h: Float64Arr
   if (k < 2) return;
   const c = rowWeights(data);
   const opts = solverOptions(ctx, (k - 1) * d, ctx.fit.stepSize.gate);
+  const stats = opts.solver === 'newton-cg' ? kroneckerStatistics(ctx) : undefined;
   const problem: SoftmaxProblem = {
     x: data.x, n: data.n, d, rowScale: null, c, C: k, soft: h, labels: null,
     ridge: model.ridge, intercept: model.intercept, block: 'gate',
-    kronecker: opts.solver === 'newton-cg' ? gateStatistics(ctx, c) : undefined,
+    kronecker: stats && { stats, sampleC: stats.sampleWeights(c) },
   };
   const V = params.subarray(0, (k - 1) * d);
   new SoftmaxRegression(problem).solve(V, opts, events);
 }
 
-/** The gate's Kronecker statistics: the fit's (`ctx.cache`), built on first use. */
-function gateStatistics(ctx: MStepContext, c: Float64Array): GateStatistics {
+/** The Kronecker statistics: the fit's (`ctx.cache`), built on first use. */
+function kroneckerStatistics(ctx: MStepContext): KroneckerStatistics {
   const { data, model } = ctx;
-  const stats = ctx.cache?.gateStatistics ?? new GateStatistics(data.x, data.n, model.d, c, model.intercept);
-  if (ctx.cache) ctx.cache.gateStatistics = stats;
+  const stats = ctx.cache?.kroneckerStatistics ?? new KroneckerStatistics(data.x, data.n, model.d, rowWeights(data), model.intercept);
+  if (ctx.cache) ctx.cache.kroneckerStatistics = stats;
   return stats;
 }
 

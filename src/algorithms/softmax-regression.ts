@@ -8,7 +8,7 @@ import type { MStepSolver, RecoveryEvent } from '../types.js';
 import { solveSpdWithRecovery } from '../linalg/cholesky.js';
 import { jacobi, preconditionedCg } from '../linalg/cg.js';
 import { weightedGrams } from '../linalg/gram.js';
-import type { GateStatistics } from './kronecker.js';
+import type { KroneckerStatistics } from './kronecker.js';
 
 export interface SoftmaxProblem {
   /** Features n×d row-major. */
@@ -30,8 +30,11 @@ export interface SoftmaxProblem {
   intercept: boolean;
   /** Names the block in recovery events and errors ('gate', 'expert 2'). */
   block: string;
-  /** Newton-CG's Kronecker preconditioner (the gate of the general model); absent = Jacobi. */
-  kronecker?: GateStatistics;
+  /**
+   * Newton-CG's Kronecker preconditioner (the softmax problems of the general model): the fit's statistics and
+   * the problem's row weights c at their sample rows; absent = Jacobi.
+   */
+  kronecker?: { stats: KroneckerStatistics; sampleC: Float64Array };
 }
 
 export interface SoftmaxSolverOptions {
@@ -287,7 +290,7 @@ export class SoftmaxRegression {
         const kronecker = this.pr.kronecker;
         let precondition;
         if (kronecker !== undefined) {
-          precondition = kronecker.at(V, this.sumC, this.pr.ridge);
+          precondition = kronecker.stats.at(V, this.sumC, this.pr.ridge, kronecker.sampleC);
         } else {
           this.negHessianDiagonal(cache!, diag!);
           precondition = jacobi(diag!);

@@ -51,6 +51,20 @@ export function choleskySolveInPlace(l: Float64Array, p: number, b: Float64Array
   }
 }
 
+/**
+ * Solves L Lᵀ x = b in place as `choleskySolveInPlace`, except that the back substitution sums from row p − 1
+ * down (the order native/core/src/linalg.rs `factor_solve_in_place` keeps, which lets the native solve of
+ * several right-hand sides share each pass over L): the Kronecker preconditioner's solves.
+ */
+export function factorSolveInPlace(l: Float64Array, p: number, b: Float64Array): void {
+  forwardSolveInPlace(l, p, b);
+  for (let i = p - 1; i >= 0; i--) {
+    let s = b[i]!;
+    for (let m = p - 1; m > i; m--) s -= l[m * p + i]! * b[m]!;
+    b[i] = s / l[i * p + i]!;
+  }
+}
+
 /** Forward substitution L x = b in place (L lower, from `choleskyInPlace`). */
 export function forwardSolveInPlace(l: Float64Array, p: number, b: Float64Array): void {
   for (let i = 0; i < p; i++) {

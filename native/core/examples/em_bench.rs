@@ -43,7 +43,9 @@ fn main() {
     let spec = FitSpec { max_iter: iters, tol: 0.0, ..FitSpec::default() };
     let mut last = Instant::now();
     let (mut per_iter, mut host) = (Vec::new(), Vec::new());
-    fit(&b, &model, &spec, 1, None, None, &mut |_| {
+    let mut nll = f64::NAN;
+    fit(&b, &model, &spec, 1, None, None, &mut |record| {
+        nll = record.nll;
         let wall = last.elapsed().as_secs_f64() * 1e3;
         per_iter.push(wall);
         host.push(wall - in_passes.replace(0.0));
@@ -54,7 +56,7 @@ fn main() {
     let steady: Vec<f64> = per_iter[1..].to_vec();
     let mean = steady.iter().sum::<f64>() / steady.len().max(1) as f64;
     let host_mean = host[1..].iter().sum::<f64>() / steady.len().max(1) as f64;
-    println!("n={n} d={d} k={k} threads={}: init {:.1} ms, EM iteration mean {mean:.1} ms {:?}, of which host work outside the passes {host_mean:.2} ms",
+    println!("n={n} d={d} k={k} threads={}: init {:.1} ms, EM iteration mean {mean:.1} ms {:?}, of which host work outside the passes {host_mean:.2} ms; final NLL {nll:.10}",
              cpu.threads(), per_iter[0], steady.iter().map(|v| v.round()).collect::<Vec<_>>());
     for (name, (count, ms)) in stats.borrow().iter() {
         println!("  {name:20} {count:4} passes {ms:9.1} ms ({:.2} ms/pass)", ms / *count as f64);

@@ -245,9 +245,12 @@ pub trait Backend {
     fn read_h(&self, width: usize) -> Result<Vec<f64>>;
     /// One fused pass: A = X_rows·Pᵀ, the per-row `op`, reductions (see `RowOp`, `OpShape`).
     fn pass(&self, rows: Rows, proj: &[f64], op: &RowOp) -> Result<PassOut>;
-    /// Rows `idx` of X (idx.len()×d, row-major) and their weights s (1 without weights): the sample the gate's
-    /// Kronecker preconditioner averages over (crate::kronecker), read once per fit.
+    /// Rows `idx` of X (idx.len()×d, row-major) and their weights s (1 without weights): the sample the
+    /// Kronecker preconditioners average over (crate::kronecker), read once per fit.
     fn gather_rows(&self, idx: &[usize]) -> Result<(Vec<f64>, Vec<f64>)>;
+    /// Rows `idx` of the stored H (idx.len()×width, row-major; width must be the stored H's): the experts'
+    /// weights at that sample, read once per M-step.
+    fn gather_h(&self, idx: &[usize], width: usize) -> Result<Vec<f64>>;
 
     /// Whether this backend implements `SoftmaxTask::GradientDiagStore` and `SoftmaxTask::HessVecStored`: it
     /// keeps a per-row probability store beside H (written by GradientDiagStore, read by HessVecStored on the
@@ -325,6 +328,9 @@ impl<B: Backend + ?Sized, F: Fn(Rows, &[(&[f64], &RowOp)], std::time::Duration)>
     }
     fn gather_rows(&self, idx: &[usize]) -> Result<(Vec<f64>, Vec<f64>)> {
         self.inner.gather_rows(idx)
+    }
+    fn gather_h(&self, idx: &[usize], width: usize) -> Result<Vec<f64>> {
+        self.inner.gather_h(idx, width)
     }
     fn stores_probabilities(&self) -> bool {
         !self.hide_probability_store && self.inner.stores_probabilities()

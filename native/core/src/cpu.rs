@@ -422,6 +422,16 @@ impl Backend for CpuBackend<'_> {
         }
         Ok(st.vals.clone())
     }
+    fn gather_h(&self, idx: &[usize], width: usize) -> Result<Vec<f64>> {
+        let st = self.h.lock().unwrap_or_else(|e| e.into_inner());
+        if st.width != width || st.vals.len() != self.data.n * width {
+            return err(ErrorCode::Internal, format!("no stored H of width {width}"));
+        }
+        if let Some(&i) = idx.iter().find(|&&i| i >= self.data.n) {
+            return err(ErrorCode::Internal, format!("row index {i} out of range (n = {})", self.data.n));
+        }
+        Ok(idx.iter().flat_map(|&i| st.vals[i * width..(i + 1) * width].iter().copied()).collect())
+    }
     fn gather_rows(&self, idx: &[usize]) -> Result<(Vec<f64>, Vec<f64>)> {
         let (x, d) = (self.data.x, self.data.d);
         if let Some(&i) = idx.iter().find(|&&i| i >= self.data.n) {

@@ -83,7 +83,7 @@ fn run<B: Backend + ?Sized>(
     } else {
         None
     };
-    let ctx = MStepCtx { b, model, spec, rows: Rows::All, weight, var_y: tot.var_y, sym_gram: sym_gram.as_deref(), gate_statistics: Default::default() };
+    let ctx = MStepCtx { b, model, spec, rows: Rows::All, weight, var_y: tot.var_y, sym_gram: sym_gram.as_deref(), kronecker_statistics: Default::default() };
 
     let mut events: Vec<Event> = Vec::new();
     *params = match init {

@@ -1,11 +1,16 @@
-//! The gate's Kronecker preconditioner for Newton-CG (ALGORITHMS §3; src/algorithms/kronecker.ts).
+//! The Kronecker preconditioner for Newton-CG on the softmax problems of the general model: the gate and the
+//! logistic / multinomial experts (ALGORITHMS §3; src/algorithms/kronecker.ts).
 //!
-//! The gate's curvature is `−H = Σ_i s_i M_i ⊗ x_i x_iᵀ + λI'`, with `M_i = diag(π_i) − π_i π_iᵀ` over the k−1
-//! free classes. Replacing every `M_i` by their weighted mean C gives `−H ≈ S·C ⊗ Ĝ + λI'` with
-//! `Ĝ = Σ s x xᵀ / S`, whose inverse is two small Cholesky solves: Ĝ's (d×d, factored once per fit) and C's
-//! ((k−1)×(k−1), from a fixed sample of rows at each Newton iterate). Unlike the Jacobi preconditioner it sees
-//! the features' correlations and scales and the classes' coupling: on correlated features CG needs a few
-//! iterations where Jacobi needs a hundred (bench/RESULTS.md).
+//! A problem with row weights c (the gate: s; expert j: s·h_j) has the curvature
+//! `−H = Σ_i c_i M_i ⊗ x_i x_iᵀ + λI'`, with `M_i = diag(π_i) − π_i π_iᵀ` over its m free classes. Replacing
+//! every `M_i` by their c-weighted mean C and x xᵀ by the data's mean `Ĝ = Σ s x xᵀ / S` gives
+//! `−H ≈ (Σc)·C ⊗ Ĝ + λI'`, whose inverse is two small Cholesky solves: Ĝ's (d×d, shared by every problem:
+//! factored once per fit, or again where a ridge term μ has moved too far, see `serves`) and C's (m×m, from a
+//! fixed sample of rows at each Newton iterate). Unlike the Jacobi preconditioner it sees the features'
+//! correlations and scales and the classes' coupling: on correlated features CG needs a few iterations where
+//! Jacobi needs a hundred, and on the multinomial experts of a Fashion-MNIST-shaped problem Jacobi does not
+//! reach even η = 0.1 in 20 (bench/RESULTS.md). An expert's own Ĝ_j weighted by h_j does no better there than
+//! the shared Ĝ (measured on the reference).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -19,12 +24,15 @@ pub const SAMPLE_ROWS: usize = 512;
 /// Ĝ's and C's diagonals are scaled by 1 + JITTER (see `spd_factor`): a preconditioner needs to be SPD, not
 /// exact.
 const JITTER: f64 = 1e-6;
-/// With a ridge, μ moves at every Newton iterate (with C's trace); Ĝ + μI' is factored again only when μ has
-/// moved by more than this factor since the factor in hand was built. A factor is O(d³) on the host (35 ms at
-/// d = 784), several per EM iteration cost more than a GPU's passes, and a preconditioner's μ need not be
-/// exact: a μ off by a factor r changes the preconditioned spectrum by at most r in the directions where μ
-/// dominates Ĝ.
+/// With a ridge, each problem's μ moves at every Newton iterate (with C's trace), and the problems' μ differ. A
+/// factor of Ĝ + μ_b I' serves a μ whose difference from μ_b is at most MU_REUSE_RATIO − 1 times the smallest
+/// diagonal entry of Ĝ + min(μ, μ_b) I' (`serves`): it then changes no direction of the preconditioner by more
+/// than that fraction. Where Ĝ's diagonal dwarfs μ (well-scaled features, a small ridge) one factor serves the
+/// whole fit; where a feature has no variance it is a ratio μ/μ_b ≤ MU_REUSE_RATIO. A factor is O(d³) on the
+/// host (35 ms at d = 784): several per EM iteration would cost more than a GPU's passes.
 const MU_REUSE_RATIO: f64 = 1.25;
+/// Factors of Ĝ + μI' kept for reuse, the most recently built first.
+const KEPT_FACTORS: usize = 4;
 
 /// The sample's row indices.
 pub fn sample_rows(n: usize) -> Vec<usize> {
@@ -32,8 +40,8 @@ pub fn sample_rows(n: usize) -> Vec<usize> {
     (0..count).map(|j| ((j as u128 * n as u128) / count as u128) as usize).collect()
 }
 
-/// What the gate's preconditioner needs from the data, computed once per fit.
-pub struct GateStatistics {
+/// What the preconditioners need from the data, computed once per fit.
+pub struct KroneckerStatistics {
     d: usize,
     intercept: bool,
     /// Ĝ = Σ s x xᵀ / S (d×d).
@@ -41,46 +49,68 @@ pub struct GateStatistics {
     /// The sample's rows (count×d) and weights.
     sample_x: Vec<f64>,
     sample_s: Vec<f64>,
-    /// Cholesky factor of Ĝ + μI' + jitter and the μ it was built with (μ = 0 without a ridge: one factor per
-    /// fit; with one, a new factor only when μ has moved by more than MU_REUSE_RATIO).
-    factor: RefCell<Option<(f64, Rc<CholeskyFactor>)>>,
+    /// The smallest diagonal entry of Ĝ over the penalised features (∞ without one): what μ is compared with.
+    gram_diag_min: f64,
+    /// Cholesky factors of Ĝ + μI' + jitter with the μ each was built with, the most recent first (at most
+    /// KEPT_FACTORS; without a ridge, the one factor of Ĝ).
+    factors: RefCell<Vec<(f64, Rc<CholeskyFactor>)>>,
 }
 
-impl GateStatistics {
+impl KroneckerStatistics {
     /// One Gram pass over all rows and the sample's rows; `weight` = S = Σ s.
     pub fn new<B: Backend + ?Sized>(b: &B, weight: f64, intercept: bool) -> Result<Self> {
         let d = b.d();
         let mut gram_mean = b.pass(Rows::All, &[], &RowOp::Gram)?.grams;
         gram_mean.iter_mut().for_each(|v| *v /= weight);
         let (sample_x, sample_s) = b.gather_rows(&sample_rows(b.n()))?;
-        Ok(GateStatistics { d, intercept, gram_mean, sample_x, sample_s, factor: RefCell::new(None) })
+        Ok(Self::from_parts(d, intercept, gram_mean, sample_x, sample_s))
     }
 
-    /// The preconditioner at the gate V ((k−1)×d) for a problem with Σ c = `sum_c` and ridge λ.
-    pub fn at(&self, v: &[f64], sum_c: f64, ridge: f64) -> Kronecker {
+    fn from_parts(d: usize, intercept: bool, gram_mean: Vec<f64>, sample_x: Vec<f64>, sample_s: Vec<f64>) -> Self {
+        let gram_diag_min = (usize::from(intercept)..d).map(|f| gram_mean[f * d + f]).fold(f64::INFINITY, f64::min);
+        KroneckerStatistics { d, intercept, gram_mean, sample_x, sample_s, gram_diag_min, factors: RefCell::default() }
+    }
+
+    /// The sample's row weights s (1 without weights): the gate's c at the sample rows.
+    pub fn sample_s(&self) -> &[f64] {
+        &self.sample_s
+    }
+
+    /// The preconditioner at V (m×d) of a problem with Σ c = `sum_c`, ridge λ and row weights `sample_c` at the
+    /// sample rows (`sample_rows` order).
+    pub fn at(&self, v: &[f64], sum_c: f64, ridge: f64, sample_c: &[f64]) -> Kronecker {
         let d = self.d;
         let m = v.len() / d;
-        let class = class_covariance(v, m, d, &self.sample_x, &self.sample_s);
-        // S·C ⊗ Ĝ + λI' ≈ S·C ⊗ (Ĝ + μI') with μ = λ/(S·c̄), c̄ = tr(C)/m: exact when C = c̄I.
+        let class = class_covariance(v, m, d, &self.sample_x, sample_c);
+        // (Σc)·C ⊗ Ĝ + λI' ≈ (Σc)·C ⊗ (Ĝ + μI') with μ = λ/((Σc)·c̄), c̄ = tr(C)/m: exact when C = c̄I.
         let c_bar = (0..m).map(|a| class[a * m + a]).sum::<f64>() / m as f64;
         let mu = if ridge > 0.0 { ridge / (sum_c * c_bar) } else { 0.0 };
-        let mut cached = self.factor.borrow_mut();
-        if cached.as_ref().is_none_or(|&(built, _)| !close_enough(built, mu)) {
-            let mut g = self.gram_mean.clone();
-            for f in usize::from(self.intercept)..d {
-                g[f * d + f] += mu;
-            }
-            *cached = Some((mu, Rc::new(CholeskyFactor::new(spd_factor(g, d), d))));
-        }
-        let gram_factor = Rc::clone(&cached.as_ref().expect("factored above").1);
+        let gram_factor = self.gram_factor(mu);
         Kronecker { d, m, scale: 1.0 / sum_c, class_factor: CholeskyFactor::new(spd_factor(class, m), m), gram_factor }
+    }
+
+    /// A factor of Ĝ + μI': the most recent kept one that `serves` μ, else a new one.
+    fn gram_factor(&self, mu: f64) -> Rc<CholeskyFactor> {
+        let mut factors = self.factors.borrow_mut();
+        if let Some((_, factor)) = factors.iter().find(|&&(built, _)| serves(built, mu, self.gram_diag_min)) {
+            return Rc::clone(factor);
+        }
+        let d = self.d;
+        let mut g = self.gram_mean.clone();
+        for f in usize::from(self.intercept)..d {
+            g[f * d + f] += mu;
+        }
+        let factor = Rc::new(CholeskyFactor::new(spd_factor(g, d), d));
+        factors.insert(0, (mu, Rc::clone(&factor)));
+        factors.truncate(KEPT_FACTORS);
+        factor
     }
 }
 
-/// Whether Ĝ's factor built with ridge term `built` serves for `mu`: the same value, or both positive and
-/// within MU_REUSE_RATIO of each other.
-fn close_enough(built: f64, mu: f64) -> bool {
-    built.to_bits() == mu.to_bits() || (built > 0.0 && mu > 0.0 && mu <= built * MU_REUSE_RATIO && built <= mu * MU_REUSE_RATIO)
+/// Whether the factor of Ĝ + μ_b I' (`built`) serves μ: the same value, or |μ − μ_b| ≤ (MU_REUSE_RATIO − 1) ·
+/// (min diag Ĝ + min(μ, μ_b)). With `gram_diag_min` = 0 that is μ/μ_b within MU_REUSE_RATIO both ways.
+fn serves(built: f64, mu: f64, gram_diag_min: f64) -> bool {
+    built.to_bits() == mu.to_bits() || (mu - built).abs() <= (MU_REUSE_RATIO - 1.0) * (gram_diag_min + mu.min(built))
 }
 
 /// Rows whose logits `class_covariance` computes together.
@@ -172,24 +202,12 @@ pub struct Kronecker {
 }
 
 impl Kronecker {
-    /// z = (S·C ⊗ Ĝ_μ)⁻¹ r, with r and z laid out as V (m rows of d).
+    /// z = (S·C ⊗ Ĝ_μ)⁻¹ r, with r and z laid out as V (m rows of d): Ĝ's solves on the rows, then C's on
+    /// the columns, each in `linalg::factor_solve_in_place`'s order (src/algorithms/kronecker.ts the same).
     pub fn apply(&self, r: &[f64], z: &mut [f64]) {
-        let (d, m) = (self.d, self.m);
-        // Ĝ's solves take V's rows as right-hand sides: as the columns of Vᵀ (d×m).
-        let mut vt = vec![0.0; d * m];
-        for a in 0..m {
-            for f in 0..d {
-                vt[f * m + a] = r[a * d + f];
-            }
-        }
-        self.gram_factor.solve_columns(&mut vt, m);
-        for a in 0..m {
-            for f in 0..d {
-                z[a * d + f] = vt[f * m + a];
-            }
-        }
-        // C's solves take V's columns.
-        self.class_factor.solve_columns(z, d);
+        z.copy_from_slice(r);
+        self.gram_factor.solve_vectors(z, self.m);
+        self.class_factor.solve_columns(z, self.d);
         z.iter_mut().for_each(|v| *v *= self.scale);
     }
 }
@@ -216,9 +234,9 @@ mod tests {
         }
         let total: f64 = s.iter().sum();
         gram.iter_mut().for_each(|g| *g /= total);
-        let stats = GateStatistics { d, intercept: false, gram_mean: gram.clone(), sample_x: x, sample_s: s, factor: RefCell::new(None) };
+        let stats = KroneckerStatistics::from_parts(d, false, gram.clone(), x, s);
         let sum_c = 7.0;
-        let kron = stats.at(&v, sum_c, 0.0);
+        let kron = stats.at(&v, sum_c, 0.0, stats.sample_s());
         let class = class_covariance(&v, m, d, &stats.sample_x, &stats.sample_s);
         // Row sums of a softmax covariance over all m+1 classes are 0, so over the m free ones they are π_ref·π_a > 0.
         assert!((0..m).all(|a| class[a * m + a] > 0.0));
@@ -241,27 +259,34 @@ mod tests {
         }
     }
 
-    /// Ĝ's factor is kept while μ stays within MU_REUSE_RATIO of the μ it was built with, and rebuilt past it.
+    /// A factor of Ĝ + μ_b I' serves while |μ − μ_b| ≤ 0.25·(min diag Ĝ + min(μ, μ_b)), for any problem; the
+    /// most recent KEPT_FACTORS are kept.
     #[test]
-    fn gram_factor_is_reused_while_mu_is_close() {
+    fn gram_factors_serve_every_problem_while_mu_is_close() {
         let d = 3;
-        let gram = vec![2.0, 0.5, 0.1, 0.5, 1.0, 0.2, 0.1, 0.2, 3.0];
-        let stats = GateStatistics { d, intercept: false, gram_mean: gram, sample_x: vec![0.3, -0.2, 0.5], sample_s: vec![1.0],
-                                     factor: RefCell::new(None) };
         let v = [0.4, -0.1, 0.2];
-        let factor = |ridge: f64| {
-            stats.at(&v, 1.0, ridge);
-            let cached = stats.factor.borrow();
-            let (mu, l) = cached.as_ref().unwrap();
-            (*mu, Rc::clone(l))
-        };
-        let (mu0, l0) = factor(1e-2);
-        let (mu1, l1) = factor(1.2e-2); // μ ∝ λ here: 1.2× is within the ratio
-        assert!(Rc::ptr_eq(&l0, &l1) && mu1 == mu0);
-        let (mu2, l2) = factor(1.3e-2);
-        assert!(!Rc::ptr_eq(&l0, &l2) && mu2 > mu0);
-        let (_, l3) = factor(0.0); // no ridge: μ = 0 is never "close" to a positive μ
-        assert!(!Rc::ptr_eq(&l2, &l3));
+        // A feature without variance: the rule is the ratio μ/μ_b ≤ 1.25 both ways.
+        let stats = KroneckerStatistics::from_parts(d, false, vec![2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 3.0], vec![0.3, -0.2, 0.5],
+                                                    vec![1.0]);
+        let factor = |ridge: f64| stats.at(&v, 1.0, ridge, &[1.0]).gram_factor;
+        let l0 = factor(1e-2);
+        assert!(Rc::ptr_eq(&l0, &factor(1.2e-2))); // μ ∝ λ here: 1.2× is within the ratio
+        let l1 = factor(1.3e-2);
+        assert!(!Rc::ptr_eq(&l0, &l1));
+        assert!(Rc::ptr_eq(&l0, &factor(0.9e-2))); // the older factor still serves μ near its own
+        for (i, ridge) in [1e-1, 1.0, 10.0, 100.0].into_iter().enumerate() {
+            assert!(!Rc::ptr_eq(&l1, &factor(ridge)), "{i}");
+        }
+        assert!(!Rc::ptr_eq(&l0, &factor(1e-2))); // evicted by the last four
+        let l3 = factor(0.0); // no ridge: μ = 0 is never "close" to a positive μ
+        assert!(Rc::ptr_eq(&l3, &factor(0.0)));
+        // Every feature with variance ≥ 1: a μ of 1e-2 is within 0.25 of any μ_b below 0.25.
+        let stats = KroneckerStatistics::from_parts(d, false, vec![2.0, 0.5, 0.1, 0.5, 1.0, 0.2, 0.1, 0.2, 3.0], vec![0.3, -0.2, 0.5],
+                                                    vec![1.0]);
+        let factor = |ridge: f64| stats.at(&v, 1.0, ridge, &[1.0]).gram_factor;
+        let l0 = factor(1e-3);
+        assert!(Rc::ptr_eq(&l0, &factor(1e-2)) && Rc::ptr_eq(&l0, &factor(0.0)));
+        assert!(!Rc::ptr_eq(&l0, &factor(1.0)));
     }
 
     /// The blocked form of `class_covariance` is the row-by-row one (one dot product per logit), to the bit,

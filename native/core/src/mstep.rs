@@ -4,10 +4,10 @@
 
 use crate::api::{err, ErrorCode, Event, ExpertKind, FitSpec, ModelSpec, Noise, Result, Solver};
 use crate::backend::{Backend, PassOut, RowOp, Rows, SoftmaxProblem, SoftmaxTask};
-use crate::kronecker::GateStatistics;
+use crate::kronecker::{sample_rows, KroneckerStatistics};
 use crate::linalg;
 use crate::model::{penalised_sq_norm, Layout};
-use crate::softmax::{iterate_task, resolve_solver, Softmax, SolverOpts};
+use crate::softmax::{iterate_task, resolve_solver, KroneckerPreconditioner, Softmax, SolverOpts};
 
 /// σ² floor relative to the weighted variance of y.
 const VARIANCE_FLOOR_RELATIVE: f64 = 1e-10;
@@ -26,17 +26,18 @@ pub struct MStepCtx<'c, B: Backend + ?Sized> {
     pub var_y: f64,
     /// Σ s x xᵀ (d×d) for SymMoLinE, computed once per fit.
     pub sym_gram: Option<&'c [f64]>,
-    /// The gate's Kronecker preconditioner statistics, computed at the first Newton-CG gate solve of the fit.
-    pub gate_statistics: std::cell::OnceCell<GateStatistics>,
+    /// The Kronecker preconditioners' statistics, computed at the fit's first Newton-CG solve of a softmax
+    /// problem of the general model (gate or expert).
+    pub kronecker_statistics: std::cell::OnceCell<KroneckerStatistics>,
 }
 
 impl<B: Backend + ?Sized> MStepCtx<'_, B> {
-    fn gate_statistics(&self) -> Result<&GateStatistics> {
-        if let Some(stats) = self.gate_statistics.get() {
+    fn kronecker_statistics(&self) -> Result<&KroneckerStatistics> {
+        if let Some(stats) = self.kronecker_statistics.get() {
             return Ok(stats);
         }
-        let stats = GateStatistics::new(self.b, self.weight, self.model.intercept)?;
-        Ok(self.gate_statistics.get_or_init(|| stats))
+        let stats = KroneckerStatistics::new(self.b, self.weight, self.model.intercept)?;
+        Ok(self.kronecker_statistics.get_or_init(|| stats))
     }
 }
 
@@ -174,6 +175,14 @@ fn experts_m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], st
     let classes = lay.classes;
     let logistic = model.experts == ExpertKind::Logistic;
     let free = (classes - 1) * d;
+    let opts = solver_opts(ctx.spec, free, ctx.spec.step_experts, ctx.weight);
+    // Newton-CG's Kronecker preconditioners: expert j's rows weigh c = s·h_j, so its sample weights are the
+    // sample's s times its H rows, read once for all experts.
+    let kronecker = if opts.solver == Solver::NewtonCg {
+        Some((ctx.kronecker_statistics()?, ctx.b.gather_h(&sample_rows(ctx.b.n()), k)?))
+    } else {
+        None
+    };
     for j in 0..k {
         let block = format!("expert {j}");
         let sm = Softmax {
@@ -183,11 +192,14 @@ fn experts_m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], st
             model,
             sum_c: stats.sums[1 + j],
             block: &block,
-            kronecker: None,
+            kronecker: kronecker.as_ref().map(|&(kstats, ref h)| KroneckerPreconditioner {
+                stats: kstats,
+                sample_c: kstats.sample_s().iter().zip(h.chunks_exact(k)).map(|(&s, hr)| s * hr[j]).collect(),
+            }),
         };
         let off = lay.coef + j * lay.coef_per_expert;
         let mut v = params[off..off + free].to_vec();
-        sm.solve(&mut v, &solver_opts(ctx.spec, free, ctx.spec.step_experts, ctx.weight), events)?;
+        sm.solve(&mut v, &opts, events)?;
         params[off..off + free].copy_from_slice(&v);
     }
     Ok(())
@@ -200,7 +212,12 @@ fn gate_m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], gate_
     }
     let free = (k - 1) * d;
     let opts = solver_opts(ctx.spec, free, ctx.spec.step_gate, ctx.weight);
-    let kronecker = if opts.solver == Solver::NewtonCg { Some(ctx.gate_statistics()?) } else { None };
+    let kronecker = if opts.solver == Solver::NewtonCg {
+        let stats = ctx.kronecker_statistics()?;
+        Some(KroneckerPreconditioner { stats, sample_c: stats.sample_s().to_vec() })
+    } else {
+        None
+    };
     let sm = Softmax { b: ctx.b, rows: ctx.rows, problem: SoftmaxProblem::Gate { k }, model: ctx.model, sum_c: ctx.weight, block: "gate", kronecker };
     let mut v = params[..free].to_vec();
     sm.solve_from(&mut v, &opts, events, gate_start)?;

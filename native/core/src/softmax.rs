@@ -1,12 +1,12 @@
 //! Weighted softmax regression over backend passes (ALGORITHMS §3): the M-step sub-problem of the gate,
 //! logistic/multinomial experts and the symmetric models. Mirrors src/algorithms/softmax-regression.ts:
 //! Newton (dense Hessian, Cholesky with recovery), Newton-CG (CG on Hessian-vector products, preconditioned
-//! by the Kronecker approximation of crate::kronecker for the gate, by diag(−H) otherwise) and the paper's
-//! fixed number of gradient steps; f never decreases.
+//! by the Kronecker approximation of crate::kronecker for the general model's gate and experts, by diag(−H)
+//! for the symmetric models) and the paper's fixed number of gradient steps; f never decreases.
 
 use crate::api::{Event, ModelSpec, Result, Solver};
 use crate::backend::{Backend, Rows, RowOp, SoftmaxProblem, SoftmaxTask};
-use crate::kronecker::GateStatistics;
+use crate::kronecker::KroneckerStatistics;
 use crate::linalg;
 
 const ARMIJO: f64 = 1e-4;
@@ -39,7 +39,7 @@ pub fn resolve_solver(solver: Solver, p: usize) -> Solver {
 }
 
 /// The pass a solver (`Auto` resolved at p free parameters) needs at each iterate: Newton f, g and the dense
-/// −H; Newton-CG f and g, and unless it is `kronecker`-preconditioned (the gate) also diag(−H) (its Jacobi
+/// −H; Newton-CG f and g, and unless it is `kronecker`-preconditioned also diag(−H) (its Jacobi
 /// preconditioner; with the probabilities its Hessian-vector products read, on a backend that stores them);
 /// the gradient solver f and g. Its trial pass at the full step is this same pass at the new iterate.
 pub fn iterate_task(solver: Solver, p: usize, stores_probabilities: bool, kronecker: bool) -> SoftmaxTask {
@@ -71,8 +71,15 @@ pub struct Softmax<'s, B: Backend + ?Sized> {
     /// Σ c over the rows (gate, symmetric: S; expert j: N_j).
     pub sum_c: f64,
     pub block: &'s str,
-    /// Newton-CG's Kronecker preconditioner (the gate of the general model); None = Jacobi.
-    pub kronecker: Option<&'s GateStatistics>,
+    /// Newton-CG's Kronecker preconditioner (the softmax problems of the general model); None = Jacobi.
+    pub kronecker: Option<KroneckerPreconditioner<'s>>,
+}
+
+/// What a problem's Kronecker preconditioner needs: the fit's statistics and the problem's row weights c at
+/// their sample rows.
+pub struct KroneckerPreconditioner<'s> {
+    pub stats: &'s KroneckerStatistics,
+    pub sample_c: Vec<f64>,
 }
 
 impl<B: Backend + ?Sized> Softmax<'_, B> {
@@ -239,9 +246,9 @@ impl<B: Backend + ?Sized> Softmax<'_, B> {
                     linalg::solve_spd_with_recovery(&mut h, p, &mut delta, self.block, events)?;
                 }
                 Curvature::Diagonal(diag) => self.newton_cg_step(v, &g, linalg::jacobi(&diag), opts, &mut delta)?,
-                Curvature::None => match self.kronecker {
-                    Some(stats) => {
-                        let kron = stats.at(v, self.sum_c, self.model.ridge);
+                Curvature::None => match &self.kronecker {
+                    Some(k) => {
+                        let kron = k.stats.at(v, self.sum_c, self.model.ridge, &k.sample_c);
                         self.newton_cg_step(v, &g, |r, z| kron.apply(r, z), opts, &mut delta)?
                     }
                     None => unreachable!("Newton solvers' iterate tasks bring curvature unless Kronecker-preconditioned"),

@@ -293,6 +293,18 @@ impl Backend for CudaBackend {
         Ok((rows, weights))
     }
 
+    /// One copy per row: 512 rows of k doubles once per M-step (a gather kernel would make it one copy).
+    fn gather_h(&self, idx: &[usize], width: usize) -> Result<Vec<f64>> {
+        if let Some(&i) = idx.iter().find(|&&i| i >= self.n) {
+            return Err(Error::new(ErrorCode::Internal, format!("gather_h: row index {i} out of range (n = {})", self.n)));
+        }
+        let st = self.state()?;
+        match &st.h.buf {
+            Some(h) if st.h.width == width => Ok(h.download_runs(&self.ctx, width, idx)?),
+            _ => Err(Error::new(ErrorCode::Internal, format!("gather_h({width}): the stored H has width {}", st.h.width))),
+        }
+    }
+
     /// Only when opted in (`set_stored_probabilities`, `MOE_CUDA_STORED_P=1`).
     fn stores_probabilities(&self) -> bool {
         self.stored_probabilities.load(Ordering::Relaxed)

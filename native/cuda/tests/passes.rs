@@ -473,8 +473,8 @@ fn tensor_core_grams_at_wide_shapes() {
     }
 }
 
-/// The gate preconditioner's sample rows (moe_core::kronecker) come back as the CPU backend gives them, with
-/// and without weights; an index out of range is a typed error.
+/// The Kronecker preconditioners' sample rows (moe_core::kronecker) and H's rows there come back as the CPU
+/// backend gives them, with and without weights; an index out of range or a wrong H width is a typed error.
 #[test]
 fn gathered_rows_match_the_cpu_backend() {
     let Some(_) = gpu_or_skip("gathered_rows_match_the_cpu_backend") else { return };
@@ -484,6 +484,14 @@ fn gathered_rows_match_the_cpu_backend() {
         let idx = moe_core::kronecker::sample_rows(problem.n);
         assert_eq!(gpu.gather_rows(&idx).unwrap(), cpu.gather_rows(&idx).unwrap(), "weighted {weighted}");
         assert_eq!(gpu.gather_rows(&[3001]).err().unwrap().code, ErrorCode::Internal);
+        // H's rows at the sample (the experts' Kronecker weights), after a write of H.
+        let width = 3;
+        let h = random_vec(42, problem.n * width, 1.0);
+        gpu.write_h(width, &h).unwrap();
+        cpu.write_h(width, &h).unwrap();
+        assert_eq!(gpu.gather_h(&idx, width).unwrap(), cpu.gather_h(&idx, width).unwrap(), "weighted {weighted}");
+        assert_eq!(gpu.gather_h(&idx, width + 1).err().unwrap().code, ErrorCode::Internal);
+        assert_eq!(gpu.gather_h(&[3001], width).err().unwrap().code, ErrorCode::Internal);
     }
 }
 
