@@ -116,20 +116,21 @@ fn serves(built: f64, mu: f64, gram_diag_min: f64) -> bool {
 /// Rows whose logits `class_covariance` computes together.
 const LOGIT_ROWS: usize = 8;
 
-/// C = Σ_j s_j M_j / Σ_j s_j over the sample at V (M_j = diag(π_j) − π_j π_jᵀ, m free classes of m+1).
+/// C = Σ_j c_j M_j / Σ_j c_j over the sample at V, with the sample's row weights c (M_j = diag(π_j) − π_j π_jᵀ, m
+/// free classes of m+1).
 ///
 /// Each logit v_a · x is summed in feature order (as linalg::dot), so the result is the same bits as one dot
 /// product per row and class; but the sample's rows go LOGIT_ROWS at a time, transposed, so that the sums of
 /// those rows advance together: independent multiply-adds over contiguous memory rather than one serial chain
 /// per logit, whatever m is (the gate of a two-expert model has m = 1). It runs at every Newton iterate of the
-/// gate, on the host, between a GPU backend's passes.
-fn class_covariance(v: &[f64], m: usize, d: usize, x: &[f64], s: &[f64]) -> Vec<f64> {
+/// gate and of each softmax expert, on the host, between a GPU backend's passes.
+fn class_covariance(v: &[f64], m: usize, d: usize, x: &[f64], c_rows: &[f64]) -> Vec<f64> {
     let mut c = vec![0.0; m * m];
     let mut total = 0.0;
     let mut xt = vec![0.0; d * LOGIT_ROWS];
     let mut logits = vec![[0.0; LOGIT_ROWS]; m];
     let mut pi = vec![0.0; m + 1];
-    for (block, weights) in x.chunks(LOGIT_ROWS * d).zip(s.chunks(LOGIT_ROWS)) {
+    for (block, weights) in x.chunks(LOGIT_ROWS * d).zip(c_rows.chunks(LOGIT_ROWS)) {
         // The block's rows as the columns of xt (d × LOGIT_ROWS); a short last block's missing rows are zeros.
         xt.iter_mut().for_each(|v| *v = 0.0);
         for (r, row) in block.chunks_exact(d).enumerate() {

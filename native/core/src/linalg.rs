@@ -235,9 +235,10 @@ fn subtract_in_order(v: &mut [f64], a: &[&[f64]], x: &[f64]) {
     }
 }
 
-/// Solves L Lᵀ x = b in place in the order of summation `CholeskyFactor::solve_columns` keeps: the forward
-/// substitution's sums ascending (as `cholesky_solve_in_place`), the back substitution's descending (from row
-/// p − 1), which lets a solve of several right-hand sides share each pass over L among several rows.
+/// Solves L Lᵀ x = b in place in the order of summation that `CholeskyFactor`'s solves keep (and the Kronecker
+/// preconditioner of src/algorithms/kronecker.ts): the forward substitution's sums ascending (as
+/// `cholesky_solve_in_place`), the back substitution's descending (from row p − 1), which lets a solve of
+/// several right-hand sides go by columns of L.
 pub fn factor_solve_in_place(l: &[f64], p: usize, b: &mut [f64]) {
     forward_solve_in_place(l, p, b);
     for i in (0..p).rev() {
