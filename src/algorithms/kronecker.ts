@@ -41,7 +41,7 @@ export class KroneckerStatistics {
   private readonly gramMean: Float64Array;
   private readonly sampleX: Float64Array;
   /** The sample's row indices (`sampleRows`). */
-  readonly sampleIndex: number[];
+  private readonly sampleIndex: number[];
   /** The smallest diagonal entry of Ĝ over the penalised features (∞ without one): the scale μ is compared with. */
   private readonly gramDiagMin: number;
   /** Factors of Ĝ + μI' with the μ each was built with, the most recent first (at most KEPT_FACTORS). */

@@ -285,6 +285,15 @@ pub trait Backend {
     }
 }
 
+/// `ErrorCode::Internal` when a row index of a gather (`gather_rows`, `gather_h`) is not below n: the algorithms
+/// only ask for rows they sampled, so one out of range is a bug, not bad input.
+pub fn check_row_indices(what: &str, idx: &[usize], n: usize) -> Result<()> {
+    match idx.iter().find(|&&i| i >= n) {
+        Some(&i) => crate::api::err(crate::api::ErrorCode::Internal, format!("{what}: row index {i} out of range (n = {n})")),
+        None => Ok(()),
+    }
+}
+
 /// A backend that forwards everything to `inner` and shows each pass to `watch` (its rows, its ops in order,
 /// and how long `inner` took): what benchmarks and tests wrap a backend for (counting passes, timing them,
 /// the floor of an iteration), written once so that every forwarded method stays complete when the trait

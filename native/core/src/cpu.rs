@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 
 use crate::api::{err, Data, ErrorCode, Result};
-use crate::backend::{Backend, OpShape, PassOut, RowOp, Rows};
+use crate::backend::{check_row_indices, Backend, OpShape, PassOut, RowOp, Rows};
 use crate::gram::{self, GramScratch};
 use crate::rowops::{eval_row, Scratch};
 use crate::simd;
@@ -95,6 +95,16 @@ impl<'a> CpuBackend<'a> {
 
     pub fn threads(&self) -> usize {
         self.threads
+    }
+
+    /// The stored H, locked, when it has `width` columns (`ErrorCode::Internal` otherwise: an algorithm read
+    /// what no pass stored).
+    fn stored_h(&self, width: usize) -> Result<std::sync::MutexGuard<'_, RowStore>> {
+        let st = self.h.lock().unwrap_or_else(|e| e.into_inner());
+        if st.width != width || st.vals.len() != self.data.n * width {
+            return err(ErrorCode::Internal, format!("no stored H of width {width}"));
+        }
+        Ok(st)
     }
 }
 
@@ -416,27 +426,16 @@ impl Backend for CpuBackend<'_> {
         Ok(())
     }
     fn read_h(&self, width: usize) -> Result<Vec<f64>> {
-        let st = self.h.lock().unwrap_or_else(|e| e.into_inner());
-        if st.width != width || st.vals.len() != self.data.n * width {
-            return err(ErrorCode::Internal, format!("no stored H of width {width}"));
-        }
-        Ok(st.vals.clone())
+        Ok(self.stored_h(width)?.vals.clone())
     }
     fn gather_h(&self, idx: &[usize], width: usize) -> Result<Vec<f64>> {
-        let st = self.h.lock().unwrap_or_else(|e| e.into_inner());
-        if st.width != width || st.vals.len() != self.data.n * width {
-            return err(ErrorCode::Internal, format!("no stored H of width {width}"));
-        }
-        if let Some(&i) = idx.iter().find(|&&i| i >= self.data.n) {
-            return err(ErrorCode::Internal, format!("row index {i} out of range (n = {})", self.data.n));
-        }
+        let st = self.stored_h(width)?;
+        check_row_indices("gather_h", idx, self.data.n)?;
         Ok(idx.iter().flat_map(|&i| st.vals[i * width..(i + 1) * width].iter().copied()).collect())
     }
     fn gather_rows(&self, idx: &[usize]) -> Result<(Vec<f64>, Vec<f64>)> {
         let (x, d) = (self.data.x, self.data.d);
-        if let Some(&i) = idx.iter().find(|&&i| i >= self.data.n) {
-            return err(ErrorCode::Internal, format!("row index {i} out of range (n = {})", self.data.n));
-        }
+        check_row_indices("gather_rows", idx, self.data.n)?;
         let rows = idx.iter().flat_map(|&i| x[i * d..(i + 1) * d].iter().copied()).collect();
         let weights = idx.iter().map(|&i| self.data.s.map_or(1.0, |s| s[i])).collect();
         Ok((rows, weights))

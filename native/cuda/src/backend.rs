@@ -17,7 +17,7 @@ use crate::fused::{self, FusedPolicy};
 use crate::gram::{GramKernel, TcVariant};
 use crate::xtw::{skinny_xtw, XtwPlan};
 use crate::kernels::{encode, row_tile, RowOpParams};
-use moe_core::backend::{Backend, PassOut, RowOp, Rows};
+use moe_core::backend::{check_row_indices, Backend, PassOut, RowOp, Rows};
 use moe_core::{Data, Error, ErrorCode, Result};
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -282,9 +282,7 @@ impl Backend for CudaBackend {
     }
 
     fn gather_rows(&self, idx: &[usize]) -> Result<(Vec<f64>, Vec<f64>)> {
-        if let Some(&i) = idx.iter().find(|&&i| i >= self.n) {
-            return Err(Error::new(ErrorCode::Internal, format!("gather_rows: row index {i} out of range (n = {})", self.n)));
-        }
+        check_row_indices("gather_rows", idx, self.n)?;
         let rows = self.x.download_runs(&self.ctx, self.d, idx)?;
         let weights = match &self.s {
             Some(s) => s.download_runs(&self.ctx, 1, idx)?,
@@ -295,9 +293,7 @@ impl Backend for CudaBackend {
 
     /// One copy per row: 512 rows of k doubles once per M-step (a gather kernel would make it one copy).
     fn gather_h(&self, idx: &[usize], width: usize) -> Result<Vec<f64>> {
-        if let Some(&i) = idx.iter().find(|&&i| i >= self.n) {
-            return Err(Error::new(ErrorCode::Internal, format!("gather_h: row index {i} out of range (n = {})", self.n)));
-        }
+        check_row_indices("gather_h", idx, self.n)?;
         let st = self.state()?;
         match &st.h.buf {
             Some(h) if st.h.width == width => Ok(h.download_runs(&self.ctx, width, idx)?),
