@@ -87,9 +87,11 @@ pub struct CholeskyFactor {
 }
 
 /// Entries of a right-hand side that `CholeskyFactor::solve_vectors` substitutes together, for factors of order
-/// ≥ BLOCKED_FROM: where the vectors outgrow the L1 cache it saves their passes through L2 (order 784, 9
-/// right-hand sides: 1.7 → 1.15 ms on this project's 2-core machine); below, one entry at a time is as fast.
-const SOLVE_BLOCK: usize = 4;
+/// ≥ BLOCKED_FROM; below, one entry at a time is as fast. Order 785 with 9 right-hand sides (the multinomial
+/// experts' preconditioner at the Fashion-MNIST shape) on this project's 2-core machine: one entry at a time
+/// 1.7 ms; blocks of 4, 1.15 ms; blocks of 8 by AVX2 through tiles of SOLVE_TILE entries, 0.69 ms (4 and 12
+/// were slower, 8 broadcast values fill half of AVX2's registers; `examples/solve_bench.rs`).
+const SOLVE_BLOCK: usize = 8;
 const BLOCKED_FROM: usize = 256;
 
 impl CholeskyFactor {
@@ -117,46 +119,55 @@ impl CholeskyFactor {
         }
         // SOLVE_BLOCK entries at a time: solved within the block first, then they leave the rest of the vector
         // together (each later entry takes their subtractions in ascending order), so each entry of the rest is
-        // read and written once per block rather than once per entry.
-        let block = SOLVE_BLOCK;
+        // read and written once per block rather than once per entry; the rest goes by tiles of SOLVE_TILE
+        // entries, each tile of L's block serving every right-hand side while it is in the L1 cache.
+        let mut solved = vec![[0.0; SOLVE_BLOCK]; count];
+        let mut coefficients: [&[f64]; SOLVE_BLOCK] = [&[]; SOLVE_BLOCK];
         let mut i0 = 0;
         while i0 < p {
-            let cols = block.min(p - i0);
-            let columns: Vec<&[f64]> = (i0..i0 + cols).map(|i| &lt[i * p + i0 + cols..(i + 1) * p]).collect();
-            for v in b.chunks_exact_mut(p) {
-                for t in 0..cols {
-                    let i = i0 + t;
-                    let xi = v[i] / l[i * p + i];
+            let end = (i0 + SOLVE_BLOCK).min(p);
+            // Entry by entry across the right-hand sides, so that their divisions overlap.
+            for i in i0..end {
+                let pivot = l[i * p + i];
+                for v in b.chunks_exact_mut(p) {
+                    let xi = v[i] / pivot;
                     v[i] = xi;
-                    for u in i + 1..i0 + cols {
+                    for u in i + 1..end {
                         v[u] -= lt[i * p + u] * xi;
                     }
                 }
-                let (done, rest) = v.split_at_mut(i0 + cols);
-                subtract_in_order(rest, &columns, &done[i0..]);
             }
-            i0 += cols;
+            for (v, x) in b.chunks_exact(p).zip(solved.iter_mut()) {
+                x[..end - i0].copy_from_slice(&v[i0..end]);
+            }
+            for (slot, i) in coefficients.iter_mut().zip(i0..end) {
+                *slot = &lt[i * p + end..(i + 1) * p];
+            }
+            subtract_by_tiles(b, p, end, &coefficients[..end - i0], &solved);
+            i0 = end;
         }
         // Back: the same by blocks from the bottom, each earlier entry taking the block's subtractions in
         // descending order.
         let mut i1 = p;
         while i1 > 0 {
-            let cols = block.min(i1);
-            let lo = i1 - cols;
-            let rows: Vec<&[f64]> = (lo..i1).rev().map(|i| &l[i * p..i * p + lo]).collect();
-            let mut z = [0.0; SOLVE_BLOCK];
-            for v in b.chunks_exact_mut(p) {
-                for i in (lo..i1).rev() {
-                    let zi = v[i] / l[i * p + i];
+            let lo = i1.saturating_sub(SOLVE_BLOCK);
+            for i in (lo..i1).rev() {
+                let pivot = l[i * p + i];
+                for v in b.chunks_exact_mut(p) {
+                    let zi = v[i] / pivot;
                     v[i] = zi;
                     for u in lo..i {
                         v[u] -= l[i * p + u] * zi;
                     }
                 }
-                let (rest, done) = v.split_at_mut(lo);
-                done[..cols].iter().rev().zip(z.iter_mut()).for_each(|(&zi, slot)| *slot = zi);
-                subtract_in_order(rest, &rows, &z[..cols]);
             }
+            for (v, z) in b.chunks_exact(p).zip(solved.iter_mut()) {
+                v[lo..i1].iter().rev().zip(z.iter_mut()).for_each(|(&zi, slot)| *slot = zi);
+            }
+            for (slot, i) in coefficients.iter_mut().zip((lo..i1).rev()) {
+                *slot = &l[i * p..i * p + lo];
+            }
+            subtract_by_tiles(b, p, 0, &coefficients[..i1 - lo], &solved);
             i1 = lo;
         }
     }
@@ -220,18 +231,73 @@ impl CholeskyFactor {
     }
 }
 
-/// v_k −= a_0[k]·x_0, then −= a_1[k]·x_1, … (that order, for every k), for up to SOLVE_BLOCK coefficient rows.
-fn subtract_in_order(v: &mut [f64], a: &[&[f64]], x: &[f64]) {
-    if let ([a0, a1, a2, a3], &[x0, x1, x2, x3]) = (a, x) {
-        for ((((bm, &c0), &c1), &c2), &c3) in v.iter_mut().zip(*a0).zip(*a1).zip(*a2).zip(*a3) {
-            *bm = *bm - c0 * x0 - c1 * x1 - c2 * x2 - c3 * x3;
+/// Entries of the rest of a right-hand side that `subtract_by_tiles` takes through every right-hand side at once.
+const SOLVE_TILE: usize = 128;
+
+/// For every right-hand side v_r (the rows of b, count×p) and every entry k of v_r's rest (from `start` if
+/// `start` > 0, else up to the coefficients' length): `subtract_in_order(v_r[k], a[·][k], x_r)`, by tiles of
+/// SOLVE_TILE entries.
+fn subtract_by_tiles(b: &mut [f64], p: usize, start: usize, a: &[&[f64]], x: &[[f64; SOLVE_BLOCK]]) {
+    let len = a[0].len();
+    let mut tile: [&[f64]; SOLVE_BLOCK] = [&[]; SOLVE_BLOCK];
+    for t0 in (0..len).step_by(SOLVE_TILE) {
+        let t1 = (t0 + SOLVE_TILE).min(len);
+        for (slot, row) in tile.iter_mut().zip(a) {
+            *slot = &row[t0..t1];
         }
-        return;
+        for (v, xr) in b.chunks_exact_mut(p).zip(x) {
+            subtract_in_order(&mut v[start + t0..start + t1], &tile[..a.len()], &xr[..a.len()]);
+        }
     }
+}
+
+/// v_k −= a_0[k]·x_0, then −= a_1[k]·x_1, … (that order, for every k), for up to SOLVE_BLOCK coefficient rows.
+/// A full block goes through AVX2 where the CPU has it: 4 entries per instruction, a separate multiply and
+/// subtract (never fused), so the same bits as the scalar loop.
+fn subtract_in_order(v: &mut [f64], a: &[&[f64]], x: &[f64]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if let (Ok(a), Ok(x)) = (<&[&[f64]; SOLVE_BLOCK]>::try_from(a), <&[f64; SOLVE_BLOCK]>::try_from(x)) {
+            if std::arch::is_x86_feature_detected!("avx2") && a.iter().all(|row| row.len() >= v.len()) {
+                // SAFETY: AVX2 was detected, and every coefficient row covers v.
+                unsafe { subtract_block_avx2(v, a, x) };
+                return;
+            }
+        }
+    }
+    subtract_in_order_scalar(v, a, x);
+}
+
+fn subtract_in_order_scalar(v: &mut [f64], a: &[&[f64]], x: &[f64]) {
     for (row, &xi) in a.iter().zip(x) {
         for (bm, &c) in v.iter_mut().zip(*row) {
             *bm -= c * xi;
         }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn subtract_block_avx2(v: &mut [f64], a: &[&[f64]; SOLVE_BLOCK], x: &[f64; SOLVE_BLOCK]) {
+    use std::arch::x86_64::*;
+    let n = v.len();
+    let xs: [__m256d; SOLVE_BLOCK] = std::array::from_fn(|t| _mm256_set1_pd(x[t]));
+    let (vp, ap) = (v.as_mut_ptr(), a.map(|row| row.as_ptr()));
+    let mut k = 0;
+    while k + 4 <= n {
+        let mut acc = _mm256_loadu_pd(vp.add(k));
+        for t in 0..SOLVE_BLOCK {
+            acc = _mm256_sub_pd(acc, _mm256_mul_pd(_mm256_loadu_pd(ap[t].add(k)), xs[t]));
+        }
+        _mm256_storeu_pd(vp.add(k), acc);
+        k += 4;
+    }
+    for k in k..n {
+        let mut bm = *vp.add(k);
+        for t in 0..SOLVE_BLOCK {
+            bm -= *ap[t].add(k) * x[t];
+        }
+        *vp.add(k) = bm;
     }
 }
 
@@ -455,9 +521,25 @@ mod tests {
     /// `factor_solve_in_place` column by column, to the bit.
     #[test]
     fn factor_solves_are_the_single_solves_bit_for_bit() {
-        // One entry at a time, and in blocks.
-        for (p, counts) in [(23, &[1, 2, 7][..]), (BLOCKED_FROM + 5, &[1, 2, 7])] {
+        // One entry at a time, and in blocks (a short last block; rests of one tile and of several).
+        for (p, counts) in [(23, &[1, 2, 7][..]), (BLOCKED_FROM + 5, &[1, 2, 7]), (BLOCKED_FROM + 2 * SOLVE_TILE + 3, &[9])] {
             factor_solves_match(p, counts);
+        }
+    }
+
+    /// The AVX2 block (where this CPU has it) is the scalar loop to the bit, tails included.
+    #[test]
+    fn subtract_in_order_is_the_scalar_loop_bit_for_bit() {
+        let mut rng = crate::rng::Rng::new(5);
+        for len in [0, 1, 3, 4, 7, 8, 33] {
+            let rows: Vec<Vec<f64>> = (0..SOLVE_BLOCK).map(|_| (0..len).map(|_| rng.uniform() - 0.5).collect()).collect();
+            let a: Vec<&[f64]> = rows.iter().map(|r| &r[..]).collect();
+            let x: Vec<f64> = (0..SOLVE_BLOCK).map(|_| 3.0 * rng.uniform() - 1.5).collect();
+            let v: Vec<f64> = (0..len).map(|_| rng.uniform()).collect();
+            let (mut fast, mut scalar) = (v.clone(), v);
+            subtract_in_order(&mut fast, &a, &x);
+            subtract_in_order_scalar(&mut scalar, &a, &x);
+            assert_eq!(fast.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), scalar.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "length {len}");
         }
     }
 
