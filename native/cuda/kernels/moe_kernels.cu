@@ -602,6 +602,13 @@ extern "C" __global__ void gather_rows(const double* x, const double* y, const d
     }
 }
 
+// out[i·width + c] = src[idx[i]·width + c] for i < rows, c < width: rows of a row-major device matrix into a
+// contiguous one, which the host then reads in one copy (the preconditioners' sample rows of X, s and H).
+extern "C" __global__ void gather(const double* src, const unsigned* idx, int rows, int width, double* out) {
+    size_t t = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (t < (size_t)rows * width) out[t] = src[(size_t)idx[t / width] * width + t % width];
+}
+
 // Weight-scaled copies of a chunk of rows for the Gram GEMM: out[i][g·d + f] = gw[i][g]·x[i][f], i.e. row i of
 // Y = [diag(w_·0)X | … | diag(w_·G−1)X] (rows × G·d, row-major). Then Xᵀ·Y holds the G Grams side by side.
 extern "C" __global__ void scale_rows(const double* x, const double* gw, int rows, int d, int grams, double* out) {

@@ -283,20 +283,19 @@ impl Backend for CudaBackend {
 
     fn gather_rows(&self, idx: &[usize]) -> Result<(Vec<f64>, Vec<f64>)> {
         check_row_indices("gather_rows", idx, self.n)?;
-        let rows = self.x.download_runs(&self.ctx, self.d, idx)?;
+        let rows = self.gather_to_host(&self.x, self.d, idx)?;
         let weights = match &self.s {
-            Some(s) => s.download_runs(&self.ctx, 1, idx)?,
+            Some(s) => self.gather_to_host(s, 1, idx)?,
             None => vec![1.0; idx.len()],
         };
         Ok((rows, weights))
     }
 
-    /// One copy per row: 512 rows of k doubles once per M-step (a gather kernel would make it one copy).
     fn gather_h(&self, idx: &[usize], width: usize) -> Result<Vec<f64>> {
         check_row_indices("gather_h", idx, self.n)?;
         let st = self.state()?;
         match &st.h.buf {
-            Some(h) if st.h.width == width => Ok(h.download_runs(&self.ctx, width, idx)?),
+            Some(h) if st.h.width == width => self.gather_to_host(h, width, idx),
             _ => Err(Error::new(ErrorCode::Internal, format!("gather_h({width}): the stored H has width {}", st.h.width))),
         }
     }
@@ -519,6 +518,28 @@ impl CudaBackend {
         ];
         ctx.launch("gather_rows", (blocks(len * self.d), 1, 1), THREADS, 0, &mut args)?;
         Ok(PassRows { rows: len, x: bx, y: by, s: bs, idx })
+    }
+
+    /// The rows `idx` (checked) of a row-major device matrix `width` wide, gathered on the device by one kernel
+    /// and read back in one copy: a copy per row costs the host microseconds each (512 rows per M-step).
+    fn gather_to_host(&self, src: &DeviceBuffer<f64>, width: usize, idx: &[usize]) -> Result<Vec<f64>> {
+        if idx.is_empty() || width == 0 {
+            return Ok(Vec::new());
+        }
+        let ctx = &*self.ctx;
+        let rows: Vec<u32> = idx.iter().map(|&i| u32::try_from(i))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| Error::new(ErrorCode::Internal, "gather: a row index beyond the kernels' 32-bit row indices".to_string()))?;
+        let device_idx = DeviceBuffer::from_host(ctx, &rows)?;
+        let out = DeviceBuffer::<f64>::alloc(ctx, rows.len() * width)?;
+        let (mut src_p, mut idx_p, mut out_p) = (src.ptr, device_idx.ptr, out.ptr);
+        let (mut rows_i, mut width_i) = (rows.len() as i32, width as i32);
+        let mut args: [*mut c_void; 5] = [
+            &mut src_p as *mut _ as _, &mut idx_p as *mut _ as _, &mut rows_i as *mut _ as _, &mut width_i as *mut _ as _,
+            &mut out_p as *mut _ as _,
+        ];
+        ctx.launch("gather", (blocks(rows.len() * width), 1, 1), THREADS, 0, &mut args)?;
+        Ok(out.download(ctx)?)
     }
 
     /// Fills the size and pointer fields of a kernel's parameters (the per-pass constants uploaded for linear experts).

@@ -432,23 +432,6 @@ impl<T: DeviceElement> DeviceBuffer<T> {
         Ok(out)
     }
 
-    /// Copies the runs `[i·len, (i+1)·len)` for each i in `runs` to the host, one after another (one wait for
-    /// the stream at the end).
-    pub fn download_runs(&self, ctx: &Context, len: usize, runs: &[usize]) -> GpuResult<Vec<T>> {
-        assert!(runs.iter().all(|&i| (i + 1) * len <= self.len), "download past the end of the buffer");
-        let mut out = vec![T::default(); runs.len() * len];
-        if out.is_empty() { return Ok(out); }
-        let d = &ctx.rt.driver;
-        for (j, &i) in runs.iter().enumerate() {
-            let src = self.ptr + (i * len * Self::ELEMENT) as u64;
-            unsafe {
-                check(ctx.rt, (d.cuMemcpyDtoHAsync_v2)(out[j * len..].as_mut_ptr() as *mut c_void, src, len * Self::ELEMENT, ctx.stream), "cuMemcpyDtoH")?;
-            }
-        }
-        ctx.synchronize()?;
-        Ok(out)
-    }
-
     pub fn download(&self, ctx: &Context) -> GpuResult<Vec<T>> {
         self.download_prefix(ctx, self.len)
     }
