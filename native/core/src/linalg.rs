@@ -97,6 +97,10 @@ pub struct CholeskyFactor {
 /// 1.7 ms; blocks of 4, 1.15 ms; blocks of 8 by AVX2 through tiles of SOLVE_TILE entries, 0.69 ms (4 and 12
 /// were slower, 8 broadcast values fill half of AVX2's registers; `examples/solve_bench.rs`).
 const SOLVE_BLOCK: usize = 8;
+/// Multiply-adds (p² per right-hand side) below which `solve_vectors` keeps right-hand sides on one thread:
+/// one right-hand side of order ~775. Order 785 with 9 right-hand sides on this project's 2 cores: 0.60 →
+/// 0.53 ms (best of 5); a host with more cores solves up to one right-hand side per core.
+const PARALLEL_SOLVE_WORK: usize = 600_000;
 const BLOCKED_FROM: usize = 256;
 
 impl CholeskyFactor {
@@ -112,16 +116,34 @@ impl CholeskyFactor {
     }
 
     /// Solves L Lᵀ x = b in place for `count` right-hand sides stored one after another in `b` (count×p). Each
-    /// is `factor_solve_in_place`, to the bit, by columns of L: once an entry is solved it leaves every later
+    /// is `factor_solve_in_place`, to the bit (on any number of threads), by columns of L: once an entry is solved it leaves every later
     /// (forward) or earlier (back) entry at once, which keeps each entry's order of summation (ascending, then
     /// descending) while the multiply-adds run over contiguous memory, independent of one another; each
     /// column of L serves every right-hand side while it is in cache.
     pub fn solve_vectors(&self, b: &mut [f64], count: usize) {
         debug_assert_eq!(b.len(), self.p * count);
-        let (p, l, lt) = (self.p, &self.l, &self.lt);
+        let p = self.p;
         if p < BLOCKED_FROM {
             return self.solve_vectors_by_entries(b);
         }
+        // The right-hand sides are independent: split over threads (the same bits), each with at least
+        // PARALLEL_SOLVE_WORK multiply-adds, as a thread costs tens of microseconds to start.
+        let work = p * p * count;
+        let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(count).min(work / PARALLEL_SOLVE_WORK);
+        if threads < 2 {
+            return self.solve_blocked(b, count);
+        }
+        let per = count.div_ceil(threads);
+        std::thread::scope(|scope| {
+            for part in b.chunks_mut(per * p) {
+                scope.spawn(move || self.solve_blocked(part, part.len() / p));
+            }
+        });
+    }
+
+    /// `solve_vectors` on the calling thread, for factors of order ≥ BLOCKED_FROM.
+    fn solve_blocked(&self, b: &mut [f64], count: usize) {
+        let (p, l, lt) = (self.p, &self.l, &self.lt);
         // SOLVE_BLOCK entries at a time: solved within the block first, then they leave the rest of the vector
         // together (each later entry takes their subtractions in ascending order), so each entry of the rest is
         // read and written once per block rather than once per entry; the rest goes by tiles of SOLVE_TILE
