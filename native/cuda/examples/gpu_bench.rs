@@ -16,7 +16,10 @@
 //! a counter of passes, bytes and FLOPs, which gives the floor: Σ over passes of max(bytes / copy bandwidth,
 //! FLOPs / DGEMM rate).
 //!
-//! Usage: gpu_bench [--quick]   (--quick: smaller sizes, for a smoke run). Prints a table last.
+//! 4. `--targets` instead: only the performance targets' table (bench/RESULTS.md; EM per iteration, CUDA and
+//!    CPU backend, at the four shapes, floors and targets), which runs without a GPU too (the CPU half).
+//!
+//! Usage: gpu_bench [--quick] [--targets]   (--quick: smaller sizes, for a smoke run). Prints a table last.
 
 use moe_core::backend::{Backend, Family, RowOp, Rows, SoftmaxProblem, SoftmaxTask, Watched};
 use moe_core::rng::Rng;
@@ -393,8 +396,87 @@ fn em_rows(gpu: &CudaBackend, what: &str, model: &ModelSpec, iters: usize, bw: f
     (out, default_fit.unwrap())
 }
 
+/// One problem of the performance targets' table.
+struct Target {
+    label: &'static str,
+    n: usize,
+    d: usize,
+    k: usize,
+    /// 0 for linear experts, else multinomial experts with this many classes (ridge 1e-2).
+    classes: usize,
+    /// EM iterations timed on each backend (the first after the initialisation is not counted).
+    iters: (usize, usize),
+    seed: u32,
+}
+
+/// `--targets`: the performance targets' table (bench/RESULTS.md), in one run: EM per iteration on the CUDA
+/// backend (default kernels) and on the CPU backend (all cores) at (1e5, 50, 4), (1e6, 100, 8), (1e7, 100, 16)
+/// and the Fashion-MNIST shape, each with its floor (the CUDA fit's passes over the ceilings measured in the
+/// same run) and the targets. Without a GPU the CUDA columns stay empty and the floors use nominal H100 ceilings (a
+/// smoke run of the CPU half: `gpu_bench --targets --quick`, smaller n).
+fn targets(quick: bool) {
+    let gpu_ok = moe_cuda::cuda_available().is_ok();
+    let (bw, rate) = if gpu_ok {
+        let ctx = Context::new().unwrap();
+        let ceilings = (copy_bandwidth(&ctx), dgemm_rate(&ctx, 4096, 4096, 4096));
+        println!("ceilings: D2D copy {:.0} GB/s, DGEMM 4096³ {:.1} TFLOP/s", ceilings.0 / 1e9, ceilings.1 / 1e12);
+        ceilings
+    } else {
+        println!("no GPU: CUDA columns empty; floors over nominal H100 ceilings (3000 GB/s, 60 TFLOP/s)");
+        (3e12, 6e13)
+    };
+    let scale = |n: usize| if quick { n / 100 } else { n };
+    let problems = [
+        Target { label: "linear (1e5, 50, 4)", n: scale(100_000), d: 50, k: 4, classes: 0, iters: (5, 5), seed: 11 },
+        Target { label: "linear (1e6, 100, 8)", n: scale(1_000_000), d: 100, k: 8, classes: 0, iters: (5, 3), seed: 6 },
+        Target { label: "linear (1e7, 100, 16)", n: scale(10_000_000), d: 100, k: 16, classes: 0, iters: (3, 2), seed: 5 },
+        Target { label: "multinomial 60000×784, k = 2, C = 10", n: scale(60_000), d: 784, k: 2, classes: 10, iters: (3, 2), seed: 7 },
+    ];
+    let mut lines = vec![];
+    for t in problems {
+        let (x, y) = planted(t.n, t.d, t.k, t.classes, t.seed);
+        let data = Data { x: &x, n: t.n, d: t.d, y: &y, s: None };
+        let model = if t.classes == 0 {
+            linear_model(t.k, t.d)
+        } else {
+            ModelSpec { experts: ExpertKind::Multinomial, symmetric: false, k: t.k, d: t.d, n_classes: t.classes, noise: Noise::Fitted, ridge: 1e-2,
+                        intercept: false }
+        };
+        let cuda = gpu_ok.then(|| {
+            let gpu = CudaBackend::new(data).unwrap();
+            fit_row(&format!("targets: {}, cuda default", t.label), &gpu, &model, 1, bw, rate); // warm-up
+            fit_row(&format!("targets: {}, cuda default", t.label), &gpu, &model, t.iters.0, bw, rate).0
+        });
+        let cpu_backend = CpuBackend::new(data, 0).unwrap();
+        let threads = cpu_backend.threads();
+        let (cpu, _) = fit_row(&format!("targets: {}, cpu({threads})", t.label), &cpu_backend, &model, t.iters.1, bw, rate);
+        let floor = cuda.as_ref().map_or(cpu.floor_ms, |c| c.floor_ms);
+        let ms = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.2}"));
+        let ratio = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.2}×"));
+        let cuda_ms = cuda.as_ref().map(|c| c.ms);
+        let speedup = cuda_ms.map(|c| cpu.ms / c);
+        let verdict = match (t.k, t.d, cuda_ms, speedup) {
+            (8, 100, Some(_), Some(x)) => format!("≥ 50×: {}", if x >= 50.0 { "met" } else { "not met" }),
+            (16, 100, Some(c), _) => {
+                let met = c <= 100.0 && c <= 2.0 * floor;
+                format!("≤ 100 ms and ≤ 2× floor: {}", if met { "met" } else { "not met" })
+            }
+            _ => "—".to_string(),
+        };
+        lines.push(format!("| {} | {} | {floor:.2} | {} | {:.1} ({threads} threads) | {} | {verdict} |", t.label, ms(cuda_ms),
+                           ratio(cuda_ms.map(|c| c / floor)), cpu.ms, ratio(speedup)));
+    }
+    println!("\n| problem (EM, per iteration{}) | CUDA ms | floor ms | CUDA / floor | CPU backend ms | CPU / CUDA | target |",
+             if quick { ", --quick: n / 100" } else { "" });
+    println!("|---|---:|---:|---:|---:|---:|---|");
+    lines.iter().for_each(|l| println!("{l}"));
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    if std::env::args().any(|a| a == "--targets") {
+        return targets(quick);
+    }
     let info = match moe_cuda::cuda_available() {
         Ok(i) => i,
         Err(e) => {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine (see pack-device.sh): the moe-cuda GPU tests (parity of every pass and of whole
-# fits against the CPU backend, determinism, NVRTC, OOM recovery), then the benchmark. Full logs go to
-# $OUT (or ./device-out); a summary table is printed last.
+# fits against the CPU backend, determinism, NVRTC, OOM recovery), then the benchmark, the package check and
+# the performance targets' table. Full logs go to $OUT (or ./device-out); the summary tables are printed last.
 set -u
 bin=${1:-.device/cuda}
 out=${OUT:-./device-out}
@@ -31,6 +31,13 @@ if [ -f "$pkg/moe-em.node" ] && [ -f "$(dirname "$bin")/node.xz" ]; then
   grep -E "^not ok|params rel|assert|Error" "$out/gpu-check.log" | head -40
   sed -n '/^device via/,$p' "$out/gpu-check.log"
 fi
+# Last, the performance targets' table (EM per iteration, CUDA and CPU backend at the four shapes, floors,
+# targets): the CPU backend's (1e7, 100, 16) iterations take about a minute on 16 cores.
+start=$(date +%s)
+timeout 240 "$bin/gpu_bench" --targets > "$out/targets.log" 2>&1
+summary+=("| gpu_bench --targets | rc $? | $(( $(date +%s) - start )) s | targets.log |")
 echo
 printf '%s\n' "${summary[@]}"
 grep '^|' "$out/bench.log"
+echo
+grep '^|' "$out/targets.log"
