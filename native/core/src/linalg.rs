@@ -13,8 +13,9 @@ const FALLBACK_RELATIVE: f64 = 1e-8;
 /// computed together, from the factor's columns kept as contiguous rows (Lᵀ), SOLVE_BLOCK columns of the
 /// factor at a time (`subtract_in_order`, AVX2 where the CPU has it): the same operations in the same order
 /// per entry, hence the same bits, but streaming multiply-adds instead of one serial dot product per entry
-/// (order 785: 42 → 16 ms; order 101: 0.13 → 0.05 ms on this project's 2-core machine, `examples/solve_bench.rs`). That matters on the host between a GPU's passes: the linear experts' k solves every EM
-/// iteration, and the gate preconditioner's d×d factor whenever its ridge term changes.
+/// (order 785: 42 → 16 ms; order 101: 0.13 → 0.05 ms on this project's 2-core machine,
+/// `examples/solve_bench.rs`). That matters on the host between a GPU's passes: the linear experts' k solves
+/// every EM iteration, and the preconditioners' d×d factor whenever its ridge term changes.
 pub fn cholesky_in_place(a: &mut [f64], p: usize) -> bool {
     let mut max_diag = 0.0f64;
     for i in 0..p {
@@ -94,8 +95,9 @@ pub struct CholeskyFactor {
 /// Entries of a right-hand side that `CholeskyFactor::solve_vectors` substitutes together, for factors of order
 /// ≥ BLOCKED_FROM; below, one entry at a time is as fast. Order 785 with 9 right-hand sides (the multinomial
 /// experts' preconditioner at the Fashion-MNIST shape) on this project's 2-core machine: one entry at a time
-/// 1.7 ms; blocks of 4, 1.15 ms; blocks of 8 by AVX2 through tiles of SOLVE_TILE entries, 0.69 ms (4 and 12
-/// were slower, 8 broadcast values fill half of AVX2's registers; `examples/solve_bench.rs`).
+/// 1.7 ms; blocks of 4, 1.15 ms; blocks of 8 by AVX2 through tiles of SOLVE_TILE entries, the right-hand
+/// sides' divisions interleaved, 0.63 ms (blocks of 4, 12 or 16 were slower: 8 broadcast values fill half of
+/// AVX2's registers; `examples/solve_bench.rs`).
 const SOLVE_BLOCK: usize = 8;
 /// Multiply-adds (p² per right-hand side) below which `solve_vectors` keeps right-hand sides on one thread:
 /// one right-hand side of order ~775. Order 785 with 9 right-hand sides on this project's 2 cores: 0.60 →
@@ -116,10 +118,10 @@ impl CholeskyFactor {
     }
 
     /// Solves L Lᵀ x = b in place for `count` right-hand sides stored one after another in `b` (count×p). Each
-    /// is `factor_solve_in_place`, to the bit (on any number of threads), by columns of L: once an entry is solved it leaves every later
-    /// (forward) or earlier (back) entry at once, which keeps each entry's order of summation (ascending, then
-    /// descending) while the multiply-adds run over contiguous memory, independent of one another; each
-    /// column of L serves every right-hand side while it is in cache.
+    /// is `factor_solve_in_place`, to the bit, on any number of threads, by columns of L: once an entry is
+    /// solved it leaves every later (forward) or earlier (back) entry at once, which keeps each entry's order
+    /// of summation (ascending, then descending) while the multiply-adds run over contiguous memory,
+    /// independent of one another; each column of L serves every right-hand side while it is in cache.
     pub fn solve_vectors(&self, b: &mut [f64], count: usize) {
         debug_assert_eq!(b.len(), self.p * count);
         let p = self.p;
@@ -261,9 +263,9 @@ impl CholeskyFactor {
 /// Entries of the rest of a right-hand side that `subtract_by_tiles` takes through every right-hand side at once.
 const SOLVE_TILE: usize = 128;
 
-/// For every right-hand side v_r (the rows of b, count×p) and every entry k of v_r's rest (from `start` if
-/// `start` > 0, else up to the coefficients' length): `subtract_in_order(v_r[k], a[·][k], x_r)`, by tiles of
-/// SOLVE_TILE entries.
+/// `subtract_in_order(v_r[start..start + len], a, x_r)` for every right-hand side v_r (the rows of b, count×p;
+/// len = the coefficient rows' length: the entries after a block in the forward substitution, those before it
+/// in the back substitution), by tiles of SOLVE_TILE entries.
 fn subtract_by_tiles(b: &mut [f64], p: usize, start: usize, a: &[&[f64]], x: &[[f64; SOLVE_BLOCK]]) {
     let len = a[0].len();
     let mut tile: [&[f64]; SOLVE_BLOCK] = [&[]; SOLVE_BLOCK];
