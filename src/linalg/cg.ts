@@ -25,29 +25,29 @@ export function jacobi(diag: Float64Array): (src: Float64Array, dst: Float64Arra
 export function preconditionedCg(applyA: (v: Float64Array, out: Float64Array) => void, g: Float64Array,
   precondition: (r: Float64Array, z: Float64Array) => void, opts: CgOptions, delta: Float64Array): number {
   const p = g.length;
+  delta.fill(0);
+  const norm = (v: Float64Array): number => {
+    let s = 0;
+    for (let i = 0; i < p; i++) s += v[i]! * v[i]!;
+    return Math.sqrt(s);
+  };
+  const target = opts.eta * norm(g);
   const r = Float64Array.from(g);
+  if (opts.maxIter <= 0 || norm(r) <= target) return 0;
   const z = new Float64Array(p);
   const q = new Float64Array(p);
   const aq = new Float64Array(p);
-  delta.fill(0);
-  let gNorm = 0;
-  for (let i = 0; i < p; i++) gNorm += g[i]! * g[i]!;
-  gNorm = Math.sqrt(gNorm);
-  const target = opts.eta * gNorm;
   precondition(r, z);
   q.set(z);
   let rz = 0;
   for (let i = 0; i < p; i++) rz += r[i]! * z[i]!;
   let it = 0;
-  for (; it < opts.maxIter; it++) {
-    let rNorm = 0;
-    for (let i = 0; i < p; i++) rNorm += r[i]! * r[i]!;
-    if (Math.sqrt(rNorm) <= target) break;
+  for (;;) {
     applyA(q, aq);
     let curvature = 0;
     for (let i = 0; i < p; i++) curvature += q[i]! * aq[i]!;
     if (!(curvature > 0)) {
-      if (it === 0) precondition(g, delta);
+      if (it === 0) delta.set(z); // M⁻¹g: r is still g
       break;
     }
     const alpha = rz / curvature;
@@ -55,6 +55,9 @@ export function preconditionedCg(applyA: (v: Float64Array, out: Float64Array) =>
       delta[i] += alpha * q[i]!;
       r[i] -= alpha * aq[i]!;
     }
+    it++;
+    // The stopping tests before the next preconditioner apply, which a finished CG would not use.
+    if (it >= opts.maxIter || norm(r) <= target) break;
     precondition(r, z);
     let rzNew = 0;
     for (let i = 0; i < p; i++) rzNew += r[i]! * z[i]!;

@@ -397,7 +397,9 @@ pub fn jacobi(diag: &[f64]) -> impl Fn(&[f64], &mut [f64]) + '_ {
 
 /// Preconditioned CG for A Δ = g (A through `apply_a`, the preconditioner's inverse through `precondition`:
 /// z = M⁻¹r), start Δ = 0, stop when ‖r‖ ≤ η‖g‖, after `max_iter`, or at the first non-positive curvature
-/// (returning the preconditioned gradient when that happens on the first iteration).
+/// (returning the preconditioned gradient when that happens on the first iteration). The stopping tests run
+/// before each preconditioner apply, so that a finished CG never pays for one it would not use (an apply of
+/// the Kronecker preconditioner at d = 784 costs about a Hessian-vector pass on a GPU).
 pub fn preconditioned_cg(
     mut apply_a: impl FnMut(&[f64], &mut [f64]) -> Result<()>,
     g: &[f64],
@@ -407,24 +409,24 @@ pub fn preconditioned_cg(
     delta: &mut [f64],
 ) -> Result<usize> {
     let p = g.len();
-    let mut r = g.to_vec();
-    let mut z = vec![0.0; p];
-    let mut aq = vec![0.0; p];
     delta.iter_mut().for_each(|v| *v = 0.0);
     let target = eta * norm(g);
+    let mut r = g.to_vec();
+    if max_iter == 0 || norm(&r) <= target {
+        return Ok(0);
+    }
+    let mut z = vec![0.0; p];
+    let mut aq = vec![0.0; p];
     precondition(&r, &mut z);
     let mut q = z.clone();
     let mut rz = dot(&r, &z);
     let mut it = 0;
-    while it < max_iter {
-        if norm(&r) <= target {
-            break;
-        }
+    loop {
         apply_a(&q, &mut aq)?;
         let curvature = dot(&q, &aq);
         if !(curvature > 0.0) {
             if it == 0 {
-                precondition(g, delta);
+                delta.copy_from_slice(&z); // M⁻¹g: r is still g
             }
             break;
         }
@@ -433,6 +435,10 @@ pub fn preconditioned_cg(
             delta[i] += alpha * q[i];
             r[i] -= alpha * aq[i];
         }
+        it += 1;
+        if it == max_iter || norm(&r) <= target {
+            break;
+        }
         precondition(&r, &mut z);
         let rz_new = dot(&r, &z);
         let beta = rz_new / rz;
@@ -440,7 +446,6 @@ pub fn preconditioned_cg(
         for i in 0..p {
             q[i] = z[i] + beta * q[i];
         }
-        it += 1;
     }
     Ok(it)
 }
@@ -655,5 +660,85 @@ mod tests {
         .unwrap();
         assert!((a[0] * delta[0] + a[1] * delta[1] - 1.0).abs() < 1e-10);
         assert!((a[2] * delta[0] + a[3] * delta[1] - 2.0).abs() < 1e-10);
+    }
+
+    /// CG applies the preconditioner once per product it computes (never after its last product), and its
+    /// iterates are those of the textbook loop that preconditions every new residual, to the bit: stopping at
+    /// the tolerance, at the iteration cap, and at a non-positive curvature.
+    #[test]
+    fn cg_preconditions_only_what_it_uses() {
+        fn textbook(a: &[f64], g: &[f64], diag: &[f64], max_iter: usize, eta: f64) -> (Vec<f64>, usize, usize) {
+            let p = g.len();
+            let product = |q: &[f64]| (0..p).map(|i| dot(&a[i * p..(i + 1) * p], q)).collect::<Vec<f64>>();
+            let mut applies = 0;
+            let mut precondition = |r: &[f64]| {
+                applies += 1;
+                let mut z = vec![0.0; p];
+                jacobi(diag)(r, &mut z);
+                z
+            };
+            let (mut delta, mut r, target) = (vec![0.0; p], g.to_vec(), eta * norm(g));
+            let mut z = precondition(&r);
+            let (mut q, mut rz, mut it) = (z.clone(), dot(&r, &z), 0);
+            while it < max_iter {
+                if norm(&r) <= target {
+                    break;
+                }
+                let aq = product(&q);
+                let curvature = dot(&q, &aq);
+                if !(curvature > 0.0) {
+                    if it == 0 {
+                        delta = precondition(g);
+                    }
+                    break;
+                }
+                let alpha = rz / curvature;
+                for i in 0..p {
+                    delta[i] += alpha * q[i];
+                    r[i] -= alpha * aq[i];
+                }
+                z = precondition(&r);
+                let rz_new = dot(&r, &z);
+                let beta = rz_new / rz;
+                rz = rz_new;
+                for i in 0..p {
+                    q[i] = z[i] + beta * q[i];
+                }
+                it += 1;
+            }
+            (delta, it, applies)
+        }
+        let p = 12;
+        let mut rng = crate::rng::Rng::new(41);
+        let m: Vec<f64> = (0..p * p).map(|_| rng.uniform() - 0.5).collect();
+        let mut spd: Vec<f64> = (0..p * p).map(|e| (0..p).map(|t| m[e / p * p + t] * m[e % p * p + t]).sum::<f64>()).collect();
+        (0..p).for_each(|i| spd[i * p + i] += 0.05);
+        let mut indefinite = spd.clone();
+        (0..p).for_each(|i| indefinite[i * p + i] -= 0.6);
+        let g: Vec<f64> = (0..p).map(|_| rng.uniform() - 0.5).collect();
+        let negated: Vec<f64> = spd.iter().map(|v| -v).collect();
+        for (a, max_iter, eta) in [(&spd, 50, 1e-10), (&spd, 3, 1e-10), (&spd, 50, 0.3), (&indefinite, 50, 1e-10), (&negated, 50, 1e-10)] {
+            let diag: Vec<f64> = (0..p).map(|i| a[i * p + i]).collect();
+            let applies = std::cell::Cell::new(0);
+            let counted = |r: &[f64], z: &mut [f64]| {
+                applies.set(applies.get() + 1);
+                jacobi(&diag)(r, z);
+            };
+            let mut delta = vec![0.0; p];
+            let products = std::cell::Cell::new(0);
+            let product = |q: &[f64], out: &mut [f64]| {
+                products.set(products.get() + 1);
+                (0..p).for_each(|i| out[i] = dot(&a[i * p..(i + 1) * p], q));
+                Ok(())
+            };
+            let it = preconditioned_cg(product, &g, counted, max_iter, eta, &mut delta).unwrap();
+            let (want, want_it, want_applies) = textbook(a, &g, &diag, max_iter, eta);
+            assert_eq!((it, delta.iter().map(|v| v.to_bits()).collect::<Vec<_>>()), (want_it, want.iter().map(|v| v.to_bits()).collect()));
+            // One apply per product: the textbook loop's extra one after its last product (when it stops at the
+            // tolerance or the cap, or at a first non-positive curvature) is gone.
+            assert_eq!(applies.get(), products.get(), "max_iter {max_iter}, eta {eta}");
+            let stopped_at_a_later_curvature = products.get() > it.max(1);
+            assert_eq!(want_applies, applies.get() + usize::from(!stopped_at_a_later_curvature), "max_iter {max_iter}, eta {eta}");
+        }
     }
 }
