@@ -261,6 +261,13 @@ pub trait Backend {
         false
     }
 
+    /// Threads the algorithms may use for their host work between passes (the linear experts' solves, the
+    /// preconditioner's right-hand sides): the CPU backend's own count, so that a fit asked to use one
+    /// thread stays on one; all cores for a backend that computes elsewhere.
+    fn host_threads(&self) -> usize {
+        std::thread::available_parallelism().map_or(1, |t| t.get())
+    }
+
     /// Several ops on the same rows, with the results of running them one after the other (a later op
     /// sees the H an earlier one stored). A backend may fuse them into one read of X (the CPU backend
     /// does); the default runs one pass per op.
@@ -343,6 +350,9 @@ impl<B: Backend + ?Sized, F: Fn(Rows, &[(&[f64], &RowOp)], std::time::Duration)>
     }
     fn stores_probabilities(&self) -> bool {
         !self.hide_probability_store && self.inner.stores_probabilities()
+    }
+    fn host_threads(&self) -> usize {
+        self.inner.host_threads()
     }
     fn pass(&self, rows: Rows, proj: &[f64], op: &RowOp) -> Result<PassOut> {
         let start = std::time::Instant::now();

@@ -394,6 +394,9 @@ impl Backend for CpuBackend<'_> {
     fn name(&self) -> &'static str {
         "cpu"
     }
+    fn host_threads(&self) -> usize {
+        self.threads
+    }
     fn n(&self) -> usize {
         self.data.n
     }

@@ -54,6 +54,8 @@ pub struct KroneckerStatistics {
     /// Cholesky factors of Ĝ + μI' + jitter with the μ each was built with, the most recent first (at most
     /// KEPT_FACTORS; without a ridge, the one factor of Ĝ).
     factors: RefCell<Vec<(f64, Rc<CholeskyFactor>)>>,
+    /// Threads for the applies' right-hand sides (`Backend::host_threads`).
+    threads: usize,
 }
 
 impl KroneckerStatistics {
@@ -63,13 +65,13 @@ impl KroneckerStatistics {
         let mut gram_mean = b.pass(Rows::All, &[], &RowOp::Gram)?.grams;
         gram_mean.iter_mut().for_each(|v| *v /= weight);
         let (sample_x, sample_s) = b.gather_rows(&sample_rows(b.n()))?;
-        Ok(Self::from_parts(d, intercept, gram_mean, sample_x, sample_s))
+        Ok(Self::from_parts(d, intercept, gram_mean, sample_x, sample_s, b.host_threads()))
     }
 
-    fn from_parts(d: usize, intercept: bool, gram_mean: Vec<f64>, sample_x: Vec<f64>, sample_s: Vec<f64>) -> Self {
+    fn from_parts(d: usize, intercept: bool, gram_mean: Vec<f64>, sample_x: Vec<f64>, sample_s: Vec<f64>, threads: usize) -> Self {
         let gram_diag_min = (usize::from(intercept)..d).map(|f| gram_mean[f * d + f]).fold(f64::INFINITY, f64::min);
         let sample_x = SampleBlocks::new(&sample_x, d);
-        KroneckerStatistics { d, intercept, gram_mean, sample_x, sample_s, gram_diag_min, factors: RefCell::default() }
+        KroneckerStatistics { d, intercept, gram_mean, sample_x, sample_s, gram_diag_min, factors: RefCell::default(), threads }
     }
 
     /// The sample's row weights s (1 without weights): the gate's c at the sample rows.
@@ -87,7 +89,7 @@ impl KroneckerStatistics {
         let c_bar = (0..m).map(|a| class[a * m + a]).sum::<f64>() / m as f64;
         let mu = if ridge > 0.0 { ridge / (sum_c * c_bar) } else { 0.0 };
         let gram_factor = self.gram_factor(mu);
-        Kronecker { d, m, scale: 1.0 / sum_c, class_factor: CholeskyFactor::new(spd_factor(class, m), m), gram_factor }
+        Kronecker { d, m, scale: 1.0 / sum_c, class_factor: CholeskyFactor::new(spd_factor(class, m), m), gram_factor, threads: self.threads }
     }
 
     /// A factor of Ĝ + μI': the most recent kept one that `serves` μ, else a new one.
@@ -276,6 +278,7 @@ pub struct Kronecker {
     scale: f64,
     class_factor: CholeskyFactor,
     gram_factor: Rc<CholeskyFactor>,
+    threads: usize,
 }
 
 impl Kronecker {
@@ -283,7 +286,7 @@ impl Kronecker {
     /// the columns, each in `linalg::factor_solve_in_place`'s order (src/algorithms/kronecker.ts the same).
     pub fn apply(&self, r: &[f64], z: &mut [f64]) {
         z.copy_from_slice(r);
-        self.gram_factor.solve_vectors(z, self.m);
+        self.gram_factor.solve_vectors(z, self.m, self.threads);
         self.class_factor.solve_columns(z, self.d);
         z.iter_mut().for_each(|v| *v *= self.scale);
     }
@@ -311,7 +314,7 @@ mod tests {
         }
         let total: f64 = s.iter().sum();
         gram.iter_mut().for_each(|g| *g /= total);
-        let stats = KroneckerStatistics::from_parts(d, false, gram.clone(), x, s);
+        let stats = KroneckerStatistics::from_parts(d, false, gram.clone(), x, s, 1);
         let sum_c = 7.0;
         let kron = stats.at(&v, sum_c, 0.0, stats.sample_s());
         let class = class_covariance(&v, m, d, &stats.sample_x, &stats.sample_s);
@@ -344,7 +347,7 @@ mod tests {
         let v = [0.4, -0.1, 0.2];
         // A feature without variance: the rule is the ratio μ/μ_b ≤ 1.25 both ways.
         let stats = KroneckerStatistics::from_parts(d, false, vec![2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 3.0], vec![0.3, -0.2, 0.5],
-                                                    vec![1.0]);
+                                                    vec![1.0], 1);
         let factor = |ridge: f64| stats.at(&v, 1.0, ridge, &[1.0]).gram_factor;
         let l0 = factor(1e-2);
         assert!(Rc::ptr_eq(&l0, &factor(1.2e-2))); // μ ∝ λ here: 1.2× is within the ratio
@@ -359,7 +362,7 @@ mod tests {
         assert!(Rc::ptr_eq(&l3, &factor(0.0)));
         // Every feature with variance ≥ 1: a μ of 1e-2 is within 0.25 of any μ_b below 0.25.
         let stats = KroneckerStatistics::from_parts(d, false, vec![2.0, 0.5, 0.1, 0.5, 1.0, 0.2, 0.1, 0.2, 3.0], vec![0.3, -0.2, 0.5],
-                                                    vec![1.0]);
+                                                    vec![1.0], 1);
         let factor = |ridge: f64| stats.at(&v, 1.0, ridge, &[1.0]).gram_factor;
         let l0 = factor(1e-3);
         assert!(Rc::ptr_eq(&l0, &factor(1e-2)) && Rc::ptr_eq(&l0, &factor(0.0)));

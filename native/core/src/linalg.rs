@@ -122,16 +122,16 @@ impl CholeskyFactor {
     /// solved it leaves every later (forward) or earlier (back) entry at once, which keeps each entry's order
     /// of summation (ascending, then descending) while the multiply-adds run over contiguous memory,
     /// independent of one another; each column of L serves every right-hand side while it is in cache.
-    pub fn solve_vectors(&self, b: &mut [f64], count: usize) {
+    pub fn solve_vectors(&self, b: &mut [f64], count: usize, threads: usize) {
         debug_assert_eq!(b.len(), self.p * count);
         let p = self.p;
         if p < BLOCKED_FROM {
             return self.solve_vectors_by_entries(b);
         }
-        // The right-hand sides are independent: split over threads (the same bits), each with at least
-        // PARALLEL_SOLVE_WORK multiply-adds, as a thread costs tens of microseconds to start.
+        // The right-hand sides are independent: split over up to `threads` threads (the same bits), each with
+        // at least PARALLEL_SOLVE_WORK multiply-adds, as a thread costs tens of microseconds to start.
         let work = p * p * count;
-        let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(count).min(work / PARALLEL_SOLVE_WORK);
+        let threads = threads.min(count).min(work / PARALLEL_SOLVE_WORK);
         if threads < 2 {
             return self.solve_blocked(b, count);
         }
@@ -588,8 +588,11 @@ mod tests {
             let b: Vec<f64> = (0..p * count).map(|_| 2.0 * rng.uniform() - 1.0).collect();
             let mut by_columns = b.clone();
             factor.solve_columns(&mut by_columns, count);
-            let mut by_vectors: Vec<f64> = (0..count).flat_map(|c| (0..p).map(move |i| (c, i))).map(|(c, i)| b[i * count + c]).collect();
-            factor.solve_vectors(&mut by_vectors, count);
+            let vectors: Vec<f64> = (0..count).flat_map(|c| (0..p).map(move |i| (c, i))).map(|(c, i)| b[i * count + c]).collect();
+            let (mut by_vectors, mut threaded) = (vectors.clone(), vectors);
+            factor.solve_vectors(&mut by_vectors, count, 1);
+            factor.solve_vectors(&mut threaded, count, 4);
+            assert!(by_vectors.iter().zip(&threaded).all(|(a, b)| a.to_bits() == b.to_bits()), "{count} vectors on 4 threads");
             for c in 0..count {
                 let mut column: Vec<f64> = (0..p).map(|i| b[i * count + c]).collect();
                 factor_solve_in_place(&l, p, &mut column);

@@ -73,14 +73,14 @@ const PARALLEL_SOLVE_WORK: usize = 100_000;
 type SolveResult = (Result<Vec<f64>>, Vec<Event>);
 
 /// The k linear experts' ridge solves. They are independent, so where each is large (d ≳ 67) they run on up to
-/// k threads (a fit on a GPU waits for them between passes: ~0.1–0.2 ms each at d = 100); the results and
-/// the events (in expert order) are the same bits either way.
-fn linear_expert_solves(model: &ModelSpec, grams: &[f64], xtr: &[f64], events: &mut Vec<Event>) -> Result<Vec<Vec<f64>>> {
+/// `threads` threads (`Backend::host_threads`; a fit on a GPU waits for them between passes: ~0.05–0.2 ms
+/// each at d = 100); the results and the events (in expert order) are the same bits either way.
+fn linear_expert_solves(model: &ModelSpec, grams: &[f64], xtr: &[f64], threads: usize, events: &mut Vec<Event>) -> Result<Vec<Vec<f64>>> {
     let (k, d) = (model.k, model.d);
     let solve = |j: usize, ev: &mut Vec<Event>| {
         ridge_solve(model, &grams[j * d * d..(j + 1) * d * d], &xtr[j * d..(j + 1) * d], &format!("expert {j}"), ev)
     };
-    let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(k);
+    let threads = threads.min(k);
     if threads < 2 || d * d * d / 3 < PARALLEL_SOLVE_WORK {
         return (0..k).map(|j| solve(j, events)).collect();
     }
@@ -151,7 +151,7 @@ fn experts_m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], st
     let (k, d) = (model.k, model.d);
     let lay = Layout::new(model);
     if model.experts == ExpertKind::Linear {
-        let betas = linear_expert_solves(model, grams, &stats.xtr, events)?;
+        let betas = linear_expert_solves(model, grams, &stats.xtr, ctx.b.host_threads(), events)?;
         for (j, beta) in betas.iter().enumerate() {
             params[lay.coef + j * d..lay.coef + (j + 1) * d].copy_from_slice(beta);
         }
@@ -347,7 +347,7 @@ mod tests {
         }
         let stats = PassOut { xtr: (0..k * d).map(|_| rng.uniform()).collect(), grams, sums: vec![1.0; 1 + k], grams_pending: false };
         let mut events = Vec::new();
-        let got = linear_expert_solves(&model, &stats.grams, &stats.xtr, &mut events).unwrap();
+        let got = linear_expert_solves(&model, &stats.grams, &stats.xtr, 4, &mut events).unwrap();
         let mut want_events = Vec::new();
         for j in 0..k {
             let want = ridge_solve(&model, &stats.grams[j * d * d..(j + 1) * d * d], &stats.xtr[j * d..(j + 1) * d], &format!("expert {j}"), &mut want_events).unwrap();
