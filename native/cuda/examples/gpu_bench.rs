@@ -393,6 +393,10 @@ fn em_rows(gpu: &CudaBackend, what: &str, model: &ModelSpec, iters: usize, bw: f
     }
     gpu.set_fused_variant(0);
     gpu.set_kernels(DEFAULTS);
+    // What a default flip would buy at this shape (bench/GPU.md's runbook: make default what wins at both).
+    let fastest = out.iter().min_by(|a, b| a.ms.total_cmp(&b.ms)).unwrap();
+    println!("{what}: fastest configuration {:.2} ms/iter ({}), the defaults {:.2}", fastest.ms,
+             fastest.label.rsplit_once("cuda ").map_or("", |(_, c)| c), out[0].ms);
     (out, default_fit.unwrap())
 }
 
