@@ -128,15 +128,14 @@ struct SampleBlocks {
 
 impl SampleBlocks {
     fn new(x: &[f64], d: usize) -> Self {
-        let mut blocks = Vec::with_capacity(x.len().div_ceil(LOGIT_ROWS * d.max(1)) * LOGIT_ROWS * d);
-        for block in x.chunks(LOGIT_ROWS * d.max(1)) {
-            let mut xt = vec![0.0; d * LOGIT_ROWS];
-            for (r, row) in block.chunks_exact(d).enumerate() {
-                for (f, &xf) in row.iter().enumerate() {
-                    xt[f * LOGIT_ROWS + r] = xf;
-                }
+        let size = (d * LOGIT_ROWS).max(1);
+        let rows = x.len() / d.max(1);
+        let mut blocks = vec![0.0; rows.div_ceil(LOGIT_ROWS) * size];
+        for (i, row) in x.chunks_exact(d.max(1)).enumerate() {
+            let xt = &mut blocks[i / LOGIT_ROWS * size..];
+            for (f, &xf) in row.iter().enumerate() {
+                xt[f * LOGIT_ROWS + i % LOGIT_ROWS] = xf;
             }
-            blocks.extend_from_slice(&xt);
         }
         SampleBlocks { d, blocks }
     }
@@ -196,7 +195,7 @@ fn class_covariance(v: &[f64], m: usize, d: usize, x: &SampleBlocks, c_rows: &[f
 fn block_logits(v: &[f64], d: usize, xt: &[f64], logits: &mut [[f64; LOGIT_ROWS]]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") {
+        if crate::simd::has_avx2() {
             // SAFETY: AVX2 was detected; v holds logits.len() rows of d, xt d rows of LOGIT_ROWS.
             unsafe { block_logits_avx2(v, d, xt, logits) };
             return;

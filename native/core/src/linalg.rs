@@ -287,7 +287,7 @@ fn subtract_in_order(v: &mut [f64], a: &[&[f64]], x: &[f64]) {
     #[cfg(target_arch = "x86_64")]
     {
         if let (Ok(a), Ok(x)) = (<&[&[f64]; SOLVE_BLOCK]>::try_from(a), <&[f64; SOLVE_BLOCK]>::try_from(x)) {
-            if std::arch::is_x86_feature_detected!("avx2") && a.iter().all(|row| row.len() >= v.len()) {
+            if crate::simd::has_avx2() && a.iter().all(|row| row.len() >= v.len()) {
                 // SAFETY: AVX2 was detected, and every coefficient row covers v.
                 unsafe { subtract_block_avx2(v, a, x) };
                 return;

@@ -13,6 +13,19 @@ pub fn has_avx2_fma() -> bool {
     }
 }
 
+/// Whether AVX2 alone may run on this CPU: the host solvers' kernels (linalg, kronecker), which keep a separate
+/// multiply and add for the same bits as their scalar loops, need no FMA.
+pub fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// out[t] = P_t · x for the q rows of P (q×d row-major).
 pub fn project(p: &[f64], d: usize, x: &[f64], out: &mut [f64], simd: bool) {
     if out.is_empty() {
