@@ -405,22 +405,13 @@ fn complete_solver<'s, B: Backend + ?Sized>(ops: &'s Operators<'s, B>) -> Result
     })
 }
 
-fn normal(rng: &mut Rng) -> f64 {
-    let mut u = rng.uniform();
-    while u == 0.0 {
-        u = rng.uniform();
-    }
-    let v = rng.uniform();
-    (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-}
-
 /// Lanczos with full re-orthogonalisation in the I_c inner product (src/linalg/lanczos.ts, seed 0).
 fn lanczos<B: Backend + ?Sized>(ops: &Operators<B>, steps: usize) -> Result<Vec<f64>> {
     let n = ops.p;
     let steps = steps.min(n);
     let solve_b = complete_solver(ops)?;
     let mut rng = Rng::new(0);
-    let z0: Vec<f64> = (0..n).map(|_| normal(&mut rng)).collect();
+    let z0: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
     let q0 = solve_b(&z0)?;
     let norm0 = linalg::dot(&q0, &z0).sqrt();
     if !(norm0 > 0.0) {

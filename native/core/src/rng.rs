@@ -38,6 +38,17 @@ impl Rng {
         (a * 67_108_864.0 + b) / 9_007_199_254_740_992.0
     }
 
+    /// Standard normal by Box–Muller, the cos branch (src/data/rng.ts `normal`: the sin value is discarded so
+    /// the stream stays the reference's).
+    pub fn normal(&mut self) -> f64 {
+        let mut u = self.uniform();
+        while u == 0.0 {
+            u = self.uniform();
+        }
+        let v = self.uniform();
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+    }
+
     /// Uniform integer in [0, m).
     pub fn int(&mut self, m: usize) -> usize {
         (self.uniform() * m as f64).floor() as usize
@@ -89,6 +100,23 @@ mod tests {
             r.shuffle(&mut a);
             assert_eq!(a, shuffled, "seed {seed}");
             assert_eq!(r.int(7), int7, "seed {seed}");
+        }
+    }
+
+    // The normals equal the reference's to rounding, not to the bit: log and cos come from the platform's
+    // libm here and from V8's own in the reference, which may differ in the last place.
+    #[test]
+    fn normals_match_the_typescript_stream() {
+        let cases: [(u32, [f64; 3]); 2] = [
+            (0, [0.48854632132701026, 2.5868475608858597, 0.9512760521188572]),
+            (42, [0.6953712153418404, 2.242263762064122, 0.20491667605004257]),
+        ];
+        for (seed, normals) in cases {
+            let mut r = Rng::new(seed);
+            for want in normals {
+                let got = r.normal();
+                assert!((got - want).abs() <= 4.0 * f64::EPSILON * want.abs(), "seed {seed}: {got} vs {want}");
+            }
         }
     }
 }

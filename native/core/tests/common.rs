@@ -20,15 +20,6 @@ impl Problem {
     }
 }
 
-fn normal(rng: &mut Rng) -> f64 {
-    let mut u = rng.uniform();
-    while u == 0.0 {
-        u = rng.uniform();
-    }
-    let v = rng.uniform();
-    (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-}
-
 /// A problem of the given family with an intercept column, labels from a random true model.
 pub fn problem(experts: ExpertKind, symmetric: bool, k: usize, n: usize, d_raw: usize, seed: u32, weighted: bool) -> Problem {
     let mut rng = Rng::new(seed);
@@ -42,12 +33,12 @@ pub fn problem(experts: ExpertKind, symmetric: bool, k: usize, n: usize, d_raw: 
     for i in 0..n {
         x[i * d] = 1.0;
         for f in 1..d {
-            x[i * d + f] = normal(&mut rng);
+            x[i * d + f] = rng.normal();
         }
     }
-    let gate: Vec<f64> = (0..k * d).map(|_| 1.5 * normal(&mut rng)).collect();
+    let gate: Vec<f64> = (0..k * d).map(|_| 1.5 * rng.normal()).collect();
     let rows = if experts == ExpertKind::Multinomial { classes } else { 1 };
-    let coef: Vec<f64> = (0..k * rows * d).map(|_| 2.0 * normal(&mut rng)).collect();
+    let coef: Vec<f64> = (0..k * rows * d).map(|_| 2.0 * rng.normal()).collect();
     let mut y = vec![0.0; n];
     for i in 0..n {
         let xi = &x[i * d..(i + 1) * d];
@@ -66,7 +57,7 @@ pub fn problem(experts: ExpertKind, symmetric: bool, k: usize, n: usize, d_raw: 
         let sign = if symmetric { if j == 0 { 1.0 } else { -1.0 } } else { 1.0 };
         let bj = if symmetric { &coef[..d] } else { &coef[j * rows * d..(j + 1) * rows * d] };
         y[i] = match experts {
-            ExpertKind::Linear => sign * dot(&bj[..d]) + 0.5 * normal(&mut rng),
+            ExpertKind::Linear => sign * dot(&bj[..d]) + 0.5 * rng.normal(),
             ExpertKind::Logistic => {
                 let p = 1.0 / (1.0 + (-sign * dot(&bj[..d])).exp());
                 let one = rng.uniform() < p;
