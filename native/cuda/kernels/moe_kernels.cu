@@ -427,6 +427,7 @@ __device__ __forceinline__ void op_softmax_small(const RowOpParams& p, const Row
 // Gradient of the general model (ALGORITHMS §4; RowOp::Gradient).
 __device__ void op_gradient(const RowOpParams& p, const RowOut& o, const double* a, double y, double s, const double* hrow) {
     const int k = p.k;
+    if (k < 1) return;  // never (the backend checks k); tells host compilers that l below is set before lse reads it
     double l[MOE_MAX_WIDTH], logp[MOE_MAX_WIDTH], logpi[MOE_MAX_WIDTH], h[MOE_MAX_WIDTH];
     gate_log_prob(a, k, logpi);
     expert_log_density(p, a, y, logp);
