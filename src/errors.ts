@@ -24,7 +24,10 @@ export const ERROR_CODES = {
   E_NOT_FITTED: 'E_NOT_FITTED',
   /** The requested backend cannot run here: native binary missing, or no usable GPU. */
   E_BACKEND_UNAVAILABLE: 'E_BACKEND_UNAVAILABLE',
-  /** The GPU ran out of memory. The process stays usable; the CPU backend still works. */
+  /**
+   * The GPU ran out of memory (backend 'cuda'). The process stays usable; the CPU backend still works. Backend
+   * 'auto' does not throw it: it re-runs the call on the CPU backend (src/backends/gpu-fallback.ts).
+   */
   E_GPU_OOM: 'E_GPU_OOM',
   /** Any other CUDA / driver failure. */
   E_GPU: 'E_GPU',

@@ -110,6 +110,7 @@ export interface FitHistory {
   converged: boolean;
   reason: 'tol' | 'max-iter';
   nIter: number;
+  /** The backend that ran the fit ('auto' resolved; 'cpu' where 'auto' met a GPU out of memory). */
   backend: 'js' | 'cpu' | 'cuda';
   /** Final objective of every restart, and which one was kept. */
   restarts: { seed: number; objective: number; nIter: number }[];

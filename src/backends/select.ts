@@ -1,10 +1,12 @@
 /**
  * Backend resolution: 'js' is the TypeScript reference; 'cpu' and 'cuda' are the native backends (they throw
- * E_BACKEND_UNAVAILABLE when they cannot run here); 'auto' picks CUDA for large problems when a GPU is usable,
- * else the CPU backend when the native addon loads, else the TypeScript reference with a one-time warning.
+ * E_BACKEND_UNAVAILABLE when they cannot run here); 'auto' picks CUDA for large problems when a GPU is usable
+ * (moving to the CPU backend if the GPU runs out of memory: src/backends/gpu-fallback.ts), else the CPU
+ * backend when the native addon loads, else the TypeScript reference with a one-time warning.
  */
 import type { BackendKind } from '../types.js';
 import type { ComputeBackend } from './backend.js';
+import { GpuWithCpuFallback } from './gpu-fallback.js';
 import { jsBackend } from './js.js';
 import { loadNativeBackend, nativeInfo } from './native.js';
 
@@ -32,7 +34,8 @@ export function resolveBackend(kind: BackendKind, problemSize: number, opts: Bac
   if (info.loaded) {
     if (info.cudaAvailable && problemSize >= CUDA_CROSSOVER_ND) {
       try {
-        return loadNativeBackend('cuda', { threads: opts.threads ?? 0 });
+        const cuda = loadNativeBackend('cuda', { threads: opts.threads ?? 0 });
+        return new GpuWithCpuFallback(cuda, () => loadNativeBackend('cpu', { threads: opts.threads ?? 0 }));
       } catch {
         // A GPU that was visible but cannot be used: the CPU backend computes the same iterates.
       }
