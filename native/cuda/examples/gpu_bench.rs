@@ -17,7 +17,8 @@
 //! FLOPs / DGEMM rate).
 //!
 //! 4. `--targets` instead: only the performance targets' table (bench/RESULTS.md; EM per iteration, CUDA and
-//!    CPU backend, at the four shapes, floors and targets), which runs without a GPU too (the CPU half).
+//!    CPU backend, at the four shapes, floors and targets), which runs without a GPU too (the CPU half); on a
+//!    GPU a second table gives the same for the fastest of the kernel settings still to decide (`candidates()`).
 //!
 //! Usage: gpu_bench [--quick] [--targets]   (--quick: smaller sizes, for a smoke run). Prints a table last.
 
@@ -413,12 +414,39 @@ struct Target {
     seed: u32,
 }
 
+/// The kernel settings waiting for a GPU to decide them (bench/GPU.md, "Where things stand"): the fused kernel
+/// where it saves a read of X or on every pass, the E-step's Grams at once or overlapping the gate's M-step,
+/// and the Gram variant gram_tc_m16k16 or p2, in every combination. `--targets` times each, so one run shows
+/// what making one the default would give against the targets; each is a knob of the same build, so its row
+/// measures that default as it would be. Labelled by their settings, not relative to the defaults of the day.
+fn candidates() -> Vec<(String, KernelChoice, &'static str)> {
+    let mut out = vec![];
+    for variant in ["gram_tc_m16k16", "gram_tc_m16k16_p2"] {
+        for fused in [FusedPolicy::SavesARead, FusedPolicy::Everywhere] {
+            for overlap in [false, true] {
+                let label = format!(
+                    "fused {}, Grams {}, {variant}",
+                    if fused == FusedPolicy::Everywhere { "everywhere" } else { "where it saves a read" },
+                    if overlap { "overlapped" } else { "at once" }
+                );
+                out.push((label, KernelChoice { fused, overlap, ..DEFAULTS }, variant));
+            }
+        }
+    }
+    out
+}
+
 /// `--targets`: the performance targets' table (bench/RESULTS.md), in one run: EM per iteration on the CUDA
 /// backend (default kernels) and on the CPU backend (all cores) at (1e5, 50, 4), (1e6, 100, 8), (1e7, 100, 16)
 /// and the Fashion-MNIST shape, each with its floor (the CUDA fit's passes over the ceilings measured in the
-/// same run) and the targets. Without a GPU the CUDA columns stay empty and the floors use nominal H100 ceilings (a
-/// smoke run of the CPU half: `gpu_bench --targets --quick`, smaller n).
+/// same run) and the targets; then the same for the fastest of `candidates()` at each shape. Without a GPU the
+/// CUDA columns stay empty and the floors use nominal H100 ceilings (a smoke run of the CPU half:
+/// `gpu_bench --targets --quick`, smaller n).
 fn targets(quick: bool) {
+    // Checked here too, so that the smoke run without a GPU catches a renamed variant.
+    for (label, _, variant) in candidates() {
+        assert!(TC_VARIANTS.iter().any(|v| v.name == variant), "candidate {label}: no Gram variant {variant}");
+    }
     let gpu_ok = moe_cuda::cuda_available().is_ok();
     let (bw, rate) = if gpu_ok {
         let ctx = Context::new().unwrap();
@@ -437,6 +465,7 @@ fn targets(quick: bool) {
         Target { label: "multinomial 60000×784, k = 2, C = 10", n: scale(60_000), d: 784, k: 2, classes: 10, iters: (3, 2), seed: 7 },
     ];
     let mut lines = vec![];
+    let mut candidate_lines = vec![];
     for t in problems {
         let (x, y) = planted(t.n, t.d, t.k, t.classes, t.seed);
         let data = Data { x: &x, n: t.n, d: t.d, y: &y, s: None };
@@ -446,34 +475,75 @@ fn targets(quick: bool) {
             ModelSpec { experts: ExpertKind::Multinomial, symmetric: false, k: t.k, d: t.d, n_classes: t.classes, noise: Noise::Fitted, ridge: 1e-2,
                         intercept: false }
         };
-        let cuda = gpu_ok.then(|| {
-            let gpu = CudaBackend::new(data).unwrap();
-            fit_row(&format!("targets: {}, cuda default", t.label), &gpu, &model, 1, bw, rate); // warm-up
-            fit_row(&format!("targets: {}, cuda default", t.label), &gpu, &model, t.iters.0, bw, rate).0
-        });
+        // The defaults, then each candidate setting (the fastest kept for the second table).
+        let (cuda, fastest) = match gpu_ok {
+            false => (None, None),
+            true => {
+                let gpu = CudaBackend::new(data).unwrap();
+                let cuda_row = |label: &str| {
+                    let label = format!("targets: {}, cuda {label}", t.label);
+                    fit_row(&label, &gpu, &model, 1, bw, rate); // warm-up
+                    fit_row(&label, &gpu, &model, t.iters.0, bw, rate).0
+                };
+                let default = cuda_row("default");
+                let mut fastest: Option<(String, Row)> = None;
+                for (label, kernels, variant) in candidates() {
+                    if t.classes > 0 && (kernels.overlap || variant != candidates()[0].2) {
+                        continue; // multinomial experts: no E-step Grams to overlap, one Gram (Ĝ) per fit
+                    }
+                    gpu.set_kernels(kernels);
+                    gpu.set_gram_tc_variant(TC_VARIANTS.iter().position(|v| v.name == variant).unwrap());
+                    if gpu.gram_tc_variant().name != variant {
+                        continue; // a Hopper variant on an older device
+                    }
+                    let row = cuda_row(&label);
+                    if fastest.as_ref().is_none_or(|(_, f)| row.ms < f.ms) {
+                        fastest = Some((label, row));
+                    }
+                }
+                (Some(default), fastest)
+            }
+        };
         let cpu_backend = CpuBackend::new(data, 0).unwrap();
         let threads = cpu_backend.threads();
         let (cpu, _) = fit_row(&format!("targets: {}, cpu({threads})", t.label), &cpu_backend, &model, t.iters.1, bw, rate);
         let floor = cuda.as_ref().map_or(cpu.floor_ms, |c| c.floor_ms);
-        let ms = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.2}"));
-        let ratio = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.2}×"));
         let cuda_ms = cuda.as_ref().map(|c| c.ms);
-        let speedup = cuda_ms.map(|c| cpu.ms / c);
-        let verdict = match (t.k, t.d, cuda_ms, speedup) {
-            (8, 100, Some(_), Some(x)) => format!("≥ 50×: {}", if x >= 50.0 { "met" } else { "not met" }),
-            (16, 100, Some(c), _) => {
-                let met = c <= 100.0 && c <= 2.0 * floor;
-                format!("≤ 100 ms and ≤ 2× floor: {}", if met { "met" } else { "not met" })
-            }
-            _ => "—".to_string(),
-        };
-        lines.push(format!("| {} | {} | {floor:.2} | {} | {:.1} ({threads} threads) | {} | {verdict} |", t.label, ms(cuda_ms),
-                           ratio(cuda_ms.map(|c| c / floor)), cpu.ms, ratio(speedup)));
+        lines.push(target_line(&t, None, cuda_ms, floor, &cpu, threads));
+        if let Some((label, row)) = fastest {
+            candidate_lines.push(target_line(&t, Some(&label), Some(row.ms), row.floor_ms, &cpu, threads));
+        }
     }
     println!("\n| problem (EM, per iteration{}) | CUDA ms | floor ms | CUDA / floor | CPU backend ms | CPU / CUDA | target |",
              if quick { ", --quick: n / 100" } else { "" });
     println!("|---|---:|---:|---:|---:|---:|---|");
     lines.iter().for_each(|l| println!("{l}"));
+    if !candidate_lines.is_empty() {
+        println!("\nThe fastest kernel setting of `candidates()` at each shape (what making it the default would give):");
+        println!("| problem | setting | CUDA ms | floor ms | CUDA / floor | CPU backend ms | CPU / CUDA | target |");
+        println!("|---|---|---:|---:|---:|---:|---:|---|");
+        candidate_lines.iter().for_each(|l| println!("{l}"));
+    }
+}
+
+/// One row of the targets' table: the CUDA time (None without a GPU; with the kernel `setting` that ran it, for
+/// the candidates' table) against its floor and the CPU backend's, with the verdict of the targets where
+/// the shape has one.
+fn target_line(t: &Target, setting: Option<&str>, cuda_ms: Option<f64>, floor: f64, cpu: &Row, threads: usize) -> String {
+    let ms = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.2}"));
+    let ratio = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.2}×"));
+    let speedup = cuda_ms.map(|c| cpu.ms / c);
+    let verdict = match (t.k, t.d, cuda_ms, speedup) {
+        (8, 100, Some(_), Some(x)) => format!("≥ 50×: {}", if x >= 50.0 { "met" } else { "not met" }),
+        (16, 100, Some(c), _) => {
+            let met = c <= 100.0 && c <= 2.0 * floor;
+            format!("≤ 100 ms and ≤ 2× floor: {}", if met { "met" } else { "not met" })
+        }
+        _ => "—".to_string(),
+    };
+    let setting = setting.map_or(String::new(), |s| format!(" {s} |"));
+    format!("| {} |{setting} {} | {floor:.2} | {} | {:.1} ({threads} threads) | {} | {verdict} |", t.label, ms(cuda_ms),
+            ratio(cuda_ms.map(|c| c / floor)), cpu.ms, ratio(speedup))
 }
 
 fn main() {
