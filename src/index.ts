@@ -19,6 +19,7 @@ export type {
 export { JsBackend, jsBackend } from './backends/js.js';
 export { CUDA_CROSSOVER_ND, resolveBackend } from './backends/select.js';
 export { loadNativeBackend, nativeInfo } from './backends/native.js';
+export type { GpuInfo, NativeInfo } from './backends/native.js';
 
 // Model mathematics (flat layouts, per-row evaluation, objective, gradients, predictions).
 export * from './models/index.js';

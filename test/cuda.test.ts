@@ -71,6 +71,13 @@ describe('backend cuda without a GPU', () => {
 });
 
 describe('backend cuda on a GPU', () => {
+  it.skipIf(noGpu)('nativeInfo names the GPU', () => {
+    expect(info.gpu?.name).toMatch(/\w/);
+    expect(info.gpu?.memoryBytes).toBeGreaterThan(0);
+    expect(info.gpu?.computeCapability).toMatch(/^\d+\.\d+$/);
+    expect(info.gpuUnavailable).toBeUndefined();
+  });
+
   it.skipIf(noGpu)('whole fits match backend cpu to 1e-9 (linear EM, multinomial Gradient EM, mini-batch GD)', () => {
     const cuda = loadNativeBackend('cuda');
     const cpu = loadNativeBackend('cpu', { threads: 1 });

@@ -84,6 +84,11 @@ describe.skipIf(missing)('native addon: loading', () => {
     expect(e).toBeInstanceOf(MoEError);
     expect((e as MoEError).code).toBe('E_BACKEND_UNAVAILABLE');
     expect(loadNativeBinding().deviceInfo().available).toBe(false);
+    // nativeInfo says why, in words, and names no GPU.
+    const described = nativeInfo();
+    expect(described).toMatchObject({ loaded: true, cudaAvailable: false });
+    expect(described.gpu).toBeUndefined();
+    expect(described.gpuUnavailable).toMatch(/\w/);
     // The binding itself refuses too (a caller bypassing loadNativeBackend gets the same code).
     const direct = thrown(() => loadNativeBinding().fitSync({ ...request(), backend: 'cuda' }));
     expect((direct as { code: string }).code).toBe('E_BACKEND_UNAVAILABLE');

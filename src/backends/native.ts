@@ -120,17 +120,45 @@ export function loadNativeBinding(): NativeBinding {
   return outcome.binding;
 }
 
-/** Whether the addon loaded (and from where), and whether it sees a usable GPU. Never throws. */
-export function nativeInfo(): { loaded: boolean; cudaAvailable: boolean; reason?: string; from?: string } {
+/** The GPU that backend 'cuda' (and 'auto', for large problems) runs on. */
+export interface GpuInfo {
+  name: string;
+  memoryBytes: number;
+  /** 'major.minor', e.g. '9.0' for an H100. */
+  computeCapability: string;
+}
+
+export interface NativeInfo {
+  /** Whether the native addon loaded. */
+  loaded: boolean;
+  /** Whether it sees a usable GPU (backend 'cuda' can run). */
+  cudaAvailable: boolean;
+  /** Which GPU, where there is one. */
+  gpu?: GpuInfo;
+  /** Why no usable GPU was found (no driver, no device, ...), where the addon loaded. */
+  gpuUnavailable?: string;
+  /** Why the addon did not load. */
+  reason?: string;
+  /** Where the addon was loaded from. */
+  from?: string;
+}
+
+/** Whether the addon loaded (and from where), and whether it sees a usable GPU (and which). Never throws. */
+export function nativeInfo(): NativeInfo {
   const outcome = addon();
   if (outcome.binding === null) return { loaded: false, cudaAvailable: false, reason: outcome.reason };
-  let cudaAvailable = false;
+  let gpuUnavailable: string;
   try {
-    cudaAvailable = outcome.binding.cudaAvailable();
-  } catch {
-    cudaAvailable = false;
+    const device = outcome.binding.deviceInfo();
+    if (device.available && device.name !== undefined) {
+      const gpu = { name: device.name, memoryBytes: device.memoryBytes ?? 0, computeCapability: device.computeCapability ?? '' };
+      return { loaded: true, cudaAvailable: true, gpu, from: outcome.from };
+    }
+    gpuUnavailable = device.reason ?? 'unknown reason';
+  } catch (e) {
+    gpuUnavailable = `the device query failed: ${(e as Error).message}`;
   }
-  return { loaded: true, cudaAvailable, from: outcome.from };
+  return { loaded: true, cudaAvailable: false, gpuUnavailable, from: outcome.from };
 }
 
 /** A native error (an Error with a `code` of src/errors.ts) as a MoEError; anything else passes through. */
