@@ -6,10 +6,9 @@
  * Failures are MoEErrors: E_IO for unreadable or unparsable files (with the row and column), E_SHAPE for
  * ragged rows or a missing column, E_NON_FINITE for NaN/Infinity cells.
  */
-import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { MoEError } from '../errors.js';
-import { ioError } from './errors.js';
+import { ioError, readTextFile } from './errors.js';
 
 /** A table of numbers with named columns, as read from a file. */
 export interface NumericTable {
@@ -28,13 +27,7 @@ export interface Dataset {
 }
 
 export function readTable(path: string): NumericTable {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw ioError(path, code === 'ENOENT' ? 'no such file' : `cannot read (${code ?? String(e)})`);
-  }
+  const text = readTextFile(path);
   return extname(path).toLowerCase() === '.json' ? parseJsonTable(path, text) : parseCsvTable(path, text);
 }
 

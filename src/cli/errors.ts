@@ -3,6 +3,7 @@
  * data and I/O failures exit with 1. Library failures arrive as `MoEError`s and keep their code in the
  * one-line message, so a user can look the code up in the package's documentation.
  */
+import { readFileSync } from 'node:fs';
 import { isMoEError, MoEError } from '../errors.js';
 
 export const EXIT_OK = 0;
@@ -40,4 +41,14 @@ function firstLine(text: string): string {
 /** An I/O failure with the file name in the message. */
 export function ioError(path: string, what: string): MoEError {
   return new MoEError('E_IO', `${path}: ${what}`, { path });
+}
+
+/** A text file's contents, or E_IO naming the file and why it could not be read. */
+export function readTextFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw ioError(path, code === 'ENOENT' ? 'no such file' : `cannot read (${code ?? String(e)})`);
+  }
 }

@@ -4,10 +4,10 @@
  * right order. A bare toJSON() document (written by library code) is accepted too; its features are then
  * taken by position.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { MoEError } from '../errors.js';
 import { MixtureOfExperts } from '../estimator.js';
-import { ioError } from './errors.js';
+import { ioError, readTextFile } from './errors.js';
 
 export const MODEL_FILE_FORMAT = 'moe-em-model';
 
@@ -31,13 +31,7 @@ export function writeModelFile(path: string, estimator: MixtureOfExperts, featur
 }
 
 export function readModelFile(path: string): { estimator: MixtureOfExperts; features: string[] | null; target: string | null } {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw ioError(path, code === 'ENOENT' ? 'no such file' : `cannot read (${code ?? String(e)})`);
-  }
+  const text = readTextFile(path);
   let doc: unknown;
   try {
     doc = JSON.parse(text);
