@@ -108,19 +108,25 @@ function sigmoid(t: number): number {
   return t >= 0 ? 1 / (1 + Math.exp(-t)) : Math.exp(t) / (1 + Math.exp(t));
 }
 
-/** Draws the gate (last row fixed 0), then per row x ~ N(0, I) and z from the softmax gate; `emit` draws y. */
-function sampleGeneral(
-  rng: Rng, n: number, d: number, gate: number[][], emit: (z: number, x: Float64Array, offset: number) => number,
+type Emit = (z: number, x: Float64Array, offset: number) => number;
+
+/** Per row: x ~ N(0, I), then the latent z = `drawZ(x)` and y = `emit(z, x)`, in that order from `rng`. */
+function sampleRows(
+  rng: Rng, n: number, d: number, drawZ: (x: Float64Array, offset: number) => number, emit: Emit,
 ): { X: SampledProblem['X']; y: Float64Array } {
   const data = new Float64Array(n * d);
   const y = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     const off = i * d;
     for (let f = 0; f < d; f++) data[off + f] = rng.normal();
-    const z = drawCategorical(rng, gate.map((row) => dot(row, data, off)));
-    y[i] = emit(z, data, off);
+    y[i] = emit(drawZ(data, off), data, off);
   }
   return { X: { data, rows: n, cols: d }, y };
+}
+
+/** The general model's rows: z from the softmax gate (last row fixed 0); `emit` draws y. */
+function sampleGeneral(rng: Rng, n: number, d: number, gate: number[][], emit: Emit): ReturnType<typeof sampleRows> {
+  return sampleRows(rng, n, d, (x, off) => drawCategorical(rng, gate.map((row) => dot(row, x, off))), emit);
 }
 
 /** A copy of an explicit k×d parameter matrix (E_SHAPE when its shape is wrong). */
@@ -239,19 +245,9 @@ function symmetricTruth(rng: Rng, opts: SymmetricSamplerOptions): { w: number[];
   return { w, beta };
 }
 
-/** Per row: x ~ N(0, I), z = +1 with probability sigmoid(wᵀx) else −1, then y from `emit`. */
-function sampleSymmetric(
-  rng: Rng, n: number, d: number, w: number[], emit: (z: number, x: Float64Array, offset: number) => number,
-): { X: SampledProblem['X']; y: Float64Array } {
-  const data = new Float64Array(n * d);
-  const y = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    const off = i * d;
-    for (let f = 0; f < d; f++) data[off + f] = rng.normal();
-    const z = rng.uniform() < sigmoid(dot(w, data, off)) ? 1 : -1;
-    y[i] = emit(z, data, off);
-  }
-  return { X: { data, rows: n, cols: d }, y };
+/** The symmetric models' rows: z = +1 with probability sigmoid(wᵀx) else −1; `emit` draws y. */
+function sampleSymmetric(rng: Rng, n: number, d: number, w: number[], emit: Emit): ReturnType<typeof sampleRows> {
+  return sampleRows(rng, n, d, (x, off) => (rng.uniform() < sigmoid(dot(w, x, off)) ? 1 : -1), emit);
 }
 
 /** The paper's SymMoLinE: y = z·βᵀx + σε. */
