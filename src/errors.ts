@@ -22,7 +22,10 @@ export const ERROR_CODES = {
   E_ABORTED: 'E_ABORTED',
   /** The estimator was used before `fit` (predict, information, ...). */
   E_NOT_FITTED: 'E_NOT_FITTED',
-  /** The requested backend cannot run here: native binary missing, or no usable GPU. */
+  /**
+   * The requested backend cannot run here: native binary missing, or no usable GPU (none, no driver, or the
+   * CUDA libraries missing). Backend 'auto' then runs on another backend instead.
+   */
   E_BACKEND_UNAVAILABLE: 'E_BACKEND_UNAVAILABLE',
   /**
    * The GPU ran out of memory (backend 'cuda'). The process stays usable; the CPU backend still works. Backend

@@ -1,12 +1,12 @@
 /**
- * backend 'auto' on a GPU that runs out of memory (src/backends/gpu-fallback.ts): the call re-runs on the CPU
- * backend, later calls go there directly, the caller's onIteration sees one unbroken sequence, and no other
- * error is swallowed. No GPU is needed: a stand-in "GPU" backend runs the reference and fails with E_GPU_OOM
+ * backend 'auto' on a GPU that runs out of memory, or where the CUDA backend cannot start
+ * (src/backends/gpu-fallback.ts): the call re-runs on the CPU backend, later calls go there directly, the
+ * caller's onIteration sees one unbroken sequence, and no other error is swallowed. No GPU is needed: a stand-in "GPU" backend runs the reference and fails with E_GPU_OOM
  * where a test says, and the reference stands in for the CPU backend (they compute the same iterates).
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { ComputeBackend, FitHooks, FitRequest, FitResult, ModelSpec, ProblemData } from '../src/backends/backend.js';
-import { GpuWithCpuFallback, GPU_OOM_WARNING } from '../src/backends/gpu-fallback.js';
+import { GpuWithCpuFallback, GPU_FALLBACK_WARNING } from '../src/backends/gpu-fallback.js';
 import { jsBackend } from '../src/backends/js.js';
 import { sampleLinear } from '../src/data/samplers.js';
 import { MoEError, type ErrorCode } from '../src/errors.js';
@@ -87,8 +87,15 @@ describe("backend 'auto' when the GPU runs out of memory", () => {
     expect(backend.evaluate(request().data, request().model, result.params).nll).toBeGreaterThan(0);
     expect(gpu.calls).toBe(1);
     // Warned at most once per process (the first test of this file warns; the rest find it said).
-    expect(warn.mock.calls.every(([, opts]) => (opts as { code?: string }).code === GPU_OOM_WARNING)).toBe(true);
+    expect(warn.mock.calls.every(([, opts]) => (opts as { code?: string }).code === GPU_FALLBACK_WARNING)).toBe(true);
     expect(warn.mock.calls.length).toBe(after === 0 ? 1 : 0);
+  });
+
+  it('E_BACKEND_UNAVAILABLE from a call (the backend cannot start on this GPU) moves to the CPU backend too', async () => {
+    const gpu = new FailingGpu('E_BACKEND_UNAVAILABLE', 0);
+    const backend = new GpuWithCpuFallback(gpu, () => jsBackend);
+    expect((await backend.fit(request(), {})).params).toEqual(reference.params);
+    expect(backend.name).toBe('js');
   });
 
   it('the asynchronous fit the same', async () => {

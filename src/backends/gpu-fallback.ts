@@ -1,26 +1,29 @@
 /**
- * What `backend: 'auto'` runs when it picks the GPU: the CUDA backend, until the GPU runs out of memory.
- * 'auto' promises the fastest backend that can run, and a problem too large for the GPU's memory still fits
- * on the CPU, so an E_GPU_OOM there is not the caller's error: that call is re-run on the CPU backend, and
- * every later call of this backend goes to the CPU directly (its `name` says which one ran). The CPU backend
- * computes the same iterates (tested against each other to relative 1e-9), so the switch changes no result
- * beyond that tolerance. A process warning (code MOE_EM_GPU_OOM_FALLBACK) says so, once per process.
+ * What `backend: 'auto'` runs when it picks the GPU: the CUDA backend, until it cannot serve a call. 'auto'
+ * promises the fastest backend that can run, so two failures of the CUDA backend are not the caller's errors:
+ * - E_GPU_OOM: the problem does not fit in the GPU's memory, while it still fits on the CPU;
+ * - E_BACKEND_UNAVAILABLE from a call: the GPU is there but the backend cannot start on it (a library or the
+ *   kernels for this device missing in a way the cheap availability check did not see).
+ * Then that call is re-run on the CPU backend, and every later call of this backend goes to the CPU directly
+ * (its `name` says which one ran). The CPU backend computes the same iterates (tested against each other to
+ * relative 1e-9), so the switch changes no result beyond that tolerance. A process warning (code
+ * MOE_EM_GPU_FALLBACK) says so, once per process, with the reason.
  *
- * A fit that runs out of memory after it has delivered iteration records is re-run from its start on the CPU;
- * the caller's `onIteration` is not given again the iterations it already received, so it sees one unbroken
- * sequence, and the returned history is the CPU run's. Every other error — E_GPU (a CUDA failure other than
- * memory), E_ABORTED, bad input — is thrown as it is: only running out of memory is a property of the problem's
- * size rather than a fault to report. `backend: 'cuda'` never falls back (E_GPU_OOM reaches the caller).
+ * A fit that fails after it has delivered iteration records is re-run from its start on the CPU; the caller's
+ * `onIteration` is not given again the iterations it already received, so it sees one unbroken sequence, and
+ * the returned history is the CPU run's. Every other error — E_GPU (a CUDA failure that is a fault to report),
+ * E_ABORTED, bad input — is thrown as it is. `backend: 'cuda'` never falls back.
  */
 import { isMoEError } from '../errors.js';
 import type { InformationResult } from '../types.js';
 import type { ComputeBackend, FitHooks, FitRequest, FitResult, ModelSpec, ProblemData } from './backend.js';
 
-export const GPU_OOM_WARNING = 'MOE_EM_GPU_OOM_FALLBACK';
+export const GPU_FALLBACK_WARNING = 'MOE_EM_GPU_FALLBACK';
 let warned = false;
 
-function outOfGpuMemory(e: unknown): boolean {
-  return isMoEError(e) && e.code === 'E_GPU_OOM';
+/** The failures after which the CPU backend serves instead (see above). */
+function gpuCannotServe(e: unknown): boolean {
+  return isMoEError(e) && (e.code === 'E_GPU_OOM' || e.code === 'E_BACKEND_UNAVAILABLE');
 }
 
 export class GpuWithCpuFallback implements ComputeBackend {
@@ -32,7 +35,7 @@ export class GpuWithCpuFallback implements ComputeBackend {
     this.active = gpu;
   }
 
-  /** The backend that ran the last call: 'cuda', or 'cpu' once the GPU ran out of memory. */
+  /** The backend that ran the last call: 'cuda', or 'cpu' once the CUDA backend could not serve one. */
   get name(): ComputeBackend['name'] {
     return this.active.name;
   }
@@ -43,7 +46,7 @@ export class GpuWithCpuFallback implements ComputeBackend {
     try {
       return await this.gpu.fit(req, delivered.hooks);
     } catch (e) {
-      if (!outOfGpuMemory(e)) throw e;
+      if (!gpuCannotServe(e)) throw e;
       this.fallBack(e);
       return this.active.fit(req, delivered.skippingDelivered());
     }
@@ -55,7 +58,7 @@ export class GpuWithCpuFallback implements ComputeBackend {
     try {
       return this.gpu.fitSync(req, delivered.hooks);
     } catch (e) {
-      if (!outOfGpuMemory(e)) throw e;
+      if (!gpuCannotServe(e)) throw e;
       this.fallBack(e);
       return this.active.fitSync(req, delivered.skippingDelivered());
     }
@@ -74,13 +77,13 @@ export class GpuWithCpuFallback implements ComputeBackend {
     return this.call((b) => b.information(data, model, params, opts));
   }
 
-  /** A query (no state, no records): on the active backend, re-run on the CPU after an E_GPU_OOM. */
+  /** A query (no state, no records): on the active backend, re-run on the CPU where the GPU cannot serve it. */
   private call<T>(query: (b: ComputeBackend) => T): T {
     if (this.fellBack) return query(this.active);
     try {
       return query(this.gpu);
     } catch (e) {
-      if (!outOfGpuMemory(e)) throw e;
+      if (!gpuCannotServe(e)) throw e;
       this.fallBack(e);
       return query(this.active);
     }
@@ -91,8 +94,10 @@ export class GpuWithCpuFallback implements ComputeBackend {
     this.fellBack = true;
     if (!warned) {
       warned = true;
-      process.emitWarning(`moe-em: the GPU ran out of memory (${(cause as Error).message}); backend 'auto' `
-        + 'runs this and later calls on the CPU backend', { code: GPU_OOM_WARNING });
+      const why = isMoEError(cause) && cause.code === 'E_GPU_OOM' ? 'the GPU ran out of memory'
+        : 'the CUDA backend cannot run here';
+      process.emitWarning(`moe-em: ${why} (${(cause as Error).message}); backend 'auto' runs this and later calls `
+        + 'on the CPU backend', { code: GPU_FALLBACK_WARNING });
     }
   }
 }

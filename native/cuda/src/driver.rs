@@ -118,6 +118,32 @@ pub fn device_info() -> GpuResult<DeviceInfo> {
     }
 }
 
+const CUBLAS_MISSING: &str = "cuBLAS (libcublas.so.13/12) not loadable";
+
+/// Why the CUDA backend cannot run on device 0 although the driver sees it, or None: `Context::with_kernels`
+/// needs cuBLAS, and kernels for the device — the embedded fatbin (sm_80 and sm_90 code and compute_90 PTX,
+/// which serve every device from sm_80 on) or NVRTC to compile the embedded source for it. A machine with the
+/// NVIDIA driver but without the CUDA libraries is the usual case. Decided without creating a context, so that
+/// asking is cheap; should the module still fail to load, `Context::with_kernels` says so with the same code.
+pub fn backend_missing(rt: &Runtime, info: &DeviceInfo) -> Option<String> {
+    missing_for_backend(rt.cublas.is_some(), rt.nvrtc.is_some(), !images::FATBIN.is_empty(), info.compute_capability)
+}
+
+fn missing_for_backend(cublas: bool, nvrtc: bool, fatbin: bool, (major, minor): (i32, i32)) -> Option<String> {
+    if !cublas {
+        return Some(CUBLAS_MISSING.into());
+    }
+    match (nvrtc, fatbin) {
+        (true, _) => None,
+        (false, true) if major >= 8 => None,
+        (false, true) => Some(format!(
+            "the embedded kernels need sm_80 or newer (this device is sm_{major}{minor}) and NVRTC (libnvrtc.so.13/12), \
+             which would compile them for it, is not loadable"
+        )),
+        (false, false) => Some("no kernel fatbin embedded and NVRTC (libnvrtc.so.13/12) not loadable".into()),
+    }
+}
+
 /// The kernels of `kernels/`: the nvcc fatbin embedded by build.rs, or the joined source for NVRTC.
 mod images {
     pub static FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/moe_kernels.fatbin"));
@@ -196,7 +222,7 @@ impl Context {
             check(rt, (d.cuStreamCreateWithPriority)(&mut c.stream, CU_STREAM_NON_BLOCKING, greatest), "cuStreamCreateWithPriority")?;
             check(rt, (d.cuStreamCreateWithPriority)(&mut c.side_stream, CU_STREAM_NON_BLOCKING, least), "cuStreamCreateWithPriority")?;
         }
-        let blas = rt.cublas.as_ref().ok_or_else(|| GpuError::unavailable("cuBLAS (libcublas.so.13/12) not loadable"))?;
+        let blas = rt.cublas.as_ref().ok_or_else(|| GpuError::unavailable(CUBLAS_MISSING))?;
         unsafe {
             let status = (blas.cublasCreate_v2)(&mut c.cublas);
             if status != CUBLAS_STATUS_SUCCESS {
@@ -529,5 +555,23 @@ impl Drop for Timer {
             (self.rt.driver.cuEventDestroy_v2)(self.start);
             (self.rt.driver.cuEventDestroy_v2)(self.stop);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::missing_for_backend;
+
+    #[test]
+    fn what_the_backend_needs_beside_the_driver() {
+        // Everything there, or NVRTC for any device, or the fatbin from sm_80 on.
+        assert_eq!(missing_for_backend(true, true, true, (9, 0)), None);
+        assert_eq!(missing_for_backend(true, true, false, (7, 5)), None);
+        assert_eq!(missing_for_backend(true, false, true, (8, 6)), None);
+        assert_eq!(missing_for_backend(true, false, true, (12, 0)), None);
+        // The driver alone (no CUDA libraries) and the other gaps, each with its reason.
+        assert!(missing_for_backend(false, false, true, (9, 0)).unwrap().contains("cuBLAS"));
+        assert!(missing_for_backend(true, false, true, (7, 5)).unwrap().contains("sm_75"));
+        assert!(missing_for_backend(true, false, false, (9, 0)).unwrap().contains("no kernel fatbin"));
     }
 }

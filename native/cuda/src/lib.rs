@@ -25,7 +25,12 @@ pub use fused::{FusedPolicy, VARIANTS as FUSED_VARIANTS};
 pub use error::{GpuError, GpuErrorKind};
 pub use gram::{GramKernel, TcVariant, TC_MAX_D, TC_VARIANTS};
 
-/// Device 0 when a usable GPU and driver are present; `E_BACKEND_UNAVAILABLE` otherwise (never panics).
+/// Device 0 when the CUDA backend can run on it (a GPU, its driver, cuBLAS, and the kernels for it: see
+/// `driver::backend_missing`); `E_BACKEND_UNAVAILABLE` with the reason otherwise (never panics).
 pub fn cuda_available() -> moe_core::Result<DeviceInfo> {
-    Ok(driver::device_info()?)
+    let info = driver::device_info()?;
+    match driver::backend_missing(driver::runtime()?, &info) {
+        Some(why) => Err(GpuError::unavailable(why).into()),
+        None => Ok(info),
+    }
 }
