@@ -2,7 +2,7 @@
 //! stream and cuBLAS handle, device buffers freed on Drop, the kernel module and launches, and events.
 //! Every status is checked here and becomes a `GpuError` (out of memory kept apart).
 
-use crate::error::{GpuError, GpuResult};
+use crate::error::{GpuError, GpuErrorKind, GpuResult};
 use crate::ffi::*;
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
@@ -56,12 +56,27 @@ pub fn check(rt: &Runtime, status: CUresult, what: &str) -> GpuResult<()> {
     let mut text: *const c_char = std::ptr::null();
     unsafe { (rt.driver.cuGetErrorString)(status, &mut text) };
     let name = if text.is_null() { "unknown".into() } else { unsafe { CStr::from_ptr(text).to_string_lossy().into_owned() } };
-    let message = format!("{what} failed: CUresult {status} ({name})");
-    Err(match status {
-        CUDA_ERROR_OUT_OF_MEMORY => GpuError::out_of_memory(message),
-        CUDA_ERROR_NO_DEVICE => GpuError::unavailable(message),
-        _ => GpuError::failed(message),
-    })
+    Err(GpuError { kind: kind_of(status), message: format!("{what} failed: CUresult {status} ({name})") })
+}
+
+/// Out of memory, a GPU this machine cannot use (so that callers may take the CPU backend instead: no device,
+/// a device taken by another process in exclusive mode, a driver too old or mismatched, no kernel image for
+/// the device), or any other failure.
+fn kind_of(status: CUresult) -> GpuErrorKind {
+    match status {
+        CUDA_ERROR_OUT_OF_MEMORY => GpuErrorKind::OutOfMemory,
+        CUDA_ERROR_STUB_LIBRARY
+        | CUDA_ERROR_INSUFFICIENT_DRIVER
+        | CUDA_ERROR_DEVICE_UNAVAILABLE
+        | CUDA_ERROR_NO_DEVICE
+        | CUDA_ERROR_INVALID_DEVICE
+        | CUDA_ERROR_DEVICE_NOT_LICENSED
+        | CUDA_ERROR_NO_BINARY_FOR_GPU
+        | CUDA_ERROR_UNSUPPORTED_PTX_VERSION
+        | CUDA_ERROR_SYSTEM_DRIVER_MISMATCH
+        | CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE => GpuErrorKind::Unavailable,
+        _ => GpuErrorKind::Failed,
+    }
 }
 
 fn check_cublas(status: c_int, what: &str) -> GpuResult<()> {
@@ -560,7 +575,21 @@ impl Drop for Timer {
 
 #[cfg(test)]
 mod tests {
-    use super::missing_for_backend;
+    use super::{kind_of, missing_for_backend};
+    use crate::error::GpuErrorKind;
+    use crate::ffi::*;
+
+    #[test]
+    fn statuses_that_mean_this_gpu_cannot_be_used() {
+        assert_eq!(kind_of(CUDA_ERROR_OUT_OF_MEMORY), GpuErrorKind::OutOfMemory);
+        for status in [CUDA_ERROR_NO_DEVICE, CUDA_ERROR_DEVICE_UNAVAILABLE, CUDA_ERROR_INSUFFICIENT_DRIVER, CUDA_ERROR_NO_BINARY_FOR_GPU,
+                       CUDA_ERROR_UNSUPPORTED_PTX_VERSION, CUDA_ERROR_STUB_LIBRARY] {
+            assert_eq!(kind_of(status), GpuErrorKind::Unavailable, "CUresult {status}");
+        }
+        // A failed launch (719) or an illegal address (700) is a fault to report, not a reason to move on.
+        assert_eq!(kind_of(719), GpuErrorKind::Failed);
+        assert_eq!(kind_of(700), GpuErrorKind::Failed);
+    }
 
     #[test]
     fn what_the_backend_needs_beside_the_driver() {

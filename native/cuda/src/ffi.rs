@@ -22,7 +22,22 @@ pub type Handle = *mut c_void;
 
 pub const CUDA_SUCCESS: CUresult = 0;
 pub const CUDA_ERROR_OUT_OF_MEMORY: CUresult = 2;
+// The statuses that say this machine's GPU cannot be used (cuda.h's descriptions abridged).
+/// The loaded libcuda is the toolkit's stub, not a driver.
+pub const CUDA_ERROR_STUB_LIBRARY: CUresult = 34;
+/// The driver is older than the call needs.
+pub const CUDA_ERROR_INSUFFICIENT_DRIVER: CUresult = 35;
+/// The device is in exclusive-process mode and taken, or prohibited.
+pub const CUDA_ERROR_DEVICE_UNAVAILABLE: CUresult = 46;
 pub const CUDA_ERROR_NO_DEVICE: CUresult = 100;
+pub const CUDA_ERROR_INVALID_DEVICE: CUresult = 101;
+pub const CUDA_ERROR_DEVICE_NOT_LICENSED: CUresult = 102;
+/// No kernel image for this device in the module.
+pub const CUDA_ERROR_NO_BINARY_FOR_GPU: CUresult = 209;
+/// PTX newer than the driver can compile.
+pub const CUDA_ERROR_UNSUPPORTED_PTX_VERSION: CUresult = 222;
+pub const CUDA_ERROR_SYSTEM_DRIVER_MISMATCH: CUresult = 803;
+pub const CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE: CUresult = 804;
 pub const CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT: c_int = 16;
 pub const CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN: c_int = 97;
 pub const CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR: c_int = 75;
