@@ -12,6 +12,7 @@ import { bufferedOutput } from '../src/cli/output.js';
 import { parseCsvTable } from '../src/cli/data-file.js';
 import { measuredRate } from '../src/cli/reproduce/rate.js';
 import { informationWithFallback } from '../src/cli/information.js';
+import { formatFitSummary } from '../src/cli/report.js';
 import { MoEError } from '../src/errors.js';
 import { DEFAULT_FASHION_MNIST_DIR } from '../src/data/fashion-mnist.js';
 import { sampleLinear, sampleMultinomial, sampleSymMoLinE } from '../src/data/samplers.js';
@@ -56,6 +57,7 @@ describe('fit → model JSON → predict', () => {
     expect(fit.stdout).toMatch(/AIC: .* BIC: /);
     expect(fit.stdout).toMatch(/MIM λ_max: \d/);
     expect(fit.stdout).toMatch(/Expert 1:/);
+    expect(fit.stdout).toMatch(/, backend js\n/); // the GPU is named only when the CUDA backend ran the fit
     const saved = JSON.parse(readFileSync(model, 'utf8'));
     expect(saved.format).toBe('moe-em-model');
     expect(saved.features).toEqual(['f0', 'f1', 'f2']);
@@ -143,6 +145,17 @@ describe('fit → model JSON → predict', () => {
       '--backend', 'js', '--out', model);
     expect(sym.code).toBe(2);
     expect(sym.stderr).toMatch(/\[E_OPTION\] init 'moments' does not apply: symmetric/);
+  });
+});
+
+describe('the fit summary', () => {
+  it('names the GPU when the CUDA backend ran the fit', () => {
+    const { X, y } = sampleLinear({ n: 200, d: 2, k: 2, seed: 4 });
+    const estimator = new MixtureOfExperts({ experts: 'linear', k: 2, maxIter: 3, backend: 'js' });
+    const history = { ...estimator.fitSync(X, y), backend: 'cuda' as const };
+    const text = formatFitSummary({ params: estimator.params, history, rows: 200, features: ['a', 'b'], aic: 1, bic: 2,
+      nParams: estimator.nParams, information: { error: 'skipped' }, gpu: 'NVIDIA H100 80GB HBM3' });
+    expect(text).toMatch(/, backend cuda \(NVIDIA H100 80GB HBM3\)\n/);
   });
 });
 

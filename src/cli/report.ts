@@ -12,6 +12,8 @@ export interface FitSummary {
   nParams: number;
   /** The MIM diagnostics, or why they are missing. */
   information: InformationResult | { error: string };
+  /** The GPU's name, when the CUDA backend ran the fit. */
+  gpu?: string;
 }
 
 function vec(v: ArrayLike<number>): string {
@@ -25,7 +27,8 @@ export function formatFitSummary(s: FitSummary): string {
   const names = p.intercept ? ['(intercept)', ...s.features] : s.features;
   const lines: string[] = [];
   const model = p.symmetric ? `symmetric 2-expert ${p.experts} model` : `${p.k} ${p.experts} expert${p.k === 1 ? '' : 's'}`;
-  lines.push(`Model: ${model}; ${s.rows} rows × ${names.length} columns; algorithm ${String(h.settings['algorithm'] ?? '?')}, backend ${h.backend}`);
+  lines.push(`Model: ${model}; ${s.rows} rows × ${names.length} columns; algorithm ${String(h.settings['algorithm'] ?? '?')}, backend ${h.backend}`
+    + (s.gpu !== undefined ? ` (${s.gpu})` : ''));
   lines.push(`Iterations: ${h.nIter} (${h.converged ? 'converged' : 'stopped'}: ${h.reason})`
     + (h.restarts.length > 1 ? `; best of ${h.restarts.length} restarts (#${h.bestRestart})` : ''));
   if (last) lines.push(`NLL (mean): ${formatNumber(last.nll, 6)}   objective: ${formatNumber(last.objective, 6)}`);

@@ -1,4 +1,5 @@
 /** `moe-em fit DATA --target COL --experts KIND ...`: fit a mixture, save it, print a summary. */
+import { nativeInfo } from '../../backends/native.js';
 import { MixtureOfExperts } from '../../estimator.js';
 import type { AlgorithmKind, BackendKind, ExpertKind, InformationResult, InitKind, MoEOptions, MStepSolver } from '../../types.js';
 import { readTable, toDataset } from '../data-file.js';
@@ -85,6 +86,7 @@ export async function fitCommand(dataPath: string, o: FitCommandOptions, output:
     bic: estimator.bic(X, y),
     nParams: estimator.nParams,
     information,
+    gpu: history.backend === 'cuda' ? nativeInfo().gpu?.name : undefined,
   }));
   output.out(`Model written to ${o.out}`);
 }
