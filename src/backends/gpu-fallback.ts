@@ -28,7 +28,6 @@ function gpuCannotServe(e: unknown): boolean {
 
 export class GpuWithCpuFallback implements ComputeBackend {
   private active: ComputeBackend;
-  private fellBack = false;
 
   /** `cpu` is made only when needed (loading it cannot fail where the CUDA backend loaded: same addon). */
   constructor(private readonly gpu: ComputeBackend, private readonly cpu: () => ComputeBackend) {
@@ -41,7 +40,7 @@ export class GpuWithCpuFallback implements ComputeBackend {
   }
 
   async fit(req: FitRequest, hooks: FitHooks): Promise<FitResult> {
-    if (this.fellBack) return this.active.fit(req, hooks);
+    if (this.fellBack()) return this.active.fit(req, hooks);
     const delivered = counting(hooks);
     try {
       return await this.gpu.fit(req, delivered.hooks);
@@ -53,7 +52,7 @@ export class GpuWithCpuFallback implements ComputeBackend {
   }
 
   fitSync(req: FitRequest, hooks: FitHooks): FitResult {
-    if (this.fellBack) return this.active.fitSync(req, hooks);
+    if (this.fellBack()) return this.active.fitSync(req, hooks);
     const delivered = counting(hooks);
     try {
       return this.gpu.fitSync(req, delivered.hooks);
@@ -79,7 +78,7 @@ export class GpuWithCpuFallback implements ComputeBackend {
 
   /** A query (no state, no records): on the active backend, re-run on the CPU where the GPU cannot serve it. */
   private call<T>(query: (b: ComputeBackend) => T): T {
-    if (this.fellBack) return query(this.active);
+    if (this.fellBack()) return query(this.active);
     try {
       return query(this.gpu);
     } catch (e) {
@@ -89,9 +88,12 @@ export class GpuWithCpuFallback implements ComputeBackend {
     }
   }
 
+  private fellBack(): boolean {
+    return this.active !== this.gpu;
+  }
+
   private fallBack(cause: unknown): void {
-    if (!this.fellBack) this.active = this.cpu();
-    this.fellBack = true;
+    if (!this.fellBack()) this.active = this.cpu();
     if (!warned) {
       warned = true;
       const why = isMoEError(cause) && cause.code === 'E_GPU_OOM' ? 'the GPU ran out of memory'

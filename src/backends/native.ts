@@ -59,7 +59,7 @@ export interface NativeBinding {
   evaluate(q: NativeQuery): { nll: number; objective: number };
   posterior(q: NativeQuery): Float64Array;
   information(q: NativeQuery): InformationResult;
-  cudaAvailable(): boolean;
+  /** The GPU the CUDA backend would run on, or why it cannot run here. */
   deviceInfo(): { available: boolean; name?: string; memoryBytes?: number; computeCapability?: string; reason?: string };
   /** m weighted Gram matrices over n×d rows with moe-core's kernel. */
   benchWeightedGram(shape: { n: number; d: number; m: number; threads?: number; reps?: number }): NativeTiming;

@@ -1,7 +1,8 @@
 /**
  * Backend resolution: 'js' is the TypeScript reference; 'cpu' and 'cuda' are the native backends (they throw
  * E_BACKEND_UNAVAILABLE when they cannot run here); 'auto' picks CUDA for large problems when a GPU is usable
- * (moving to the CPU backend if the GPU runs out of memory: src/backends/gpu-fallback.ts), else the CPU
+ * (moving to the CPU backend if the GPU runs out of memory or the CUDA backend cannot start on it:
+ * src/backends/gpu-fallback.ts), else the CPU
  * backend when the native addon loads, else the TypeScript reference with a one-time warning.
  */
 import type { BackendKind } from '../types.js';

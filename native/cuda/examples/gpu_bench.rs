@@ -487,8 +487,9 @@ fn targets(quick: bool) {
                 };
                 let default = cuda_row("default");
                 let mut fastest: Option<(String, Row)> = None;
-                for (label, kernels, variant) in candidates() {
-                    if t.classes > 0 && (kernels.overlap || variant != candidates()[0].2) {
+                let candidates = candidates();
+                for (label, kernels, variant) in candidates.iter().cloned() {
+                    if t.classes > 0 && (kernels.overlap || variant != candidates[0].2) {
                         continue; // multinomial experts: no E-step Grams to overlap, one Gram (Ĝ) per fit
                     }
                     gpu.set_kernels(kernels);

@@ -10,7 +10,7 @@
 //!   fitSync(request, onIteration?, cancelToken?) → FitResult
 //!   createCancelToken() → { cancel() }
 //!   evaluate(query) → { nll, objective };  posterior(query) → Float64Array;  information(query) → InformationResult
-//!   cudaAvailable() → boolean;  deviceInfo() → { available, name?, memoryBytes?, computeCapability?, reason? }
+//!   deviceInfo() → { available, name?, memoryBytes?, computeCapability?, reason? }
 //!   benchWeightedGram(shape) / benchDgemm(shape) → timings;  version → the crate version
 //!   testPanic() → throws E_INTERNAL (proves that a Rust panic never crosses the boundary)
 //! Every failure is thrown (or rejected) as an Error whose `code` is one of src/errors.ts.
@@ -28,11 +28,6 @@ mod sys;
 
 use js::{guard, Env, JsResult};
 use sys::*;
-
-/// `cudaAvailable() → boolean`: a usable GPU and driver were found.
-unsafe extern "C" fn cuda_available(env: napi_env, _info: napi_callback_info) -> napi_value {
-    guard(env, |env| env.bool(gpu::device_info().is_ok()))
-}
 
 /// `deviceInfo()`: the GPU moe-cuda would use, or why there is none.
 unsafe extern "C" fn device_info(env: napi_env, _info: napi_callback_info) -> napi_value {
@@ -59,14 +54,13 @@ unsafe extern "C" fn test_panic(env: napi_env, _info: napi_callback_info) -> nap
 }
 
 fn register(env: Env, exports: napi_value) -> JsResult<()> {
-    let functions: [(&str, napi_callback); 11] = [
+    let functions: [(&str, napi_callback); 10] = [
         ("fit", Some(fit::fit_async)),
         ("fitSync", Some(fit::fit_sync)),
         ("createCancelToken", Some(cancel::create_cancel_token)),
         ("evaluate", Some(queries::evaluate)),
         ("posterior", Some(queries::posterior)),
         ("information", Some(queries::information)),
-        ("cudaAvailable", Some(cuda_available)),
         ("deviceInfo", Some(device_info)),
         ("benchWeightedGram", Some(bench::bench_weighted_gram)),
         ("benchDgemm", Some(bench::bench_dgemm)),
