@@ -95,6 +95,15 @@ impl Family {
             _ => 1,
         }
     }
+
+    /// Values per row of a prediction: the mean (linear) or one probability per class.
+    pub fn prediction_width(&self) -> usize {
+        match self {
+            Family::Linear { .. } => 1,
+            Family::Logistic => 2,
+            Family::Multinomial { classes } => *classes,
+        }
+    }
 }
 
 /// The symmetric two-expert models (z = ±1, parameters w, β).
@@ -104,6 +113,16 @@ pub enum SymKind {
     Linear { sigma: f64 },
     /// SymMoLogE, y ∈ {−1,+1}.
     Logistic,
+}
+
+impl SymKind {
+    /// Values per row of a prediction: the mean (SymMoLinE) or [P(y=−1), P(y=+1)] (SymMoLogE).
+    pub fn prediction_width(&self) -> usize {
+        match self {
+            SymKind::Linear { .. } => 1,
+            SymKind::Logistic => 2,
+        }
+    }
 }
 
 /// A weighted softmax-regression problem `max Σ_i c_i Σ_c t_ic log softmax([V x_i; 0])_c` (ALGORITHMS §3),
@@ -196,6 +215,13 @@ pub enum RowOp {
     /// Symmetric gradient at P = [w; β]: R (2 cols) = ∂/∂(wᵀx), ∂/∂(βᵀx) of the per-row log-likelihood
     /// (or of Q with the stored H), times s. sums = [Σ s ℓ or Q].
     SymGradient { kind: SymKind, stored_h: bool },
+    /// Predictions of the general model (y and s are not read). P as the E-step's. Writes H (n×width,
+    /// `Family::prediction_width`): linear experts the mixture mean Σ_j π_j β_jᵀx; logistic experts
+    /// [P(y=0), P(y=1)]; multinomial the C class probabilities Σ_j π_j softmax(B_j x).
+    Predict { k: usize, family: Family },
+    /// Predictions of a symmetric model at P = [w; β]: SymMoLinE the mean tanh(wᵀx/2)·βᵀx (width 1), SymMoLogE
+    /// [P(y=−1), P(y=+1)] (width 2).
+    SymPredict { kind: SymKind },
 }
 
 /// How many outputs a `RowOp` produces per row (and hence per pass).
@@ -480,6 +506,10 @@ impl RowOp {
             RowOp::SymGradient { stored_h, .. } => {
                 OpShape { q: 2, r_cols: 2, sums: 1, h_width: if *stored_h { 2 } else { 0 }, ..none }
             }
+            RowOp::Predict { k, family } => {
+                OpShape { q: k + k * family.rows_per_expert(), h_width: family.prediction_width(), writes_h: true, ..none }
+            }
+            RowOp::SymPredict { kind } => OpShape { q: 2, h_width: kind.prediction_width(), writes_h: true, ..none },
         }
     }
 }

@@ -51,6 +51,11 @@ pub fn validate_query(data: &Data, model: &ModelSpec) -> Result<()> {
     validate::validate_query(data, model).map(|_| ())
 }
 
+/// The checks of a prediction's input: X's shape and finiteness, and the model's options (no labels).
+pub fn validate_design(x: &[f64], n: usize, d: usize, model: &ModelSpec) -> Result<()> {
+    validate::validate_design(x, n, d, model)
+}
+
 pub use fit::{fit, fit_with_partial};
 
 /// Mean nll and mean penalised objective at `params`.
@@ -61,6 +66,11 @@ pub fn evaluate<B: Backend + ?Sized>(b: &B, model: &ModelSpec, params: &[f64]) -
 /// Responsibilities h (n×k row-major; symmetric: columns z=+1, z=−1).
 pub fn posterior<B: Backend + ?Sized>(b: &B, model: &ModelSpec, params: &[f64]) -> Result<Vec<f64>> {
     model::posterior(b, model, params)
+}
+
+/// Predictions (n × width): the mixture mean of linear experts, class probabilities otherwise.
+pub fn predict<B: Backend + ?Sized>(b: &B, model: &ModelSpec, params: &[f64]) -> Result<Vec<f64>> {
+    model::predict(b, model, params)
 }
 
 /// Complete, missing and observed information and the MIM spectrum at `params` (ALGORITHMS §7).

@@ -222,6 +222,21 @@ pub fn posterior<B: Backend + ?Sized>(b: &B, model: &ModelSpec, params: &[f64]) 
     b.read_h(if model.symmetric { 2 } else { model.k })
 }
 
+/// Predictions at `params`: n × width row-major (`RowOp::Predict` / `RowOp::SymPredict`; width 1 for linear
+/// experts, the class count otherwise). Reads X only: the backend's y and s are ignored.
+pub fn predict<B: Backend + ?Sized>(b: &B, model: &ModelSpec, params: &[f64]) -> Result<Vec<f64>> {
+    check_params(model, params)?;
+    check_backend(b, model)?;
+    let lay = Layout::new(model);
+    let op = if model.symmetric {
+        RowOp::SymPredict { kind: sym_kind(model) }
+    } else {
+        RowOp::Predict { k: model.k, family: lay.family(params) }
+    };
+    b.pass(Rows::All, lay.proj(params), &op)?;
+    b.read_h(op.shape().h_width)
+}
+
 pub fn check_backend<B: Backend + ?Sized>(b: &B, model: &ModelSpec) -> Result<()> {
     if b.d() != model.d {
         return err(ErrorCode::Shape, format!("the data has d = {} columns, the model d = {}", b.d(), model.d));

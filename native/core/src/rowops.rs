@@ -320,6 +320,52 @@ pub fn eval_row(
                 SymKind::Logistic => s * y * (hp - (hp + hm) * sigmoid(y * v)),
             };
         }
+        RowOp::Predict { k, family } => predict_row(*k, family, a, h, sc),
+        RowOp::SymPredict { kind } => {
+            // π± = σ(±wᵀx) as exp(log σ(±u)), the TS reference's form (src/models/row-model.ts).
+            let (u, v) = (a[0], a[1]);
+            let (pp, pm) = (log_sigmoid(u).exp(), log_sigmoid(-u).exp());
+            match kind {
+                SymKind::Linear { .. } => h[0] = pp * v + pm * -v,
+                SymKind::Logistic => {
+                    let p1 = pp * sigmoid(v) + pm * sigmoid(-v);
+                    h[0] = 1.0 - p1;
+                    h[1] = p1;
+                }
+            }
+        }
+    }
+}
+
+/// `RowOp::Predict` of one row into `out` (`Family::prediction_width` values), in the order of
+/// src/models/predict.ts: π_j = exp(a_j − lse(a_0..a_{k−1})), then Σ_j π_j times the expert's mean or
+/// class probabilities.
+fn predict_row(k: usize, family: &Family, a: &[f64], out: &mut [f64], sc: &mut Scratch) {
+    let lg_norm = lse(&a[..k]);
+    let rpe = family.rows_per_expert();
+    out.fill(0.0);
+    for j in 0..k {
+        let pi = (a[j] - lg_norm).exp();
+        let eta = &a[k + j * rpe..k + (j + 1) * rpe];
+        match family {
+            Family::Linear { .. } => out[0] += pi * eta[0],
+            Family::Logistic => out[1] += pi * sigmoid(eta[0]),
+            Family::Multinomial { classes } => {
+                let mx = eta.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let e = fill(&mut sc.a, *classes);
+                let mut total = 0.0;
+                for c in 0..*classes {
+                    e[c] = (eta[c] - mx).exp();
+                    total += e[c];
+                }
+                for c in 0..*classes {
+                    out[c] += pi * (e[c] / total);
+                }
+            }
+        }
+    }
+    if let Family::Logistic = family {
+        out[0] = 1.0 - out[1];
     }
 }
 

@@ -16,36 +16,17 @@ fn largest_block_size(model: &ModelSpec) -> usize {
     ((k.max(1) - 1) * d).max(expert)
 }
 
-/// The checks every query of fitted parameters needs (evaluate, posterior, information): shapes, finite
-/// values, labels, Σ s > 0. Returns the number of rows with positive weight. Scoring a handful of rows is
-/// legitimate, so the row count is checked only by `validate` (fits).
-pub fn validate_query(data: &Data, model: &ModelSpec) -> Result<usize> {
-    let (n, d) = (data.n, data.d);
-    if n < 1 || d < 1 || data.x.len() != n * d {
-        return err(ErrorCode::Shape, format!("X: data.length {} does not equal rows·cols = {n}·{d}", data.x.len()));
-    }
-    if data.y.len() != n {
-        return err(ErrorCode::Shape, format!("y has length {}, expected {n}", data.y.len()));
+/// The checks of X and of the model that every use of fitted parameters needs, predictions included:
+/// X's shape and finite values, the model's d and options.
+pub fn validate_design(x: &[f64], n: usize, d: usize, model: &ModelSpec) -> Result<()> {
+    if n < 1 || d < 1 || x.len() != n * d {
+        return err(ErrorCode::Shape, format!("X: data.length {} does not equal rows·cols = {n}·{d}", x.len()));
     }
     if model.d != d {
         return err(ErrorCode::Shape, format!("the model has d = {}, the data {d} columns", model.d));
     }
-    if let Some(q) = data.x.iter().position(|v| !v.is_finite()) {
-        return err(ErrorCode::NonFinite, format!("X[{}][{}] is {}", q / d, q % d, data.x[q]));
-    }
-    if let Some(i) = data.y.iter().position(|v| !v.is_finite()) {
-        return err(ErrorCode::NonFinite, format!("y[{i}] is {}", data.y[i]));
-    }
-    if let Some(s) = data.s {
-        if s.len() != n {
-            return err(ErrorCode::Shape, format!("sampleWeight has length {}, expected {n}", s.len()));
-        }
-        if let Some(i) = s.iter().position(|v| !v.is_finite()) {
-            return err(ErrorCode::NonFinite, format!("sampleWeight[{i}] is {}", s[i]));
-        }
-        if let Some(i) = s.iter().position(|&v| v < 0.0) {
-            return err(ErrorCode::Option, format!("sampleWeight[{i}] is negative ({})", s[i]));
-        }
+    if let Some(q) = x.iter().position(|v| !v.is_finite()) {
+        return err(ErrorCode::NonFinite, format!("X[{}][{}] is {}", q / d, q % d, x[q]));
     }
     if model.k < 1 || (model.symmetric && model.k != 2) {
         return err(ErrorCode::Option, "k must be an integer ≥ 1 (symmetric models: k = 2)");
@@ -62,6 +43,32 @@ pub fn validate_query(data: &Data, model: &ModelSpec) -> Result<usize> {
     if let Noise::Known(s) = model.noise {
         if !(s > 0.0) || !s.is_finite() {
             return err(ErrorCode::Option, "noise must be a finite number > 0");
+        }
+    }
+    Ok(())
+}
+
+/// The checks every query of fitted parameters needs (evaluate, posterior, information): `validate_design`,
+/// then y and the weights: finite values, labels, Σ s > 0. Returns the number of rows with positive weight.
+/// Scoring a handful of rows is legitimate, so the row count is checked only by `validate` (fits).
+pub fn validate_query(data: &Data, model: &ModelSpec) -> Result<usize> {
+    let n = data.n;
+    validate_design(data.x, n, data.d, model)?;
+    if data.y.len() != n {
+        return err(ErrorCode::Shape, format!("y has length {}, expected {n}", data.y.len()));
+    }
+    if let Some(i) = data.y.iter().position(|v| !v.is_finite()) {
+        return err(ErrorCode::NonFinite, format!("y[{i}] is {}", data.y[i]));
+    }
+    if let Some(s) = data.s {
+        if s.len() != n {
+            return err(ErrorCode::Shape, format!("sampleWeight has length {}, expected {n}", s.len()));
+        }
+        if let Some(i) = s.iter().position(|v| !v.is_finite()) {
+            return err(ErrorCode::NonFinite, format!("sampleWeight[{i}] is {}", s[i]));
+        }
+        if let Some(i) = s.iter().position(|&v| v < 0.0) {
+            return err(ErrorCode::Option, format!("sampleWeight[{i}] is negative ({})", s[i]));
         }
     }
     for (i, &v) in data.y.iter().enumerate() {

@@ -163,8 +163,9 @@ pub fn encode(op: &RowOp, shape: &OpShape) -> Result<Option<(RowOpParams, Option
             set_sym(&mut p, kind);
             p.flags = if *stored_h { FLAG_STORED_H } else { 0 };
         }
-        // Information passes (diagnostics, not per iteration) run their row mathematics on the host.
-        RowOp::Information { .. } => return Ok(None),
+        // Information passes (diagnostics, not per iteration) run their row mathematics on the host, and so do
+        // predictions (the binding sends those to the CPU backend: one read of X costs less than its upload).
+        RowOp::Information { .. } | RowOp::Predict { .. } | RowOp::SymPredict { .. } => return Ok(None),
     }
     Ok(Some((p, linear)))
 }

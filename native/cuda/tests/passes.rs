@@ -47,6 +47,12 @@ fn cases() -> Vec<Case> {
         out.push(Case { name: "sym-gradient-linear", labels: Labels::Real, op: RowOp::SymGradient { kind: SymKind::Linear { sigma: 1.3 }, stored_h } });
         out.push(Case { name: "sym-gradient-logistic", labels: Labels::PlusMinus, op: RowOp::SymGradient { kind: SymKind::Logistic, stored_h } });
     }
+    // Predictions (rows on the host; the binding sends them to the CPU backend, but the backend answers too).
+    out.push(Case { name: "predict-linear", labels: Labels::Real, op: RowOp::Predict { k, family: lin() } });
+    out.push(Case { name: "predict-logistic", labels: Labels::Real, op: RowOp::Predict { k, family: Family::Logistic } });
+    out.push(Case { name: "predict-multinomial", labels: Labels::Real, op: RowOp::Predict { k, family: Family::Multinomial { classes: c } } });
+    out.push(Case { name: "sym-predict-linear", labels: Labels::Real, op: RowOp::SymPredict { kind: SymKind::Linear { sigma: 0.8 } } });
+    out.push(Case { name: "sym-predict-logistic", labels: Labels::Real, op: RowOp::SymPredict { kind: SymKind::Logistic } });
     // Information passes (their rows are evaluated on the host, reductions on the GPU).
     let info_models = [
         (Labels::Real, InfoModel::General { k, family: lin(), fitted_sigma: true }),
