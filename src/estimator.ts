@@ -13,7 +13,7 @@ import {
   withIntercept, type ResolvedOptions,
 } from './input.js';
 import { freeLayout, paramsToReadable, readableToParams } from './models/layout.js';
-import { classCount, classProbabilities, mixtureMean } from './models/predict.js';
+import { classCount } from './models/predict.js';
 import type {
   FitHistory, FitOptions, InformationOptions, InformationResult, Matrix, MoEOptions, MoEParams, Vector,
 } from './types.js';
@@ -102,9 +102,11 @@ export class MixtureOfExperts {
   predict(X: Matrix): Float64Array {
     const { model, flat } = this.requireFitted();
     const x = this.design(X, model);
-    if (model.experts === 'linear') return mixtureMean(model, flat, x.data, x.rows);
+    const predictions = this.predictionBackend().predict(x.data, x.rows, model, flat);
+    if (model.experts === 'linear') return predictions;
+    // The most probable class of each row's probabilities.
     const C = classCount(model);
-    const probs = classProbabilities(model, flat, x.data, x.rows);
+    const probs = predictions;
     const out = new Float64Array(x.rows);
     for (let i = 0; i < x.rows; i++) {
       let best = 0;
@@ -123,14 +125,15 @@ export class MixtureOfExperts {
     const { model, flat } = this.requireFitted();
     if (model.experts === 'linear') throw new MoEError('E_OPTION', 'predictProba needs logistic or multinomial experts');
     const x = this.design(X, model);
-    return { data: classProbabilities(model, flat, x.data, x.rows), rows: x.rows, cols: classCount(model) };
+    const data = this.predictionBackend().predict(x.data, x.rows, model, flat);
+    return { data, rows: x.rows, cols: classCount(model) };
   }
 
   /** Responsibilities p(z = j | x, y), rows × k (symmetric: columns z = +1, z = −1). */
   posterior(X: Matrix, y: Vector): { data: Float64Array; rows: number; cols: number } {
     const { model, flat } = this.requireFitted();
     const data = this.problem(X, y, undefined, model);
-    const h = this.backendFor(data).posterior(data, model, flat);
+    const h = this.backendFor(data.n, data.d).posterior(data, model, flat);
     return { data: h, rows: data.n, cols: model.symmetric ? 2 : model.k };
   }
 
@@ -138,7 +141,7 @@ export class MixtureOfExperts {
   score(X: Matrix, y: Vector, sampleWeight?: Vector): number {
     const { model, flat } = this.requireFitted();
     const data = this.problem(X, y, sampleWeight, model);
-    return -this.backendFor(data).evaluate(data, model, flat).nll;
+    return -this.backendFor(data.n, data.d).evaluate(data, model, flat).nll;
   }
 
   /** Fisher information, missing information, MIM eigenvalues and standard errors at the fitted parameters. */
@@ -151,7 +154,7 @@ export class MixtureOfExperts {
     }
     const steps = opts.steps ?? 60;
     if (!Number.isInteger(steps) || steps < 1) throw new MoEError('E_OPTION', `steps must be an integer ≥ 1, got ${steps}`);
-    return this.backendFor(data).information(data, model, flat, { method, steps });
+    return this.backendFor(data.n, data.d).information(data, model, flat, { method, steps });
   }
 
   /** Akaike information criterion 2p − 2ℓ (ℓ the total log-likelihood on (X, y)). */
@@ -235,15 +238,27 @@ export class MixtureOfExperts {
     return { x: x.data, n: x.rows, d: x.cols, y: yv, s };
   }
 
-  private backendFor(data: ProblemData): ComputeBackend {
-    this.fitBackend ??= resolveBackend(this.resolved.backend, data.n * data.d, { threads: this.resolved.threads });
+  /** The backend of the fit, or (for a model loaded with fromJSON) the one the options pick for n×d rows. */
+  private backendFor(n: number, d: number): ComputeBackend {
+    this.fitBackend ??= resolveBackend(this.resolved.backend, n * d, { threads: this.resolved.threads });
     return this.fitBackend;
+  }
+
+  /**
+   * Predictions need no GPU (every native backend predicts on the CPU's cores), so a model predicts wherever it
+   * is loaded: with the backend of its fit, or, loaded by fromJSON, with the native CPU backend where the addon
+   * loads and the reference elsewhere ('js' models always with the reference).
+   */
+  private predictionBackend(): ComputeBackend {
+    if (this.fitBackend !== null) return this.fitBackend;
+    // 'auto' for a problem of size 0 never picks the GPU.
+    return resolveBackend(this.resolved.backend === 'js' ? 'js' : 'auto', 0, { threads: this.resolved.threads });
   }
 
   private totalLogLik(X: Matrix, y: Vector): { n: number; logLik: number } {
     const { model, flat } = this.requireFitted();
     const data = this.problem(X, y, undefined, model);
-    return { n: data.n, logLik: -this.backendFor(data).evaluate(data, model, flat).nll * data.n };
+    return { n: data.n, logLik: -this.backendFor(data.n, data.d).evaluate(data, model, flat).nll * data.n };
   }
 
   private plan(X: Matrix, y: Vector, opts: FitOptions): FitPlan {

@@ -55,6 +55,11 @@ class FailingGpu implements ComputeBackend {
   information(): never {
     throw new Error('not used');
   }
+
+  predict(x: Float64Array, n: number, model: ModelSpec, params: Float64Array): Float64Array {
+    this.calls++;
+    return jsBackend.predict(x, n, model, params);
+  }
 }
 
 function request(): FitRequest {
@@ -114,6 +119,8 @@ describe("backend 'auto' when the GPU runs out of memory", () => {
     const { data, model } = request();
     expect(backend.evaluate(data, model, reference.params)).toEqual(jsBackend.evaluate(data, model, reference.params));
     expect(backend.posterior(data, model, reference.params)).toEqual(jsBackend.posterior(data, model, reference.params));
+    expect(backend.predict(data.x, data.n, model, reference.params))
+      .toEqual(jsBackend.predict(data.x, data.n, model, reference.params));
     expect(gpu.calls).toBe(1);
   });
 

@@ -2,7 +2,7 @@
  * Parity of the native CPU backend (Rust, through the addon) with the TypeScript reference, the oracle:
  * for fresh random instances of every model family and every algorithm, the parameters and the nll /
  * objective history after a fixed number of iterations agree to relative 1e-9; information matrices and
- * MIM eigenvalues to 1e-8; bad inputs give the same error codes. The native fits run with 1 and with 2
+ * MIM eigenvalues to 1e-8; predictions to 1e-12; bad inputs give the same error codes. The native fits run with 1 and with 2
  * threads, which must be bit-identical (moe-core reduces over a fixed partition of the rows).
  * Skipped, with the reason printed, only when the addon is not built.
  */
@@ -193,6 +193,59 @@ describe.skipIf(!info.loaded)('native CPU backend = TypeScript reference: inform
         .toBeLessThanOrEqual(FIT_RTOL);
     });
   }
+});
+
+describe.skipIf(!info.loaded)('native CPU backend = TypeScript reference: predictions', () => {
+  // One pass of row arithmetic, no solve to amplify rounding: both sides agree to a few ulps.
+  const PREDICT_RTOL = 1e-12;
+  let seed = 6000;
+
+  for (const family of families) {
+    it(`mixture mean / class probabilities · ${family.name}`, () => {
+      seed += 1;
+      const train = family.make(300, seed);
+      const fitted = jsBackend.fitSync(request(train, algorithms[0]!, seed, 1), {}).params;
+      // Fresh rows (a handful too: predictions need no minimum row count), with the threads' partition varied.
+      for (const n of [3, 1000]) {
+        const { data, model } = family.make(n, seed + n);
+        const reference = jsBackend.predict(data.x, n, model, fitted);
+        const oneThread = loadNativeBackend('cpu', { threads: 1 }).predict(data.x, n, model, fitted);
+        const twoThreads = loadNativeBackend('cpu', { threads: 2 }).predict(data.x, n, model, fitted);
+        expect(oneThread.length).toBe(n * (model.experts === 'linear' ? 1 : model.experts === 'multinomial' ? model.nClasses : 2));
+        expect(relErr(oneThread, reference)).toBeLessThanOrEqual(PREDICT_RTOL);
+        expect(Array.from(twoThreads)).toEqual(Array.from(oneThread));
+      }
+    });
+  }
+
+  it("the estimator's predict and predictProba on the CPU backend = on the reference (intercept added alike)", () => {
+    const { X, y } = sampleMultinomial({ n: 300, d: 3, k: 2, seed: 6200, nClasses: 3 });
+    const onCpu = new MixtureOfExperts({ experts: 'multinomial', k: 2, intercept: true, maxIter: 5, backend: 'cpu' });
+    onCpu.fitSync(X, y);
+    const onJs = MixtureOfExperts.fromJSON({ ...onCpu.toJSON(), options: { ...onCpu.toJSON().options, backend: 'js' } });
+    expect(relErr(onCpu.predictProba(X).data, onJs.predictProba(X).data)).toBeLessThanOrEqual(PREDICT_RTOL);
+    expect(Array.from(onCpu.predict(X))).toEqual(Array.from(onJs.predict(X)));
+    const lin = sampleLinear({ n: 300, d: 3, k: 2, seed: 6201 });
+    const linCpu = new MixtureOfExperts({ experts: 'linear', k: 2, intercept: true, maxIter: 5, backend: 'cpu' });
+    linCpu.fitSync(lin.X, lin.y);
+    const linJs = MixtureOfExperts.fromJSON({ ...linCpu.toJSON(), options: { ...linCpu.toJSON().options, backend: 'js' } });
+    expect(relErr(linCpu.predict(lin.X), linJs.predict(lin.X))).toBeLessThanOrEqual(PREDICT_RTOL);
+    // A model saved from a 'cuda' fit predicts wherever it is loaded, GPU or none (predictions need none).
+    const saved = { ...linCpu.toJSON(), options: { ...linCpu.toJSON().options, backend: 'cuda' as const } };
+    expect(relErr(MixtureOfExperts.fromJSON(saved).predict(lin.X), linJs.predict(lin.X))).toBeLessThanOrEqual(PREDICT_RTOL);
+  });
+
+  it('bad rows or parameters are coded errors, labels are never read', () => {
+    const native = loadNativeBackend('cpu');
+    const { data, model } = families[5]!.make(20, 6100); // SymMoLogE: labels ±1 would be checked if read
+    const params = new Float64Array(2 * model.d).fill(0.3);
+    const x = Float64Array.from(data.x);
+    expect(native.predict(x, 20, model, params).length).toBe(40);
+    x[7] = NaN;
+    expect(codeOf(() => native.predict(x, 20, model, params))).toBe('E_NON_FINITE');
+    expect(codeOf(() => native.predict(data.x, 19, model, params))).toBe('E_SHAPE');
+    expect(codeOf(() => native.predict(data.x, 20, model, params.subarray(1)))).toBe('E_SHAPE');
+  });
 });
 
 /** A bad input, as the estimator receives it and as a request at the backend boundary. */

@@ -78,4 +78,10 @@ export interface ComputeBackend {
   posterior(data: ProblemData, model: ModelSpec, params: Float64Array): Float64Array;
   information(data: ProblemData, model: ModelSpec, params: Float64Array,
     opts: { method: 'auto' | 'dense' | 'lanczos'; steps: number }): InformationResult;
+  /**
+   * Predictions at `params` for the n rows of `x` (n×model.d row-major, intercept column included): linear
+   * experts the mixture mean E[y|x] (n values), logistic and multinomial experts the class probabilities
+   * (n × classCount(model), the columns of src/models/predict.ts).
+   */
+  predict(x: Float64Array, n: number, model: ModelSpec, params: Float64Array): Float64Array;
 }

@@ -76,6 +76,10 @@ export class GpuWithCpuFallback implements ComputeBackend {
     return this.call((b) => b.information(data, model, params, opts));
   }
 
+  predict(x: Float64Array, n: number, model: ModelSpec, params: Float64Array): Float64Array {
+    return this.call((b) => b.predict(x, n, model, params));
+  }
+
   /** A query (no state, no records): on the active backend, re-run on the CPU where the GPU cannot serve it. */
   private call<T>(query: (b: ComputeBackend) => T): T {
     if (this.fellBack()) return query(this.active);

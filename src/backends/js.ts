@@ -6,6 +6,7 @@
 import { runFit, runFitSync } from '../algorithms/fit.js';
 import { computeInformation } from '../diagnostics/information.js';
 import { componentCount, eStep, evaluateObjective } from '../models/objective.js';
+import { classProbabilities, mixtureMean } from '../models/predict.js';
 import type { InformationResult } from '../types.js';
 import type { ComputeBackend, FitHooks, FitRequest, FitResult, ModelSpec, ProblemData } from './backend.js';
 
@@ -34,6 +35,10 @@ export class JsBackend implements ComputeBackend {
   information(data: ProblemData, model: ModelSpec, params: Float64Array,
     opts: { method: 'auto' | 'dense' | 'lanczos'; steps: number }): InformationResult {
     return computeInformation(data, model, params, opts);
+  }
+
+  predict(x: Float64Array, n: number, model: ModelSpec, params: Float64Array): Float64Array {
+    return model.experts === 'linear' ? mixtureMean(model, params, x, n) : classProbabilities(model, params, x, n);
   }
 }
 

@@ -59,6 +59,8 @@ export interface NativeBinding {
   evaluate(q: NativeQuery): { nll: number; objective: number };
   posterior(q: NativeQuery): Float64Array;
   information(q: NativeQuery): InformationResult;
+  /** n × width predictions (the mixture mean, or class probabilities): the rows need no labels. */
+  predict(q: Omit<NativeQuery, 'data'> & { data: { x: Float64Array; n: number; d: number } }): Float64Array;
   /** The GPU the CUDA backend would run on, or why it cannot run here. */
   deviceInfo(): { available: boolean; name?: string; memoryBytes?: number; computeCapability?: string; reason?: string };
   /** m weighted Gram matrices over n×d rows with moe-core's kernel. */
@@ -266,6 +268,16 @@ export class NativeBackend implements ComputeBackend {
   information(data: ProblemData, model: ModelSpec, params: Float64Array,
     opts: { method: 'auto' | 'dense' | 'lanczos'; steps: number }): InformationResult {
     return mapped(() => this.binding.information({ ...this.query(data, model, params), ...opts }));
+  }
+
+  /**
+   * On the CPU backend whichever native backend this is. A prediction is one pass over X with few FLOPs per
+   * byte; on the GPU it would first have to copy X there (8·n·d bytes over the bus), about as long as the
+   * CPU's own pass takes, so the CUDA backend has no prediction kernel (bench/RESULTS.md, predictions).
+   */
+  predict(x: Float64Array, n: number, model: ModelSpec, params: Float64Array): Float64Array {
+    const d = model.d;
+    return mapped(() => this.binding.predict({ data: { x, n, d }, model, params, backend: 'cpu', threads: this.threads }));
   }
 }
 

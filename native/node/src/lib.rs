@@ -2,7 +2,7 @@
 //!
 //! Layout: `sys` (raw declarations) → `js` (safe layer: argument readers, zero-copy Float64Array views,
 //! result builders, coded errors, the panic guard) → the exports: `fit` (Promise, libuv pool, progress and
-//! abort), `queries` (evaluate / posterior / information), `cancel` (cancel tokens), `bench` (+ `blas`),
+//! abort), `queries` (evaluate / posterior / information / predict), `cancel` (cancel tokens), `bench` (+ `blas`),
 //! `gpu` (moe-cuda). `request` and `results` convert between JS objects and moe-core's types.
 //!
 //! Exports (the request shapes are documented in `request`):
@@ -10,6 +10,7 @@
 //!   fitSync(request, onIteration?, cancelToken?) → FitResult
 //!   createCancelToken() → { cancel() }
 //!   evaluate(query) → { nll, objective };  posterior(query) → Float64Array;  information(query) → InformationResult
+//!   predict(query) → Float64Array (n × width: the mixture mean, or class probabilities)
 //!   deviceInfo() → { available, name?, memoryBytes?, computeCapability?, reason? }
 //!   benchWeightedGram(shape) / benchDgemm(shape) → timings;  version → the crate version
 //!   testPanic() → throws E_INTERNAL (proves that a Rust panic never crosses the boundary)
@@ -54,13 +55,14 @@ unsafe extern "C" fn test_panic(env: napi_env, _info: napi_callback_info) -> nap
 }
 
 fn register(env: Env, exports: napi_value) -> JsResult<()> {
-    let functions: [(&str, napi_callback); 10] = [
+    let functions: [(&str, napi_callback); 11] = [
         ("fit", Some(fit::fit_async)),
         ("fitSync", Some(fit::fit_sync)),
         ("createCancelToken", Some(cancel::create_cancel_token)),
         ("evaluate", Some(queries::evaluate)),
         ("posterior", Some(queries::posterior)),
         ("information", Some(queries::information)),
+        ("predict", Some(queries::predict)),
         ("deviceInfo", Some(device_info)),
         ("benchWeightedGram", Some(bench::bench_weighted_gram)),
         ("benchDgemm", Some(bench::bench_dgemm)),

@@ -1,5 +1,5 @@
-//! `evaluate`, `posterior` and `information`: synchronous queries at given parameters. Each takes
-//! `{ data, model, params, backend?, threads?, method?, steps? }`.
+//! `evaluate`, `posterior`, `information` and `predict`: synchronous queries at given parameters. Each takes
+//! `{ data, model, params, backend?, threads?, method?, steps? }` (predict's `data` without labels).
 use crate::device::with_backend;
 use crate::js::{guard, panic_message, Env, Failure, JsResult};
 use crate::request::{self, Device};
@@ -8,35 +8,39 @@ use crate::sys::*;
 use moe_core::{Backend, Data, ModelSpec};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+/// What every query reads besides its data.
 struct Query<'a> {
     device: Device,
-    data: Data<'a>,
     model: ModelSpec,
     params: &'a [f64],
     threads: usize,
 }
 
-/// Parses the query and runs `work` on its backend; the JS arrays stay alive for the whole call.
-fn run_query<R>(env: Env, req: napi_value,
-                work: impl FnOnce(&dyn Backend, &ModelSpec, &[f64]) -> moe_core::Result<R>) -> JsResult<R> {
-    let query = unsafe {
-        let (data, _) = request::read_data(env, env.get(req, "data", "request")?)?;
-        Query {
-            device: request::read_device(env, req)?,
-            data,
-            model: request::read_model(env, env.get(req, "model", "request")?)?,
-            params: env.f64_view(env.get(req, "params", "request")?, "request.params")?,
-            threads: request::read_threads(env, req)?,
-        }
-    };
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        moe_core::validate_query(&query.data, &query.model)?;
-        with_backend(query.device, query.data, query.threads, |b| work(b, &query.model, query.params))
-    }));
-    match outcome {
+unsafe fn read_query<'a>(env: Env, req: napi_value) -> JsResult<Query<'a>> {
+    Ok(Query {
+        device: request::read_device(env, req)?,
+        model: request::read_model(env, env.get(req, "model", "request")?)?,
+        params: env.f64_view(env.get(req, "params", "request")?, "request.params")?,
+        threads: request::read_threads(env, req)?,
+    })
+}
+
+/// Runs `work` with panics turned into E_INTERNAL (they never cross into Node).
+fn run_guarded<R>(work: impl FnOnce() -> moe_core::Result<R>) -> JsResult<R> {
+    match catch_unwind(AssertUnwindSafe(work)) {
         Ok(result) => result.map_err(Failure::from),
         Err(payload) => Err(Failure::internal(format!("Rust panic: {}", panic_message(&*payload)))),
     }
+}
+
+/// Parses the query and runs `work` on its backend; the JS arrays stay alive for the whole call.
+fn run_query<R>(env: Env, req: napi_value,
+                work: impl FnOnce(&dyn Backend, &ModelSpec, &[f64]) -> moe_core::Result<R>) -> JsResult<R> {
+    let (query, data) = unsafe { (read_query(env, req)?, request::read_data(env, env.get(req, "data", "request")?)?.0) };
+    run_guarded(|| {
+        moe_core::validate_query(&data, &query.model)?;
+        with_backend(query.device, data, query.threads, |b| work(b, &query.model, query.params))
+    })
 }
 
 /// `evaluate(query) → { nll, objective }`
@@ -64,5 +68,22 @@ pub unsafe extern "C" fn information(env: napi_env, info: napi_callback_info) ->
         let (method, steps) = request::read_info_method(env, argv[0])?;
         let result = run_query(env, argv[0], |b, model, params| moe_core::information(b, model, params, method, steps))?;
         results::information(env, &result)
+    })
+}
+
+/// `predict(query) → Float64Array`: n × width row-major (the mixture mean, or the class probabilities).
+pub unsafe extern "C" fn predict(env: napi_env, info: napi_callback_info) -> napi_value {
+    guard(env, |env| {
+        let (argv, _) = env.args::<1>(info)?;
+        let query = read_query(env, argv[0])?;
+        let (x, n, d, _) = request::read_design(env, env.get(argv[0], "data", "request")?)?;
+        let out = run_guarded(|| {
+            moe_core::validate_design(x, n, d, &query.model)?;
+            // A backend holds labels beside the rows; a prediction reads none, so they are zeros.
+            let y = vec![0.0; n];
+            let data = Data { x, n, d, y: &y, s: None };
+            with_backend(query.device, data, query.threads, |b| moe_core::predict(b, &query.model, query.params))
+        })?;
+        env.float64_array(&out)
     })
 }

@@ -2,7 +2,8 @@
 //! ones of src/backends/backend.ts, read property by property with `napi_get_named_property`:
 //!
 //! - fit / fitSync: `FitRequest & { backend: 'cpu' | 'cuda' }` (threads come from `fit.threads`);
-//! - evaluate / posterior / information: `{ data, model, params, backend, threads, method?, steps? }`.
+//! - evaluate / posterior / information: `{ data, model, params, backend, threads, method?, steps? }`;
+//! - predict: the same with `data` = `{ x, n, d }` (no labels).
 //!
 //! Typed arrays are borrowed zero-copy; the caller keeps them alive (a napi_ref for async work).
 use crate::js::{Env, Failure, JsResult};
@@ -39,12 +40,11 @@ fn string_prop(env: Env, obj: napi_value, name: &str, what: &str) -> JsResult<St
     env.string(env.get(obj, name, what)?, &format!("{what}.{name}"))
 }
 
-/// `ProblemData`: `{ x, n, d, y, s }`, with the lengths checked against the shape (so every later index
-/// is in bounds whatever moe-core's own validation does).
+/// The rows of a prediction: `{ x, n, d }`, x's length checked against the shape. Returns x's JS value too.
 ///
 /// # Safety
-/// The returned slices borrow the JS arrays: see `Env::f64_view`.
-pub unsafe fn read_data<'a>(env: Env, data: napi_value) -> JsResult<(Data<'a>, Vec<napi_value>)> {
+/// The returned slice borrows the JS array: see `Env::f64_view`.
+pub unsafe fn read_design<'a>(env: Env, data: napi_value) -> JsResult<(&'a [f64], usize, usize, napi_value)> {
     // A malformed shape is E_SHAPE (as in src/input.ts), not E_OPTION.
     let as_shape = |e: Failure| match e {
         Failure::Coded { code, message } if code == "E_OPTION" => Failure::shape(message),
@@ -53,12 +53,22 @@ pub unsafe fn read_data<'a>(env: Env, data: napi_value) -> JsResult<(Data<'a>, V
     let n = count_prop(env, data, "n", "data").map_err(as_shape)?;
     let d = count_prop(env, data, "d", "data").map_err(as_shape)?;
     let x_value = env.get(data, "x", "data")?;
-    let y_value = env.get(data, "y", "data")?;
     let x = env.f64_view(x_value, "data.x")?;
-    let y = env.f64_view(y_value, "data.y")?;
     if n.checked_mul(d) != Some(x.len()) {
         return Err(Failure::shape(format!("data.x has {} values, expected n·d = {n}·{d}", x.len())));
     }
+    Ok((x, n, d, x_value))
+}
+
+/// `ProblemData`: `{ x, n, d, y, s }`, with the lengths checked against the shape (so every later index
+/// is in bounds whatever moe-core's own validation does).
+///
+/// # Safety
+/// The returned slices borrow the JS arrays: see `Env::f64_view`.
+pub unsafe fn read_data<'a>(env: Env, data: napi_value) -> JsResult<(Data<'a>, Vec<napi_value>)> {
+    let (x, n, d, x_value) = read_design(env, data)?;
+    let y_value = env.get(data, "y", "data")?;
+    let y = env.f64_view(y_value, "data.y")?;
     if y.len() != n {
         return Err(Failure::shape(format!("data.y has {} values, expected n = {n}", y.len())));
     }
