@@ -466,6 +466,7 @@ fn targets(quick: bool) {
     ];
     let mut lines = vec![];
     let mut candidate_lines = vec![];
+    let mut predict_lines = vec![];
     for t in problems {
         let (x, y) = planted(t.n, t.d, t.k, t.classes, t.seed);
         let data = Data { x: &x, n: t.n, d: t.d, y: &y, s: None };
@@ -476,10 +477,13 @@ fn targets(quick: bool) {
                         intercept: false }
         };
         // The defaults, then each candidate setting (the fastest kept for the second table).
+        let mut upload_ms = None; // CudaBackend::new: X, y (and s) copied from pageable host memory
         let (cuda, fastest) = match gpu_ok {
             false => (None, None),
             true => {
+                let upload = Instant::now();
                 let gpu = CudaBackend::new(data).unwrap();
+                upload_ms = Some(upload.elapsed().as_secs_f64() * 1e3);
                 let cuda_row = |label: &str| {
                     let label = format!("targets: {}, cuda {label}", t.label);
                     fit_row(&label, &gpu, &model, 1, bw, rate); // warm-up
@@ -507,13 +511,22 @@ fn targets(quick: bool) {
         };
         let cpu_backend = CpuBackend::new(data, 0).unwrap();
         let threads = cpu_backend.threads();
-        let (cpu, _) = fit_row(&format!("targets: {}, cpu({threads})", t.label), &cpu_backend, &model, t.iters.1, bw, rate);
+        let (cpu, cpu_fit) = fit_row(&format!("targets: {}, cpu({threads})", t.label), &cpu_backend, &model, t.iters.1, bw, rate);
         let floor = cuda.as_ref().map_or(cpu.floor_ms, |c| c.floor_ms);
         let cuda_ms = cuda.as_ref().map(|c| c.ms);
         lines.push(target_line(&t, None, cuda_ms, floor, &cpu, threads));
         if let Some((label, row)) = fastest {
             candidate_lines.push(target_line(&t, Some(&label), Some(row.ms), row.floor_ms, &cpu, threads));
         }
+        // Predictions run on the CPU backend under either native backend (src/backends/native.ts): checked here
+        // against what the CUDA backend would pay before any kernel, the upload of X.
+        let predict = Instant::now();
+        let predictions = moe_core::predict(&cpu_backend, &model, &cpu_fit.params).unwrap();
+        let predict_ms = predict.elapsed().as_secs_f64() * 1e3;
+        let gb = (8 * t.n * t.d) as f64 / 1e9;
+        let upload = upload_ms.map_or("—".to_string(), |ms| format!("{ms:.1} ({:.1} GB/s)", gb / (ms / 1e3)));
+        predict_lines.push(format!("| {} | {gb:.3} | {predict_ms:.1} ({:.1} GB/s) | {upload} |", t.label, gb / (predict_ms / 1e3)));
+        std::hint::black_box(predictions);
     }
     println!("\n| problem (EM, per iteration{}) | CUDA ms | floor ms | CUDA / floor | CPU backend ms | CPU / CUDA | target |",
              if quick { ", --quick: n / 100" } else { "" });
@@ -525,6 +538,10 @@ fn targets(quick: bool) {
         println!("|---|---|---:|---:|---:|---:|---:|---|");
         candidate_lines.iter().for_each(|l| println!("{l}"));
     }
+    println!("\nPredictions (one pass over X) on the CPU backend, all cores, against the CUDA backend's upload of X and y:");
+    println!("| problem | X (GB) | CPU backend predict ms | CUDA upload ms |");
+    println!("|---|---:|---:|---:|");
+    predict_lines.iter().for_each(|l| println!("{l}"));
 }
 
 /// One row of the targets' table: the CUDA time (None without a GPU; with the kernel `setting` that ran it, for
