@@ -337,29 +337,36 @@ pub fn eval_row(
     }
 }
 
-/// `RowOp::Predict` of one row into `out` (`Family::prediction_width` values), in the order of
-/// src/models/predict.ts: π_j = exp(a_j − lse(a_0..a_{k−1})), then Σ_j π_j times the expert's mean or
-/// class probabilities.
+/// `RowOp::Predict` of one row into `out` (`Family::prediction_width` values): Σ_j π_j times the expert's
+/// mean or class probabilities. π_j = e_j / Σ_l e_l with e_j = exp(a_j − max_l a_l): one exp per component
+/// and no log (the reference's exp(a_j − lse) agrees to rounding), since at small d the exps, not the
+/// projections, are most of a prediction's time.
 fn predict_row(k: usize, family: &Family, a: &[f64], out: &mut [f64], sc: &mut Scratch) {
-    let lg_norm = lse(&a[..k]);
+    let mx = a[..k].iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let e = fill(&mut sc.b, k);
+    let mut gate_total = 0.0;
+    for j in 0..k {
+        e[j] = (a[j] - mx).exp();
+        gate_total += e[j];
+    }
     let rpe = family.rows_per_expert();
     out.fill(0.0);
     for j in 0..k {
-        let pi = (a[j] - lg_norm).exp();
+        let pi = e[j] / gate_total;
         let eta = &a[k + j * rpe..k + (j + 1) * rpe];
         match family {
             Family::Linear { .. } => out[0] += pi * eta[0],
             Family::Logistic => out[1] += pi * sigmoid(eta[0]),
             Family::Multinomial { classes } => {
-                let mx = eta.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                let e = fill(&mut sc.a, *classes);
+                let eta_max = eta.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let class_e = fill(&mut sc.a, *classes);
                 let mut total = 0.0;
                 for c in 0..*classes {
-                    e[c] = (eta[c] - mx).exp();
-                    total += e[c];
+                    class_e[c] = (eta[c] - eta_max).exp();
+                    total += class_e[c];
                 }
                 for c in 0..*classes {
-                    out[c] += pi * (e[c] / total);
+                    out[c] += pi * (class_e[c] / total);
                 }
             }
         }
