@@ -2,6 +2,35 @@
 
 use crate::api::{err, Data, ErrorCode, ExpertKind, ModelSpec, Noise, Result};
 
+/// The index of the first NaN or ±Inf in `v`. Every fit and query reads its whole input once here, which at
+/// 10⁹ values is longer than a GPU's EM iteration, so large inputs are split over all cores, and each block is
+/// tested without a branch per value (a block-wide OR, which vectorises); only a failing block is searched.
+fn first_non_finite(v: &[f64]) -> Option<usize> {
+    const PARALLEL_FROM: usize = 1 << 20;
+    let threads = if v.len() < PARALLEL_FROM { 1 } else { std::thread::available_parallelism().map_or(1, |t| t.get()) };
+    if threads == 1 {
+        return first_non_finite_blocks(v);
+    }
+    let part = v.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = v
+            .chunks(part)
+            .enumerate()
+            .map(|(t, chunk)| scope.spawn(move || first_non_finite_blocks(chunk).map(|i| t * part + i)))
+            .collect();
+        // The parts in order: the first one with a bad value has the first bad index.
+        parts.into_iter().find_map(|h| h.join().expect("the scan does not panic"))
+    })
+}
+
+fn first_non_finite_blocks(v: &[f64]) -> Option<usize> {
+    const BLOCK: usize = 4096;
+    v.chunks(BLOCK).enumerate().find_map(|(b, block)| {
+        let any_bad = block.iter().fold(false, |bad, x| bad | !x.is_finite());
+        if any_bad { block.iter().position(|x| !x.is_finite()).map(|i| b * BLOCK + i) } else { None }
+    })
+}
+
 /// Free parameter count of the largest block (gate, one expert).
 fn largest_block_size(model: &ModelSpec) -> usize {
     let (k, d) = (model.k, model.d);
@@ -25,7 +54,7 @@ pub fn validate_design(x: &[f64], n: usize, d: usize, model: &ModelSpec) -> Resu
     if model.d != d {
         return err(ErrorCode::Shape, format!("the model has d = {}, the data {d} columns", model.d));
     }
-    if let Some(q) = x.iter().position(|v| !v.is_finite()) {
+    if let Some(q) = first_non_finite(x) {
         return err(ErrorCode::NonFinite, format!("X[{}][{}] is {}", q / d, q % d, x[q]));
     }
     if model.k < 1 || (model.symmetric && model.k != 2) {
@@ -57,14 +86,14 @@ pub fn validate_query(data: &Data, model: &ModelSpec) -> Result<usize> {
     if data.y.len() != n {
         return err(ErrorCode::Shape, format!("y has length {}, expected {n}", data.y.len()));
     }
-    if let Some(i) = data.y.iter().position(|v| !v.is_finite()) {
+    if let Some(i) = first_non_finite(data.y) {
         return err(ErrorCode::NonFinite, format!("y[{i}] is {}", data.y[i]));
     }
     if let Some(s) = data.s {
         if s.len() != n {
             return err(ErrorCode::Shape, format!("sampleWeight has length {}, expected {n}", s.len()));
         }
-        if let Some(i) = s.iter().position(|v| !v.is_finite()) {
+        if let Some(i) = first_non_finite(s) {
             return err(ErrorCode::NonFinite, format!("sampleWeight[{i}] is {}", s[i]));
         }
         if let Some(i) = s.iter().position(|&v| v < 0.0) {
@@ -109,4 +138,24 @@ pub fn validate(data: &Data, model: &ModelSpec) -> Result<()> {
         return err(ErrorCode::TooFewRows, format!("{rows} rows with positive weight, but a block has {need} free parameters"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_non_finite;
+
+    #[test]
+    fn the_first_non_finite_value_is_found_whatever_the_split() {
+        for n in [0usize, 1, 4095, 4097, (1 << 20) - 1, (1 << 20) + 4099] {
+            let mut v: Vec<f64> = (0..n).map(|i| (i % 977) as f64 - 400.0).collect();
+            assert_eq!(first_non_finite(&v), None, "n = {n}");
+            // Later bad values first, so that each assertion needs the earliest of several.
+            for (at, bad) in [(n.wrapping_sub(1), f64::NAN), (n / 2 + 1, f64::INFINITY), (n / 3, f64::NEG_INFINITY), (0, f64::NAN)] {
+                if at < n {
+                    v[at] = bad;
+                    assert_eq!(first_non_finite(&v), Some(at), "n = {n}, {bad} at {at}");
+                }
+            }
+        }
+    }
 }
