@@ -6,11 +6,12 @@
  */
 import { computeInit } from './algorithms/named-init.js';
 import type { ComputeBackend, FitRequest, FitResult, ModelSpec, ProblemData } from './backends/backend.js';
+import { withInterceptNative } from './backends/native.js';
 import { resolveBackend } from './backends/select.js';
 import { MoEError } from './errors.js';
 import {
   checkEnoughRows, inferClassCount, resolveOptions, toDenseMatrix, toSampleWeights, toVector, validateLabels,
-  withIntercept, type ResolvedOptions,
+  withIntercept, type DenseMatrix, type ResolvedOptions,
 } from './input.js';
 import { freeLayout, paramsToReadable, readableToParams } from './models/layout.js';
 import { classCount } from './models/predict.js';
@@ -30,6 +31,11 @@ export interface MixtureOfExpertsJSON {
   /** Settings that are only known after fit (d with intercept, C, the backend that ran). */
   model: ModelSpec | null;
   history: FitHistory | null;
+}
+
+/** X with the intercept column when asked: copied by the addon's threads where it loads and X is large. */
+function designMatrix(m: DenseMatrix, intercept: boolean): DenseMatrix {
+  return intercept ? withInterceptNative(m) ?? withIntercept(m, true) : m;
 }
 
 interface FitPlan {
@@ -222,7 +228,7 @@ export class MixtureOfExperts {
     const m = toDenseMatrix(X);
     const expected = model.d - (model.intercept ? 1 : 0);
     if (m.cols !== expected) throw new MoEError('E_SHAPE', `X has ${m.cols} columns; the model was fitted with ${expected}`);
-    return withIntercept(m, model.intercept);
+    return designMatrix(m, model.intercept);
   }
 
   private problem(X: Matrix, y: Vector, sampleWeight: Vector | undefined, model: ModelSpec): ProblemData {
@@ -263,7 +269,7 @@ export class MixtureOfExperts {
 
   private plan(X: Matrix, y: Vector, opts: FitOptions): FitPlan {
     const r = this.resolved;
-    const x = withIntercept(toDenseMatrix(X), r.intercept);
+    const x = designMatrix(toDenseMatrix(X), r.intercept);
     const yv = toVector(y, x.rows, 'y');
     const s = toSampleWeights(opts.sampleWeight, x.rows);
     const model: ModelSpec = {

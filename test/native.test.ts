@@ -7,10 +7,12 @@
 import { existsSync } from 'node:fs';
 import { describe, expect, it, vi } from 'vitest';
 import type { FitRequest, FitSpec, ModelSpec, ProblemData } from '../src/backends/backend.js';
-import { loadNativeBackend, loadNativeBinding, nativeInfo, NativeBackend, NATIVE_PATH_ENV } from '../src/backends/native.js';
+import {
+  loadNativeBackend, loadNativeBinding, nativeInfo, NativeBackend, NATIVE_PATH_ENV, withInterceptNative,
+} from '../src/backends/native.js';
 import { sampleLinear } from '../src/data/samplers.js';
 import { MoEError } from '../src/errors.js';
-import { resolveFitSpec } from '../src/input.js';
+import { resolveFitSpec, withIntercept } from '../src/input.js';
 import type { IterationRecord } from '../src/types.js';
 
 const info = nativeInfo();
@@ -220,6 +222,20 @@ describe.skipIf(missing)('native addon: fits', () => {
 
   it('NativeBackend is what loadNativeBackend returns', () => {
     expect(backend).toBeInstanceOf(NativeBackend);
+  });
+});
+
+describe.skipIf(missing)('native addon: the intercept column', () => {
+  it("copies X with a first column of ones on all cores, the same values as TypeScript's copy", () => {
+    const rows = 1100, cols = 1000; // above the threshold (2^20 values): the threads split the rows
+    const data = new Float64Array(rows * cols).map((_, i) => Math.sin(i));
+    const ours = withInterceptNative({ data, rows, cols });
+    expect(ours).not.toBeNull();
+    expect(ours!.cols).toBe(cols + 1);
+    expect(ours!.data).toEqual(withIntercept({ data, rows, cols }, true).data);
+    // Small X stays in TypeScript; a malformed request is E_SHAPE.
+    expect(withInterceptNative({ data: data.subarray(0, 30), rows: 10, cols: 3 })).toBeNull();
+    expect(thrown(() => loadNativeBinding().withIntercept({ x: data, n: rows + 1, d: cols }))).toMatchObject({ code: 'E_SHAPE' });
   });
 });
 

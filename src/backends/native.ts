@@ -13,6 +13,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { ERROR_CODES, MoEError, type ErrorCode } from '../errors.js';
+import type { DenseMatrix } from '../input.js';
 import type { InformationResult, IterationRecord } from '../types.js';
 import type {
   ComputeBackend, FitHooks, FitRequest, FitResult, ModelSpec, ProblemData,
@@ -59,6 +60,8 @@ export interface NativeBinding {
   evaluate(q: NativeQuery): { nll: number; objective: number };
   posterior(q: NativeQuery): Float64Array;
   information(q: NativeQuery): InformationResult;
+  /** X (n×d) with a first column of ones, n × (d + 1). */
+  withIntercept(design: { x: Float64Array; n: number; d: number }): Float64Array;
   /** n × width predictions (the mixture mean, or class probabilities): the rows need no labels. */
   predict(q: Omit<NativeQuery, 'data'> & { data: { x: Float64Array; n: number; d: number } }): Float64Array;
   /** The GPU the CUDA backend would run on, or why it cannot run here. */
@@ -169,6 +172,20 @@ export function toMoEError(e: unknown, details?: Record<string, unknown>): unkno
   const code = (e as { code?: unknown }).code;
   if (typeof code === 'string' && code in ERROR_CODES) return new MoEError(code as ErrorCode, e.message, details);
   return e;
+}
+
+/** From this many values on, `withInterceptNative` copies (below, one thread in TypeScript is as fast). */
+const NATIVE_COPY_FROM = 1 << 20;
+
+/**
+ * X with a first column of ones, copied by the addon on all cores (at 10⁸ values the one-threaded TypeScript
+ * copy takes seconds, mostly first touches of the new memory); null where the addon does not load or X is
+ * small, and the caller copies in TypeScript (src/input.ts `withIntercept`, the same values).
+ */
+export function withInterceptNative(m: DenseMatrix): DenseMatrix | null {
+  const binding = addon().binding;
+  if (binding === null || m.rows * m.cols < NATIVE_COPY_FROM) return null;
+  return { data: mapped(() => binding.withIntercept({ x: m.data, n: m.rows, d: m.cols })), rows: m.rows, cols: m.cols + 1 };
 }
 
 /** Runs a native call, rethrowing its coded errors as MoEError. */

@@ -212,13 +212,20 @@ impl Env {
 
     /// A new Float64Array holding a copy of `xs` (one memcpy into memory the JS engine owns).
     pub fn float64_array(self, xs: &[f64]) -> JsResult<napi_value> {
+        self.float64_array_with(xs.len(), |out| out.copy_from_slice(xs))
+    }
+
+    /// A new Float64Array of `len` values that `fill` writes in place (no intermediate Rust buffer). The
+    /// ArrayBuffer comes zeroed from Node; `fill` must write every value it wants to differ from 0.
+    pub fn float64_array_with(self, len: usize, fill: impl FnOnce(&mut [f64])) -> JsResult<napi_value> {
+        let bytes = len.checked_mul(8).ok_or_else(|| Failure::shape(format!("{len} values do not fit in memory")))?;
         let (mut data, mut buffer, mut out) = (null_mut::<c_void>(), null_mut(), null_mut());
-        self.check(unsafe { napi_create_arraybuffer(self.0, xs.len() * 8, &mut data, &mut buffer) },
-                   "napi_create_arraybuffer")?;
-        if !xs.is_empty() {
-            unsafe { std::ptr::copy_nonoverlapping(xs.as_ptr(), data as *mut f64, xs.len()) };
+        self.check(unsafe { napi_create_arraybuffer(self.0, bytes, &mut data, &mut buffer) }, "napi_create_arraybuffer")?;
+        if len > 0 {
+            // Node allocates ArrayBuffers 8-byte aligned, and this one is ours until it is returned.
+            fill(unsafe { std::slice::from_raw_parts_mut(data as *mut f64, len) });
         }
-        self.check(unsafe { napi_create_typedarray(self.0, NAPI_FLOAT64_ARRAY, xs.len(), buffer, 0, &mut out) },
+        self.check(unsafe { napi_create_typedarray(self.0, NAPI_FLOAT64_ARRAY, len, buffer, 0, &mut out) },
                    "napi_create_typedarray")?;
         Ok(out)
     }
