@@ -6,7 +6,7 @@
  */
 import { computeInit } from './algorithms/named-init.js';
 import type { ComputeBackend, FitRequest, FitResult, ModelSpec, ProblemData } from './backends/backend.js';
-import { withInterceptNative } from './backends/native.js';
+import { scanNonFinite, withInterceptNative } from './backends/native.js';
 import { resolveBackend } from './backends/select.js';
 import { MoEError } from './errors.js';
 import {
@@ -225,7 +225,7 @@ export class MixtureOfExperts {
 
   /** The design of a prediction input, checked against the fitted d, with the intercept column. */
   private design(X: Matrix, model: ModelSpec): { data: Float64Array; rows: number; cols: number } {
-    const m = toDenseMatrix(X);
+    const m = toDenseMatrix(X, 'X', scanNonFinite);
     const expected = model.d - (model.intercept ? 1 : 0);
     if (m.cols !== expected) throw new MoEError('E_SHAPE', `X has ${m.cols} columns; the model was fitted with ${expected}`);
     return designMatrix(m, model.intercept);
@@ -269,7 +269,7 @@ export class MixtureOfExperts {
 
   private plan(X: Matrix, y: Vector, opts: FitOptions): FitPlan {
     const r = this.resolved;
-    const x = designMatrix(toDenseMatrix(X), r.intercept);
+    const x = designMatrix(toDenseMatrix(X, 'X', scanNonFinite), r.intercept);
     const yv = toVector(y, x.rows, 'y');
     const s = toSampleWeights(opts.sampleWeight, x.rows);
     const model: ModelSpec = {

@@ -31,8 +31,20 @@ export interface DenseMatrix {
   cols: number;
 }
 
-/** Converts and checks a design matrix (E_SHAPE, E_NON_FINITE). */
-export function toDenseMatrix(X: Matrix, name = 'X'): DenseMatrix {
+/** The index of the first NaN or ±Inf in `data`, or −1. */
+export type NonFiniteScan = (data: Float64Array) => number;
+
+/** `NonFiniteScan` on this thread. */
+export function firstNonFinite(data: Float64Array): number {
+  for (let q = 0; q < data.length; q++) if (!Number.isFinite(data[q]!)) return q;
+  return -1;
+}
+
+/**
+ * Converts and checks a design matrix (E_SHAPE, E_NON_FINITE). `scan` finds a non-finite value of a
+ * Float64Array X (the estimator passes the addon's, which reads large X on all cores).
+ */
+export function toDenseMatrix(X: Matrix, name = 'X', scan: NonFiniteScan = firstNonFinite): DenseMatrix {
   if (Array.isArray(X)) {
     const rows = X.length;
     if (rows === 0) throw new MoEError('E_SHAPE', `${name} has no rows`);
@@ -61,11 +73,10 @@ export function toDenseMatrix(X: Matrix, name = 'X'): DenseMatrix {
   if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows < 1 || cols < 1 || data.length !== rows * cols) {
     throw new MoEError('E_SHAPE', `${name}: data.length ${data.length} does not equal rows·cols = ${rows}·${cols}`);
   }
-  for (let q = 0; q < data.length; q++) {
-    if (!Number.isFinite(data[q]!)) {
-      throw new MoEError('E_NON_FINITE', `${name}[${Math.floor(q / cols)}][${q % cols}] is ${data[q]}`,
-        { row: Math.floor(q / cols), col: q % cols });
-    }
+  const q = scan(data);
+  if (q >= 0) {
+    throw new MoEError('E_NON_FINITE', `${name}[${Math.floor(q / cols)}][${q % cols}] is ${data[q]}`,
+      { row: Math.floor(q / cols), col: q % cols });
   }
   return { data, rows, cols };
 }

@@ -8,11 +8,12 @@ import { existsSync } from 'node:fs';
 import { describe, expect, it, vi } from 'vitest';
 import type { FitRequest, FitSpec, ModelSpec, ProblemData } from '../src/backends/backend.js';
 import {
-  loadNativeBackend, loadNativeBinding, nativeInfo, NativeBackend, NATIVE_PATH_ENV, withInterceptNative,
+  loadNativeBackend, loadNativeBinding, nativeInfo, NativeBackend, NATIVE_PATH_ENV, scanNonFinite, withInterceptNative,
 } from '../src/backends/native.js';
+import { MixtureOfExperts } from '../src/estimator.js';
 import { sampleLinear } from '../src/data/samplers.js';
 import { MoEError } from '../src/errors.js';
-import { resolveFitSpec, withIntercept } from '../src/input.js';
+import { firstNonFinite, resolveFitSpec, withIntercept } from '../src/input.js';
 import type { IterationRecord } from '../src/types.js';
 
 const info = nativeInfo();
@@ -232,10 +233,26 @@ describe.skipIf(missing)('native addon: the intercept column', () => {
     const ours = withInterceptNative({ data, rows, cols });
     expect(ours).not.toBeNull();
     expect(ours!.cols).toBe(cols + 1);
-    expect(ours!.data).toEqual(withIntercept({ data, rows, cols }, true).data);
+    const theirs = withIntercept({ data, rows, cols }, true).data;
+    expect(ours!.data.length).toBe(theirs.length);
+    expect(ours!.data.findIndex((v, i) => v !== theirs[i])).toBe(-1); // (toEqual is slow on 10⁶ values)
     // Small X stays in TypeScript; a malformed request is E_SHAPE.
     expect(withInterceptNative({ data: data.subarray(0, 30), rows: 10, cols: 3 })).toBeNull();
     expect(thrown(() => loadNativeBinding().withIntercept({ x: data, n: rows + 1, d: cols }))).toMatchObject({ code: 'E_SHAPE' });
+  });
+
+  it('scans X for NaN / ±Inf on all cores, the index TypeScript finds', () => {
+    const data = new Float64Array((1 << 20) + 16).map((_, i) => Math.cos(i));
+    expect(scanNonFinite(data)).toBe(-1);
+    for (const [at, bad] of [[data.length - 1, NaN], [700_001, -Infinity], [3, Infinity]] as const) {
+      data[at] = bad;
+      expect(scanNonFinite(data)).toBe(at);
+      expect(firstNonFinite(data)).toBe(at);
+    }
+    // Through the estimator: the same error, with the row and column.
+    const e = thrown(() => new MixtureOfExperts({ experts: 'linear', backend: 'cpu' })
+      .fitSync({ data, rows: data.length / 16, cols: 16 }, new Float64Array(data.length / 16)));
+    expect(e).toMatchObject({ code: 'E_NON_FINITE', details: { row: 0, col: 3 } });
   });
 });
 

@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { ERROR_CODES, MoEError, type ErrorCode } from '../errors.js';
-import type { DenseMatrix } from '../input.js';
+import { firstNonFinite, type DenseMatrix } from '../input.js';
 import type { InformationResult, IterationRecord } from '../types.js';
 import type {
   ComputeBackend, FitHooks, FitRequest, FitResult, ModelSpec, ProblemData,
@@ -60,6 +60,8 @@ export interface NativeBinding {
   evaluate(q: NativeQuery): { nll: number; objective: number };
   posterior(q: NativeQuery): Float64Array;
   information(q: NativeQuery): InformationResult;
+  /** The index of the first NaN or ±Inf of x, or −1. */
+  firstNonFinite(x: Float64Array): number;
   /** X (n×d) with a first column of ones, n × (d + 1). */
   withIntercept(design: { x: Float64Array; n: number; d: number }): Float64Array;
   /** n × width predictions (the mixture mean, or class probabilities): the rows need no labels. */
@@ -174,8 +176,17 @@ export function toMoEError(e: unknown, details?: Record<string, unknown>): unkno
   return e;
 }
 
-/** From this many values on, `withInterceptNative` copies (below, one thread in TypeScript is as fast). */
-const NATIVE_COPY_FROM = 1 << 20;
+/** From this many values on, the addon copies and scans X (below, one thread in TypeScript is as fast). */
+const NATIVE_FROM = 1 << 20;
+
+/**
+ * The estimator's scan of X for NaN/±Inf: the addon's, on all cores, where it loads and X is large (the scan
+ * every native fit and query makes again in Rust); src/input.ts's one-thread loop otherwise. The same index.
+ */
+export function scanNonFinite(data: Float64Array): number {
+  const binding = addon().binding;
+  return binding === null || data.length < NATIVE_FROM ? firstNonFinite(data) : mapped(() => binding.firstNonFinite(data));
+}
 
 /**
  * X with a first column of ones, copied by the addon on all cores (at 10⁸ values the one-threaded TypeScript
@@ -184,7 +195,7 @@ const NATIVE_COPY_FROM = 1 << 20;
  */
 export function withInterceptNative(m: DenseMatrix): DenseMatrix | null {
   const binding = addon().binding;
-  if (binding === null || m.rows * m.cols < NATIVE_COPY_FROM) return null;
+  if (binding === null || m.rows * m.cols < NATIVE_FROM) return null;
   return { data: mapped(() => binding.withIntercept({ x: m.data, n: m.rows, d: m.cols })), rows: m.rows, cols: m.cols + 1 };
 }
 

@@ -56,6 +56,9 @@ pub fn validate_design(x: &[f64], n: usize, d: usize, model: &ModelSpec) -> Resu
     validate::validate_design(x, n, d, model)
 }
 
+/// The index of the first NaN or ±Inf of `v` (read on all cores when `v` is large).
+pub use validate::first_non_finite;
+
 pub use fit::{fit, fit_with_partial};
 
 /// Mean nll and mean penalised objective at `params`.

@@ -5,7 +5,7 @@ use crate::api::{err, Data, ErrorCode, ExpertKind, ModelSpec, Noise, Result};
 /// The index of the first NaN or ±Inf in `v`. Every fit and query reads its whole input once here, which at
 /// 10⁹ values is longer than a GPU's EM iteration, so large inputs are split over all cores, and each block is
 /// tested without a branch per value (a block-wide OR, which vectorises); only a failing block is searched.
-fn first_non_finite(v: &[f64]) -> Option<usize> {
+pub fn first_non_finite(v: &[f64]) -> Option<usize> {
     const PARALLEL_FROM: usize = 1 << 20;
     let threads = if v.len() < PARALLEL_FROM { 1 } else { std::thread::available_parallelism().map_or(1, |t| t.get()) };
     if threads == 1 {

@@ -1,7 +1,9 @@
-//! `withIntercept({ x, n, d }) → Float64Array`: X with a first column of ones (n × (d + 1), row-major), the
-//! design the estimator builds for `intercept: true`. The copy is memory-bound, and at 10⁸–10⁹ values the
-//! time is mostly the first touch of the new pages, so the rows are split over all cores (the TypeScript copy,
-//! src/input.ts `withIntercept`, runs on one thread and remains the fallback without the addon).
+//! The estimator's preparation of a large X, on all cores (src/input.ts does the same on one thread, the
+//! fallback without the addon):
+//! - `withIntercept({ x, n, d }) → Float64Array`: X with a first column of ones (n × (d + 1), row-major), the
+//!   design for `intercept: true`. The copy is memory-bound, and at 10⁸–10⁹ values the time is mostly the
+//!   first touch of the new pages;
+//! - `firstNonFinite(x) → number`: the index of the first NaN or ±Inf, or −1 (moe-core's input check).
 use crate::js::{guard, Env, Failure};
 use crate::request;
 use crate::sys::*;
@@ -16,6 +18,14 @@ pub unsafe extern "C" fn with_intercept(env: napi_env, info: napi_callback_info)
         let width = d.checked_add(1).ok_or_else(|| Failure::shape("d + 1 overflows"))?;
         let len = n.checked_mul(width).ok_or_else(|| Failure::shape(format!("{n} rows of {width} values do not fit in memory")))?;
         env.float64_array_with(len, |out| prepend_ones(x, d, out))
+    })
+}
+
+pub unsafe extern "C" fn first_non_finite(env: napi_env, info: napi_callback_info) -> napi_value {
+    guard(env, |env: Env| {
+        let (argv, _) = env.args::<1>(info)?;
+        let x = env.f64_view(argv[0], "x")?;
+        env.num(moe_core::first_non_finite(x).map_or(-1.0, |i| i as f64))
     })
 }
 

@@ -2,9 +2,9 @@
 //!
 //! Layout: `sys` (raw declarations) → `js` (safe layer: argument readers, zero-copy Float64Array views,
 //! result builders, coded errors, the panic guard) → the exports: `fit` (Promise, libuv pool, progress and
-//! abort), `queries` (evaluate / posterior / information / predict), `design` (the intercept column),
-//! `cancel` (cancel tokens), `bench` (+ `blas`), `gpu` (moe-cuda). `request` and `results` convert between
-//! JS objects and moe-core's types.
+//! abort), `queries` (evaluate / posterior / information / predict), `design` (the intercept column, the
+//! NaN scan), `cancel` (cancel tokens), `bench` (+ `blas`), `gpu` (moe-cuda). `request` and `results`
+//! convert between JS objects and moe-core's types.
 //!
 //! Exports (the request shapes are documented in `request`):
 //!   fit(request, onIteration?, cancelToken?) → Promise<FitResult>
@@ -13,6 +13,7 @@
 //!   evaluate(query) → { nll, objective };  posterior(query) → Float64Array;  information(query) → InformationResult
 //!   predict(query) → Float64Array (n × width: the mixture mean, or class probabilities)
 //!   withIntercept({ x, n, d }) → Float64Array (X with a first column of ones, copied on all cores)
+//!   firstNonFinite(x) → number (the index of the first NaN or ±Inf, −1 if none; all cores)
 //!   deviceInfo() → { available, name?, memoryBytes?, computeCapability?, reason? }
 //!   benchWeightedGram(shape) / benchDgemm(shape) → timings;  version → the crate version
 //!   testPanic() → throws E_INTERNAL (proves that a Rust panic never crosses the boundary)
@@ -58,7 +59,7 @@ unsafe extern "C" fn test_panic(env: napi_env, _info: napi_callback_info) -> nap
 }
 
 fn register(env: Env, exports: napi_value) -> JsResult<()> {
-    let functions: [(&str, napi_callback); 12] = [
+    let functions: [(&str, napi_callback); 13] = [
         ("fit", Some(fit::fit_async)),
         ("fitSync", Some(fit::fit_sync)),
         ("createCancelToken", Some(cancel::create_cancel_token)),
@@ -67,6 +68,7 @@ fn register(env: Env, exports: napi_value) -> JsResult<()> {
         ("information", Some(queries::information)),
         ("predict", Some(queries::predict)),
         ("withIntercept", Some(design::with_intercept)),
+        ("firstNonFinite", Some(design::first_non_finite)),
         ("deviceInfo", Some(device_info)),
         ("benchWeightedGram", Some(bench::bench_weighted_gram)),
         ("benchDgemm", Some(bench::bench_dgemm)),
