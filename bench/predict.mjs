@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm run bench:predict` (after `npm run build`): predictions (`predict` / `predictProba`, i.e.
 // ComputeBackend.predict) by the TypeScript reference and by the native CPU backend on 1 thread and on all
-// cores, side by side in one run, with the floor of the work:
+// cores, side by side in one run, with the floor of the work, and the estimator's preparation of X (its
+// NaN/Inf scan and the intercept column) in TypeScript and in the addon:
 //   - linear experts at (n, d, k) ∈ {(1e5, 50, 4), (1e6, 100, 8)}: the mixture mean;
 //   - the Fashion-MNIST shape (60000×784, 2 multinomial experts, 10 classes): class probabilities.
 // A prediction is one pass over X: projections A = X·Pᵀ (q = k + k·rows per expert rows of P, 2·n·d·q
@@ -18,6 +19,8 @@ const { jsBackend } = await dist('backends/js.js');
 const { loadNativeBackend, loadNativeBinding, nativeInfo } = await dist('backends/native.js');
 const { sampleLinear, sampleMultinomial } = await dist('data/samplers.js');
 const { readableToParams } = await dist('models/layout.js');
+const { firstNonFinite, withIntercept } = await dist('input.js');
+const { scanNonFinite, withInterceptNative } = await dist('backends/native.js');
 
 const quick = process.argv.includes('--quick');
 const native = nativeInfo();
@@ -102,3 +105,18 @@ for (const r of rows) {
   console.log(`| ${r.name} | ${ms(r.js)} | ${ms(r.cpu1)} | ${ms(r.cpuAll)} | ${(r.js / r.cpuAll).toFixed(1)}× | `
     + `${ms(r.floor)} | ${(r.cpuAll / r.floor).toFixed(1)}× |`);
 }
+
+// The estimator's preparation of X at 1e6 × 100 (2e4 × 100 with --quick): TypeScript on one thread against the
+// addon on all cores (src/backends/native.ts: the estimator uses the addon from 2^20 values on).
+const prep = { rows: quick ? 20000 : 1000000, cols: 100 };
+const X = new Float64Array(prep.rows * prep.cols).map((_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
+const m = { data: X, rows: prep.rows, cols: prep.cols };
+const scanTs = time(() => firstNonFinite(X), 7);
+const scanNative = time(() => scanNonFinite(X), 7);
+const copyTs = time(() => withIntercept(m, true), 5);
+const copyNative = time(() => withInterceptNative(m), 5);
+console.log(`\nThe estimator's preparation of X (${prep.rows} × ${prep.cols}):\n`);
+console.log('| step | TypeScript, 1 thread (ms) | addon, all cores (ms) | ratio |');
+console.log('|---|---:|---:|---:|');
+console.log(`| NaN/Inf scan | ${ms(scanTs)} | ${ms(scanNative)} | ${(scanTs / scanNative).toFixed(1)}× |`);
+console.log(`| intercept column (a copy) | ${ms(copyTs)} | ${ms(copyNative)} | ${(copyTs / copyNative).toFixed(1)}× |`);
