@@ -109,8 +109,8 @@ export class MixtureOfExperts {
     const { model, flat } = this.requireFitted();
     const x = this.design(X, model);
     const predictions = this.predictionBackend().predict(x.data, x.rows, model, flat);
-    if (model.experts === 'linear') return predictions;
-    // The most probable class of each row's probabilities.
+    if (model.experts === 'linear') return predictions; // the mixture mean
+    // Class probabilities: the most probable class of each row.
     const C = classCount(model);
     const probs = predictions;
     const out = new Float64Array(x.rows);
