@@ -176,7 +176,10 @@ export function toMoEError(e: unknown, details?: Record<string, unknown>): unkno
   return e;
 }
 
-/** From this many values on, the addon copies and scans X (below, one thread in TypeScript is as fast). */
+/**
+ * From this many values on, the addon copies and scans X (below, one thread in TypeScript is as fast); the
+ * addon itself goes multi-threaded from the same size (moe_core::cpu::streaming_threads).
+ */
 const NATIVE_FROM = 1 << 20;
 
 /**

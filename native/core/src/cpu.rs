@@ -65,6 +65,13 @@ fn store_use(what: &str, uses: impl Iterator<Item = (usize, bool)>) -> Result<(u
     Ok((width, creates))
 }
 
+/// Threads for one memory-bound pass over `values` f64s outside the backend (an input scan, a copy): all
+/// cores from 2²⁰ values on, one below, where starting threads costs more than the pass.
+pub fn streaming_threads(values: usize) -> usize {
+    const PARALLEL_FROM: usize = 1 << 20;
+    if values < PARALLEL_FROM { 1 } else { resolve_threads(0) }
+}
+
 fn resolve_threads(threads: usize) -> usize {
     if threads == 0 {
         std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1)

@@ -6,8 +6,7 @@ use crate::api::{err, Data, ErrorCode, ExpertKind, ModelSpec, Noise, Result};
 /// 10⁹ values is longer than a GPU's EM iteration, so large inputs are split over all cores, and each block is
 /// tested without a branch per value (a block-wide OR, which vectorises); only a failing block is searched.
 pub fn first_non_finite(v: &[f64]) -> Option<usize> {
-    const PARALLEL_FROM: usize = 1 << 20;
-    let threads = if v.len() < PARALLEL_FROM { 1 } else { std::thread::available_parallelism().map_or(1, |t| t.get()) };
+    let threads = crate::cpu::streaming_threads(v.len());
     if threads == 1 {
         return first_non_finite_blocks(v);
     }

@@ -8,9 +8,6 @@ use crate::js::{guard, Env, Failure};
 use crate::request;
 use crate::sys::*;
 
-/// Below this many values one thread copies faster than threads start.
-const PARALLEL_FROM: usize = 1 << 20;
-
 pub unsafe extern "C" fn with_intercept(env: napi_env, info: napi_callback_info) -> napi_value {
     guard(env, |env: Env| {
         let (argv, _) = env.args::<1>(info)?;
@@ -33,7 +30,7 @@ pub unsafe extern "C" fn first_non_finite(env: napi_env, info: napi_callback_inf
 fn prepend_ones(x: &[f64], d: usize, out: &mut [f64]) {
     let width = d + 1;
     let n = out.len() / width;
-    let threads = if n * d < PARALLEL_FROM { 1 } else { std::thread::available_parallelism().map_or(1, |t| t.get()) };
+    let threads = moe_core::cpu::streaming_threads(n * d);
     let rows_per_thread = n.div_ceil(threads).max(1);
     let copy = |first_row: usize, rows: &mut [f64]| {
         for (r, row) in rows.chunks_exact_mut(width).enumerate() {
