@@ -1,11 +1,11 @@
 /**
  * `MixtureOfExperts`, the public estimator (scikit-learn spirit): hyper-parameters in the constructor,
  * `fit` / `fitSync`, then prediction, scoring and diagnostics. It validates inputs, resolves defaults, runs
- * the restarts (one backend fit per restart, seed + r; the lowest final objective wins) and keeps the fitted
- * state; the numerics live in the backends.
+ * the restarts (restart r from seed + r, all in one backend request; the lowest final objective wins) and keeps
+ * the fitted state; the numerics live in the backends.
  */
 import { computeInit } from './algorithms/named-init.js';
-import type { ComputeBackend, FitRequest, FitResult, ModelSpec, ProblemData } from './backends/backend.js';
+import type { ComputeBackend, FitResult, FitStart, ModelSpec, ProblemData, RestartsRequest } from './backends/backend.js';
 import { scanNonFinite, withInterceptNative } from './backends/native.js';
 import { resolveBackend } from './backends/select.js';
 import { MoEError } from './errors.js';
@@ -87,21 +87,13 @@ export class MixtureOfExperts {
    */
   async fit(X: Matrix, y: Vector, opts: FitOptions = {}): Promise<FitHistory> {
     const plan = this.plan(X, y, opts);
-    const results: FitResult[] = [];
-    for (let r = 0; r < this.resolved.nInit; r++) {
-      results.push(await plan.backend.fit(this.request(plan, r), { onIteration: opts.onIteration, signal: opts.signal }));
-    }
-    return this.finish(plan, results);
+    return this.finish(plan, await plan.backend.fitRestarts(this.request(plan), { onIteration: opts.onIteration, signal: opts.signal }));
   }
 
   /** The same fit without yielding to the event loop (an already-aborted signal still stops it). */
   fitSync(X: Matrix, y: Vector, opts: FitOptions = {}): FitHistory {
     const plan = this.plan(X, y, opts);
-    const results: FitResult[] = [];
-    for (let r = 0; r < this.resolved.nInit; r++) {
-      results.push(plan.backend.fitSync(this.request(plan, r), { onIteration: opts.onIteration, signal: opts.signal }));
-    }
-    return this.finish(plan, results);
+    return this.finish(plan, plan.backend.fitRestartsSync(this.request(plan), { onIteration: opts.onIteration, signal: opts.signal }));
   }
 
   /** Linear experts: the mixture mean E[y|x]; logistic / multinomial: the most probable class. */
@@ -288,16 +280,20 @@ export class MixtureOfExperts {
   }
 
   /**
-   * The backend request of one restart. 'random' is drawn inside the backend; 'moments' and 'kmeans' are
-   * computed here (in TypeScript, with the restart's seed) and reach every backend as explicit parameters, so
-   * iteration 0 of the history is that start.
+   * The backend request of the fit: every restart r from seed + r, in one request, so that the backend keeps
+   * one copy of the data for all of them (on the GPU too). 'random' is drawn inside the backend; 'moments' and
+   * 'kmeans' are computed here (in TypeScript, with the restart's seed) and reach every backend as explicit
+   * parameters, so iteration 0 of the history is that start.
    */
-  private request(plan: FitPlan, restart: number): FitRequest {
-    const seed = (this.resolved.seed + restart) >>> 0;
+  private request(plan: FitPlan): RestartsRequest {
     const kind = this.resolved.init;
-    const init = kind === 'moments' || kind === 'kmeans' ? computeInit(kind, plan.data, plan.model, this.resolved.fit, seed)
-      : plan.init;
-    return { data: plan.data, model: plan.model, fit: this.resolved.fit, seed, init, trueParams: plan.trueParams };
+    const starts = Array.from({ length: this.resolved.nInit }, (_, r): FitStart => {
+      const seed = (this.resolved.seed + r) >>> 0;
+      const init = kind === 'moments' || kind === 'kmeans' ? computeInit(kind, plan.data, plan.model, this.resolved.fit, seed)
+        : plan.init;
+      return { seed, init };
+    });
+    return { data: plan.data, model: plan.model, fit: this.resolved.fit, starts, trueParams: plan.trueParams };
   }
 
   private finish(plan: FitPlan, results: FitResult[]): FitHistory {

@@ -14,7 +14,7 @@ export type { ErrorCode } from './errors.js';
 
 // Backends.
 export type {
-  ComputeBackend, FitHooks, FitRequest, FitResult, FitSpec, ModelSpec, ProblemData,
+  ComputeBackend, FitHooks, FitRequest, FitResult, FitSpec, FitStart, ModelSpec, ProblemData, RestartsRequest,
 } from './backends/backend.js';
 export { JsBackend, jsBackend } from './backends/js.js';
 export { CUDA_CROSSOVER_ND, resolveBackend } from './backends/select.js';

@@ -5,7 +5,10 @@
  * where a test says, and the reference stands in for the CPU backend (they compute the same iterates).
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { ComputeBackend, FitHooks, FitRequest, FitResult, ModelSpec, ProblemData } from '../src/backends/backend.js';
+import {
+  asRestarts, fitEachStart, fitEachStartSync,
+  type ComputeBackend, type FitHooks, type FitRequest, type FitResult, type ModelSpec, type ProblemData, type RestartsRequest,
+} from '../src/backends/backend.js';
 import { GpuWithCpuFallback, GPU_FALLBACK_WARNING } from '../src/backends/gpu-fallback.js';
 import { jsBackend } from '../src/backends/js.js';
 import { sampleLinear } from '../src/data/samplers.js';
@@ -39,6 +42,18 @@ class FailingGpu implements ComputeBackend {
   fitSync(req: FitRequest, hooks: FitHooks): FitResult {
     this.calls++;
     return jsBackend.fitSync(req, this.failing(hooks));
+  }
+
+  fitRestarts(req: RestartsRequest, hooks: FitHooks): Promise<FitResult[]> {
+    this.calls++;
+    const failing = this.failing(hooks); // counts the records of every restart together
+    return fitEachStart(req, (r) => jsBackend.fit(r, failing));
+  }
+
+  fitRestartsSync(req: RestartsRequest, hooks: FitHooks): FitResult[] {
+    this.calls++;
+    const failing = this.failing(hooks);
+    return fitEachStartSync(req, (r) => jsBackend.fitSync(r, failing));
   }
 
   evaluate(data: ProblemData, model: ModelSpec, params: Float64Array): { nll: number; objective: number } {
@@ -134,6 +149,26 @@ describe("backend 'auto' when the GPU runs out of memory", () => {
       await expect(backend.fit(request(), { onIteration: () => {} })).rejects.toMatchObject({ code });
       expect(() => backend.evaluate(request().data, request().model, reference.params)).toThrow(expect.objectContaining({ code }));
       expect(backend.name).toBe('cuda');
+    }
+  });
+
+  it('restarts that fail in the second re-run on the CPU backend, every record delivered once', async () => {
+    const restarts: RestartsRequest = { ...asRestarts(request()), starts: [{ seed: 1, init: null }, { seed: 2, init: null }] };
+    const expected = jsBackend.fitRestartsSync(restarts, {});
+    const records = expected.flatMap((r) => r.iterations.map((it) => it.nll));
+    const after = expected[0]!.iterations.length + 2; // two records into the second restart
+    for (const run of [
+      (b: ComputeBackend, hooks: FitHooks) => Promise.resolve(b.fitRestartsSync(restarts, hooks)),
+      (b: ComputeBackend, hooks: FitHooks) => b.fitRestarts(restarts, hooks),
+    ]) {
+      const gpu = new FailingGpu('E_GPU_OOM', after);
+      const backend = new GpuWithCpuFallback(gpu, () => jsBackend);
+      const seen: number[] = [];
+      const results = await run(backend, { onIteration: (r) => seen.push(r.nll) });
+      expect(results.map((r) => r.params)).toEqual(expected.map((r) => r.params));
+      expect(seen).toEqual(records);
+      expect(backend.name).toBe('js');
+      expect(gpu.calls).toBe(1);
     }
   });
 

@@ -6,7 +6,9 @@
  */
 import { existsSync } from 'node:fs';
 import { describe, expect, it, vi } from 'vitest';
-import type { FitRequest, FitSpec, ModelSpec, ProblemData } from '../src/backends/backend.js';
+import {
+  asRestarts, startRequest, type FitRequest, type FitSpec, type ModelSpec, type ProblemData, type RestartsRequest,
+} from '../src/backends/backend.js';
 import {
   loadNativeBackend, loadNativeBinding, nativeInfo, NativeBackend, NATIVE_PATH_ENV, scanNonFinite, withInterceptNative,
 } from '../src/backends/native.js';
@@ -93,7 +95,7 @@ describe.skipIf(missing)('native addon: loading', () => {
     expect(described.gpu).toBeUndefined();
     expect(described.gpuUnavailable).toMatch(/\w/);
     // The binding itself refuses too (a caller bypassing loadNativeBackend gets the same code).
-    const direct = thrown(() => loadNativeBinding().fitSync({ ...request(), backend: 'cuda' }));
+    const direct = thrown(() => loadNativeBinding().fitSync({ ...asRestarts(request()), backend: 'cuda' }));
     expect((direct as { code: string }).code).toBe('E_BACKEND_UNAVAILABLE');
   });
 });
@@ -198,7 +200,7 @@ describe.skipIf(missing)('native addon: fits', () => {
     const binding = loadNativeBinding();
     const token = binding.createCancelToken();
     token.cancel();
-    const direct = await rejection(binding.fit({ ...req, backend: 'cpu' }, undefined, token));
+    const direct = await rejection(binding.fit({ ...asRestarts(req), backend: 'cpu' }, undefined, token));
     expect((direct as { code: string }).code).toBe('E_ABORTED');
   });
 
@@ -223,6 +225,79 @@ describe.skipIf(missing)('native addon: fits', () => {
 
   it('NativeBackend is what loadNativeBackend returns', () => {
     expect(backend).toBeInstanceOf(NativeBackend);
+  });
+});
+
+describe.skipIf(missing)('native addon: the restarts of one fit in one request', () => {
+  const backend = loadNativeBackend('cpu');
+  /** Three starts over one data set: two random ones and an explicit one, mini-batch EM (shuffles). */
+  function restarts(): RestartsRequest {
+    const base = request(600, 4, 3, 31, { batchSize: 150, maxIter: 6 });
+    const explicit = backend.fitSync({ ...base, seed: 99 }, {}).params;
+    return { ...asRestarts(base), starts: [{ seed: 5, init: null }, { seed: 6, init: explicit }, { seed: 7, init: null }] };
+  }
+
+  it('are the fits of their starts, in order, bit for bit, sync and async, every record delivered', async () => {
+    const req = restarts();
+    const separate = req.starts.map((start) => backend.fitSync(startRequest(req, start), {}));
+    const seen: IterationRecord[] = [];
+    const sync = backend.fitRestartsSync(req, { onIteration: (r) => seen.push(r) });
+    const async = await backend.fitRestarts(req, {});
+    for (const results of [sync, async]) {
+      expect(results.length).toBe(3);
+      results.forEach((r, i) => {
+        expect(Array.from(r.params)).toEqual(Array.from(separate[i]!.params));
+        expect(r.iterations.map((it) => it.objective)).toEqual(separate[i]!.iterations.map((it) => it.objective));
+      });
+    }
+    expect(seen.map((r) => r.nll)).toEqual(separate.flatMap((r) => r.iterations.map((it) => it.nll)));
+  });
+
+  it('the first restart that fails ends the call; the partial state is its own', async () => {
+    const req = restarts();
+    const first = backend.fitSync(startRequest(req, req.starts[0]!), {});
+    // Aborted two iterations into the second restart: the partial history is the second restart's.
+    const controller = new AbortController();
+    let began = 0;
+    const aborted = await rejection(backend.fitRestarts(req, {
+      signal: controller.signal,
+      onIteration: (r) => { if (r.iter === 0) began++; if (began === 2 && r.iter === 2) controller.abort(); },
+    }));
+    expect((aborted as MoEError).code).toBe('E_ABORTED');
+    const partial = (aborted as MoEError).details?.partial as { iterations: IterationRecord[] };
+    expect(partial.iterations[0]!.iter).toBe(0);
+    expect(partial.iterations[0]!.nll).not.toBe(first.iterations[0]!.nll);
+    // A second start that is not a parameter vector of the model: its error, and no partial state (the
+    // records received so far are the first restart's, not its own).
+    const bad = { ...req, starts: [req.starts[0]!, { seed: 6, init: new Float64Array(3) }] };
+    const seen: number[] = [];
+    const e = thrown(() => backend.fitRestartsSync(bad, { onIteration: (r) => seen.push(r.iter) }));
+    expect((e as MoEError).code).toBe('E_SHAPE');
+    expect((e as MoEError).details?.partial).toBeNull();
+    expect(seen).toEqual(first.iterations.map((r) => r.iter));
+  });
+
+  it('the addon refuses a request without starts', () => {
+    const { starts: _, ...noStarts } = restarts();
+    for (const starts of [undefined, [], [{ seed: -1, init: null }], [{ seed: 1, init: [1, 2] }]]) {
+      const e = thrown(() => loadNativeBinding().fitSync({ ...noStarts, starts, backend: 'cpu' } as unknown as RestartsRequest & { backend: 'cpu' }));
+      expect(['E_SHAPE', 'E_OPTION']).toContain((e as { code: string }).code);
+    }
+  });
+
+  it('the estimator hands all its restarts to the backend at once, and keeps the best', () => {
+    const { X, y } = sampleLinear({ n: 500, d: 3, k: 2, seed: 41 });
+    const options = { experts: 'linear', k: 2, nInit: 3, init: 'kmeans', maxIter: 20, seed: 8, intercept: true } as const;
+    const spy = vi.spyOn(NativeBackend.prototype, 'fitRestartsSync');
+    const native = new MixtureOfExperts({ ...options, backend: 'cpu' }).fitSync(X, y);
+    expect(spy).toHaveBeenCalledTimes(1);
+    spy.mockRestore();
+    const reference = new MixtureOfExperts({ ...options, backend: 'js' }).fitSync(X, y);
+    expect(native.restarts.map((r) => r.seed)).toEqual([8, 9, 10]);
+    native.restarts.forEach((r, i) => {
+      expect(Math.abs(r.objective - reference.restarts[i]!.objective)).toBeLessThanOrEqual(1e-9 * Math.abs(r.objective));
+    });
+    expect(native.bestRestart).toBe(reference.bestRestart);
   });
 });
 

@@ -7,7 +7,7 @@
  * Skipped, with the reason printed, only when the addon is not built.
  */
 import { describe, expect, it } from 'vitest';
-import type { FitRequest, FitSpec, ModelSpec, ProblemData } from '../src/backends/backend.js';
+import { asRestarts, type FitRequest, type FitSpec, type ModelSpec, type ProblemData } from '../src/backends/backend.js';
 import { jsBackend } from '../src/backends/js.js';
 import { loadNativeBackend, nativeInfo } from '../src/backends/native.js';
 import {
@@ -150,6 +150,13 @@ describe.skipIf(!info.loaded)('native CPU backend = TypeScript reference: fits',
         // Threads change who computes each chunk, never the arithmetic.
         expect(Array.from(two.params)).toEqual(Array.from(one.params));
         expect(two.iterations.map((r) => r.nll)).toEqual(one.iterations.map((r) => r.nll));
+
+        // Restarts share one backend: what another start's fit leaves in it (row stores, the mini-batch order)
+        // never changes a fit, bit for bit.
+        const shared = asRestarts(request(c, algorithm, seed, 1));
+        const [, again] = native.fitRestartsSync({ ...shared, starts: [{ seed: seed + 7, init: null }, ...shared.starts] }, {});
+        expect(Array.from(again!.params)).toEqual(Array.from(one.params));
+        expect(again!.iterations.map((r) => r.objective)).toEqual(one.iterations.map((r) => r.objective));
       });
     }
   }

@@ -1,8 +1,9 @@
 /**
  * The boundary between the estimator and a compute backend. The TypeScript reference (`js`), the Rust CPU
  * backend (`cpu`) and the CUDA backend (`cuda`) all implement this interface; the estimator validates
- * inputs, resolves defaults, runs restarts and keeps fitted state, and hands one fully-resolved request to
- * the backend per restart. Parameters cross this boundary in the flat layout of docs/ALGORITHMS.md §1.
+ * inputs, resolves defaults, chooses the starts of the restarts and keeps the best fit, and hands the backend
+ * one fully-resolved request with every start (`fitRestarts`: the data crosses to the backend once per fit, to
+ * the GPU too). Parameters cross this boundary in the flat layout of docs/ALGORITHMS.md §1.
  */
 import type { ExpertKind, InformationResult, IterationRecord, MStepSolver, StepSizes } from '../types.js';
 
@@ -44,16 +45,54 @@ export interface FitSpec {
   threads: number;
 }
 
-export interface FitRequest {
-  data: ProblemData;
-  model: ModelSpec;
-  fit: FitSpec;
+/** Where one fit (one restart) starts. */
+export interface FitStart {
   /** Seed of this restart (init and mini-batch shuffles). */
   seed: number;
   /** Starting parameters in the flat layout, or null for the 'random' initialisation. */
   init: Float64Array | null;
+}
+
+/** One fit from one start. */
+export interface FitRequest extends FitStart {
+  data: ProblemData;
+  model: ModelSpec;
+  fit: FitSpec;
   /** True parameters (flat layout) for paramError, or null. */
   trueParams: Float64Array | null;
+}
+
+/** The restarts of one fit: the same data, model and settings from each start, in order. */
+export interface RestartsRequest extends Omit<FitRequest, keyof FitStart> {
+  /** At least one. */
+  starts: FitStart[];
+}
+
+/** The request of one start of `req`. */
+export function startRequest(req: RestartsRequest, start: FitStart): FitRequest {
+  const { starts: _all, ...shared } = req;
+  return { ...shared, seed: start.seed, init: start.init };
+}
+
+/** A one-start request as the restarts request it is. */
+export function asRestarts(req: FitRequest): RestartsRequest {
+  const { seed, init, ...shared } = req;
+  return { ...shared, starts: [{ seed, init }] };
+}
+
+/**
+ * `fitRestarts` for a backend with nothing to keep between restarts (the TypeScript reference): one `fit` per
+ * start, in order; the first failure ends it.
+ */
+export async function fitEachStart(req: RestartsRequest, fit: (r: FitRequest) => Promise<FitResult>): Promise<FitResult[]> {
+  const results: FitResult[] = [];
+  for (const start of req.starts) results.push(await fit(startRequest(req, start)));
+  return results;
+}
+
+/** `fitRestartsSync` of the same backends. */
+export function fitEachStartSync(req: RestartsRequest, fit: (r: FitRequest) => FitResult): FitResult[] {
+  return req.starts.map((start) => fit(startRequest(req, start)));
 }
 
 export interface FitResult {
@@ -72,6 +111,13 @@ export interface ComputeBackend {
   readonly name: 'js' | 'cpu' | 'cuda';
   fit(req: FitRequest, hooks: FitHooks): Promise<FitResult>;
   fitSync(req: FitRequest, hooks: FitHooks): FitResult;
+  /**
+   * The restarts of one fit, in order, each exactly as `fit` would run it from its start, with one copy of the
+   * data for all of them (the CUDA backend uploads X, y and s once). `onIteration` sees every record of every
+   * restart (each begins with its iteration 0). The first restart that fails ends the call with its error.
+   */
+  fitRestarts(req: RestartsRequest, hooks: FitHooks): Promise<FitResult[]>;
+  fitRestartsSync(req: RestartsRequest, hooks: FitHooks): FitResult[];
   /** Mean nll and mean penalised objective at `params`. */
   evaluate(data: ProblemData, model: ModelSpec, params: Float64Array): { nll: number; objective: number };
   /** Responsibilities h (n×k row-major; symmetric: columns z=+1, z=−1). */

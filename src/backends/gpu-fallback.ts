@@ -9,14 +9,19 @@
  * relative 1e-9), so the switch changes no result beyond that tolerance. A process warning (code
  * MOE_EM_GPU_FALLBACK) says so, once per process, with the reason.
  *
- * A fit that fails after it has delivered iteration records is re-run from its start on the CPU; the caller's
- * `onIteration` is not given again the iterations it already received, so it sees one unbroken sequence, and
- * the returned history is the CPU run's. Every other error — E_GPU (a CUDA failure that is a fault to report),
+ * A fit that fails after it has delivered iteration records is re-run from its start on the CPU (every
+ * restart of it: the CPU backend computes the same iterates); the caller's `onIteration` is not given again
+ * the iterations it already received, so it sees one unbroken sequence, and the returned history is the CPU
+ * run's. Every other error — E_GPU (a CUDA failure that is a fault to report),
  * E_ABORTED, bad input — is thrown as it is. `backend: 'cuda'` never falls back.
  */
 import { isMoEError } from '../errors.js';
 import type { InformationResult } from '../types.js';
-import type { ComputeBackend, FitHooks, FitRequest, FitResult, ModelSpec, ProblemData } from './backend.js';
+import {
+  asRestarts,
+  type ComputeBackend, type FitHooks, type FitRequest, type FitResult, type ModelSpec, type ProblemData,
+  type RestartsRequest,
+} from './backend.js';
 
 export const GPU_FALLBACK_WARNING = 'MOE_EM_GPU_FALLBACK';
 let warned = false;
@@ -40,26 +45,34 @@ export class GpuWithCpuFallback implements ComputeBackend {
   }
 
   async fit(req: FitRequest, hooks: FitHooks): Promise<FitResult> {
-    if (this.fellBack()) return this.active.fit(req, hooks);
-    const delivered = counting(hooks);
-    try {
-      return await this.gpu.fit(req, delivered.hooks);
-    } catch (e) {
-      if (!gpuCannotServe(e)) throw e;
-      this.fallBack(e);
-      return this.active.fit(req, delivered.skippingDelivered());
-    }
+    return (await this.fitRestarts(asRestarts(req), hooks))[0]!;
   }
 
   fitSync(req: FitRequest, hooks: FitHooks): FitResult {
-    if (this.fellBack()) return this.active.fitSync(req, hooks);
+    return this.fitRestartsSync(asRestarts(req), hooks)[0]!;
+  }
+
+  async fitRestarts(req: RestartsRequest, hooks: FitHooks): Promise<FitResult[]> {
+    if (this.fellBack()) return this.active.fitRestarts(req, hooks);
     const delivered = counting(hooks);
     try {
-      return this.gpu.fitSync(req, delivered.hooks);
+      return await this.gpu.fitRestarts(req, delivered.hooks);
     } catch (e) {
       if (!gpuCannotServe(e)) throw e;
       this.fallBack(e);
-      return this.active.fitSync(req, delivered.skippingDelivered());
+      return this.active.fitRestarts(req, delivered.skippingDelivered());
+    }
+  }
+
+  fitRestartsSync(req: RestartsRequest, hooks: FitHooks): FitResult[] {
+    if (this.fellBack()) return this.active.fitRestartsSync(req, hooks);
+    const delivered = counting(hooks);
+    try {
+      return this.gpu.fitRestartsSync(req, delivered.hooks);
+    } catch (e) {
+      if (!gpuCannotServe(e)) throw e;
+      this.fallBack(e);
+      return this.active.fitRestartsSync(req, delivered.skippingDelivered());
     }
   }
 

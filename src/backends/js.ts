@@ -8,7 +8,10 @@ import { computeInformation } from '../diagnostics/information.js';
 import { componentCount, eStep, evaluateObjective } from '../models/objective.js';
 import { classProbabilities, mixtureMean } from '../models/predict.js';
 import type { InformationResult } from '../types.js';
-import type { ComputeBackend, FitHooks, FitRequest, FitResult, ModelSpec, ProblemData } from './backend.js';
+import {
+  fitEachStart, fitEachStartSync,
+  type ComputeBackend, type FitHooks, type FitRequest, type FitResult, type ModelSpec, type ProblemData, type RestartsRequest,
+} from './backend.js';
 
 export class JsBackend implements ComputeBackend {
   readonly name = 'js' as const;
@@ -19,6 +22,14 @@ export class JsBackend implements ComputeBackend {
 
   fitSync(req: FitRequest, hooks: FitHooks): FitResult {
     return runFitSync(req, hooks);
+  }
+
+  fitRestarts(req: RestartsRequest, hooks: FitHooks): Promise<FitResult[]> {
+    return fitEachStart(req, (r) => runFit(r, hooks));
+  }
+
+  fitRestartsSync(req: RestartsRequest, hooks: FitHooks): FitResult[] {
+    return fitEachStartSync(req, (r) => runFitSync(r, hooks));
   }
 
   evaluate(data: ProblemData, model: ModelSpec, params: Float64Array): { nll: number; objective: number } {

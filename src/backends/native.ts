@@ -15,8 +15,10 @@ import { fileURLToPath } from 'node:url';
 import { ERROR_CODES, MoEError, type ErrorCode } from '../errors.js';
 import { firstNonFinite, type DenseMatrix } from '../input.js';
 import type { InformationResult, IterationRecord } from '../types.js';
-import type {
-  ComputeBackend, FitHooks, FitRequest, FitResult, ModelSpec, ProblemData,
+import {
+  asRestarts,
+  type ComputeBackend, type FitHooks, type FitRequest, type FitResult, type ModelSpec, type ProblemData,
+  type RestartsRequest,
 } from './backend.js';
 
 export const NATIVE_PATH_ENV = 'MOE_EM_NATIVE_PATH';
@@ -52,10 +54,11 @@ export interface NativeTiming {
 /** The addon's exports (native/node/src/lib.rs documents them). */
 export interface NativeBinding {
   version: string;
-  fit(req: FitRequest & { backend: NativeKind }, onIteration?: (r: IterationRecord) => void,
-    token?: CancelToken): Promise<FitResult>;
-  fitSync(req: FitRequest & { backend: NativeKind }, onIteration?: (r: IterationRecord) => void,
-    token?: CancelToken): FitResult;
+  /** The restarts in order on one backend (the CUDA backend uploads the data once); one result per start. */
+  fit(req: RestartsRequest & { backend: NativeKind }, onIteration?: (r: IterationRecord) => void,
+    token?: CancelToken): Promise<FitResult[]>;
+  fitSync(req: RestartsRequest & { backend: NativeKind }, onIteration?: (r: IterationRecord) => void,
+    token?: CancelToken): FitResult[];
   createCancelToken(): CancelToken;
   evaluate(q: NativeQuery): { nll: number; objective: number };
   posterior(q: NativeQuery): Float64Array;
@@ -217,7 +220,9 @@ function mapped<T>(call: () => T): T {
  */
 class FitSession {
   readonly token: CancelToken;
-  readonly records: IterationRecord[] = [];
+  /** The records of the latest restart to begin (the index of which is `restart`). */
+  private readonly records: IterationRecord[] = [];
+  private restart = -1;
   private readonly detach: () => void;
 
   constructor(binding: NativeBinding, private readonly hooks: FitHooks) {
@@ -230,6 +235,10 @@ class FitSession {
   }
 
   readonly onIteration = (record: IterationRecord): void => {
+    if (record.iter === 0) { // every restart begins with its iteration 0
+      this.restart++;
+      this.records.length = 0;
+    }
     this.records.push(record);
     this.hooks.onIteration?.(record);
   };
@@ -237,12 +246,15 @@ class FitSession {
   /**
    * The error a failed fit throws: coded native errors as MoEError with `details.partial`, as the reference:
    * `{ params, iterations }` when the native fit stopped with a state to report (E_ABORTED, E_NON_FINITE),
-   * else the records received so far, or null before the first record.
+   * else the records of the failing restart (the addon's `error.restart`) received so far, or null before its
+   * first record.
    */
   fail(e: unknown): unknown {
-    const native = (e as { partial?: FitResult } | null)?.partial;
+    const failed = e as { partial?: FitResult; restart?: number } | null;
+    const native = failed?.partial;
+    const ownRecords = this.records.length > 0 && (failed?.restart ?? this.restart) === this.restart;
     const partial = native ? { params: native.params, iterations: native.iterations }
-      : this.records.length > 0 ? { iterations: this.records } : null;
+      : ownRecords ? { iterations: this.records } : null;
     return toMoEError(e, { partial });
   }
 
@@ -261,6 +273,14 @@ export class NativeBackend implements ComputeBackend {
   constructor(readonly name: NativeKind, private readonly binding: NativeBinding, private readonly threads = 0) {}
 
   async fit(req: FitRequest, hooks: FitHooks): Promise<FitResult> {
+    return (await this.fitRestarts(asRestarts(req), hooks))[0]!;
+  }
+
+  fitSync(req: FitRequest, hooks: FitHooks): FitResult {
+    return this.fitRestartsSync(asRestarts(req), hooks)[0]!;
+  }
+
+  async fitRestarts(req: RestartsRequest, hooks: FitHooks): Promise<FitResult[]> {
     throwIfAborted(hooks);
     const session = new FitSession(this.binding, hooks);
     try {
@@ -272,7 +292,7 @@ export class NativeBackend implements ComputeBackend {
     }
   }
 
-  fitSync(req: FitRequest, hooks: FitHooks): FitResult {
+  fitRestartsSync(req: RestartsRequest, hooks: FitHooks): FitResult[] {
     throwIfAborted(hooks);
     const session = new FitSession(this.binding, hooks);
     try {

@@ -1,4 +1,6 @@
-//! `fit` (a Promise; the work runs on the libuv thread pool) and `fitSync` (on the JS thread).
+//! `fit` (a Promise; the work runs on the libuv thread pool) and `fitSync` (on the JS thread). A request holds
+//! the restarts of one fit (`starts`): they run in order on ONE backend, so the CUDA backend uploads X, y and
+//! s once per fit rather than once per restart; the result is one FitResult per start.
 //!
 //! Async design: the request is parsed on the JS thread into a `FitInputs` whose slices borrow the input
 //! Float64Arrays, which are kept alive by references until the fit has finished. The worker (napi async
@@ -10,7 +12,7 @@
 //! (`{ params, iterations, ... }`, the state when the fit stopped), as the reference's `details.partial`.
 use crate::cancel::{read_cancel_token, CancelFlag};
 use crate::js::{guard, panic_message, Env, Failure, JsResult};
-use crate::request::{self, Device};
+use crate::request::{self, Device, Start};
 use crate::results;
 use crate::sys::*;
 use moe_core::{Control, Data, FitOutput, FitSpec, IterationRecord, ModelSpec};
@@ -26,67 +28,61 @@ struct FitInputs<'a> {
     model: ModelSpec,
     spec: FitSpec,
     threads: usize,
-    seed: u32,
-    init: Option<&'a [f64]>,
+    starts: Vec<Start<'a>>,
     truth: Option<&'a [f64]>,
 }
 
-/// Parses a `FitRequest & { backend }`; also returns the JS arrays the slices borrow.
+/// Parses a `RestartsRequest & { backend }`; also returns the JS arrays the slices borrow.
 unsafe fn read_fit_request<'a>(env: Env, req: napi_value) -> JsResult<(FitInputs<'a>, Vec<napi_value>)> {
     let device = request::read_device(env, req)?;
     let (data, mut arrays) = request::read_data(env, env.get(req, "data", "request")?)?;
     let model = request::read_model(env, env.get(req, "model", "request")?)?;
     let (spec, threads) = request::read_fit_spec(env, env.get(req, "fit", "request")?)?;
-    let seed = request::read_seed(env, req)?;
-    let mut optional = |name: &str| -> JsResult<Option<&'a [f64]>> {
-        Ok(request::read_optional_array(env, req, name)?.map(|(slice, value)| { arrays.push(value); slice }))
-    };
-    let init = optional("init")?;
-    let truth = optional("trueParams")?;
-    Ok((FitInputs { device, data, model, spec, threads, seed, init, truth }, arrays))
+    let (starts, inits) = request::read_starts(env, req)?;
+    arrays.extend(inits);
+    let truth = request::read_optional_array(env, req, "trueParams")?.map(|(slice, value)| { arrays.push(value); slice });
+    Ok((FitInputs { device, data, model, spec, threads, starts, truth }, arrays))
 }
 
-/// A failed fit: the error, and the state when it stopped (aborted or non-finite fits only).
+/// A failed fit: the error, the restart that failed (an index into `starts`; None before any restart ran),
+/// and its state when it stopped (aborted or non-finite fits only).
 struct FitFailure {
     failure: Failure,
+    restart: Option<usize>,
     partial: Option<FitOutput>,
 }
 
 impl From<Failure> for FitFailure {
-    fn from(failure: Failure) -> Self { FitFailure { failure, partial: None } }
+    fn from(failure: Failure) -> Self { FitFailure { failure, restart: None, partial: None } }
 }
 
-/// Runs the fit; `on_iter` sees each record and says whether to go on. Panics become E_INTERNAL.
-fn run_fit(inputs: &FitInputs, on_iter: &mut dyn FnMut(&IterationRecord) -> Control) -> Result<FitOutput, FitFailure> {
+/// Runs the restarts in order on one backend; `on_iter` sees each record of each and says whether to go on.
+/// The first restart that fails ends the call with its error (and its partial state). Panics become E_INTERNAL.
+fn run_fit(inputs: &FitInputs, on_iter: &mut dyn FnMut(&IterationRecord) -> Control)
+    -> Result<Vec<FitOutput>, FitFailure> {
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        moe_core::validate(&inputs.data, &inputs.model).map_err(|e| (e, None))?;
-        let backend_failed = |e| (e, None);
-        match inputs.device {
-            // The backends are built here rather than through `with_backend`: the partial state travels
-            // with the error, which `with_backend`'s plain `Result` cannot carry.
-            Device::Cpu => {
-                let backend = moe_core::CpuBackend::new(inputs.data, inputs.threads).map_err(backend_failed)?;
-                moe_core::fit_with_partial(&backend, &inputs.model, &inputs.spec, inputs.seed, inputs.init,
-                                           inputs.truth, on_iter)
-            }
-            Device::Cuda => {
-                let backend = crate::gpu::new_backend(inputs.data).map_err(backend_failed)?;
-                moe_core::fit_with_partial(&*backend, &inputs.model, &inputs.spec, inputs.seed, inputs.init,
-                                           inputs.truth, on_iter)
-            }
-        }
+        let before_any_restart = |e: moe_core::Error| FitFailure { failure: e.into(), restart: None, partial: None };
+        moe_core::validate(&inputs.data, &inputs.model).map_err(before_any_restart)?;
+        // Not `with_backend`: the partial state travels with the error, which its plain `Result` cannot carry.
+        let backend = crate::device::new_backend(inputs.device, inputs.data, inputs.threads).map_err(before_any_restart)?;
+        inputs.starts.iter().enumerate().map(|(r, start)| {
+            moe_core::fit_with_partial(&*backend, &inputs.model, &inputs.spec, start.seed, start.init, inputs.truth,
+                                       &mut *on_iter)
+                .map_err(|(e, partial)| FitFailure { failure: e.into(), restart: Some(r), partial })
+        }).collect::<Result<Vec<_>, _>>()
     }));
-    match outcome {
-        Ok(Ok(out)) => Ok(out),
-        Ok(Err((e, partial))) => Err(FitFailure { failure: e.into(), partial }),
-        Err(payload) => Err(Failure::internal(format!("Rust panic: {}", panic_message(&*payload))).into()),
-    }
+    outcome.unwrap_or_else(|payload| Err(Failure::internal(format!("Rust panic: {}", panic_message(&*payload))).into()))
 }
 
-/// The JS value a failed fit throws or rejects with: the coded error, with `partial` when there is one.
+/// The JS value a failed fit throws or rejects with: the coded error, with `restart` (the index of the failing
+/// start) and `partial` where there are.
 fn failure_value(env: Env, failed: &FitFailure) -> napi_value {
     let error = env.failure_value(&failed.failure);
-    if let (Some(partial), false) = (&failed.partial, error.is_null()) {
+    if error.is_null() { return error; }
+    if let Some(restart) = failed.restart {
+        let _ = env.num(restart as f64).and_then(|r| env.set(error, "restart", r));
+    }
+    if let Some(partial) = &failed.partial {
         if let Ok(value) = results::fit_result(env, partial) {
             let _ = env.set(error, "partial", value);
         }
@@ -106,7 +102,7 @@ fn optional_value(env: Env, v: napi_value) -> JsResult<Option<napi_value>> {
 
 // ---- fitSync ---------------------------------------------------------------------------------------------
 
-/// `fitSync(request, onIteration?, cancelToken?) → FitResult`
+/// `fitSync(request, onIteration?, cancelToken?) → FitResult[]`
 pub unsafe extern "C" fn fit_sync(env: napi_env, info: napi_callback_info) -> napi_value {
     guard(env, |env| {
         let (argv, _) = env.args::<3>(info)?;
@@ -130,7 +126,7 @@ pub unsafe extern "C" fn fit_sync(env: napi_env, info: napi_callback_info) -> na
             return Ok(null_mut());
         }
         match outcome {
-            Ok(out) => results::fit_result(env, &out),
+            Ok(outs) => results::fit_results(env, &outs),
             Err(failed) => {
                 let error = failure_value(env, &failed);
                 if !error.is_null() { napi_throw(env.0, error); }
@@ -144,7 +140,7 @@ pub unsafe extern "C" fn fit_sync(env: napi_env, info: napi_callback_info) -> na
 
 enum Message {
     Iteration(IterationRecord),
-    Done(Result<FitOutput, FitFailure>),
+    Done(Result<Vec<FitOutput>, FitFailure>),
 }
 
 /// State of one async fit that only the JS thread touches; owned by the thread-safe function.
@@ -172,7 +168,7 @@ fn post(messages: napi_threadsafe_function, message: Message) {
     }
 }
 
-/// `fit(request, onIteration?, cancelToken?) → Promise<FitResult>`
+/// `fit(request, onIteration?, cancelToken?) → Promise<FitResult[]>`
 pub unsafe extern "C" fn fit_async(env: napi_env, info: napi_callback_info) -> napi_value {
     guard(env, |env| {
         let (argv, _) = env.args::<3>(info)?;
@@ -259,7 +255,7 @@ fn deliver_record(env: Env, js_side: &mut JsSide, callback: napi_value, record: 
     }
 }
 
-fn settle(env: Env, js_side: &mut JsSide, outcome: Result<FitOutput, FitFailure>) {
+fn settle(env: Env, js_side: &mut JsSide, outcome: Result<Vec<FitOutput>, FitFailure>) {
     for r in js_side.keep_alive.drain(..) { env.release(r); }
     let rejection = if let Some(thrown) = js_side.thrown.take() {
         let mut exception = null_mut();
@@ -267,7 +263,7 @@ fn settle(env: Env, js_side: &mut JsSide, outcome: Result<FitOutput, FitFailure>
         env.release(thrown);
         Some(exception)
     } else {
-        match outcome.and_then(|out| results::fit_result(env, &out).map_err(FitFailure::from)) {
+        match outcome.and_then(|outs| results::fit_results(env, &outs).map_err(FitFailure::from)) {
             Ok(result) => {
                 unsafe { napi_resolve_deferred(env.0, js_side.deferred, result) };
                 None

@@ -92,6 +92,20 @@ impl Env {
         Ok(v)
     }
 
+    /// The elements of a JS array. `what` names it in error messages.
+    pub fn elements(self, v: napi_value, what: &str) -> JsResult<Vec<napi_value>> {
+        let mut is_array = false;
+        self.check(unsafe { napi_is_array(self.0, v, &mut is_array) }, "napi_is_array")?;
+        if !is_array { return Err(Failure::shape(format!("{what} must be an array"))); }
+        let mut len = 0u32;
+        self.check(unsafe { napi_get_array_length(self.0, v, &mut len) }, "napi_get_array_length")?;
+        (0..len).map(|i| {
+            let mut item = null_mut();
+            self.check(unsafe { napi_get_element(self.0, v, i, &mut item) }, "napi_get_element")?;
+            Ok(item)
+        }).collect()
+    }
+
     /// Property `name`, or `None` when it is `undefined` or `null`.
     pub fn get_opt(self, obj: napi_value, name: &str, what: &str) -> JsResult<Option<napi_value>> {
         let v = self.get(obj, name, what)?;

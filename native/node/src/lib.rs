@@ -7,8 +7,8 @@
 //! convert between JS objects and moe-core's types.
 //!
 //! Exports (the request shapes are documented in `request`):
-//!   fit(request, onIteration?, cancelToken?) → Promise<FitResult>
-//!   fitSync(request, onIteration?, cancelToken?) → FitResult
+//!   fit(request, onIteration?, cancelToken?) → Promise<FitResult[]> (one per start of `request.starts`)
+//!   fitSync(request, onIteration?, cancelToken?) → FitResult[]
 //!   createCancelToken() → { cancel() }
 //!   evaluate(query) → { nll, objective };  posterior(query) → Float64Array;  information(query) → InformationResult
 //!   predict(query) → Float64Array (n × width: the mixture mean, or class probabilities)

@@ -1,7 +1,7 @@
 //! Reading the request objects that src/backends/native.ts sends into moe-core's types. The objects are the
 //! ones of src/backends/backend.ts, read property by property with `napi_get_named_property`:
 //!
-//! - fit / fitSync: `FitRequest & { backend: 'cpu' | 'cuda' }` (threads come from `fit.threads`);
+//! - fit / fitSync: `RestartsRequest & { backend: 'cpu' | 'cuda' }` (threads come from `fit.threads`);
 //! - evaluate / posterior / information: `{ data, model, params, backend, threads, method?, steps? }`;
 //! - predict: the same with `data` = `{ x, n, d }` (no labels).
 //!
@@ -168,15 +168,46 @@ pub fn read_fit_spec(env: Env, fit: napi_value) -> JsResult<(FitSpec, usize)> {
 }
 
 /// A fit's seed: an integer in [0, 2³²).
-pub fn read_seed(env: Env, request: napi_value) -> JsResult<u32> {
-    let seed = env.number(env.get(request, "seed", "request")?, "request.seed")?;
+/// One start (restart) of a fit: its seed, and its starting parameters where it has explicit ones.
+pub struct Start<'a> {
+    pub seed: u32,
+    pub init: Option<&'a [f64]>,
+}
+
+fn read_seed(env: Env, start: napi_value, what: &str) -> JsResult<u32> {
+    let seed = env.number(env.get(start, "seed", what)?, &format!("{what}.seed"))?;
     if !(seed >= 0.0 && seed <= u32::MAX as f64 && seed.fract() == 0.0) {
-        return Err(Failure::option(format!("seed must be an integer in [0, 2^32), got {seed}")));
+        return Err(Failure::option(format!("{what}.seed must be an integer in [0, 2^32), got {seed}")));
     }
     Ok(seed as u32)
 }
 
-/// An optional Float64Array property (`init`, `trueParams`), with the JS value to keep alive.
+/// `starts` of a fit request: one or more `{ seed, init? }`, fitted in order over the same data; also the
+/// `init` arrays, which the caller keeps alive.
+///
+/// # Safety
+/// See `Env::f64_view`.
+pub unsafe fn read_starts<'a>(env: Env, request: napi_value) -> JsResult<(Vec<Start<'a>>, Vec<napi_value>)> {
+    let items = env.elements(env.get(request, "starts", "request")?, "request.starts")?;
+    if items.is_empty() { return Err(Failure::option("request.starts must hold at least one start")); }
+    let mut arrays = Vec::new();
+    let mut starts = Vec::with_capacity(items.len());
+    for (r, item) in items.into_iter().enumerate() {
+        let what = format!("request.starts[{r}]");
+        let seed = read_seed(env, item, &what)?;
+        let init = match env.get_opt(item, "init", &what)? {
+            None => None,
+            Some(v) => {
+                arrays.push(v);
+                Some(env.f64_view(v, &format!("{what}.init"))?)
+            }
+        };
+        starts.push(Start { seed, init });
+    }
+    Ok((starts, arrays))
+}
+
+/// An optional Float64Array property (`trueParams`), with the JS value to keep alive.
 ///
 /// # Safety
 /// See `Env::f64_view`.

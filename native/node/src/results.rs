@@ -55,6 +55,12 @@ pub fn fit_result(env: Env, out: &FitOutput) -> JsResult<napi_value> {
     Ok(obj)
 }
 
+/// `FitResult[]`: one per start of the request, in order.
+pub fn fit_results(env: Env, outs: &[FitOutput]) -> JsResult<napi_value> {
+    let items = outs.iter().map(|out| fit_result(env, out)).collect::<JsResult<Vec<_>>>()?;
+    env.array(&items)
+}
+
 /// `{ nll, objective }`.
 pub fn evaluation(env: Env, nll: f64, objective: f64) -> JsResult<napi_value> {
     let obj = env.object()?;

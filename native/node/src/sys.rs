@@ -68,6 +68,9 @@ extern "C" {
     pub fn napi_set_named_property(env: napi_env, obj: napi_value, name: *const c_char, v: napi_value) -> napi_status;
     pub fn napi_create_array_with_length(env: napi_env, len: usize, result: *mut napi_value) -> napi_status;
     pub fn napi_set_element(env: napi_env, obj: napi_value, index: u32, v: napi_value) -> napi_status;
+    pub fn napi_is_array(env: napi_env, v: napi_value, result: *mut bool) -> napi_status;
+    pub fn napi_get_array_length(env: napi_env, v: napi_value, result: *mut u32) -> napi_status;
+    pub fn napi_get_element(env: napi_env, obj: napi_value, index: u32, result: *mut napi_value) -> napi_status;
 
     // Typed arrays.
     pub fn napi_is_typedarray(env: napi_env, v: napi_value, result: *mut bool) -> napi_status;
