@@ -3,7 +3,7 @@
 // the built .node). On a machine with a GPU: backend 'cuda' against backend 'cpu' through the package API —
 // whole fits for every family and algorithm (parameters and nll/objective histories to relative 1e-9), with
 // the default kernels and with the other kernel choices (unfused narrow passes, stored probabilities;
-// bench/GPU.md),
+// bench/GPU.md), the restarts of one request (one upload) against their separate fits,
 // evaluate / posterior / information, the estimator with backend 'cuda' — then the GPU benchmark
 // (bench/gpu.mjs), with a summary table printed last. Without a GPU it reports why and exits 0 (set
 // MOE_GPU_CHECK_REQUIRE=1 to make that a failure).
@@ -86,6 +86,30 @@ await test('backend cuda matches backend cpu: whole fits, every family and algor
 await test('the same with the other CUDA kernel choices', () => {
   const worst = withEnv(OTHER_KERNELS, () => fitParity(' (other kernels)'));
   summary.push({ what: 'fit parity cuda (other kernels) vs cpu (25 fits), worst rel error', value: worst, unit: '', note: envLabel(OTHER_KERNELS) });
+});
+
+await test('the restarts of one request (one upload of the data) are the fits of their starts', () => {
+  // What one start's fit leaves on the device (row stores, the mini-batch order, scratch) must not change the
+  // next: each restart against its own fit on a fresh backend, for every family.
+  let worst = 0;
+  for (const [family, make] of Object.entries(problems)) {
+    const { X, y, model } = make();
+    const data = { x: X.data, n, d, y, s: null };
+    for (const name of ['em', 'em-minibatch', 'gd']) {
+      const shared = { data, model, fit: fitSpec(algorithms[name]), trueParams: null };
+      const starts = [{ seed: 4, init: null }, { seed: 3, init: null }];
+      const together = cuda.fitRestartsSync({ ...shared, starts }, {});
+      starts.forEach((start, r) => {
+        const alone = cuda.fitSync({ ...shared, ...start }, {});
+        const e = Math.max(relErr(together[r].params, alone.params),
+          relErr(together[r].iterations.map((it) => it.objective), alone.iterations.map((it) => it.objective)));
+        assert.ok(e <= 1e-12, `${family} ${name}, restart ${r}: ${e}`);
+        worst = Math.max(worst, e);
+      });
+    }
+  }
+  console.log(`  restarts in one request vs alone: worst rel ${worst.toExponential(1)} (0 = bit for bit)`);
+  summary.push({ what: 'restarts in one request vs separate fits (15 × 2), worst rel', value: worst, unit: '', note: '0 = bit for bit; tolerance 1e-12' });
 });
 
 await test('evaluate, posterior and information agree', () => {
