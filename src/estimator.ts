@@ -282,15 +282,15 @@ export class MixtureOfExperts {
   /**
    * The backend request of the fit: every restart r from seed + r, in one request, so that the backend keeps
    * one copy of the data for all of them (on the GPU too). 'random' is drawn inside the backend; 'moments' and
-   * 'kmeans' are computed here (in TypeScript, with the restart's seed) and reach every backend as explicit
-   * parameters, so iteration 0 of the history is that start.
+   * 'kmeans' are computed here (with the restart's seed; the EM stage of 'moments' on the fit's backend) and
+   * reach every backend as explicit parameters, so iteration 0 of the history is that start.
    */
   private request(plan: FitPlan): RestartsRequest {
     const kind = this.resolved.init;
     const starts = Array.from({ length: this.resolved.nInit }, (_, r): FitStart => {
       const seed = (this.resolved.seed + r) >>> 0;
-      const init = kind === 'moments' || kind === 'kmeans' ? computeInit(kind, plan.data, plan.model, this.resolved.fit, seed)
-        : plan.init;
+      const init = kind === 'moments' || kind === 'kmeans'
+        ? computeInit(kind, plan.data, plan.model, this.resolved.fit, seed, plan.backend) : plan.init;
       return { seed, init };
     });
     return { data: plan.data, model: plan.model, fit: this.resolved.fit, starts, trueParams: plan.trueParams };

@@ -7,7 +7,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   asRestarts, fitEachStart, fitEachStartSync,
-  type ComputeBackend, type FitHooks, type FitRequest, type FitResult, type ModelSpec, type ProblemData, type RestartsRequest,
+  type ComputeBackend, type FitHooks, type FitRequest, type FitResult, type FitSpec, type ModelSpec, type ProblemData,
+  type RestartsRequest,
 } from '../src/backends/backend.js';
 import { GpuWithCpuFallback, GPU_FALLBACK_WARNING } from '../src/backends/gpu-fallback.js';
 import { jsBackend } from '../src/backends/js.js';
@@ -65,6 +66,12 @@ class FailingGpu implements ComputeBackend {
   posterior(data: ProblemData, model: ModelSpec, params: Float64Array): Float64Array {
     this.calls++;
     return jsBackend.posterior(data, model, params);
+  }
+
+  gateOnlyEm(data: ProblemData, model: ModelSpec, fit: FitSpec, params: Float64Array): Float64Array {
+    this.calls++;
+    if (this.after >= 0) throw new MoEError(this.code, 'out of device memory (stand-in)');
+    return jsBackend.gateOnlyEm(data, model, fit, params);
   }
 
   information(): never {
@@ -137,6 +144,11 @@ describe("backend 'auto' when the GPU runs out of memory", () => {
     expect(backend.predict(data.x, data.n, model, reference.params))
       .toEqual(jsBackend.predict(data.x, data.n, model, reference.params));
     expect(gpu.calls).toBe(1);
+    // init 'moments'' EM stage the same.
+    const other = new GpuWithCpuFallback(new FailingGpu('E_GPU_OOM', 0), () => jsBackend);
+    const fit = request().fit;
+    expect(other.gateOnlyEm(data, model, fit, reference.params)).toEqual(jsBackend.gateOnlyEm(data, model, fit, reference.params));
+    expect(other.name).toBe('js');
   });
 
   it('any other error is thrown as it is, and the GPU stays in use', async () => {

@@ -8,6 +8,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { asRestarts, type FitRequest, type FitSpec, type ModelSpec, type ProblemData } from '../src/backends/backend.js';
+import { computeInit } from '../src/algorithms/named-init.js';
+import { momentsInit } from '../src/algorithms/init-moments.js';
 import { jsBackend } from '../src/backends/js.js';
 import { loadNativeBackend, nativeInfo } from '../src/backends/native.js';
 import {
@@ -161,6 +163,43 @@ describe.skipIf(!info.loaded)('native CPU backend = TypeScript reference: fits',
     }
   }
 
+});
+
+describe.skipIf(!info.loaded)("native CPU backend = TypeScript reference: init 'moments'' EM stage", () => {
+  const native = info.loaded ? loadNativeBackend('cpu') : jsBackend;
+  const linearFamilies = families.filter((f) => f.name.startsWith('linear'));
+
+  for (const family of linearFamilies) {
+    for (const solver of ['newton', 'newton-cg'] as const) {
+      it(`${family.name} · ${solver}`, () => {
+        const c = family.make(400, 77);
+        // The start the stage gets from the moments: some slopes, a zero gate, σ² > 0.
+        const start = momentsInit(c.data, c.model, fitSpec({ solver }), 3, (_d, _m, _f, p) => p);
+        const fit = { ...fitSpec({ solver }), threads: 2 };
+        const reference = jsBackend.gateOnlyEm(c.data, c.model, fit, start);
+        const got = native.gateOnlyEm(c.data, c.model, fit, start);
+        expect(relErr(got, reference)).toBeLessThanOrEqual(FIT_RTOL);
+        expect(Array.from(reference)).not.toEqual(Array.from(start)); // the stage moved the gate
+        // The objective never increases over the stage.
+        expect(native.evaluate(c.data, c.model, got).objective)
+          .toBeLessThanOrEqual(native.evaluate(c.data, c.model, start).objective + 1e-12);
+      });
+    }
+  }
+
+  it('the whole moments start, with the stage on the native backend, matches the reference', () => {
+    const c = linearFamilies[0]!.make(600, 78);
+    const fit = fitSpec({});
+    const reference = momentsInit(c.data, c.model, fit, 5);
+    const got = computeInit('moments', c.data, c.model, fit, 5, native);
+    expect(relErr(got, reference)).toBeLessThanOrEqual(FIT_RTOL);
+  });
+
+  it('refuses models the stage is not for', () => {
+    const c = families.find((f) => f.name.startsWith('logistic'))!.make(200, 79);
+    const params = jsBackend.fitSync(request(c, algorithms[0]!, 1, 1), {}).params;
+    expect(() => native.gateOnlyEm(c.data, c.model, fitSpec({}), params)).toThrow(expect.objectContaining({ code: 'E_OPTION' }));
+  });
 });
 
 describe.skipIf(!info.loaded)('native CPU backend = TypeScript reference: information', () => {

@@ -296,22 +296,30 @@ function offsetsAndVariances(data: ProblemData, model: ModelSpec, params: Float6
 }
 
 /**
- * EM with the expert slopes fixed (the second stage of Makkuva et al.): E-step; offsets and σ²; the gate by
- * the fit's own softmax-regression M-step. Each step maximises Q over its block, so the objective never
- * increases (a test). Starts from the zero gate (uniform mixing).
+ * EM with the expert slopes fixed (the second stage of Makkuva et al.), from `params` (returned updated, a
+ * copy): E-step; offsets and σ²; the gate by the fit's own softmax-regression M-step. Each step maximises Q
+ * over its block, so the objective never increases (a test). The TypeScript reference of
+ * `ComputeBackend.gateOnlyEm`; the native backends run it on their passes (moe_core::gate_only_em). Its
+ * recovery events are not reported.
  */
-function gateOnlyEm(data: ProblemData, model: ModelSpec, fit: FitSpec, params: Float64Array, events: RecoveryEvent[]): void {
+export function gateOnlyEm(data: ProblemData, model: ModelSpec, fit: FitSpec, start: Float64Array): Float64Array {
+  const params = Float64Array.from(start);
+  const events: RecoveryEvent[] = [];
   const weight = totalWeight(data);
   const h = new Float64Array(data.n * model.k);
   let previous = 0;
   for (let it = 0; it < MOMENTS_INIT.gateIterations; it++) {
     const objective = objectiveFromLogLik(model, params, eStep(data, model, params, h), weight).objective;
-    if (it > 0 && Math.abs(previous - objective) <= MOMENTS_INIT.gateTol * Math.max(1, Math.abs(previous))) return;
+    if (it > 0 && Math.abs(previous - objective) <= MOMENTS_INIT.gateTol * Math.max(1, Math.abs(previous))) break;
     previous = objective;
     offsetsAndVariances(data, model, params, h, events);
     gateMStep({ data, model, fit, weight, events }, params, h);
   }
+  return params;
 }
+
+/** Where the gate-only EM stage runs: `gateOnlyEm` above, or a backend's (`ComputeBackend.gateOnlyEm`). */
+export type GateOnlyEmRunner = (data: ProblemData, model: ModelSpec, fit: FitSpec, start: Float64Array) => Float64Array;
 
 /** Why `init: 'moments'` does not apply to this model, or null when it does. */
 export function momentsUnsupportedReason(model: { experts: string; symmetric: boolean; k: number }): string | null {
@@ -326,10 +334,11 @@ export function momentsUnsupportedReason(model: { experts: string; symmetric: bo
 
 /**
  * θ_0 for `init: 'moments'` (flat full layout). Deterministic given `seed` (the fit's seed + restart index),
- * which drives only the power method's starting vectors.
+ * which drives only the power method's starting vectors. `runGateOnlyEm`: where the last stage runs (the
+ * estimator gives the fit's backend; the result is the same to rounding).
  */
 export function momentsInit(data: ProblemData, model: ModelSpec, fit: FitSpec, seed: number,
-  events: RecoveryEvent[] = []): Float64Array {
+  runGateOnlyEm: GateOnlyEmRunner = gateOnlyEm): Float64Array {
   const unsupported = momentsUnsupportedReason(model);
   if (unsupported !== null) throw new MoEError('E_OPTION', `init 'moments': ${unsupported}`);
   const { k } = model;
@@ -348,6 +357,5 @@ export function momentsInit(data: ProblemData, model: ModelSpec, fit: FitSpec, s
   const params = new Float64Array(fullLayout(model).size);
   writeExpertSlopes(params, model, st, unwhiten, components);
   initialVariances(data, model, params);
-  gateOnlyEm(data, model, fit, params, events);
-  return params;
+  return runGateOnlyEm(data, model, fit, params);
 }

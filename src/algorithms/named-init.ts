@@ -2,7 +2,7 @@
  * The named initialisations computed in TypeScript before a backend runs (docs/ALGORITHMS.md §5.1, §5.2):
  * which models each accepts, and the start itself. 'random' is not here: every backend draws it itself.
  */
-import type { FitSpec, ModelSpec, ProblemData } from '../backends/backend.js';
+import type { ComputeBackend, FitSpec, ModelSpec, ProblemData } from '../backends/backend.js';
 import type { InitKind } from '../types.js';
 import { kmeansInit, kmeansUnsupportedReason } from './init-kmeans.js';
 import { momentsInit, momentsUnsupportedReason } from './init-moments.js';
@@ -16,7 +16,14 @@ export function initUnsupportedReason(kind: ComputedInit, model: ModelShape): st
   return kind === 'moments' ? momentsUnsupportedReason(model) : kmeansUnsupportedReason(model);
 }
 
-/** The starting parameters (flat full layout) of restart seed `seed`. */
-export function computeInit(kind: ComputedInit, data: ProblemData, model: ModelSpec, fit: FitSpec, seed: number): Float64Array {
-  return kind === 'moments' ? momentsInit(data, model, fit, seed) : kmeansInit(data, model, fit, seed);
+/**
+ * The starting parameters (flat full layout) of restart seed `seed`. With a `backend`, the EM stage of
+ * 'moments' runs on it (the fit's backend: on a large problem that stage costs more than the fit in
+ * TypeScript); without, everything runs in TypeScript.
+ */
+export function computeInit(kind: ComputedInit, data: ProblemData, model: ModelSpec, fit: FitSpec, seed: number,
+  backend?: Pick<ComputeBackend, 'gateOnlyEm'>): Float64Array {
+  if (kind === 'kmeans') return kmeansInit(data, model, fit, seed);
+  return backend === undefined ? momentsInit(data, model, fit, seed)
+    : momentsInit(data, model, fit, seed, (...args) => backend.gateOnlyEm(...args));
 }

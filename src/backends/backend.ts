@@ -130,4 +130,10 @@ export interface ComputeBackend {
    * (n × classCount(model), the columns of src/models/predict.ts).
    */
   predict(x: Float64Array, n: number, model: ModelSpec, params: Float64Array): Float64Array;
+  /**
+   * The EM stage of init 'moments' (docs/ALGORITHMS.md §5.1): at most 25 EM iterations in which the linear
+   * experts' slopes stay fixed, from `params` (general model, k ≥ 2 linear experts); returns the updated
+   * parameters, run like a fit (`fit`'s M-step solver, ridge and threads).
+   */
+  gateOnlyEm(data: ProblemData, model: ModelSpec, fit: FitSpec, params: Float64Array): Float64Array;
 }

@@ -19,7 +19,7 @@ import { isMoEError } from '../errors.js';
 import type { InformationResult } from '../types.js';
 import {
   asRestarts,
-  type ComputeBackend, type FitHooks, type FitRequest, type FitResult, type ModelSpec, type ProblemData,
+  type ComputeBackend, type FitHooks, type FitRequest, type FitResult, type FitSpec, type ModelSpec, type ProblemData,
   type RestartsRequest,
 } from './backend.js';
 
@@ -91,6 +91,10 @@ export class GpuWithCpuFallback implements ComputeBackend {
 
   predict(x: Float64Array, n: number, model: ModelSpec, params: Float64Array): Float64Array {
     return this.call((b) => b.predict(x, n, model, params));
+  }
+
+  gateOnlyEm(data: ProblemData, model: ModelSpec, fit: FitSpec, params: Float64Array): Float64Array {
+    return this.call((b) => b.gateOnlyEm(data, model, fit, params));
   }
 
   /** A query (no state, no records): on the active backend, re-run on the CPU where the GPU cannot serve it. */

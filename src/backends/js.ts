@@ -4,13 +4,15 @@
  * src/diagnostics/information.ts.
  */
 import { runFit, runFitSync } from '../algorithms/fit.js';
+import { gateOnlyEm } from '../algorithms/init-moments.js';
 import { computeInformation } from '../diagnostics/information.js';
 import { componentCount, eStep, evaluateObjective } from '../models/objective.js';
 import { classProbabilities, mixtureMean } from '../models/predict.js';
 import type { InformationResult } from '../types.js';
 import {
   fitEachStart, fitEachStartSync,
-  type ComputeBackend, type FitHooks, type FitRequest, type FitResult, type ModelSpec, type ProblemData, type RestartsRequest,
+  type ComputeBackend, type FitHooks, type FitRequest, type FitResult, type FitSpec, type ModelSpec, type ProblemData,
+  type RestartsRequest,
 } from './backend.js';
 
 export class JsBackend implements ComputeBackend {
@@ -50,6 +52,10 @@ export class JsBackend implements ComputeBackend {
 
   predict(x: Float64Array, n: number, model: ModelSpec, params: Float64Array): Float64Array {
     return model.experts === 'linear' ? mixtureMean(model, params, x, n) : classProbabilities(model, params, x, n);
+  }
+
+  gateOnlyEm(data: ProblemData, model: ModelSpec, fit: FitSpec, params: Float64Array): Float64Array {
+    return gateOnlyEm(data, model, fit, params);
   }
 }
 

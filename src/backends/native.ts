@@ -17,7 +17,7 @@ import { firstNonFinite, type DenseMatrix } from '../input.js';
 import type { InformationResult, IterationRecord } from '../types.js';
 import {
   asRestarts,
-  type ComputeBackend, type FitHooks, type FitRequest, type FitResult, type ModelSpec, type ProblemData,
+  type ComputeBackend, type FitHooks, type FitRequest, type FitResult, type FitSpec, type ModelSpec, type ProblemData,
   type RestartsRequest,
 } from './backend.js';
 
@@ -69,6 +69,8 @@ export interface NativeBinding {
   withIntercept(design: { x: Float64Array; n: number; d: number }): Float64Array;
   /** n × width predictions (the mixture mean, or class probabilities): the rows need no labels. */
   predict(q: Omit<NativeQuery, 'data'> & { data: { x: Float64Array; n: number; d: number } }): Float64Array;
+  /** init 'moments'' EM stage from `params` (moe_core::gate_only_em); threads from `fit.threads`. */
+  gateOnlyEm(q: NativeQuery & { fit: FitSpec }): Float64Array;
   /** The GPU the CUDA backend would run on, or why it cannot run here. */
   deviceInfo(): { available: boolean; name?: string; memoryBytes?: number; computeCapability?: string; reason?: string };
   /** m weighted Gram matrices over n×d rows with moe-core's kernel. */
@@ -329,6 +331,10 @@ export class NativeBackend implements ComputeBackend {
   predict(x: Float64Array, n: number, model: ModelSpec, params: Float64Array): Float64Array {
     const d = model.d;
     return mapped(() => this.binding.predict({ data: { x, n, d }, model, params, backend: 'cpu', threads: this.threads }));
+  }
+
+  gateOnlyEm(data: ProblemData, model: ModelSpec, fit: FitSpec, params: Float64Array): Float64Array {
+    return mapped(() => this.binding.gateOnlyEm({ ...this.query(data, model, params), fit }));
   }
 }
 

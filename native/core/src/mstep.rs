@@ -10,7 +10,7 @@ use crate::model::{penalised_sq_norm, Layout};
 use crate::softmax::{iterate_task, resolve_solver, KroneckerPreconditioner, Softmax, SolverOpts};
 
 /// σ² floor relative to the weighted variance of y.
-const VARIANCE_FLOOR_RELATIVE: f64 = 1e-10;
+pub(crate) const VARIANCE_FLOOR_RELATIVE: f64 = 1e-10;
 const EMPTY_RELATIVE: f64 = 1e-8;
 const SPLIT_EPSILON: f64 = 1e-3;
 
@@ -159,16 +159,9 @@ fn experts_m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], st
             return Ok(());
         }
         let rss = ctx.b.pass(ctx.rows, &params[lay.coef..lay.coef + k * d], &RowOp::LinearResidual { k })?.sums;
-        let floor = VARIANCE_FLOOR_RELATIVE * ctx.var_y;
         let s2_off = lay.sigma2.unwrap_or(0);
         for j in 0..k {
-            let pen = penalised_sq_norm(model, &params[lay.coef + j * d..]);
-            let mut s2 = (rss[j] + model.ridge * pen) / stats.sums[1 + j];
-            if !(s2 >= floor) {
-                s2 = floor;
-                events.push(Event::VarianceFloor { expert: j, floor });
-            }
-            params[s2_off + j] = s2;
+            params[s2_off + j] = fitted_variance(ctx, &params[lay.coef + j * d..], rss[j], stats.sums[1 + j], j, events);
         }
         return Ok(());
     }
@@ -205,7 +198,21 @@ fn experts_m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], st
     Ok(())
 }
 
-fn gate_m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], gate_start: Option<(&PassOut, SoftmaxTask)>, events: &mut Vec<Event>) -> Result<()> {
+/// Linear expert j's fitted σ² (§3): its penalised residual variance (RSS_j + λ‖β_j‖²)/N_j, raised to the floor
+/// (1e-10 of y's weighted variance), with an event, where it is below it or NaN. `beta`: the expert's row.
+pub(crate) fn fitted_variance<B: Backend + ?Sized>(ctx: &MStepCtx<B>, beta: &[f64], rss: f64, mass: f64, j: usize,
+                                                   events: &mut Vec<Event>) -> f64 {
+    let floor = VARIANCE_FLOOR_RELATIVE * ctx.var_y;
+    let s2 = (rss + ctx.model.ridge * penalised_sq_norm(ctx.model, beta)) / mass;
+    if s2 >= floor {
+        return s2;
+    }
+    events.push(Event::VarianceFloor { expert: j, floor });
+    floor
+}
+
+/// The gate's softmax-regression M-step from the stored H (`gate_start`: its first pass, fused into the E-step).
+pub(crate) fn gate_m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], gate_start: Option<(&PassOut, SoftmaxTask)>, events: &mut Vec<Event>) -> Result<()> {
     let (k, d) = (ctx.model.k, ctx.model.d);
     if k < 2 {
         return Ok(());
