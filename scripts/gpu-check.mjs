@@ -3,7 +3,7 @@
 // the built .node). On a machine with a GPU: backend 'cuda' against backend 'cpu' through the package API —
 // whole fits for every family and algorithm (parameters and nll/objective histories to relative 1e-9), with
 // the default kernels and with the other kernel choices (unfused narrow passes, stored probabilities;
-// bench/GPU.md), the restarts of one request (one upload) against their separate fits,
+// bench/GPU.md), the restarts of one request (one upload) against their separate fits, init 'moments'' EM stage,
 // evaluate / posterior / information, the estimator with backend 'cuda' — then the GPU benchmark
 // (bench/gpu.mjs), with a summary table printed last. Without a GPU it reports why and exits 0 (set
 // MOE_GPU_CHECK_REQUIRE=1 to make that a failure).
@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  loadNativeBackend, MixtureOfExperts, nativeInfo, resolveFitSpec, sampleLinear, sampleLogistic, sampleMultinomial, sampleSymMoLinE,
+  fullLayout, loadNativeBackend, MixtureOfExperts, nativeInfo, resolveFitSpec, sampleLinear, sampleLogistic, sampleMultinomial, sampleSymMoLinE,
   sampleSymMoLogE,
 } from '../dist/index.js';
 import { envLabel, formatTable, OTHER_KERNELS, runGpuBench, withEnv } from '../bench/gpu.mjs';
@@ -110,6 +110,17 @@ await test('the restarts of one request (one upload of the data) are the fits of
   }
   console.log(`  restarts in one request vs alone: worst rel ${worst.toExponential(1)} (0 = bit for bit)`);
   summary.push({ what: 'restarts in one request vs separate fits (15 × 2), worst rel', value: worst, unit: '', note: '0 = bit for bit; tolerance 1e-12' });
+});
+
+await test("init 'moments'' EM stage agrees (the gate-only EM on the GPU)", () => {
+  const { X, y, model } = problems.linear();
+  const data = { x: X.data, n, d, y, s: null };
+  const start = cpu.fitSync({ data, model, fit: fitSpec({ maxIter: 3 }), seed: 3, init: null, trueParams: null }, {}).params;
+  start.fill(0, 0, fullLayout(model).coef); // the gate at zero, as the moments leave it
+  const e = relErr(cuda.gateOnlyEm(data, model, fitSpec(), start), cpu.gateOnlyEm(data, model, fitSpec(), start));
+  console.log(`  gate-only EM cuda vs cpu: rel ${e.toExponential(1)}`);
+  assert.ok(e <= TOL, `gate-only EM ${e}`);
+  summary.push({ what: "init 'moments' EM stage cuda vs cpu, rel error", value: e, unit: '', note: `tolerance ${TOL}` });
 });
 
 await test('evaluate, posterior and information agree', () => {

@@ -1,5 +1,6 @@
 //! `evaluate`, `posterior`, `information` and `predict`: synchronous queries at given parameters. Each takes
-//! `{ data, model, params, backend?, threads?, method?, steps? }` (predict's `data` without labels).
+//! `{ data, model, params, backend?, threads?, method?, steps? }` (predict's `data` without labels). And
+//! `gateOnlyEm`, the synchronous EM stage of init 'moments' from given parameters (the same, with `fit`).
 use crate::device::with_backend;
 use crate::js::{guard, panic_message, Env, Failure, JsResult};
 use crate::request::{self, Device};
@@ -85,5 +86,23 @@ pub unsafe extern "C" fn predict(env: napi_env, info: napi_callback_info) -> nap
             with_backend(query.device, data, query.threads, |b| moe_core::predict(b, &query.model, query.params))
         })?;
         env.float64_array(&out)
+    })
+}
+
+/// `gateOnlyEm(query & { fit }) → Float64Array`: the parameters after init 'moments'' EM with the expert slopes
+/// fixed (moe_core::gate_only_em), from `params`; it runs like a fit (a fit's checks, `fit.threads`).
+pub unsafe extern "C" fn gate_only_em(env: napi_env, info: napi_callback_info) -> napi_value {
+    guard(env, |env| {
+        let (argv, _) = env.args::<1>(info)?;
+        let (spec, threads) = request::read_fit_spec(env, env.get(argv[0], "fit", "request")?)?;
+        let query = read_query(env, argv[0])?;
+        let data = request::read_data(env, env.get(argv[0], "data", "request")?)?.0;
+        let params = run_guarded(|| {
+            moe_core::validate(&data, &query.model)?;
+            let mut params = query.params.to_vec();
+            with_backend(query.device, data, threads, |b| moe_core::gate_only_em(b, &query.model, &spec, &mut params))?;
+            Ok(params)
+        })?;
+        env.float64_array(&params)
     })
 }
