@@ -3,7 +3,7 @@
 // the built .node). On a machine with a GPU: backend 'cuda' against backend 'cpu' through the package API —
 // whole fits for every family and algorithm (parameters and nll/objective histories to relative 1e-9), with
 // the default kernels and with the other kernel choices (unfused narrow passes, stored probabilities;
-// bench/GPU.md), the restarts of one request (one upload) against their separate fits, init 'moments'' EM stage,
+// bench/GPU.md), the restarts of one request (one upload) against their separate fits, the named starts' stages,
 // evaluate / posterior / information, the estimator with backend 'cuda' — then the GPU benchmark
 // (bench/gpu.mjs), with a summary table printed last. Without a GPU it reports why and exits 0 (set
 // MOE_GPU_CHECK_REQUIRE=1 to make that a failure).
@@ -112,15 +112,17 @@ await test('the restarts of one request (one upload of the data) are the fits of
   summary.push({ what: 'restarts in one request vs separate fits (15 × 2), worst rel', value: worst, unit: '', note: '0 = bit for bit; tolerance 1e-12' });
 });
 
-await test("init 'moments'' EM stage agrees (the gate-only EM on the GPU)", () => {
+await test('the stages of the named starts agree (moments: gate-only EM; kmeans: M-step from clusters)', () => {
   const { X, y, model } = problems.linear();
   const data = { x: X.data, n, d, y, s: null };
   const start = cpu.fitSync({ data, model, fit: fitSpec({ maxIter: 3 }), seed: 3, init: null, trueParams: null }, {}).params;
   start.fill(0, 0, fullLayout(model).coef); // the gate at zero, as the moments leave it
-  const e = relErr(cuda.gateOnlyEm(data, model, fitSpec(), start), cpu.gateOnlyEm(data, model, fitSpec(), start));
-  console.log(`  gate-only EM cuda vs cpu: rel ${e.toExponential(1)}`);
-  assert.ok(e <= TOL, `gate-only EM ${e}`);
-  summary.push({ what: "init 'moments' EM stage cuda vs cpu, rel error", value: e, unit: '', note: `tolerance ${TOL}` });
+  const moments = relErr(cuda.gateOnlyEm(data, model, fitSpec(), start), cpu.gateOnlyEm(data, model, fitSpec(), start));
+  const clusters = Uint32Array.from({ length: n }, (_, i) => (i * 7 + (i >> 3)) % model.k);
+  const kmeans = relErr(cuda.startFromAssignment(data, model, fitSpec(), clusters), cpu.startFromAssignment(data, model, fitSpec(), clusters));
+  console.log(`  cuda vs cpu: gate-only EM rel ${moments.toExponential(1)}, M-step from clusters rel ${kmeans.toExponential(1)}`);
+  assert.ok(moments <= TOL && kmeans <= TOL, `gate-only EM ${moments}, M-step from clusters ${kmeans}`);
+  summary.push({ what: 'named starts\' stages cuda vs cpu, worst rel error', value: Math.max(moments, kmeans), unit: '', note: `tolerance ${TOL}` });
 });
 
 await test('evaluate, posterior and information agree', () => {

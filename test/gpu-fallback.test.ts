@@ -58,9 +58,7 @@ class FailingGpu implements ComputeBackend {
   }
 
   evaluate(data: ProblemData, model: ModelSpec, params: Float64Array): { nll: number; objective: number } {
-    this.calls++;
-    if (this.after >= 0) throw new MoEError(this.code, 'out of device memory (stand-in)');
-    return jsBackend.evaluate(data, model, params);
+    return this.failingQuery(() => jsBackend.evaluate(data, model, params));
   }
 
   posterior(data: ProblemData, model: ModelSpec, params: Float64Array): Float64Array {
@@ -68,10 +66,19 @@ class FailingGpu implements ComputeBackend {
     return jsBackend.posterior(data, model, params);
   }
 
-  gateOnlyEm(data: ProblemData, model: ModelSpec, fit: FitSpec, params: Float64Array): Float64Array {
+  /** A query that fails whenever this stand-in fails at all. */
+  private failingQuery<T>(query: () => T): T {
     this.calls++;
     if (this.after >= 0) throw new MoEError(this.code, 'out of device memory (stand-in)');
-    return jsBackend.gateOnlyEm(data, model, fit, params);
+    return query();
+  }
+
+  gateOnlyEm(data: ProblemData, model: ModelSpec, fit: FitSpec, params: Float64Array): Float64Array {
+    return this.failingQuery(() => jsBackend.gateOnlyEm(data, model, fit, params));
+  }
+
+  startFromAssignment(data: ProblemData, model: ModelSpec, fit: FitSpec, assignment: Uint32Array): Float64Array {
+    return this.failingQuery(() => jsBackend.startFromAssignment(data, model, fit, assignment));
   }
 
   information(): never {
@@ -144,11 +151,15 @@ describe("backend 'auto' when the GPU runs out of memory", () => {
     expect(backend.predict(data.x, data.n, model, reference.params))
       .toEqual(jsBackend.predict(data.x, data.n, model, reference.params));
     expect(gpu.calls).toBe(1);
-    // init 'moments'' EM stage the same.
-    const other = new GpuWithCpuFallback(new FailingGpu('E_GPU_OOM', 0), () => jsBackend);
+    // The stages of the named starts the same.
     const fit = request().fit;
-    expect(other.gateOnlyEm(data, model, fit, reference.params)).toEqual(jsBackend.gateOnlyEm(data, model, fit, reference.params));
-    expect(other.name).toBe('js');
+    const moments = new GpuWithCpuFallback(new FailingGpu('E_GPU_OOM', 0), () => jsBackend);
+    expect(moments.gateOnlyEm(data, model, fit, reference.params)).toEqual(jsBackend.gateOnlyEm(data, model, fit, reference.params));
+    expect(moments.name).toBe('js');
+    const kmeans = new GpuWithCpuFallback(new FailingGpu('E_GPU_OOM', 0), () => jsBackend);
+    const clusters = Uint32Array.from({ length: data.n }, (_, i) => i % model.k);
+    expect(kmeans.startFromAssignment(data, model, fit, clusters)).toEqual(jsBackend.startFromAssignment(data, model, fit, clusters));
+    expect(kmeans.name).toBe('js');
   });
 
   it('any other error is thrown as it is, and the GPU stays in use', async () => {

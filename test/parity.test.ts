@@ -165,7 +165,7 @@ describe.skipIf(!info.loaded)('native CPU backend = TypeScript reference: fits',
 
 });
 
-describe.skipIf(!info.loaded)("native CPU backend = TypeScript reference: init 'moments'' EM stage", () => {
+describe.skipIf(!info.loaded)('native CPU backend = TypeScript reference: the stages of the named starts', () => {
   const native = info.loaded ? loadNativeBackend('cpu') : jsBackend;
   const linearFamilies = families.filter((f) => f.name.startsWith('linear'));
 
@@ -193,6 +193,23 @@ describe.skipIf(!info.loaded)("native CPU backend = TypeScript reference: init '
     const reference = momentsInit(c.data, c.model, fit, 5);
     const got = computeInit('moments', c.data, c.model, fit, 5, native);
     expect(relErr(got, reference)).toBeLessThanOrEqual(FIT_RTOL);
+  });
+
+  it("init 'kmeans'': the M-step from the clusters on the native backend, every family", () => {
+    for (const family of families) {
+      const c = family.make(300, 80);
+      const width = c.model.symmetric ? 2 : c.model.k;
+      const clusters = Uint32Array.from({ length: c.data.n }, (_, i) => (i * 7 + (i >> 3)) % width);
+      const fit = fitSpec({});
+      const got = native.startFromAssignment(c.data, c.model, fit, clusters);
+      expect(relErr(got, jsBackend.startFromAssignment(c.data, c.model, fit, clusters)), family.name).toBeLessThanOrEqual(FIT_RTOL);
+    }
+    const c = linearFamilies[0]!.make(600, 81);
+    const reference = computeInit('kmeans', c.data, c.model, fitSpec({}), 5);
+    expect(relErr(computeInit('kmeans', c.data, c.model, fitSpec({}), 5, native), reference)).toBeLessThanOrEqual(FIT_RTOL);
+    const bad = new Uint32Array(c.data.n).fill(c.model.k);
+    expect(() => native.startFromAssignment(c.data, c.model, fitSpec({}), bad)).toThrow(expect.objectContaining({ code: 'E_OPTION' }));
+    expect(() => native.startFromAssignment(c.data, c.model, fitSpec({}), new Uint32Array(3))).toThrow(expect.objectContaining({ code: 'E_SHAPE' }));
   });
 
   it('refuses models the stage is not for', () => {

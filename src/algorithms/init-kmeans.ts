@@ -8,7 +8,6 @@
  */
 import type { FitSpec, ModelSpec, ProblemData } from '../backends/backend.js';
 import { Rng } from '../data/rng.js';
-import type { RecoveryEvent } from '../types.js';
 import { initFromAssignment } from './init.js';
 
 export const KMEANS_INIT = {
@@ -115,10 +114,17 @@ export function kmeansUnsupportedReason(model: { experts: string; symmetric: boo
   return null;
 }
 
-/** θ_0 for `init: 'kmeans'` (flat full layout), deterministic given `seed` (the fit's seed + restart index). */
+/** Where the M-step from the clusters runs: in TypeScript, or on a backend (`ComputeBackend.startFromAssignment`). */
+export type AssignmentStartRunner = (data: ProblemData, model: ModelSpec, fit: FitSpec, assignment: Uint32Array) => Float64Array;
+
+/**
+ * θ_0 for `init: 'kmeans'` (flat full layout), deterministic given `seed` (the fit's seed + restart index).
+ * `runStart`: where the M-step from the clusters runs (the estimator gives the fit's backend; the same result
+ * to rounding). Its recovery events are not reported.
+ */
 export function kmeansInit(data: ProblemData, model: ModelSpec, fit: FitSpec, seed: number,
-  events: RecoveryEvent[] = []): Float64Array {
+  runStart: AssignmentStartRunner = (...args) => initFromAssignment(...args, [])): Float64Array {
   const { z, m } = standardisedPoints(data, model);
   const centres = seedCentres(data, z, m, model.k, new Rng(seed >>> 0));
-  return initFromAssignment(data, model, fit, lloyd(data, z, m, model.k, centres), events);
+  return runStart(data, model, fit, Uint32Array.from(lloyd(data, z, m, model.k, centres)));
 }

@@ -17,13 +17,14 @@ export function initUnsupportedReason(kind: ComputedInit, model: ModelShape): st
 }
 
 /**
- * The starting parameters (flat full layout) of restart seed `seed`. With a `backend`, the EM stage of
- * 'moments' runs on it (the fit's backend: on a large problem that stage costs more than the fit in
- * TypeScript); without, everything runs in TypeScript.
+ * The starting parameters (flat full layout) of restart seed `seed`. With a `backend`, the stages that read
+ * every row many times run on it (the fit's backend): the EM stage of 'moments' and the M-step from the
+ * clusters of 'kmeans', which in TypeScript cost more than the fit on a large problem. Without, everything
+ * runs in TypeScript.
  */
 export function computeInit(kind: ComputedInit, data: ProblemData, model: ModelSpec, fit: FitSpec, seed: number,
-  backend?: Pick<ComputeBackend, 'gateOnlyEm'>): Float64Array {
-  if (kind === 'kmeans') return kmeansInit(data, model, fit, seed);
-  return backend === undefined ? momentsInit(data, model, fit, seed)
-    : momentsInit(data, model, fit, seed, (...args) => backend.gateOnlyEm(...args));
+  backend?: Pick<ComputeBackend, 'gateOnlyEm' | 'startFromAssignment'>): Float64Array {
+  if (backend === undefined) return kind === 'moments' ? momentsInit(data, model, fit, seed) : kmeansInit(data, model, fit, seed);
+  return kind === 'moments' ? momentsInit(data, model, fit, seed, (...args) => backend.gateOnlyEm(...args))
+    : kmeansInit(data, model, fit, seed, (...args) => backend.startFromAssignment(...args));
 }

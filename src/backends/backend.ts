@@ -136,4 +136,10 @@ export interface ComputeBackend {
    * parameters, run like a fit (`fit`'s M-step solver, ridge and threads).
    */
   gateOnlyEm(data: ProblemData, model: ModelSpec, fit: FitSpec, params: Float64Array): Float64Array;
+  /**
+   * θ_0 (flat full layout) from a hard assignment, one component index per row (symmetric models: 0 is
+   * z = +1): one M-step from those responsibilities, the last step of the 'random' start and of init 'kmeans'
+   * (docs/ALGORITHMS.md §5), run like a fit (`fit`'s M-step solver, ridge and threads).
+   */
+  startFromAssignment(data: ProblemData, model: ModelSpec, fit: FitSpec, assignment: Uint32Array): Float64Array;
 }

@@ -97,6 +97,10 @@ export class GpuWithCpuFallback implements ComputeBackend {
     return this.call((b) => b.gateOnlyEm(data, model, fit, params));
   }
 
+  startFromAssignment(data: ProblemData, model: ModelSpec, fit: FitSpec, assignment: Uint32Array): Float64Array {
+    return this.call((b) => b.startFromAssignment(data, model, fit, assignment));
+  }
+
   /** A query (no state, no records): on the active backend, re-run on the CPU where the GPU cannot serve it. */
   private call<T>(query: (b: ComputeBackend) => T): T {
     if (this.fellBack()) return query(this.active);

@@ -4,6 +4,7 @@
  * src/diagnostics/information.ts.
  */
 import { runFit, runFitSync } from '../algorithms/fit.js';
+import { initFromAssignment } from '../algorithms/init.js';
 import { gateOnlyEm } from '../algorithms/init-moments.js';
 import { computeInformation } from '../diagnostics/information.js';
 import { componentCount, eStep, evaluateObjective } from '../models/objective.js';
@@ -56,6 +57,10 @@ export class JsBackend implements ComputeBackend {
 
   gateOnlyEm(data: ProblemData, model: ModelSpec, fit: FitSpec, params: Float64Array): Float64Array {
     return gateOnlyEm(data, model, fit, params);
+  }
+
+  startFromAssignment(data: ProblemData, model: ModelSpec, fit: FitSpec, assignment: Uint32Array): Float64Array {
+    return initFromAssignment(data, model, fit, assignment, []);
   }
 }
 

@@ -71,6 +71,8 @@ export interface NativeBinding {
   predict(q: Omit<NativeQuery, 'data'> & { data: { x: Float64Array; n: number; d: number } }): Float64Array;
   /** init 'moments'' EM stage from `params` (moe_core::gate_only_em); threads from `fit.threads`. */
   gateOnlyEm(q: NativeQuery & { fit: FitSpec }): Float64Array;
+  /** θ_0 by one M-step from a hard assignment (moe_core::start_from_assignment); threads from `fit.threads`. */
+  startFromAssignment(q: Omit<NativeQuery, 'params'> & { fit: FitSpec; assignment: Uint32Array }): Float64Array;
   /** The GPU the CUDA backend would run on, or why it cannot run here. */
   deviceInfo(): { available: boolean; name?: string; memoryBytes?: number; computeCapability?: string; reason?: string };
   /** m weighted Gram matrices over n×d rows with moe-core's kernel. */
@@ -335,6 +337,10 @@ export class NativeBackend implements ComputeBackend {
 
   gateOnlyEm(data: ProblemData, model: ModelSpec, fit: FitSpec, params: Float64Array): Float64Array {
     return mapped(() => this.binding.gateOnlyEm({ ...this.query(data, model, params), fit }));
+  }
+
+  startFromAssignment(data: ProblemData, model: ModelSpec, fit: FitSpec, assignment: Uint32Array): Float64Array {
+    return mapped(() => this.binding.startFromAssignment({ data, model, fit, assignment, backend: this.name, threads: this.threads }));
   }
 }
 

@@ -7,7 +7,7 @@ use std::time::Instant;
 use crate::api::{err, Algorithm, Control, ErrorCode, Event, ExpertKind, FitOutput, FitSpec, IterationRecord, ModelSpec, Noise, Result, StopReason};
 use crate::backend::{Backend, PassOut, RowOp, Rows, SoftmaxProblem};
 use crate::gradient::{gradient_steps_on_q, safeguarded_gradient_steps_on_q};
-use crate::model::{check_backend, check_params, e_step, objective_from_loglik, totals, Layout};
+use crate::model::{check_backend, check_params, e_step, objective_from_loglik, totals, Layout, Totals};
 use crate::mstep::{gate_start_task, m_step, reference_params, reseed_degenerate, MStepCtx};
 use crate::param_error::parameter_error;
 use crate::rng::Rng;
@@ -71,19 +71,11 @@ fn run<B: Backend + ?Sized>(
     }
     let start = Instant::now();
     let n = b.n();
-    let tot = totals(b, Rows::All)?;
-    if !(tot.weight > 0.0) {
-        return err(ErrorCode::TooFewRows, "the sample weights sum to 0");
-    }
-    let weight = tot.weight;
+    let shared = MStepData::new(b, model)?;
+    let weight = shared.tot.weight;
     let full_batch = spec.batch_size == 0 || spec.batch_size >= n;
     let mut rng = Rng::new(seed);
-    let sym_gram = if model.symmetric && model.experts == ExpertKind::Linear {
-        Some(b.pass(Rows::All, &[], &RowOp::Gram)?.grams)
-    } else {
-        None
-    };
-    let ctx = MStepCtx { b, model, spec, rows: Rows::All, weight, var_y: tot.var_y, sym_gram: sym_gram.as_deref(), kronecker_statistics: Default::default() };
+    let ctx = shared.ctx(b, model, spec);
 
     let mut events: Vec<Event> = Vec::new();
     *params = match init {
@@ -168,24 +160,66 @@ fn run<B: Backend + ?Sized>(
     Ok(reason)
 }
 
-/// The 'random' init: hard assignments floor(u·k) (symmetric: z = +1 when u < 0.5), then one M-step from
-/// them with the gate and softmax experts starting at 0 (fitted σ² starting at 1, known σ² = σ²).
+/// What every full-batch M-step of a fit reads besides H: Σ s and y's weighted variance over all rows, and
+/// SymMoLinE's Gram Σ s x xᵀ.
+struct MStepData {
+    tot: Totals,
+    sym_gram: Option<Vec<f64>>,
+}
+
+impl MStepData {
+    fn new<B: Backend + ?Sized>(b: &B, model: &ModelSpec) -> Result<MStepData> {
+        let tot = totals(b, Rows::All)?;
+        if !(tot.weight > 0.0) {
+            return err(ErrorCode::TooFewRows, "the sample weights sum to 0");
+        }
+        let sym_gram = if model.symmetric && model.experts == ExpertKind::Linear {
+            Some(b.pass(Rows::All, &[], &RowOp::Gram)?.grams)
+        } else {
+            None
+        };
+        Ok(MStepData { tot, sym_gram })
+    }
+
+    fn ctx<'c, B: Backend + ?Sized>(&'c self, b: &'c B, model: &'c ModelSpec, spec: &'c FitSpec) -> MStepCtx<'c, B> {
+        MStepCtx { b, model, spec, rows: Rows::All, weight: self.tot.weight, var_y: self.tot.var_y,
+                   sym_gram: self.sym_gram.as_deref(), kronecker_statistics: Default::default() }
+    }
+}
+
+/// θ_0 from hard assignments, one component index per row (symmetric models: 0 is z = +1, 1 is z = −1): one
+/// M-step from those responsibilities (ALGORITHMS §5; src/algorithms/init.ts `initFromAssignment`), the last
+/// step of the 'random' start and of init 'kmeans'. Its recovery events are not reported.
+pub fn start_from_assignment<B: Backend + ?Sized>(b: &B, model: &ModelSpec, spec: &FitSpec, assignment: &[u32]) -> Result<Vec<f64>> {
+    check_backend(b, model)?;
+    if assignment.len() != b.n() {
+        return err(ErrorCode::Shape, format!("the assignment has {} entries for {} rows", assignment.len(), b.n()));
+    }
+    let width = if model.symmetric { 2 } else { model.k };
+    if let Some(i) = assignment.iter().position(|&j| j as usize >= width) {
+        return err(ErrorCode::Option, format!("the assignment of row {i} is {}; components are 0..{}", assignment[i], width - 1));
+    }
+    let shared = MStepData::new(b, model)?;
+    from_assignment(&shared.ctx(b, model, spec), assignment, &mut Vec::new())
+}
+
+/// The 'random' init: hard assignments floor(u·k) (symmetric: z = +1 when u < 0.5), row by row in order.
 fn random_init<B: Backend + ?Sized>(ctx: &MStepCtx<B>, rng: &mut Rng, events: &mut Vec<Event>) -> Result<Vec<f64>> {
     let model = ctx.model;
-    let n = ctx.b.n();
+    let assignment: Vec<u32> = (0..ctx.b.n())
+        .map(|_| if model.symmetric { u32::from(rng.uniform() >= 0.5) } else { rng.int(model.k) as u32 })
+        .collect();
+    from_assignment(ctx, &assignment, events)
+}
+
+/// One M-step from hard responsibilities, with the gate and softmax experts starting at 0 (fitted σ² at 1,
+/// known σ² = σ²).
+fn from_assignment<B: Backend + ?Sized>(ctx: &MStepCtx<B>, assignment: &[u32], events: &mut Vec<Event>) -> Result<Vec<f64>> {
+    let model = ctx.model;
     let width = if model.symmetric { 2 } else { model.k };
-    let mut h = vec![0.0; n * width];
-    for i in 0..n {
-        let j = if model.symmetric {
-            if rng.uniform() < 0.5 {
-                0
-            } else {
-                1
-            }
-        } else {
-            rng.int(width)
-        };
-        h[i * width + j] = 1.0;
+    let mut h = vec![0.0; assignment.len() * width];
+    for (row, &j) in h.chunks_exact_mut(width).zip(assignment) {
+        row[j as usize] = 1.0;
     }
     ctx.b.write_h(width, &h)?;
     let lay = Layout::new(model);

@@ -60,7 +60,7 @@ pub fn validate_design(x: &[f64], n: usize, d: usize, model: &ModelSpec) -> Resu
 /// The index of the first NaN or ±Inf of `v` (read on all cores when `v` is large).
 pub use validate::first_non_finite;
 
-pub use fit::{fit, fit_with_partial};
+pub use fit::{fit, fit_with_partial, start_from_assignment};
 pub use gate_only::gate_only_em;
 
 /// Mean nll and mean penalised objective at `params`.

@@ -152,16 +152,30 @@ impl Env {
     /// The slice borrows memory owned by the JS heap: it is valid while `v` is alive and not detached, i.e.
     /// for the current call, or longer while a `napi_ref` to `v` is held (see `Env::reference`).
     pub unsafe fn f64_view<'a>(self, v: napi_value, what: &str) -> JsResult<&'a [f64]> {
+        self.typed_view(v, NAPI_FLOAT64_ARRAY, "Float64Array", what)
+    }
+
+    /// Zero-copy view of a Uint32Array's elements (safety as `f64_view`).
+    ///
+    /// # Safety
+    /// See `f64_view`.
+    pub unsafe fn u32_view<'a>(self, v: napi_value, what: &str) -> JsResult<&'a [u32]> {
+        self.typed_view(v, NAPI_UINT32_ARRAY, "Uint32Array", what)
+    }
+
+    /// `T` must be the element type of typed arrays of kind `kind`.
+    unsafe fn typed_view<'a, T>(self, v: napi_value, kind: napi_typedarray_type, kind_name: &str, what: &str)
+        -> JsResult<&'a [T]> {
         let mut is_typed = false;
         self.check(napi_is_typedarray(self.0, v, &mut is_typed), "napi_is_typedarray")?;
-        if !is_typed { return Err(Failure::shape(format!("{what} must be a Float64Array"))); }
+        if !is_typed { return Err(Failure::shape(format!("{what} must be a {kind_name}"))); }
         let (mut ty, mut len, mut data, mut offset) = (0, 0usize, null_mut::<c_void>(), 0usize);
         self.check(napi_get_typedarray_info(self.0, v, &mut ty, &mut len, &mut data, null_mut(), &mut offset),
                    "napi_get_typedarray_info")?;
-        if ty != NAPI_FLOAT64_ARRAY { return Err(Failure::shape(format!("{what} must be a Float64Array"))); }
+        if ty != kind { return Err(Failure::shape(format!("{what} must be a {kind_name}"))); }
         // `data` already includes the byte offset; an empty or detached array may report a null pointer.
         if len == 0 || data.is_null() { return Ok(&[]); }
-        Ok(std::slice::from_raw_parts(data as *const f64, len))
+        Ok(std::slice::from_raw_parts(data as *const T, len))
     }
 
     // ---- results ---------------------------------------------------------------------------------------

@@ -12,7 +12,8 @@
 //!   createCancelToken() → { cancel() }
 //!   evaluate(query) → { nll, objective };  posterior(query) → Float64Array;  information(query) → InformationResult
 //!   predict(query) → Float64Array (n × width: the mixture mean, or class probabilities)
-//!   gateOnlyEm(query & { fit }) → Float64Array (the parameters after init 'moments'' EM stage)
+//!   gateOnlyEm({ data, model, fit, params, backend }) → Float64Array (after init 'moments'' EM stage)
+//!   startFromAssignment({ data, model, fit, assignment, backend }) → Float64Array (one M-step from clusters)
 //!   withIntercept({ x, n, d }) → Float64Array (X with a first column of ones, copied on all cores)
 //!   firstNonFinite(x) → number (the index of the first NaN or ±Inf, −1 if none; all cores)
 //!   deviceInfo() → { available, name?, memoryBytes?, computeCapability?, reason? }
@@ -60,7 +61,7 @@ unsafe extern "C" fn test_panic(env: napi_env, _info: napi_callback_info) -> nap
 }
 
 fn register(env: Env, exports: napi_value) -> JsResult<()> {
-    let functions: [(&str, napi_callback); 14] = [
+    let functions: [(&str, napi_callback); 15] = [
         ("fit", Some(fit::fit_async)),
         ("fitSync", Some(fit::fit_sync)),
         ("createCancelToken", Some(cancel::create_cancel_token)),
@@ -69,6 +70,7 @@ fn register(env: Env, exports: napi_value) -> JsResult<()> {
         ("information", Some(queries::information)),
         ("predict", Some(queries::predict)),
         ("gateOnlyEm", Some(queries::gate_only_em)),
+        ("startFromAssignment", Some(queries::start_from_assignment)),
         ("withIntercept", Some(design::with_intercept)),
         ("firstNonFinite", Some(design::first_non_finite)),
         ("deviceInfo", Some(device_info)),

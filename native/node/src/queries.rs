@@ -1,12 +1,14 @@
 //! `evaluate`, `posterior`, `information` and `predict`: synchronous queries at given parameters. Each takes
 //! `{ data, model, params, backend?, threads?, method?, steps? }` (predict's `data` without labels). And
-//! `gateOnlyEm`, the synchronous EM stage of init 'moments' from given parameters (the same, with `fit`).
+//! the two stages of the named starts that run on a backend (the same, with `fit`): `gateOnlyEm`, the EM stage
+//! of init 'moments' from given parameters, and `startFromAssignment`, the M-step of init 'kmeans' from its
+//! clusters (`assignment` instead of `params`).
 use crate::device::with_backend;
 use crate::js::{guard, panic_message, Env, Failure, JsResult};
 use crate::request::{self, Device};
 use crate::results;
 use crate::sys::*;
-use moe_core::{Backend, Data, ModelSpec};
+use moe_core::{Backend, Data, FitSpec, ModelSpec};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// What every query reads besides its data.
@@ -89,20 +91,41 @@ pub unsafe extern "C" fn predict(env: napi_env, info: napi_callback_info) -> nap
     })
 }
 
-/// `gateOnlyEm(query & { fit }) → Float64Array`: the parameters after init 'moments'' EM with the expert slopes
-/// fixed (moe_core::gate_only_em), from `params`; it runs like a fit (a fit's checks, `fit.threads`).
+/// Parses a named start's stage (`{ data, model, fit, backend }`) and runs `work` on its backend like a fit
+/// (a fit's checks, `fit.threads`); the JS arrays stay alive for the whole call.
+fn run_start_stage<R>(env: Env, req: napi_value,
+                      work: impl FnOnce(&dyn Backend, &ModelSpec, &FitSpec) -> moe_core::Result<R>) -> JsResult<R> {
+    let (spec, threads) = request::read_fit_spec(env, env.get(req, "fit", "request")?)?;
+    let device = request::read_device(env, req)?;
+    let model = request::read_model(env, env.get(req, "model", "request")?)?;
+    let data = unsafe { request::read_data(env, env.get(req, "data", "request")?)?.0 };
+    run_guarded(|| {
+        moe_core::validate(&data, &model)?;
+        with_backend(device, data, threads, |b| work(b, &model, &spec))
+    })
+}
+
+/// `gateOnlyEm({ data, model, fit, params, backend }) → Float64Array`: the parameters after init 'moments''
+/// EM with the expert slopes fixed (moe_core::gate_only_em), from `params`.
 pub unsafe extern "C" fn gate_only_em(env: napi_env, info: napi_callback_info) -> napi_value {
     guard(env, |env| {
         let (argv, _) = env.args::<1>(info)?;
-        let (spec, threads) = request::read_fit_spec(env, env.get(argv[0], "fit", "request")?)?;
-        let query = read_query(env, argv[0])?;
-        let data = request::read_data(env, env.get(argv[0], "data", "request")?)?.0;
-        let params = run_guarded(|| {
-            moe_core::validate(&data, &query.model)?;
-            let mut params = query.params.to_vec();
-            with_backend(query.device, data, threads, |b| moe_core::gate_only_em(b, &query.model, &spec, &mut params))?;
-            Ok(params)
+        let start = env.f64_view(env.get(argv[0], "params", "request")?, "request.params")?;
+        let params = run_start_stage(env, argv[0], |b, model, spec| {
+            let mut params = start.to_vec();
+            moe_core::gate_only_em(b, model, spec, &mut params).map(|()| params)
         })?;
+        env.float64_array(&params)
+    })
+}
+
+/// `startFromAssignment({ data, model, fit, assignment, backend }) → Float64Array`: θ_0 by one M-step from the
+/// hard assignment (a Uint32Array of component indices, one per row; moe_core::start_from_assignment).
+pub unsafe extern "C" fn start_from_assignment(env: napi_env, info: napi_callback_info) -> napi_value {
+    guard(env, |env| {
+        let (argv, _) = env.args::<1>(info)?;
+        let assignment = env.u32_view(env.get(argv[0], "assignment", "request")?, "request.assignment")?;
+        let params = run_start_stage(env, argv[0], |b, model, spec| moe_core::start_from_assignment(b, model, spec, assignment))?;
         env.float64_array(&params)
     })
 }

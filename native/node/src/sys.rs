@@ -35,6 +35,7 @@ pub const NAPI_FUNCTION: napi_valuetype = 7;
 
 /// `napi_typedarray_type`
 pub type napi_typedarray_type = i32;
+pub const NAPI_UINT32_ARRAY: napi_typedarray_type = 6;
 pub const NAPI_FLOAT64_ARRAY: napi_typedarray_type = 8;
 
 /// `napi_threadsafe_function_call_mode` and `napi_threadsafe_function_release_mode`
