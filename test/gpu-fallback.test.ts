@@ -81,6 +81,10 @@ class FailingGpu implements ComputeBackend {
     return this.failingQuery(() => jsBackend.startFromAssignment(data, model, fit, assignment));
   }
 
+  kmeansClusters(data: ProblemData, model: ModelSpec, seed: number): Uint32Array {
+    return this.failingQuery(() => jsBackend.kmeansClusters(data, model, seed));
+  }
+
   information(): never {
     throw new Error('not used');
   }

@@ -174,7 +174,7 @@ describe.skipIf(!info.loaded)('native CPU backend = TypeScript reference: the st
       it(`${family.name} · ${solver}`, () => {
         const c = family.make(400, 77);
         // The start the stage gets from the moments: some slopes, a zero gate, σ² > 0.
-        const start = momentsInit(c.data, c.model, fitSpec({ solver }), 3, (_d, _m, _f, p) => p);
+        const start = momentsInit(c.data, c.model, fitSpec({ solver }), 3, { gateOnlyEm: (_d, _m, _f, p) => p });
         const fit = { ...fitSpec({ solver }), threads: 2 };
         const reference = jsBackend.gateOnlyEm(c.data, c.model, fit, start);
         const got = native.gateOnlyEm(c.data, c.model, fit, start);
@@ -195,7 +195,7 @@ describe.skipIf(!info.loaded)('native CPU backend = TypeScript reference: the st
     expect(relErr(got, reference)).toBeLessThanOrEqual(FIT_RTOL);
   });
 
-  it("init 'kmeans'': the M-step from the clusters on the native backend, every family", () => {
+  it("init 'kmeans'': the clusters, and the M-step from clusters for every family, on the native backend", () => {
     for (const family of families) {
       const c = family.make(300, 80);
       const width = c.model.symmetric ? 2 : c.model.k;
@@ -205,6 +205,14 @@ describe.skipIf(!info.loaded)('native CPU backend = TypeScript reference: the st
       expect(relErr(got, jsBackend.startFromAssignment(c.data, c.model, fit, clusters)), family.name).toBeLessThanOrEqual(FIT_RTOL);
     }
     const c = linearFamilies[0]!.make(600, 81);
+    // The clusters themselves: the same, with weights and with the intercept column skipped, on 1 and 2 threads.
+    for (const family of linearFamilies) {
+      const big = family.make(9000, 82); // more than one thread's share of rows
+      const reference = jsBackend.kmeansClusters(big.data, big.model, 6);
+      expect(native.kmeansClusters(big.data, big.model, 6), family.name).toEqual(reference);
+      expect(loadNativeBackend('cpu', { threads: 1 }).kmeansClusters(big.data, big.model, 6)).toEqual(reference);
+      expect(new Set(reference).size).toBe(big.model.k);
+    }
     const reference = computeInit('kmeans', c.data, c.model, fitSpec({}), 5);
     expect(relErr(computeInit('kmeans', c.data, c.model, fitSpec({}), 5, native), reference)).toBeLessThanOrEqual(FIT_RTOL);
     const bad = new Uint32Array(c.data.n).fill(c.model.k);

@@ -6,7 +6,7 @@
  * with k-means++ seeding from the seeded RNG and Lloyd iterations; the clusters are then hard
  * responsibilities for one M-step, exactly as the 'random' start uses its random ones.
  */
-import type { FitSpec, ModelSpec, ProblemData } from '../backends/backend.js';
+import type { ComputeBackend, FitSpec, ModelSpec, ProblemData } from '../backends/backend.js';
 import { Rng } from '../data/rng.js';
 import { initFromAssignment } from './init.js';
 
@@ -114,17 +114,30 @@ export function kmeansUnsupportedReason(model: { experts: string; symmetric: boo
   return null;
 }
 
-/** Where the M-step from the clusters runs: in TypeScript, or on a backend (`ComputeBackend.startFromAssignment`). */
-export type AssignmentStartRunner = (data: ProblemData, model: ModelSpec, fit: FitSpec, assignment: Uint32Array) => Float64Array;
-
 /**
- * θ_0 for `init: 'kmeans'` (flat full layout), deterministic given `seed` (the fit's seed + restart index).
- * `runStart`: where the M-step from the clusters runs (the estimator gives the fit's backend; the same result
- * to rounding). Its recovery events are not reported.
+ * init 'kmeans'' clusters, one component index per row, deterministic given `seed`: the TypeScript reference
+ * of `ComputeBackend.kmeansClusters` (moe_core::kmeans_clusters on the native backends).
  */
-export function kmeansInit(data: ProblemData, model: ModelSpec, fit: FitSpec, seed: number,
-  runStart: AssignmentStartRunner = (...args) => initFromAssignment(...args, [])): Float64Array {
+export function kmeansClusters(data: ProblemData, model: ModelSpec, seed: number): Uint32Array {
   const { z, m } = standardisedPoints(data, model);
   const centres = seedCentres(data, z, m, model.k, new Rng(seed >>> 0));
-  return runStart(data, model, fit, Uint32Array.from(lloyd(data, z, m, model.k, centres)));
+  return Uint32Array.from(lloyd(data, z, m, model.k, centres));
+}
+
+/** The two stages of the start that read every row many times, and run on a backend. */
+export type KmeansStages = Pick<ComputeBackend, 'kmeansClusters' | 'startFromAssignment'>;
+
+const IN_TYPESCRIPT: KmeansStages = {
+  kmeansClusters,
+  startFromAssignment: (data, model, fit, assignment) => initFromAssignment(data, model, fit, assignment, []),
+};
+
+/**
+ * θ_0 for `init: 'kmeans'` (flat full layout), deterministic given `seed` (the fit's seed + restart index):
+ * the clusters, then one M-step from them. `stages`: where those run (the estimator gives the fit's backend;
+ * the same result to rounding). Its recovery events are not reported.
+ */
+export function kmeansInit(data: ProblemData, model: ModelSpec, fit: FitSpec, seed: number,
+  stages: KmeansStages = IN_TYPESCRIPT): Float64Array {
+  return stages.startFromAssignment(data, model, fit, stages.kmeansClusters(data, model, seed));
 }

@@ -12,7 +12,7 @@
  * the same for all experts (the paper's setting); otherwise the moments are biased and the EM that follows
  * corrects the start. M3 is only ever formed projected on the k-dimensional whitened subspace of M2.
  */
-import type { FitSpec, ModelSpec, ProblemData } from '../backends/backend.js';
+import type { ComputeBackend, FitSpec, ModelSpec, ProblemData } from '../backends/backend.js';
 import { Rng } from '../data/rng.js';
 import { MoEError } from '../errors.js';
 import { backSolveTransposeInPlace, choleskyInPlace } from '../linalg/cholesky.js';
@@ -318,8 +318,8 @@ export function gateOnlyEm(data: ProblemData, model: ModelSpec, fit: FitSpec, st
   return params;
 }
 
-/** Where the gate-only EM stage runs: `gateOnlyEm` above, or a backend's (`ComputeBackend.gateOnlyEm`). */
-export type GateOnlyEmRunner = (data: ProblemData, model: ModelSpec, fit: FitSpec, start: Float64Array) => Float64Array;
+/** The stage of the start that reads every row many times, and runs on a backend. */
+export type MomentsStages = Pick<ComputeBackend, 'gateOnlyEm'>;
 
 /** Why `init: 'moments'` does not apply to this model, or null when it does. */
 export function momentsUnsupportedReason(model: { experts: string; symmetric: boolean; k: number }): string | null {
@@ -334,11 +334,11 @@ export function momentsUnsupportedReason(model: { experts: string; symmetric: bo
 
 /**
  * θ_0 for `init: 'moments'` (flat full layout). Deterministic given `seed` (the fit's seed + restart index),
- * which drives only the power method's starting vectors. `runGateOnlyEm`: where the last stage runs (the
- * estimator gives the fit's backend; the result is the same to rounding).
+ * which drives only the power method's starting vectors. `stages`: where the EM stage runs (the estimator
+ * gives the fit's backend; the same result to rounding).
  */
 export function momentsInit(data: ProblemData, model: ModelSpec, fit: FitSpec, seed: number,
-  runGateOnlyEm: GateOnlyEmRunner = gateOnlyEm): Float64Array {
+  stages: MomentsStages = { gateOnlyEm }): Float64Array {
   const unsupported = momentsUnsupportedReason(model);
   if (unsupported !== null) throw new MoEError('E_OPTION', `init 'moments': ${unsupported}`);
   const { k } = model;
@@ -357,5 +357,5 @@ export function momentsInit(data: ProblemData, model: ModelSpec, fit: FitSpec, s
   const params = new Float64Array(fullLayout(model).size);
   writeExpertSlopes(params, model, st, unwhiten, components);
   initialVariances(data, model, params);
-  return runGateOnlyEm(data, model, fit, params);
+  return stages.gateOnlyEm(data, model, fit, params);
 }

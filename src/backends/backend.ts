@@ -142,4 +142,10 @@ export interface ComputeBackend {
    * (docs/ALGORITHMS.md §5), run like a fit (`fit`'s M-step solver, ridge and threads).
    */
   startFromAssignment(data: ProblemData, model: ModelSpec, fit: FitSpec, assignment: Uint32Array): Float64Array;
+  /**
+   * The clusters of init 'kmeans' (docs/ALGORITHMS.md §5.2), one component index per row, from `seed`. The
+   * native backends compute them on the CPU's threads (a few FLOPs per byte of X: no GPU pass), the same
+   * clusters as the reference.
+   */
+  kmeansClusters(data: ProblemData, model: ModelSpec, seed: number): Uint32Array;
 }

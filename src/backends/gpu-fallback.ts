@@ -101,6 +101,10 @@ export class GpuWithCpuFallback implements ComputeBackend {
     return this.call((b) => b.startFromAssignment(data, model, fit, assignment));
   }
 
+  kmeansClusters(data: ProblemData, model: ModelSpec, seed: number): Uint32Array {
+    return this.call((b) => b.kmeansClusters(data, model, seed));
+  }
+
   /** A query (no state, no records): on the active backend, re-run on the CPU where the GPU cannot serve it. */
   private call<T>(query: (b: ComputeBackend) => T): T {
     if (this.fellBack()) return query(this.active);

@@ -5,6 +5,7 @@
  */
 import { runFit, runFitSync } from '../algorithms/fit.js';
 import { initFromAssignment } from '../algorithms/init.js';
+import { kmeansClusters } from '../algorithms/init-kmeans.js';
 import { gateOnlyEm } from '../algorithms/init-moments.js';
 import { computeInformation } from '../diagnostics/information.js';
 import { componentCount, eStep, evaluateObjective } from '../models/objective.js';
@@ -61,6 +62,10 @@ export class JsBackend implements ComputeBackend {
 
   startFromAssignment(data: ProblemData, model: ModelSpec, fit: FitSpec, assignment: Uint32Array): Float64Array {
     return initFromAssignment(data, model, fit, assignment, []);
+  }
+
+  kmeansClusters(data: ProblemData, model: ModelSpec, seed: number): Uint32Array {
+    return kmeansClusters(data, model, seed);
   }
 }
 

@@ -73,6 +73,8 @@ export interface NativeBinding {
   gateOnlyEm(q: NativeQuery & { fit: FitSpec }): Float64Array;
   /** θ_0 by one M-step from a hard assignment (moe_core::start_from_assignment); threads from `fit.threads`. */
   startFromAssignment(q: Omit<NativeQuery, 'params'> & { fit: FitSpec; assignment: Uint32Array }): Float64Array;
+  /** init 'kmeans'' clusters (moe_core::kmeans_clusters), on the CPU's threads. */
+  kmeansClusters(q: { data: ProblemData; model: ModelSpec; seed: number; threads: number }): Uint32Array;
   /** The GPU the CUDA backend would run on, or why it cannot run here. */
   deviceInfo(): { available: boolean; name?: string; memoryBytes?: number; computeCapability?: string; reason?: string };
   /** m weighted Gram matrices over n×d rows with moe-core's kernel. */
@@ -341,6 +343,11 @@ export class NativeBackend implements ComputeBackend {
 
   startFromAssignment(data: ProblemData, model: ModelSpec, fit: FitSpec, assignment: Uint32Array): Float64Array {
     return mapped(() => this.binding.startFromAssignment({ data, model, fit, assignment, backend: this.name, threads: this.threads }));
+  }
+
+  /** On the CPU's threads whichever native backend this is (like `predict`). */
+  kmeansClusters(data: ProblemData, model: ModelSpec, seed: number): Uint32Array {
+    return mapped(() => this.binding.kmeansClusters({ data, model, seed, threads: this.threads }));
   }
 }
 

@@ -246,15 +246,25 @@ impl Env {
     /// A new Float64Array of `len` values that `fill` writes in place (no intermediate Rust buffer). The
     /// ArrayBuffer comes zeroed from Node; `fill` must write every value it wants to differ from 0.
     pub fn float64_array_with(self, len: usize, fill: impl FnOnce(&mut [f64])) -> JsResult<napi_value> {
-        let bytes = len.checked_mul(8).ok_or_else(|| Failure::shape(format!("{len} values do not fit in memory")))?;
+        self.typed_array_with(len, NAPI_FLOAT64_ARRAY, fill)
+    }
+
+    /// A new Uint32Array holding a copy of `xs`.
+    pub fn uint32_array(self, xs: &[u32]) -> JsResult<napi_value> {
+        self.typed_array_with(xs.len(), NAPI_UINT32_ARRAY, |out| out.copy_from_slice(xs))
+    }
+
+    /// A new typed array of kind `kind` (whose elements must be `T`) and `len` elements, filled in place.
+    fn typed_array_with<T>(self, len: usize, kind: napi_typedarray_type, fill: impl FnOnce(&mut [T])) -> JsResult<napi_value> {
+        let bytes = len.checked_mul(std::mem::size_of::<T>())
+            .ok_or_else(|| Failure::shape(format!("{len} values do not fit in memory")))?;
         let (mut data, mut buffer, mut out) = (null_mut::<c_void>(), null_mut(), null_mut());
         self.check(unsafe { napi_create_arraybuffer(self.0, bytes, &mut data, &mut buffer) }, "napi_create_arraybuffer")?;
         if len > 0 {
             // Node allocates ArrayBuffers 8-byte aligned, and this one is ours until it is returned.
-            fill(unsafe { std::slice::from_raw_parts_mut(data as *mut f64, len) });
+            fill(unsafe { std::slice::from_raw_parts_mut(data as *mut T, len) });
         }
-        self.check(unsafe { napi_create_typedarray(self.0, NAPI_FLOAT64_ARRAY, len, buffer, 0, &mut out) },
-                   "napi_create_typedarray")?;
+        self.check(unsafe { napi_create_typedarray(self.0, kind, len, buffer, 0, &mut out) }, "napi_create_typedarray")?;
         Ok(out)
     }
 

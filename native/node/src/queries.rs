@@ -1,8 +1,8 @@
 //! `evaluate`, `posterior`, `information` and `predict`: synchronous queries at given parameters. Each takes
 //! `{ data, model, params, backend?, threads?, method?, steps? }` (predict's `data` without labels). And
-//! the two stages of the named starts that run on a backend (the same, with `fit`): `gateOnlyEm`, the EM stage
-//! of init 'moments' from given parameters, and `startFromAssignment`, the M-step of init 'kmeans' from its
-//! clusters (`assignment` instead of `params`).
+//! the stages of the named starts that run natively (the same, with `fit`): `gateOnlyEm`, the EM stage of init
+//! 'moments' from given parameters, and for init 'kmeans' `kmeansClusters` (on the CPU's threads whatever the
+//! backend) and `startFromAssignment`, the M-step from its clusters (`assignment` instead of `params`).
 use crate::device::with_backend;
 use crate::js::{guard, panic_message, Env, Failure, JsResult};
 use crate::request::{self, Device};
@@ -127,5 +127,23 @@ pub unsafe extern "C" fn start_from_assignment(env: napi_env, info: napi_callbac
         let assignment = env.u32_view(env.get(argv[0], "assignment", "request")?, "request.assignment")?;
         let params = run_start_stage(env, argv[0], |b, model, spec| moe_core::start_from_assignment(b, model, spec, assignment))?;
         env.float64_array(&params)
+    })
+}
+
+/// `kmeansClusters({ data, model, seed, threads }) → Uint32Array`: init 'kmeans'' clusters, one per row
+/// (moe_core::kmeans_clusters), computed on the CPU's threads (no backend: the distances to k centres are a
+/// few FLOPs per byte of X, like a prediction).
+pub unsafe extern "C" fn kmeans_clusters(env: napi_env, info: napi_callback_info) -> napi_value {
+    guard(env, |env| {
+        let (argv, _) = env.args::<1>(info)?;
+        let model = request::read_model(env, env.get(argv[0], "model", "request")?)?;
+        let data = request::read_data(env, env.get(argv[0], "data", "request")?)?.0;
+        let seed = request::read_seed(env, argv[0], "request")?;
+        let threads = request::read_threads(env, argv[0])?;
+        let clusters = run_guarded(|| {
+            moe_core::validate(&data, &model)?;
+            moe_core::kmeans_clusters(&data, model.intercept, model.k, seed, threads)
+        })?;
+        env.uint32_array(&clusters)
     })
 }

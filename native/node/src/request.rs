@@ -174,8 +174,9 @@ pub struct Start<'a> {
     pub init: Option<&'a [f64]>,
 }
 
-fn read_seed(env: Env, start: napi_value, what: &str) -> JsResult<u32> {
-    let seed = env.number(env.get(start, "seed", what)?, &format!("{what}.seed"))?;
+/// `seed` of `obj` (a start, or a request that takes one), an integer in [0, 2³²).
+pub fn read_seed(env: Env, obj: napi_value, what: &str) -> JsResult<u32> {
+    let seed = env.number(env.get(obj, "seed", what)?, &format!("{what}.seed"))?;
     if !(seed >= 0.0 && seed <= u32::MAX as f64 && seed.fract() == 0.0) {
         return Err(Failure::option(format!("{what}.seed must be an integer in [0, 2^32), got {seed}")));
     }
