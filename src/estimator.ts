@@ -87,13 +87,15 @@ export class MixtureOfExperts {
    */
   async fit(X: Matrix, y: Vector, opts: FitOptions = {}): Promise<FitHistory> {
     const plan = this.plan(X, y, opts);
-    return this.finish(plan, await plan.backend.fitRestarts(this.request(plan), { onIteration: opts.onIteration, signal: opts.signal }));
+    const hooks = { onIteration: opts.onIteration, signal: opts.signal };
+    return this.finish(plan, await plan.backend.fitRestarts(this.request(plan), hooks));
   }
 
   /** The same fit without yielding to the event loop (an already-aborted signal still stops it). */
   fitSync(X: Matrix, y: Vector, opts: FitOptions = {}): FitHistory {
     const plan = this.plan(X, y, opts);
-    return this.finish(plan, plan.backend.fitRestartsSync(this.request(plan), { onIteration: opts.onIteration, signal: opts.signal }));
+    const hooks = { onIteration: opts.onIteration, signal: opts.signal };
+    return this.finish(plan, plan.backend.fitRestartsSync(this.request(plan), hooks));
   }
 
   /** Linear experts: the mixture mean E[y|x]; logistic / multinomial: the most probable class. */
@@ -282,8 +284,9 @@ export class MixtureOfExperts {
   /**
    * The backend request of the fit: every restart r from seed + r, in one request, so that the backend keeps
    * one copy of the data for all of them (on the GPU too). 'random' is drawn inside the backend; 'moments' and
-   * 'kmeans' are computed here (with the restart's seed; the EM stage of 'moments' on the fit's backend) and
-   * reach every backend as explicit parameters, so iteration 0 of the history is that start.
+   * 'kmeans' are computed here, with the restart's seed and their heavy stages on the fit's backend
+   * (src/algorithms/named-init.ts), and reach the fit as explicit parameters, so iteration 0 of the history
+   * is that start.
    */
   private request(plan: FitPlan): RestartsRequest {
     const kind = this.resolved.init;

@@ -12,8 +12,8 @@
  * A fit that fails after it has delivered iteration records is re-run from its start on the CPU (every
  * restart of it: the CPU backend computes the same iterates); the caller's `onIteration` is not given again
  * the iterations it already received, so it sees one unbroken sequence, and the returned history is the CPU
- * run's. Every other error — E_GPU (a CUDA failure that is a fault to report),
- * E_ABORTED, bad input — is thrown as it is. `backend: 'cuda'` never falls back.
+ * run's. Every other error — E_GPU (a CUDA failure that is a fault to report), E_ABORTED, bad input — is
+ * thrown as it is. `backend: 'cuda'` never falls back.
  */
 import { isMoEError } from '../errors.js';
 import type { InformationResult } from '../types.js';

@@ -72,7 +72,8 @@ pub fn streaming_threads(values: usize) -> usize {
     if values < PARALLEL_FROM { 1 } else { resolve_threads(0) }
 }
 
-fn resolve_threads(threads: usize) -> usize {
+/// `threads`, or all cores for 0.
+pub(crate) fn resolve_threads(threads: usize) -> usize {
     if threads == 0 {
         std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1)
     } else {

@@ -32,8 +32,7 @@ pub fn kmeans_clusters(data: &Data, intercept: bool, k: usize, seed: u32, thread
 }
 
 fn threads_for(n: usize, threads: usize) -> usize {
-    let all = if threads == 0 { std::thread::available_parallelism().map_or(1, |t| t.get()) } else { threads };
-    all.min(n.div_ceil(ROWS_PER_THREAD)).max(1)
+    crate::cpu::resolve_threads(threads).min(n.div_ceil(ROWS_PER_THREAD)).max(1)
 }
 
 /// The n×m standardised points, row-major.
