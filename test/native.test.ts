@@ -11,6 +11,7 @@ import {
 } from '../src/backends/backend.js';
 import {
   loadNativeBackend, loadNativeBinding, nativeInfo, NativeBackend, NATIVE_PATH_ENV, scanNonFinite, withInterceptNative,
+  type NativeBinding,
 } from '../src/backends/native.js';
 import { MixtureOfExperts } from '../src/estimator.js';
 import { sampleLinear } from '../src/data/samplers.js';
@@ -298,6 +299,31 @@ describe.skipIf(missing)('native addon: the restarts of one fit in one request',
       expect(Math.abs(r.objective - reference.restarts[i]!.objective)).toBeLessThanOrEqual(1e-9 * Math.abs(r.objective));
     });
     expect(native.bestRestart).toBe(reference.bestRestart);
+  });
+});
+
+describe.skipIf(missing)("native addon: the named starts' stages refuse bad requests with coded errors", () => {
+  const binding = (): NativeBinding => loadNativeBinding();
+  const { data, model, fit } = request(300, 3, 2, 51);
+  const code = (f: () => unknown): string => (thrown(f) as { code: string }).code;
+
+  it('gateOnlyEm', () => {
+    const params = loadNativeBackend('cpu').fitSync(request(300, 3, 2, 51), {}).params;
+    const q = { data, model, fit, params, backend: 'cpu' as const, threads: 0 };
+    expect(code(() => binding().gateOnlyEm({ ...q, params: new Float64Array(3) }))).toBe('E_SHAPE');
+    expect(code(() => binding().gateOnlyEm({ ...q, params: Float64Array.from(params).fill(NaN, 0, 1) }))).toBe('E_NON_FINITE');
+    expect(code(() => binding().gateOnlyEm({ ...q, fit: undefined as unknown as FitSpec }))).toBe('E_SHAPE');
+    expect(code(() => binding().gateOnlyEm({ ...q, model: { ...model, k: 1 } }))).toBe('E_OPTION');
+  });
+
+  it('startFromAssignment and kmeansClusters', () => {
+    const q = { data, model, fit, backend: 'cpu' as const, threads: 0 };
+    const assignment = new Uint32Array(data.n);
+    expect(code(() => binding().startFromAssignment({ ...q, assignment: new Int32Array(data.n) as unknown as Uint32Array }))).toBe('E_SHAPE');
+    expect(code(() => binding().startFromAssignment({ ...q, assignment: assignment.fill(2) }))).toBe('E_OPTION');
+    expect(code(() => binding().kmeansClusters({ data, model, seed: -1, threads: 0 }))).toBe('E_OPTION');
+    expect(code(() => binding().kmeansClusters({ data: { ...data, y: new Float64Array(3) }, model, seed: 1, threads: 0 }))).toBe('E_SHAPE');
+    expect(binding().kmeansClusters({ data, model, seed: 1, threads: 0 }).length).toBe(data.n);
   });
 });
 
