@@ -14,7 +14,8 @@ export type { ErrorCode } from './errors.js';
 
 // Backends.
 export type {
-  ComputeBackend, FitHooks, FitRequest, FitResult, FitSpec, FitStart, ModelSpec, ProblemData, RestartsRequest,
+  ComputeBackend, FitHooks, FitRequest, FitResult, FitSpec, FitStart, ModelSpec, MomentSums, ProblemData,
+  RestartsRequest,
 } from './backends/backend.js';
 export { JsBackend, jsBackend } from './backends/js.js';
 export { CUDA_CROSSOVER_ND, resolveBackend } from './backends/select.js';

@@ -7,8 +7,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   asRestarts, fitEachStart, fitEachStartSync,
-  type ComputeBackend, type FitHooks, type FitRequest, type FitResult, type FitSpec, type ModelSpec, type ProblemData,
-  type RestartsRequest,
+  type ComputeBackend, type FitHooks, type FitRequest, type FitResult, type FitSpec, type ModelSpec, type MomentSums,
+  type ProblemData, type RestartsRequest,
 } from '../src/backends/backend.js';
 import { GpuWithCpuFallback, GPU_FALLBACK_WARNING } from '../src/backends/gpu-fallback.js';
 import { jsBackend } from '../src/backends/js.js';
@@ -83,6 +83,10 @@ class FailingGpu implements ComputeBackend {
 
   kmeansClusters(data: ProblemData, model: ModelSpec, seed: number): Uint32Array {
     return this.failingQuery(() => jsBackend.kmeansClusters(data, model, seed));
+  }
+
+  momentSums(data: ProblemData, model: ModelSpec): MomentSums {
+    return this.failingQuery(() => jsBackend.momentSums(data, model));
   }
 
   information(): never {

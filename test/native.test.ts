@@ -316,7 +316,7 @@ describe.skipIf(missing)("native addon: the named starts' stages refuse bad requ
     expect(code(() => binding().gateOnlyEm({ ...q, model: { ...model, k: 1 } }))).toBe('E_OPTION');
   });
 
-  it('startFromAssignment and kmeansClusters', () => {
+  it('startFromAssignment, kmeansClusters and momentSums', () => {
     const q = { data, model, fit, backend: 'cpu' as const, threads: 0 };
     const assignment = new Uint32Array(data.n);
     expect(code(() => binding().startFromAssignment({ ...q, assignment: new Int32Array(data.n) as unknown as Uint32Array }))).toBe('E_SHAPE');
@@ -324,6 +324,9 @@ describe.skipIf(missing)("native addon: the named starts' stages refuse bad requ
     expect(code(() => binding().kmeansClusters({ data, model, seed: -1, threads: 0 }))).toBe('E_OPTION');
     expect(code(() => binding().kmeansClusters({ data: { ...data, y: new Float64Array(3) }, model, seed: 1, threads: 0 }))).toBe('E_SHAPE');
     expect(binding().kmeansClusters({ data, model, seed: 1, threads: 0 }).length).toBe(data.n);
+    expect(code(() => binding().momentSums({ data: { ...data, y: new Float64Array(3) }, model, threads: 0 }))).toBe('E_SHAPE');
+    expect(code(() => binding().momentSums({ data, model: { ...model, d: 7 }, threads: 0 }))).toBe('E_SHAPE');
+    expect(binding().momentSums({ data, model, threads: 0 }).mean.length).toBe(model.d);
   });
 });
 

@@ -9,7 +9,7 @@
 import { describe, expect, it } from 'vitest';
 import { asRestarts, type FitRequest, type FitSpec, type ModelSpec, type ProblemData } from '../src/backends/backend.js';
 import { computeInit } from '../src/algorithms/named-init.js';
-import { momentsInit } from '../src/algorithms/init-moments.js';
+import { momentSums, momentsInit } from '../src/algorithms/init-moments.js';
 import { jsBackend } from '../src/backends/js.js';
 import { loadNativeBackend, nativeInfo } from '../src/backends/native.js';
 import {
@@ -174,7 +174,7 @@ describe.skipIf(!info.loaded)('native CPU backend = TypeScript reference: the st
       it(`${family.name} · ${solver}`, () => {
         const c = family.make(400, 77);
         // The start the stage gets from the moments: some slopes, a zero gate, σ² > 0.
-        const start = momentsInit(c.data, c.model, fitSpec({ solver }), 3, { gateOnlyEm: (_d, _m, _f, p) => p });
+        const start = momentsInit(c.data, c.model, fitSpec({ solver }), 3, { momentSums, gateOnlyEm: (_d, _m, _f, p) => p });
         const fit = { ...fitSpec({ solver }), threads: 2 };
         const reference = jsBackend.gateOnlyEm(c.data, c.model, fit, start);
         const got = native.gateOnlyEm(c.data, c.model, fit, start);
@@ -186,6 +186,23 @@ describe.skipIf(!info.loaded)('native CPU backend = TypeScript reference: the st
       });
     }
   }
+
+  it("init 'moments'' data passes on the native backend, every linear family, 1 and 2 threads", () => {
+    for (const family of linearFamilies) {
+      const c = family.make(9000, 83); // more than a few chunks of rows
+      const reference = jsBackend.momentSums(c.data, c.model);
+      const got = native.momentSums(c.data, c.model);
+      const alone = loadNativeBackend('cpu', { threads: 1 }).momentSums(c.data, c.model);
+      expect(alone, family.name).toEqual(got); // fixed chunks: the same bits for any thread count
+      expect([got.rows, got.yShift === 0]).toEqual([reference.rows, reference.yShift === 0]);
+      for (const key of ['weight', 'yShift', 'yy'] as const) {
+        expect(Math.abs(got[key] - reference[key])).toBeLessThanOrEqual(1e-12 * Math.max(1, Math.abs(reference[key])));
+      }
+      for (const key of ['mean', 'cov', 'second'] as const) {
+        expect(relErr(got[key], reference[key]), `${family.name} ${key}`).toBeLessThanOrEqual(1e-12);
+      }
+    }
+  });
 
   it('the whole moments start, with the stage on the native backend, matches the reference', () => {
     const c = linearFamilies[0]!.make(600, 78);

@@ -12,7 +12,7 @@
  * the same for all experts (the paper's setting); otherwise the moments are biased and the EM that follows
  * corrects the start. M3 is only ever formed projected on the k-dimensional whitened subspace of M2.
  */
-import type { ComputeBackend, FitSpec, ModelSpec, ProblemData } from '../backends/backend.js';
+import type { ComputeBackend, FitSpec, ModelSpec, MomentSums, ProblemData } from '../backends/backend.js';
 import { Rng } from '../data/rng.js';
 import { MoEError } from '../errors.js';
 import { backSolveTransposeInPlace, choleskyInPlace } from '../linalg/cholesky.js';
@@ -51,7 +51,34 @@ function rowWeight(data: ProblemData, i: number): number {
   return data.s === null ? 1 : data.s[i]!;
 }
 
-function standardise(data: ProblemData, model: ModelSpec): Standardisation {
+/** Row i's centred non-intercept features c = x − μ into `out`. */
+function centredRow(data: ProblemData, f0: number, mean: Float64Array, i: number, out: Float64Array): void {
+  const off = i * data.d + f0;
+  for (let f = 0; f < mean.length; f++) out[f] = data.x[off + f]! - mean[f]!;
+}
+
+/** The lower triangle of Σ_i w(i) c_i c_iᵀ / weight, mirrored (p×p). */
+function centredGram(data: ProblemData, f0: number, mean: Float64Array, w: (i: number) => number, weight: number): Float64Array {
+  const p = mean.length;
+  const g = new Float64Array(p * p);
+  const c = new Float64Array(p);
+  for (let i = 0; i < data.n; i++) {
+    const wi = w(i);
+    if (wi === 0) continue;
+    centredRow(data, f0, mean, i, c);
+    for (let a = 0; a < p; a++) for (let b = 0; b <= a; b++) g[a * p + b] += wi * c[a]! * c[b]!;
+  }
+  for (let a = 0; a < p; a++) {
+    for (let b = 0; b <= a; b++) {
+      g[a * p + b] = g[a * p + b]! / weight;
+      g[b * p + a] = g[a * p + b]!;
+    }
+  }
+  return g;
+}
+
+/** The data passes of the start (O(n·p²)): the TypeScript reference of `ComputeBackend.momentSums`. */
+export function momentSums(data: ProblemData, model: ModelSpec): MomentSums {
   const { x, n, d, y } = data;
   const f0 = model.intercept ? 1 : 0;
   const p = d - f0;
@@ -65,60 +92,45 @@ function standardise(data: ProblemData, model: ModelSpec): Standardisation {
     yMean += s * y[i]!;
     for (let f = 0; f < p; f++) mean[f] += s * x[i * d + f0 + f]!;
   }
+  for (let f = 0; f < p; f++) mean[f] = mean[f]! / weight;
+  const yShift = model.intercept ? yMean / weight : 0;
+  const yWeight = (i: number): number => rowWeight(data, i) * (y[i]! - yShift) * (y[i]! - yShift);
+  let yy = 0;
+  for (let i = 0; i < n; i++) yy += yWeight(i);
+  return {
+    rows, weight, mean, yShift, yy: yy / weight,
+    cov: centredGram(data, f0, mean, (i) => rowWeight(data, i), weight),
+    second: centredGram(data, f0, mean, yWeight, weight),
+  };
+}
+
+/** The standardisation x̃ = L⁻¹(x − μ): checks the rows, factors Σ = L Lᵀ. */
+function standardise(sums: MomentSums, model: ModelSpec): Standardisation {
+  const f0 = model.intercept ? 1 : 0;
+  const p = model.d - f0;
+  const { rows, weight, mean, yShift } = sums;
   // The covariance needs more rows than features; the tensors are useless long before that, but this is the
   // hard limit below which the whitening does not exist.
   if (rows <= p) {
     throw new MoEError('E_TOO_FEW_ROWS', `init 'moments' whitens the ${p} features by their covariance: it needs more `
       + `than ${p} rows with positive weight, got ${rows}`, { rows, required: p + 1 });
   }
-  for (let f = 0; f < p; f++) mean[f] = mean[f]! / weight;
-  const cov = new Float64Array(p * p);
-  const c = new Float64Array(p);
-  for (let i = 0; i < n; i++) {
-    const s = rowWeight(data, i);
-    if (s === 0) continue;
-    for (let f = 0; f < p; f++) c[f] = x[i * d + f0 + f]! - mean[f]!;
-    for (let a = 0; a < p; a++) for (let b = 0; b <= a; b++) cov[a * p + b] += s * c[a]! * c[b]!;
-  }
-  for (let a = 0; a < p; a++) for (let b = 0; b <= a; b++) cov[a * p + b] = cov[a * p + b]! / weight;
-  if (!choleskyInPlace(cov, p)) {
+  // The factor is written over the lower triangle; the upper one stays zero.
+  const chol = new Float64Array(p * p);
+  for (let a = 0; a < p; a++) for (let b = 0; b <= a; b++) chol[a * p + b] = sums.cov[a * p + b]!;
+  if (!choleskyInPlace(chol, p)) {
     throw new MoEError('E_SINGULAR', "init 'moments': the feature covariance is singular (constant or collinear columns); "
       + 'drop them or use init \'random\'');
   }
-  return { f0, p, mean, chol: cov, yShift: model.intercept ? yMean / weight : 0, weight };
+  return { f0, p, mean, chol, yShift, weight };
 }
 
-/** Centred features c = x − μ of row i (non-intercept columns) into `out`. */
-function centredRow(data: ProblemData, st: Standardisation, i: number, out: Float64Array): void {
-  const off = i * data.d + st.f0;
-  for (let f = 0; f < st.p; f++) out[f] = data.x[off + f]! - st.mean[f]!;
-}
-
-/** M2 in whitened coordinates, L⁻¹ E[ỹ² c cᵀ] L⁻ᵀ − E[ỹ²] I, and m2 = E[ỹ²]. O(n p²). */
-function secondMoment(data: ProblemData, st: Standardisation): { m2: Float64Array; yy: number } {
+/** M2 in whitened coordinates, L⁻¹ E[ỹ² c cᵀ] L⁻ᵀ − E[ỹ²] I, and m2 = E[ỹ²]. */
+function secondMoment(sums: MomentSums, st: Standardisation): { m2: Float64Array; yy: number } {
   const { p } = st;
-  const a = new Float64Array(p * p);
-  const c = new Float64Array(p);
-  let yy = 0;
-  for (let i = 0; i < data.n; i++) {
-    const s = rowWeight(data, i);
-    if (s === 0) continue;
-    const t = data.y[i]! - st.yShift;
-    const w = s * t * t;
-    yy += w;
-    centredRow(data, st, i, c);
-    for (let r = 0; r < p; r++) for (let q = 0; q <= r; q++) a[r * p + q] += w * c[r]! * c[q]!;
-  }
-  for (let r = 0; r < p; r++) {
-    for (let q = 0; q <= r; q++) {
-      a[r * p + q] = a[r * p + q]! / st.weight;
-      a[q * p + r] = a[r * p + q]!;
-    }
-  }
-  const m2 = whiten(a, st.chol, p);
-  yy /= st.weight;
-  for (let r = 0; r < p; r++) m2[r * p + r] -= yy;
-  return { m2, yy };
+  const m2 = whiten(sums.second, st.chol, p);
+  for (let r = 0; r < p; r++) m2[r * p + r] -= sums.yy;
+  return { m2, yy: sums.yy };
 }
 
 /**
@@ -168,7 +180,7 @@ function thirdMoment(data: ProblemData, st: Standardisation, project: Float64Arr
     if (s === 0) continue;
     const yt = data.y[i]! - st.yShift;
     const w = s * (yt * yt * yt - 3 * yy * yt);
-    centredRow(data, st, i, c);
+    centredRow(data, st.f0, st.mean, i, c);
     u.fill(0);
     for (let f = 0; f < p; f++) {
       const cf = c[f]!;
@@ -318,8 +330,8 @@ export function gateOnlyEm(data: ProblemData, model: ModelSpec, fit: FitSpec, st
   return params;
 }
 
-/** The stage of the start that reads every row many times, and runs on a backend. */
-export type MomentsStages = Pick<ComputeBackend, 'gateOnlyEm'>;
+/** The stages of the start that read every row (the O(n·p²) sums, the EM stage), and run on a backend. */
+export type MomentsStages = Pick<ComputeBackend, 'momentSums' | 'gateOnlyEm'>;
 
 /** Why `init: 'moments'` does not apply to this model, or null when it does. */
 export function momentsUnsupportedReason(model: { experts: string; symmetric: boolean; k: number }): string | null {
@@ -334,11 +346,11 @@ export function momentsUnsupportedReason(model: { experts: string; symmetric: bo
 
 /**
  * θ_0 for `init: 'moments'` (flat full layout). Deterministic given `seed` (the fit's seed + restart index),
- * which drives only the power method's starting vectors. `stages`: where the EM stage runs (the estimator
- * gives the fit's backend; the same result to rounding).
+ * which drives only the power method's starting vectors. `stages`: where the data passes and the EM stage run
+ * (the estimator gives the fit's backend; the same result to rounding).
  */
 export function momentsInit(data: ProblemData, model: ModelSpec, fit: FitSpec, seed: number,
-  stages: MomentsStages = { gateOnlyEm }): Float64Array {
+  stages: MomentsStages = { momentSums, gateOnlyEm }): Float64Array {
   const unsupported = momentsUnsupportedReason(model);
   if (unsupported !== null) throw new MoEError('E_OPTION', `init 'moments': ${unsupported}`);
   const { k } = model;
@@ -347,8 +359,9 @@ export function momentsInit(data: ProblemData, model: ModelSpec, fit: FitSpec, s
     throw new MoEError('E_OPTION', `init 'moments' recovers at most one expert per feature direction: k = ${k} `
       + `exceeds the ${p} non-intercept features`);
   }
-  const st = standardise(data, model);
-  const { m2, yy } = secondMoment(data, st);
+  const sums = stages.momentSums(data, model);
+  const st = standardise(sums, model);
+  const { m2, yy } = secondMoment(sums, st);
   const { project, unwhiten, gram } = whitening(m2, st, k);
   const t3 = thirdMoment(data, st, project, gram, yy, k);
   const components = tensorPowerDecomposition(t3, k, new Rng(seed >>> 0), {

@@ -95,6 +95,26 @@ export function fitEachStartSync(req: RestartsRequest, fit: (r: FitRequest) => F
   return req.starts.map((start) => fit(startRequest(req, start)));
 }
 
+/**
+ * The data passes of init 'moments' (docs/ALGORITHMS.md §5.1; O(n·p²)): every average is over the total
+ * weight W = Σ s.
+ */
+export interface MomentSums {
+  /** Rows with positive weight. */
+  rows: number;
+  weight: number;
+  /** μ, the weighted mean of the p non-intercept features. */
+  mean: Float64Array;
+  /** The offset subtracted from y: its weighted mean with an intercept, 0 without. */
+  yShift: number;
+  /** Σ s c cᵀ / W with c = x − μ (p×p, row-major, symmetric). */
+  cov: Float64Array;
+  /** Σ s ỹ² c cᵀ / W with ỹ = y − yShift (p×p, row-major, symmetric). */
+  second: Float64Array;
+  /** Σ s ỹ² / W. */
+  yy: number;
+}
+
 export interface FitResult {
   params: Float64Array;
   iterations: IterationRecord[];
@@ -148,4 +168,10 @@ export interface ComputeBackend {
    * clusters as the reference.
    */
   kmeansClusters(data: ProblemData, model: ModelSpec, seed: number): Uint32Array;
+  /**
+   * The data passes of init 'moments' (docs/ALGORITHMS.md §5.1): the features' weighted mean and covariance
+   * and the second cross-moment's sums, O(n·p²). The native backends compute them on the CPU's threads (two
+   * Gram passes: no GPU pass), equal to the reference's to rounding.
+   */
+  momentSums(data: ProblemData, model: ModelSpec): MomentSums;
 }

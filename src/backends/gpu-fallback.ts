@@ -19,8 +19,8 @@ import { isMoEError } from '../errors.js';
 import type { InformationResult } from '../types.js';
 import {
   asRestarts,
-  type ComputeBackend, type FitHooks, type FitRequest, type FitResult, type FitSpec, type ModelSpec, type ProblemData,
-  type RestartsRequest,
+  type ComputeBackend, type FitHooks, type FitRequest, type FitResult, type FitSpec, type ModelSpec, type MomentSums,
+  type ProblemData, type RestartsRequest,
 } from './backend.js';
 
 export const GPU_FALLBACK_WARNING = 'MOE_EM_GPU_FALLBACK';
@@ -103,6 +103,10 @@ export class GpuWithCpuFallback implements ComputeBackend {
 
   kmeansClusters(data: ProblemData, model: ModelSpec, seed: number): Uint32Array {
     return this.call((b) => b.kmeansClusters(data, model, seed));
+  }
+
+  momentSums(data: ProblemData, model: ModelSpec): MomentSums {
+    return this.call((b) => b.momentSums(data, model));
   }
 
   /** A query (no state, no records): on the active backend, re-run on the CPU where the GPU cannot serve it. */

@@ -6,15 +6,15 @@
 import { runFit, runFitSync } from '../algorithms/fit.js';
 import { initFromAssignment } from '../algorithms/init.js';
 import { kmeansClusters } from '../algorithms/init-kmeans.js';
-import { gateOnlyEm } from '../algorithms/init-moments.js';
+import { gateOnlyEm, momentSums } from '../algorithms/init-moments.js';
 import { computeInformation } from '../diagnostics/information.js';
 import { componentCount, eStep, evaluateObjective } from '../models/objective.js';
 import { classProbabilities, mixtureMean } from '../models/predict.js';
 import type { InformationResult } from '../types.js';
 import {
   fitEachStart, fitEachStartSync,
-  type ComputeBackend, type FitHooks, type FitRequest, type FitResult, type FitSpec, type ModelSpec, type ProblemData,
-  type RestartsRequest,
+  type ComputeBackend, type FitHooks, type FitRequest, type FitResult, type FitSpec, type ModelSpec, type MomentSums,
+  type ProblemData, type RestartsRequest,
 } from './backend.js';
 
 export class JsBackend implements ComputeBackend {
@@ -66,6 +66,10 @@ export class JsBackend implements ComputeBackend {
 
   kmeansClusters(data: ProblemData, model: ModelSpec, seed: number): Uint32Array {
     return kmeansClusters(data, model, seed);
+  }
+
+  momentSums(data: ProblemData, model: ModelSpec): MomentSums {
+    return momentSums(data, model);
   }
 }
 

@@ -17,8 +17,8 @@ import { firstNonFinite, type DenseMatrix } from '../input.js';
 import type { InformationResult, IterationRecord } from '../types.js';
 import {
   asRestarts,
-  type ComputeBackend, type FitHooks, type FitRequest, type FitResult, type FitSpec, type ModelSpec, type ProblemData,
-  type RestartsRequest,
+  type ComputeBackend, type FitHooks, type FitRequest, type FitResult, type FitSpec, type ModelSpec, type MomentSums,
+  type ProblemData, type RestartsRequest,
 } from './backend.js';
 
 export const NATIVE_PATH_ENV = 'MOE_EM_NATIVE_PATH';
@@ -75,6 +75,8 @@ export interface NativeBinding {
   startFromAssignment(q: Omit<NativeQuery, 'params'> & { fit: FitSpec; assignment: Uint32Array }): Float64Array;
   /** init 'kmeans'' clusters (moe_core::kmeans_clusters), on the CPU's threads. */
   kmeansClusters(q: { data: ProblemData; model: ModelSpec; seed: number; threads: number }): Uint32Array;
+  /** init 'moments'' data passes (moe_core::moment_sums), on the CPU's threads. */
+  momentSums(q: { data: ProblemData; model: ModelSpec; threads: number }): MomentSums;
   /** The GPU the CUDA backend would run on, or why it cannot run here. */
   deviceInfo(): { available: boolean; name?: string; memoryBytes?: number; computeCapability?: string; reason?: string };
   /** m weighted Gram matrices over n×d rows with moe-core's kernel. */
@@ -348,6 +350,11 @@ export class NativeBackend implements ComputeBackend {
   /** On the CPU's threads whichever native backend this is (like `predict`). */
   kmeansClusters(data: ProblemData, model: ModelSpec, seed: number): Uint32Array {
     return mapped(() => this.binding.kmeansClusters({ data, model, seed, threads: this.threads }));
+  }
+
+  /** On the CPU's threads whichever native backend this is (two Gram passes, like `kmeansClusters`). */
+  momentSums(data: ProblemData, model: ModelSpec): MomentSums {
+    return mapped(() => this.binding.momentSums({ data, model, threads: this.threads }));
   }
 }
 

@@ -4,7 +4,7 @@
 //! Layers, each talking only to the one below:
 //! - public entry points (`fit`, `evaluate`, `posterior`, `information`, `validate`, `weighted_gram`);
 //! - algorithms, written once: `fit` (loop, random init, mini-batch epochs), `mstep` (closed-form linear
-//!   experts, re-seeding), `gate_only` and `kmeans` (the stages of the named starts that read every row), `softmax` (Newton / Newton-CG / gradient solvers), `gradient` (GD, Gradient EM),
+//!   experts, re-seeding), `gate_only`, `kmeans` and `moments` (the stages of the named starts that read every row), `softmax` (Newton / Newton-CG / gradient solvers), `gradient` (GD, Gradient EM),
 //!   `info` (I_c, I_m, MIM; dense or Lanczos), with host linear algebra in `linalg`;
 //! - `Backend`: fused passes over the rows. A pass projects each row on a small host matrix, applies one
 //!   `RowOp` (per-row mathematics in `rowops` / `info_rows`, shared by every backend) and reduces XᵀR,
@@ -32,6 +32,7 @@ pub mod gradient;
 pub mod fit;
 pub mod gate_only;
 pub mod kmeans;
+pub mod moments;
 pub mod param_error;
 pub mod validate;
 pub mod info_rows;
@@ -64,6 +65,7 @@ pub use validate::first_non_finite;
 pub use fit::{fit, fit_with_partial, start_from_assignment};
 pub use gate_only::gate_only_em;
 pub use kmeans::kmeans_clusters;
+pub use moments::{moment_sums, MomentSums};
 
 /// Mean nll and mean penalised objective at `params`.
 pub fn evaluate<B: Backend + ?Sized>(b: &B, model: &ModelSpec, params: &[f64]) -> Result<(f64, f64)> {

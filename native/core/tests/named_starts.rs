@@ -3,7 +3,8 @@
 //! - init 'moments'' EM stage with the expert slopes fixed (`gate_only_em`): it never increases the objective,
 //!   it leaves the slopes alone, the thread count never changes a bit, models it is not for are coded errors;
 //! - init 'kmeans'' clusters (`kmeans_clusters`): planted blobs found, threads and the intercept column change
-//!   nothing; and the M-step from them (`start_from_assignment`), which is exactly the 'random' start's.
+//!   nothing; and the M-step from them (`start_from_assignment`), which is exactly the 'random' start's;
+//! - init 'moments'' data passes (`moment_sums`): the weighted moments of a direct loop, whatever the threads.
 
 mod common;
 
@@ -128,5 +129,42 @@ fn the_m_step_from_an_assignment_is_the_random_start() {
         bad[7] = width as u32;
         assert_eq!(start_from_assignment(&b, &pr.model, &spec, &bad).unwrap_err().code, ErrorCode::Option);
         assert_eq!(start_from_assignment(&b, &pr.model, &spec, &assignment[1..]).unwrap_err().code, ErrorCode::Shape);
+    }
+}
+
+#[test]
+fn moment_sums_are_the_weighted_moments_whatever_the_threads() {
+    for (intercept, weighted) in [(true, true), (false, false)] {
+        let mut pr = problem(ExpertKind::Linear, false, 2, 7000, 4, 75, weighted);
+        if let Some(s) = pr.s.as_mut() {
+            s[3] = 0.0; // a row without weight
+        }
+        let data = pr.data();
+        let sums = moment_sums(&data, intercept, 1).unwrap();
+        assert_eq!(moment_sums(&data, intercept, 3).unwrap(), sums, "threads changed the sums");
+        // A direct loop over the rows, in f64.
+        let (n, d) = (pr.n, pr.d);
+        let f0 = usize::from(intercept);
+        let p = d - f0;
+        let s = |i: usize| pr.s.as_ref().map_or(1.0, |s| s[i]);
+        let weight: f64 = (0..n).map(s).sum();
+        let mean: Vec<f64> = (0..p).map(|f| (0..n).map(|i| s(i) * pr.x[i * d + f0 + f]).sum::<f64>() / weight).collect();
+        let y_shift = if intercept { (0..n).map(|i| s(i) * pr.y[i]).sum::<f64>() / weight } else { 0.0 };
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-11 * (1.0 + b.abs());
+        assert_eq!(sums.rows, if weighted { n - 1 } else { n });
+        assert!(close(sums.weight, weight) && close(sums.y_shift, y_shift));
+        for (f, (&got, &want)) in sums.mean.iter().zip(&mean).enumerate() {
+            assert!(close(got, want), "mean {f}");
+        }
+        for (a, b) in [(0, 0), (1, 3), (p - 1, 0)] {
+            let c = |i: usize, f: usize| pr.x[i * d + f0 + f] - mean[f];
+            let t2 = |i: usize| (pr.y[i] - y_shift).powi(2);
+            let cov: f64 = (0..n).map(|i| s(i) * c(i, a) * c(i, b)).sum::<f64>() / weight;
+            let second: f64 = (0..n).map(|i| s(i) * t2(i) * c(i, a) * c(i, b)).sum::<f64>() / weight;
+            assert!(close(sums.cov[a * p + b], cov) && close(sums.cov[b * p + a], cov), "cov ({a}, {b})");
+            assert!(close(sums.second[a * p + b], second), "second ({a}, {b})");
+        }
+        let yy: f64 = (0..n).map(|i| s(i) * (pr.y[i] - y_shift).powi(2)).sum::<f64>() / weight;
+        assert!(close(sums.yy, yy));
     }
 }

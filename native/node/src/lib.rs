@@ -15,6 +15,7 @@
 //!   gateOnlyEm({ data, model, fit, params, backend }) → Float64Array (after init 'moments'' EM stage)
 //!   startFromAssignment({ data, model, fit, assignment, backend }) → Float64Array (one M-step from clusters)
 //!   kmeansClusters({ data, model, seed, threads }) → Uint32Array (init 'kmeans'' clusters, CPU threads)
+//!   momentSums({ data, model, threads }) → MomentSums (init 'moments'' data passes, CPU threads)
 //!   withIntercept({ x, n, d }) → Float64Array (X with a first column of ones, copied on all cores)
 //!   firstNonFinite(x) → number (the index of the first NaN or ±Inf, −1 if none; all cores)
 //!   deviceInfo() → { available, name?, memoryBytes?, computeCapability?, reason? }
@@ -62,7 +63,7 @@ unsafe extern "C" fn test_panic(env: napi_env, _info: napi_callback_info) -> nap
 }
 
 fn register(env: Env, exports: napi_value) -> JsResult<()> {
-    let functions: [(&str, napi_callback); 16] = [
+    let functions: [(&str, napi_callback); 17] = [
         ("fit", Some(fit::fit_async)),
         ("fitSync", Some(fit::fit_sync)),
         ("createCancelToken", Some(cancel::create_cancel_token)),
@@ -73,6 +74,7 @@ fn register(env: Env, exports: napi_value) -> JsResult<()> {
         ("gateOnlyEm", Some(queries::gate_only_em)),
         ("startFromAssignment", Some(queries::start_from_assignment)),
         ("kmeansClusters", Some(queries::kmeans_clusters)),
+        ("momentSums", Some(queries::moment_sums)),
         ("withIntercept", Some(design::with_intercept)),
         ("firstNonFinite", Some(design::first_non_finite)),
         ("deviceInfo", Some(device_info)),

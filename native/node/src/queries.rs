@@ -1,8 +1,9 @@
 //! `evaluate`, `posterior`, `information` and `predict`: synchronous queries at given parameters. Each takes
 //! `{ data, model, params, backend?, threads?, method?, steps? }` (predict's `data` without labels). And
-//! the stages of the named starts that run natively (the same, with `fit`): `gateOnlyEm`, the EM stage of init
-//! 'moments' from given parameters, and for init 'kmeans' `kmeansClusters` (on the CPU's threads whatever the
-//! backend) and `startFromAssignment`, the M-step from its clusters (`assignment` instead of `params`).
+//! the stages of the named starts that run natively (the same, with `fit`): for init 'moments' `momentSums`
+//! (its data passes, on the CPU's threads whatever the backend) and `gateOnlyEm` (its EM stage from given
+//! parameters), for init 'kmeans' `kmeansClusters` (on the CPU's threads) and `startFromAssignment` (the
+//! M-step from its clusters, `assignment` instead of `params`).
 use crate::device::with_backend;
 use crate::js::{guard, panic_message, Env, Failure, JsResult};
 use crate::request::{self, Device};
@@ -145,5 +146,21 @@ pub unsafe extern "C" fn kmeans_clusters(env: napi_env, info: napi_callback_info
             moe_core::kmeans_clusters(&data, model.intercept, model.k, seed, threads)
         })?;
         env.uint32_array(&clusters)
+    })
+}
+
+/// `momentSums({ data, model, threads }) → { rows, weight, mean, yShift, cov, second, yy }`: init 'moments''
+/// data passes (moe_core::moment_sums), on the CPU's threads.
+pub unsafe extern "C" fn moment_sums(env: napi_env, info: napi_callback_info) -> napi_value {
+    guard(env, |env| {
+        let (argv, _) = env.args::<1>(info)?;
+        let model = request::read_model(env, env.get(argv[0], "model", "request")?)?;
+        let data = request::read_data(env, env.get(argv[0], "data", "request")?)?.0;
+        let threads = request::read_threads(env, argv[0])?;
+        let sums = run_guarded(|| {
+            moe_core::validate(&data, &model)?;
+            moe_core::moment_sums(&data, model.intercept, threads)
+        })?;
+        results::moment_sums(env, &sums)
     })
 }

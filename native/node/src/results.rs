@@ -1,7 +1,7 @@
 //! Building the JS result objects of src/backends/backend.ts from moe-core's outputs.
 use crate::js::{Env, JsResult};
 use crate::sys::napi_value;
-use moe_core::{Event, FitOutput, Information, IterationRecord, StopReason};
+use moe_core::{Event, FitOutput, Information, IterationRecord, MomentSums, StopReason};
 
 /// `RecoveryEvent` of src/types.ts.
 fn event(env: Env, e: &Event) -> JsResult<napi_value> {
@@ -87,5 +87,18 @@ pub fn information(env: Env, info: &Information) -> JsResult<napi_value> {
     let se = match &info.standard_errors { Some(se) => env.number_array(se)?, None => env.null()? };
     env.set(obj, "standardErrors", se)?;
     env.set(obj, "method", env.str(if info.dense { "dense" } else { "lanczos" })?)?;
+    Ok(obj)
+}
+
+/// `MomentSums` of src/algorithms/init-moments.ts.
+pub fn moment_sums(env: Env, m: &MomentSums) -> JsResult<napi_value> {
+    let obj = env.object()?;
+    env.set(obj, "rows", env.num(m.rows as f64)?)?;
+    env.set(obj, "weight", env.num(m.weight)?)?;
+    env.set(obj, "mean", env.float64_array(&m.mean)?)?;
+    env.set(obj, "yShift", env.num(m.y_shift)?)?;
+    env.set(obj, "cov", env.float64_array(&m.cov)?)?;
+    env.set(obj, "second", env.float64_array(&m.second)?)?;
+    env.set(obj, "yy", env.num(m.yy)?)?;
     Ok(obj)
 }
