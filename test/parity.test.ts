@@ -187,20 +187,14 @@ describe.skipIf(!info.loaded)('native CPU backend = TypeScript reference: the st
     }
   }
 
-  it("init 'moments'' data passes on the native backend, every linear family, 1 and 2 threads", () => {
+  it("init 'moments'' data passes on the native backend: the reference's bits, every linear family, 1 and 2 threads", () => {
+    // Bit for bit, not to a tolerance: the tensor power method keeps the best of its restarts, and a last-bit
+    // difference in these sums has picked another start on a near-tie.
     for (const family of linearFamilies) {
-      const c = family.make(9000, 83); // more than a few chunks of rows
+      const c = family.make(9000, 83);
       const reference = jsBackend.momentSums(c.data, c.model);
-      const got = native.momentSums(c.data, c.model);
-      const alone = loadNativeBackend('cpu', { threads: 1 }).momentSums(c.data, c.model);
-      expect(alone, family.name).toEqual(got); // fixed chunks: the same bits for any thread count
-      expect([got.rows, got.yShift === 0]).toEqual([reference.rows, reference.yShift === 0]);
-      for (const key of ['weight', 'yShift', 'yy'] as const) {
-        expect(Math.abs(got[key] - reference[key])).toBeLessThanOrEqual(1e-12 * Math.max(1, Math.abs(reference[key])));
-      }
-      for (const key of ['mean', 'cov', 'second'] as const) {
-        expect(relErr(got[key], reference[key]), `${family.name} ${key}`).toBeLessThanOrEqual(1e-12);
-      }
+      expect(native.momentSums(c.data, c.model), family.name).toEqual(reference);
+      expect(loadNativeBackend('cpu', { threads: 1 }).momentSums(c.data, c.model), family.name).toEqual(reference);
     }
   });
 

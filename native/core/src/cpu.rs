@@ -541,42 +541,6 @@ pub fn weighted_gram(x: &[f64], n: usize, d: usize, w: &[f64], m: usize, threads
     Ok(g)
 }
 
-/// Sums over all rows of `data`, in fixed chunks added in chunk order (the same bits for any thread count):
-/// `width` sums (`per_row(i, &mut sums)` adds row i's terms) and `grams` weighted Grams of `p`-wide rows
-/// (`gram_rows(rows, &mut xbuf, &mut wbuf)` fills a chunk's rows, l×p, and their weights, l×grams). Returns the
-/// sums and the Grams (grams×p×p, full symmetric). The data passes of init 'moments' (moments.rs).
-pub(crate) fn row_sums_and_grams<S, G>(n: usize, threads: usize, width: usize, p: usize, grams: usize, per_row: S, gram_rows: G)
-    -> (Vec<f64>, Vec<f64>)
-where
-    S: Fn(usize, &mut [f64]) + Sync,
-    G: Fn(std::ops::Range<usize>, &mut Vec<f64>, &mut Vec<f64>) + Sync,
-{
-    let len = gram::acc_len(p);
-    let zeros = || Partial(vec![StagePartial { xtr: Vec::new(), grams: vec![0.0; grams * len], sums: vec![0.0; width] }]);
-    let total = ordered_reduce(n.div_ceil(CHUNK), resolve_threads(threads), 0, zeros, |c, ts, mut part| {
-        let rows = c * CHUNK..((c + 1) * CHUNK).min(n);
-        let stage = &mut part.0[0];
-        for i in rows.clone() {
-            per_row(i, &mut stage.sums);
-        }
-        if grams > 0 {
-            let l = rows.len();
-            let (mut xbuf, mut wbuf) = (std::mem::take(&mut ts.xbuf), std::mem::take(&mut ts.a).pop().unwrap_or_default());
-            gram_rows(rows, &mut xbuf, &mut wbuf);
-            gram::accumulate(&xbuf[..l * p], l, p, &wbuf[..l * grams], grams, &mut stage.grams, &mut ts.gram);
-            ts.xbuf = xbuf;
-            ts.a.push(wbuf);
-        }
-        part
-    });
-    let mut g = vec![0.0; grams * p * p];
-    for j in 0..grams {
-        gram::mirror_into(&total.0[0].grams[j * len..(j + 1) * len], p, &mut g[j * p * p..(j + 1) * p * p]);
-    }
-    let Partial(mut stages) = total;
-    (stages.swap_remove(0).sums, g)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
