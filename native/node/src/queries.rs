@@ -131,19 +131,28 @@ pub unsafe extern "C" fn start_from_assignment(env: napi_env, info: napi_callbac
     })
 }
 
+/// Parses `{ data, model, threads }` and runs `work` on the CPU's threads, outside any backend, after a fit's
+/// checks: the named starts' stages that are a few FLOPs per byte of X, or a pass a GPU would first have to
+/// copy X for.
+fn run_on_cpu_threads<R>(env: Env, req: napi_value,
+                         work: impl FnOnce(&Data, &ModelSpec, usize) -> moe_core::Result<R>) -> JsResult<R> {
+    let model = request::read_model(env, env.get(req, "model", "request")?)?;
+    let data = unsafe { request::read_data(env, env.get(req, "data", "request")?)?.0 };
+    let threads = request::read_threads(env, req)?;
+    run_guarded(|| {
+        moe_core::validate(&data, &model)?;
+        work(&data, &model, threads)
+    })
+}
+
 /// `kmeansClusters({ data, model, seed, threads }) → Uint32Array`: init 'kmeans'' clusters, one per row
-/// (moe_core::kmeans_clusters), computed on the CPU's threads (no backend: the distances to k centres are a
-/// few FLOPs per byte of X, like a prediction).
+/// (moe_core::kmeans_clusters), on the CPU's threads.
 pub unsafe extern "C" fn kmeans_clusters(env: napi_env, info: napi_callback_info) -> napi_value {
     guard(env, |env| {
         let (argv, _) = env.args::<1>(info)?;
-        let model = request::read_model(env, env.get(argv[0], "model", "request")?)?;
-        let data = request::read_data(env, env.get(argv[0], "data", "request")?)?.0;
         let seed = request::read_seed(env, argv[0], "request")?;
-        let threads = request::read_threads(env, argv[0])?;
-        let clusters = run_guarded(|| {
-            moe_core::validate(&data, &model)?;
-            moe_core::kmeans_clusters(&data, model.intercept, model.k, seed, threads)
+        let clusters = run_on_cpu_threads(env, argv[0], |data, model, threads| {
+            moe_core::kmeans_clusters(data, model.intercept, model.k, seed, threads)
         })?;
         env.uint32_array(&clusters)
     })
@@ -154,13 +163,7 @@ pub unsafe extern "C" fn kmeans_clusters(env: napi_env, info: napi_callback_info
 pub unsafe extern "C" fn moment_sums(env: napi_env, info: napi_callback_info) -> napi_value {
     guard(env, |env| {
         let (argv, _) = env.args::<1>(info)?;
-        let model = request::read_model(env, env.get(argv[0], "model", "request")?)?;
-        let data = request::read_data(env, env.get(argv[0], "data", "request")?)?.0;
-        let threads = request::read_threads(env, argv[0])?;
-        let sums = run_guarded(|| {
-            moe_core::validate(&data, &model)?;
-            moe_core::moment_sums(&data, model.intercept, threads)
-        })?;
+        let sums = run_on_cpu_threads(env, argv[0], |data, model, threads| moe_core::moment_sums(data, model.intercept, threads))?;
         results::moment_sums(env, &sums)
     })
 }
