@@ -7,8 +7,8 @@ use std::time::Instant;
 use crate::api::{err, Algorithm, Control, ErrorCode, Event, ExpertKind, FitOutput, FitSpec, IterationRecord, ModelSpec, Noise, Result, StopReason};
 use crate::backend::{Backend, PassOut, RowOp, Rows, SoftmaxProblem};
 use crate::gradient::{gradient_steps_on_q, safeguarded_gradient_steps_on_q};
-use crate::model::{check_backend, check_params, e_step, objective_from_loglik, totals, Layout, Totals};
-use crate::mstep::{gate_start_task, m_step, reference_params, reseed_degenerate, MStepCtx};
+use crate::model::{check_backend, check_params, e_step, objective_from_loglik, totals, Layout};
+use crate::mstep::{gate_start_task, m_step, reference_params, reseed_degenerate, MStepCtx, MStepData};
 use crate::param_error::parameter_error;
 use crate::rng::Rng;
 
@@ -158,33 +158,6 @@ fn run<B: Backend + ?Sized>(
         }
     }
     Ok(reason)
-}
-
-/// What every full-batch M-step of a fit reads besides H: Σ s and y's weighted variance over all rows, and
-/// SymMoLinE's Gram Σ s x xᵀ.
-struct MStepData {
-    tot: Totals,
-    sym_gram: Option<Vec<f64>>,
-}
-
-impl MStepData {
-    fn new<B: Backend + ?Sized>(b: &B, model: &ModelSpec) -> Result<MStepData> {
-        let tot = totals(b, Rows::All)?;
-        if !(tot.weight > 0.0) {
-            return err(ErrorCode::TooFewRows, "the sample weights sum to 0");
-        }
-        let sym_gram = if model.symmetric && model.experts == ExpertKind::Linear {
-            Some(b.pass(Rows::All, &[], &RowOp::Gram)?.grams)
-        } else {
-            None
-        };
-        Ok(MStepData { tot, sym_gram })
-    }
-
-    fn ctx<'c, B: Backend + ?Sized>(&'c self, b: &'c B, model: &'c ModelSpec, spec: &'c FitSpec) -> MStepCtx<'c, B> {
-        MStepCtx { b, model, spec, rows: Rows::All, weight: self.tot.weight, var_y: self.tot.var_y,
-                   sym_gram: self.sym_gram.as_deref(), kronecker_statistics: Default::default() }
-    }
 }
 
 /// θ_0 from hard assignments, one component index per row (symmetric models: 0 is z = +1, 1 is z = −1): one

@@ -9,8 +9,8 @@
 
 use crate::api::{err, ErrorCode, Event, ExpertKind, FitSpec, ModelSpec, Noise, Result};
 use crate::backend::{Backend, RowOp, Rows};
-use crate::model::{check_backend, check_params, e_step, objective_from_loglik, totals, Layout};
-use crate::mstep::{fitted_variance, gate_m_step, MStepCtx};
+use crate::model::{check_backend, check_params, e_step, objective_from_loglik, Layout};
+use crate::mstep::{fitted_variance, gate_m_step, MStepCtx, MStepData};
 
 /// At most this many iterations (src/algorithms/init-moments.ts `MOMENTS_INIT.gateIterations`).
 pub const GATE_ITERATIONS: usize = 25;
@@ -25,17 +25,14 @@ pub fn gate_only_em<B: Backend + ?Sized>(b: &B, model: &ModelSpec, spec: &FitSpe
     }
     check_backend(b, model)?;
     check_params(model, params)?;
-    let tot = totals(b, Rows::All)?;
-    if !(tot.weight > 0.0) {
-        return err(ErrorCode::TooFewRows, "the sample weights sum to 0");
-    }
-    let ctx = MStepCtx { b, model, spec, rows: Rows::All, weight: tot.weight, var_y: tot.var_y, sym_gram: None,
-                         kronecker_statistics: Default::default() };
+    let shared = MStepData::new(b, model)?;
+    let ctx = shared.ctx(b, model, spec);
+    let weight = ctx.weight;
     let mut events = Vec::new();
     let mut previous = 0.0;
     for it in 0..GATE_ITERATIONS {
         let stats = e_step(b, model, params, Rows::All, true, false)?;
-        let objective = objective_from_loglik(model, params, stats.sums[0], tot.weight).1;
+        let objective = objective_from_loglik(model, params, stats.sums[0], weight).1;
         if it > 0 && (previous - objective).abs() <= GATE_TOL * f64::max(1.0, previous.abs()) {
             break;
         }

@@ -6,7 +6,7 @@ use crate::api::{err, ErrorCode, Event, ExpertKind, FitSpec, ModelSpec, Noise, R
 use crate::backend::{Backend, PassOut, RowOp, Rows, SoftmaxProblem, SoftmaxTask};
 use crate::kronecker::{sample_rows, KroneckerStatistics};
 use crate::linalg;
-use crate::model::{penalised_sq_norm, Layout};
+use crate::model::{penalised_sq_norm, totals, Layout, Totals};
 use crate::softmax::{iterate_task, resolve_solver, KroneckerPreconditioner, Softmax, SolverOpts};
 
 /// σ² floor relative to the weighted variance of y.
@@ -38,6 +38,33 @@ impl<B: Backend + ?Sized> MStepCtx<'_, B> {
         }
         let stats = KroneckerStatistics::new(self.b, self.weight, self.model.intercept)?;
         Ok(self.kronecker_statistics.get_or_init(|| stats))
+    }
+}
+
+/// What every full-batch M-step of a fit reads besides H: Σ s and y's weighted variance over all rows, and
+/// SymMoLinE's Gram Σ s x xᵀ.
+pub(crate) struct MStepData {
+    pub(crate) tot: Totals,
+    sym_gram: Option<Vec<f64>>,
+}
+
+impl MStepData {
+    pub(crate) fn new<B: Backend + ?Sized>(b: &B, model: &ModelSpec) -> Result<MStepData> {
+        let tot = totals(b, Rows::All)?;
+        if !(tot.weight > 0.0) {
+            return err(ErrorCode::TooFewRows, "the sample weights sum to 0");
+        }
+        let sym_gram = if model.symmetric && model.experts == ExpertKind::Linear {
+            Some(b.pass(Rows::All, &[], &RowOp::Gram)?.grams)
+        } else {
+            None
+        };
+        Ok(MStepData { tot, sym_gram })
+    }
+
+    pub(crate) fn ctx<'c, B: Backend + ?Sized>(&'c self, b: &'c B, model: &'c ModelSpec, spec: &'c FitSpec) -> MStepCtx<'c, B> {
+        MStepCtx { b, model, spec, rows: Rows::All, weight: self.tot.weight, var_y: self.tot.var_y,
+                   sym_gram: self.sym_gram.as_deref(), kronecker_statistics: Default::default() }
     }
 }
 
