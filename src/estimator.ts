@@ -4,7 +4,7 @@
  * the restarts (restart r from seed + r, all in one backend request; the lowest final objective wins) and keeps
  * the fitted state; the numerics live in the backends.
  */
-import { computeInit } from './algorithms/named-init.js';
+import { computeInits } from './algorithms/named-init.js';
 import type { ComputeBackend, FitResult, FitStart, ModelSpec, ProblemData, RestartsRequest } from './backends/backend.js';
 import { scanNonFinite, withInterceptNative } from './backends/native.js';
 import { resolveBackend } from './backends/select.js';
@@ -290,12 +290,10 @@ export class MixtureOfExperts {
    */
   private request(plan: FitPlan): RestartsRequest {
     const kind = this.resolved.init;
-    const starts = Array.from({ length: this.resolved.nInit }, (_, r): FitStart => {
-      const seed = (this.resolved.seed + r) >>> 0;
-      const init = kind === 'moments' || kind === 'kmeans'
-        ? computeInit(kind, plan.data, plan.model, this.resolved.fit, seed, plan.backend) : plan.init;
-      return { seed, init };
-    });
+    const seeds = Array.from({ length: this.resolved.nInit }, (_, r) => (this.resolved.seed + r) >>> 0);
+    const inits = kind === 'moments' || kind === 'kmeans'
+      ? computeInits(kind, plan.data, plan.model, this.resolved.fit, seeds, plan.backend) : seeds.map(() => plan.init);
+    const starts = seeds.map((seed, r): FitStart => ({ seed, init: inits[r]! }));
     return { data: plan.data, model: plan.model, fit: this.resolved.fit, starts, trueParams: plan.trueParams };
   }
 

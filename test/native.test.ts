@@ -286,6 +286,21 @@ describe.skipIf(missing)('native addon: the restarts of one fit in one request',
     }
   });
 
+  it("the estimator makes the moments' data passes once for all its restarts", () => {
+    const { X, y } = sampleLinear({ n: 800, d: 3, k: 2, seed: 42 });
+    const sums = vi.spyOn(NativeBackend.prototype, 'momentSums');
+    const stage = vi.spyOn(NativeBackend.prototype, 'gateOnlyEm');
+    const options = { experts: 'linear', k: 2, nInit: 3, init: 'moments', maxIter: 5, seed: 2 } as const;
+    const native = new MixtureOfExperts({ ...options, backend: 'cpu' }).fitSync(X, y);
+    expect([sums.mock.calls.length, stage.mock.calls.length]).toEqual([1, 3]);
+    sums.mockRestore();
+    stage.mockRestore();
+    const reference = new MixtureOfExperts({ ...options, backend: 'js' }).fitSync(X, y);
+    native.restarts.forEach((r, i) => {
+      expect(Math.abs(r.objective - reference.restarts[i]!.objective)).toBeLessThanOrEqual(1e-9 * Math.abs(r.objective));
+    });
+  });
+
   it('the estimator hands all its restarts to the backend at once, and keeps the best', () => {
     const { X, y } = sampleLinear({ n: 500, d: 3, k: 2, seed: 41 });
     const options = { experts: 'linear', k: 2, nInit: 3, init: 'kmeans', maxIter: 20, seed: 8, intercept: true } as const;

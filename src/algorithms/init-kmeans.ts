@@ -127,7 +127,8 @@ export function kmeansClusters(data: ProblemData, model: ModelSpec, seed: number
 /** The two stages of the start that read every row many times, and run on a backend. */
 export type KmeansStages = Pick<ComputeBackend, 'kmeansClusters' | 'startFromAssignment'>;
 
-const IN_TYPESCRIPT: KmeansStages = {
+/** Both stages in TypeScript (the reference's code). */
+export const KMEANS_STAGES_IN_TYPESCRIPT: KmeansStages = {
   kmeansClusters,
   startFromAssignment: (data, model, fit, assignment) => initFromAssignment(data, model, fit, assignment, []),
 };
@@ -138,6 +139,6 @@ const IN_TYPESCRIPT: KmeansStages = {
  * the same result to rounding). Its recovery events are not reported.
  */
 export function kmeansInit(data: ProblemData, model: ModelSpec, fit: FitSpec, seed: number,
-  stages: KmeansStages = IN_TYPESCRIPT): Float64Array {
+  stages: KmeansStages = KMEANS_STAGES_IN_TYPESCRIPT): Float64Array {
   return stages.startFromAssignment(data, model, fit, stages.kmeansClusters(data, model, seed));
 }
