@@ -16,7 +16,8 @@ import {
 import { freeLayout, paramsToReadable, readableToParams } from './models/layout.js';
 import { classCount } from './models/predict.js';
 import type {
-  FitHistory, FitOptions, InformationOptions, InformationResult, Matrix, MoEOptions, MoEParams, Vector,
+  FitHistory, FitOptions, InformationOptions, InformationResult, LoadOptions, Matrix, MoEOptions, MoEParams,
+  Vector,
 } from './types.js';
 
 const JSON_FORMAT = 'moe-em/mixture-of-experts';
@@ -180,7 +181,13 @@ export class MixtureOfExperts {
     };
   }
 
-  static fromJSON(json: MixtureOfExpertsJSON | string): MixtureOfExperts {
+  /**
+   * The estimator that `toJSON` saved. `load` replaces the saved backend or threads for this process (they are
+   * settings of the machine, not of the model): a model fitted with `backend: 'cuda'` predicts anywhere, but
+   * its `score`, `posterior`, `information`, `aic` and `bic` need `{ backend: 'auto' }` (or 'cpu') where no GPU
+   * is (they throw E_BACKEND_UNAVAILABLE, naming this option, otherwise).
+   */
+  static fromJSON(json: MixtureOfExpertsJSON | string, load: LoadOptions = {}): MixtureOfExperts {
     let doc: MixtureOfExpertsJSON;
     try {
       doc = typeof json === 'string' ? JSON.parse(json) as MixtureOfExpertsJSON : json;
@@ -191,7 +198,11 @@ export class MixtureOfExperts {
       throw new MoEError('E_IO', `not a moe-em model document (format must be '${JSON_FORMAT}')`);
     }
     if (doc.version !== JSON_VERSION) throw new MoEError('E_IO', `unsupported model document version ${doc.version}`);
-    const est = new MixtureOfExperts(doc.options);
+    if (typeof load !== 'object' || load === null) throw new MoEError('E_OPTION', 'fromJSON: load options must be an object');
+    const options: MoEOptions = { ...doc.options };
+    if (load.backend !== undefined) options.backend = load.backend;
+    if (load.threads !== undefined) options.threads = load.threads;
+    const est = new MixtureOfExperts(options);
     if (doc.params !== null && doc.params !== undefined) {
       const p = doc.params;
       const r = est.resolved;
@@ -240,7 +251,19 @@ export class MixtureOfExperts {
 
   /** The backend of the fit, or (for a model loaded with fromJSON) the one the options pick for n×d rows. */
   private backendFor(n: number, d: number): ComputeBackend {
-    this.fitBackend ??= resolveBackend(this.resolved.backend, n * d, { threads: this.resolved.threads });
+    if (this.fitBackend === null) {
+      try {
+        this.fitBackend = resolveBackend(this.resolved.backend, n * d, { threads: this.resolved.threads });
+      } catch (e) {
+        // Only a loaded model gets here with an explicit backend that this machine lacks: say how to load it.
+        if (e instanceof MoEError && e.code === 'E_BACKEND_UNAVAILABLE') {
+          throw new MoEError('E_BACKEND_UNAVAILABLE', `${e.message}. A model saved with backend `
+            + `'${this.resolved.backend}' can be loaded for this machine with MixtureOfExperts.fromJSON(json, `
+            + `{ backend: 'auto' }), which uses what can run here`, e.details);
+        }
+        throw e;
+      }
+    }
     return this.fitBackend;
   }
 

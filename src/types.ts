@@ -127,6 +127,17 @@ export interface FitOptions {
   signal?: AbortSignal;
 }
 
+/** Settings of the process that loads a saved model, replacing the saved ones (`MixtureOfExperts.fromJSON`). */
+export interface LoadOptions {
+  /**
+   * The backend for this process: e.g. 'cpu' or 'auto' for a model fitted with `backend: 'cuda'` and loaded
+   * where no GPU is (its `score`, `posterior` and `information` would otherwise throw E_BACKEND_UNAVAILABLE).
+   */
+  backend?: BackendKind;
+  /** CPU backend threads (0 = all cores). */
+  threads?: number;
+}
+
 export interface InformationOptions {
   /** 'dense' forms I_c and I_m; 'lanczos' is matrix-free; 'auto' (default) picks dense when p ≤ 2000. */
   method?: 'auto' | 'dense' | 'lanczos';

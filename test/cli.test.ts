@@ -86,6 +86,29 @@ describe('fit → model JSON → predict', () => {
     for (const r of h.rows) expect(r[0]! + r[1]!).toBeCloseTo(1, 12);
   });
 
+  it("--posterior of a model fitted on a GPU runs on this machine's backend", async () => {
+    const problem = sampleLinear({ n: 200, d: 2, k: 2, seed: 12 });
+    const data = join(dir, 'gpu-fitted.csv');
+    const model = join(dir, 'gpu-fitted.json');
+    writeCsv(data, problem.X, problem.y);
+    const fit = await cli('fit', data, '--target', 'target', '--experts', 'linear', '-k', '2', '--max-iter', '20',
+      '--backend', 'js', '--out', model);
+    expect(fit.stderr).toBe('');
+    expect(fit.code).toBe(0);
+    const saved = JSON.parse(readFileSync(model, 'utf8'));
+    saved.model.options.backend = 'cuda'; // as a fit with --backend cuda writes it
+    writeFileSync(model, JSON.stringify(saved));
+    const onJs = await cli('predict', model, data, '--posterior', '--backend', 'js');
+    expect(onJs.stderr).toBe('');
+    expect(onJs.code).toBe(0);
+    const direct = MixtureOfExperts.fromJSON(saved.model, { backend: 'js' }).posterior(problem.X, problem.y);
+    expect(parseCsvOutput(onJs.stdout).rows.flat()).toEqual(Array.from(direct.data));
+    // The default, 'auto', runs wherever this test does (the native CPU backend, a GPU, or the reference).
+    const onAuto = await cli('predict', model, data, '--posterior');
+    expect(onAuto.code).toBe(0);
+    expect(parseCsvOutput(onAuto.stdout).rows).toHaveLength(200);
+  });
+
   it('fits multinomial experts from JSON rows and writes class probabilities', async () => {
     const problem = sampleMultinomial({ n: 240, d: 2, k: 2, nClasses: 3, seed: 5 });
     const rows = Array.from({ length: problem.X.rows }, (_, i) => ({

@@ -100,6 +100,21 @@ describe('MixtureOfExperts', () => {
     expect(() => MixtureOfExperts.fromJSON('not json')).toThrow(expect.objectContaining({ code: 'E_IO' }));
   });
 
+  it("fromJSON's load options replace the saved backend and threads, and are checked", () => {
+    const s = sampleLinear({ n: 200, d: 2, k: 2, seed: 8 });
+    const est = new MixtureOfExperts({ experts: 'linear', k: 2, backend: 'js', threads: 2, maxIter: 5 });
+    est.fitSync(s.X, s.y);
+    const saved = { ...est.toJSON(), options: { ...est.toJSON().options, backend: 'cuda' as const } };
+    const back = MixtureOfExperts.fromJSON(saved, { backend: 'js', threads: 1 });
+    expect(back.options).toMatchObject({ backend: 'js', threads: 1 });
+    expect(back.score(s.X, s.y)).toBe(est.score(s.X, s.y));
+    // Without load options the saved settings stay.
+    expect(MixtureOfExperts.fromJSON(saved).options.backend).toBe('cuda');
+    expect(() => MixtureOfExperts.fromJSON(saved, { backend: 'gpu' as never })).toThrow(expect.objectContaining({ code: 'E_OPTION' }));
+    expect(() => MixtureOfExperts.fromJSON(saved, { threads: -1 })).toThrow(expect.objectContaining({ code: 'E_OPTION' }));
+    expect(() => MixtureOfExperts.fromJSON(saved, null as never)).toThrow(expect.objectContaining({ code: 'E_OPTION' }));
+  });
+
   it('calls onIteration once per recorded iteration, reports paramError with true params, async fit matches sync', async () => {
     const s = sampleSymMoLinE({ n: 300, d: 3, seed: 7, norm: 3 });
     const seen: IterationRecord[] = [];

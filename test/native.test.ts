@@ -99,6 +99,30 @@ describe.skipIf(missing)('native addon: loading', () => {
     const direct = thrown(() => loadNativeBinding().fitSync({ ...asRestarts(request()), backend: 'cuda' }));
     expect((direct as { code: string }).code).toBe('E_BACKEND_UNAVAILABLE');
   });
+
+  it.skipIf(info.cudaAvailable)("a model saved with 'cuda' predicts here, and is scored with fromJSON's backend", () => {
+    const { X, y } = sampleLinear({ n: 300, d: 3, k: 2, seed: 21 });
+    const onCpu = new MixtureOfExperts({ experts: 'linear', k: 2, intercept: true, backend: 'cpu', seed: 2, maxIter: 10 });
+    onCpu.fitSync(X, y);
+    const saved = JSON.parse(JSON.stringify(onCpu.toJSON()));
+    saved.options.backend = 'cuda'; // as written by a fit on a GPU machine
+    const asSaved = MixtureOfExperts.fromJSON(saved);
+    // Predictions never need a GPU.
+    expect(Array.from(asSaved.predict(X))).toEqual(Array.from(onCpu.predict(X)));
+    // The queries that run on the backend say how to load the model here.
+    for (const query of [() => asSaved.score(X, y), () => asSaved.posterior(X, y), () => asSaved.information(X, y)]) {
+      const e = thrown(query);
+      expect(e).toBeInstanceOf(MoEError);
+      expect((e as MoEError).code).toBe('E_BACKEND_UNAVAILABLE');
+      expect((e as MoEError).message).toContain("fromJSON(json, { backend: 'auto' })");
+    }
+    for (const backend of ['cpu', 'auto'] as const) {
+      const here = MixtureOfExperts.fromJSON(saved, { backend, threads: 1 });
+      expect(here.score(X, y)).toBe(onCpu.score(X, y));
+      expect(Array.from(here.posterior(X, y).data)).toEqual(Array.from(onCpu.posterior(X, y).data));
+      expect(here.toJSON().options).toMatchObject({ backend, threads: 1 });
+    }
+  });
 });
 
 describe.skipIf(missing)('native addon: errors', () => {

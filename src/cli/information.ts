@@ -21,8 +21,7 @@ export function informationWithFallback(estimator: MixtureOfExperts, X: Matrix, 
     return { result: estimator.information(X, y, opts), fallbackReason: null };
   } catch (e) {
     if (!isMoEError(e) || !BACKEND_FAILURES.has(e.code) || estimator.options.backend === 'js') throw e;
-    const json = estimator.toJSON();
-    const reference = MixtureOfExperts.fromJSON({ ...json, options: { ...json.options, backend: 'js' } });
+    const reference = MixtureOfExperts.fromJSON(estimator.toJSON(), { backend: 'js' });
     return { result: reference.information(X, y, opts), fallbackReason: `${e.code}: ${e.message}` };
   }
 }

@@ -62,6 +62,8 @@ function buildProgram(output: Output): Command {
     .option('--posterior', 'write the expert responsibilities instead (needs the target column)', false)
     .option('--target <column>', 'target column for --posterior (default: the one the model was fitted on)')
     .option('--out <file>', 'write the CSV here instead of standard output')
+    .addOption(new Option('--backend <name>', 'compute backend for --posterior (not the one saved with the model: this machine\'s)')
+      .choices(BACKENDS).argParser(backendKind).default('auto'))
     .action(async (model: string, data: string, opts) => { await predictCommand(model, data, opts, output); });
 
   program.command('reproduce')

@@ -7,6 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { MoEError } from '../errors.js';
 import { MixtureOfExperts } from '../estimator.js';
+import type { LoadOptions } from '../types.js';
 import { ioError, readTextFile } from './errors.js';
 
 export const MODEL_FILE_FORMAT = 'moe-em-model';
@@ -30,7 +31,10 @@ export function writeModelFile(path: string, estimator: MixtureOfExperts, featur
   }
 }
 
-export function readModelFile(path: string): { estimator: MixtureOfExperts; features: string[] | null; target: string | null } {
+/** The saved estimator, with `load`'s settings for this machine (fromJSON's). */
+export function readModelFile(path: string, load: LoadOptions = {}): {
+  estimator: MixtureOfExperts; features: string[] | null; target: string | null;
+} {
   const text = readTextFile(path);
   let doc: unknown;
   try {
@@ -43,7 +47,7 @@ export function readModelFile(path: string): { estimator: MixtureOfExperts; feat
   const file = wrapped ? (doc as ModelFile) : { features: null, target: null, model: doc };
   let estimator: MixtureOfExperts;
   try {
-    estimator = MixtureOfExperts.fromJSON(file.model as Parameters<typeof MixtureOfExperts.fromJSON>[0]);
+    estimator = MixtureOfExperts.fromJSON(file.model as Parameters<typeof MixtureOfExperts.fromJSON>[0], load);
   } catch (e) {
     if (e instanceof MoEError) throw new MoEError(e.code, `${path}: ${e.message}`, e.details);
     throw ioError(path, `not a moe-em model (${(e as Error).message})`);

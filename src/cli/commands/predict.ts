@@ -1,7 +1,8 @@
 /**
  * `moe-em predict MODEL DATA [--posterior] [--out FILE]`: predictions as CSV. Linear experts: the mixture
  * mean. Classifiers: the most probable class and every class probability. `--posterior`: the n×k expert
- * responsibilities (symmetric models: z_plus, z_minus), which need the target column the model was trained with.
+ * responsibilities (symmetric models: z_plus, z_minus), which need the target column the model was trained with,
+ * computed on `--backend` (default 'auto': what runs on this machine, whatever backend fitted the model).
  */
 import { writeFileSync } from 'node:fs';
 import { MoEError } from '../../errors.js';
@@ -10,17 +11,20 @@ import { ioError } from '../errors.js';
 import { readModelFile } from '../model-file.js';
 import type { Output } from '../output.js';
 import { toCsv, type Table } from '../tables.js';
+import type { BackendKind } from '../../types.js';
 
 export interface PredictCommandOptions {
   posterior: boolean;
   /** Target column for --posterior when the model file does not name one. */
   target?: string;
   out?: string;
+  /** The backend for --posterior (predictions run natively on the CPU, or in TypeScript, whatever it is). */
+  backend?: BackendKind;
 }
 
 export async function predictCommand(modelPath: string, dataPath: string, o: PredictCommandOptions,
   output: Output): Promise<void> {
-  const { estimator, features, target: savedTarget } = readModelFile(modelPath);
+  const { estimator, features, target: savedTarget } = readModelFile(modelPath, { backend: o.backend ?? 'auto' });
   const table = readTable(dataPath);
   const target = o.target ?? savedTarget;
   let result: Table;
