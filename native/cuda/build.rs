@@ -7,7 +7,13 @@
 use std::{env, path::PathBuf, process::Command};
 
 /// The kernel sources in the order they are joined: shared device helpers first.
-const KERNELS: &[&str] = &["kernels/mma.cuh", "kernels/moe_kernels.cu", "kernels/skinny_xtw.cu", "kernels/gram_tc.cu", "kernels/fused_tc.cu"];
+const KERNELS: &[&str] = &[
+    "kernels/mma.cuh",
+    "kernels/moe_kernels.cu",
+    "kernels/skinny_xtw.cu",
+    "kernels/gram_tc.cu",
+    "kernels/fused_tc.cu",
+];
 
 fn find_nvcc() -> Option<PathBuf> {
     if env::var_os("MOE_CUDA_NO_NVCC").is_some() {
@@ -52,11 +58,17 @@ fn main() {
         }
         Some(nvcc) => {
             let status = Command::new(&nvcc)
-                .args(["--fatbin", "-O3",
-                       "-gencode", "arch=compute_80,code=sm_80",
-                       "-gencode", "arch=compute_90,code=sm_90",
-                       "-gencode", "arch=compute_90,code=compute_90",
-                       "-o"])
+                .args([
+                    "--fatbin",
+                    "-O3",
+                    "-gencode",
+                    "arch=compute_80,code=sm_80",
+                    "-gencode",
+                    "arch=compute_90,code=sm_90",
+                    "-gencode",
+                    "arch=compute_90,code=compute_90",
+                    "-o",
+                ])
                 .arg(&fatbin)
                 .arg(&source)
                 .status();

@@ -36,9 +36,27 @@ fn main() {
         e.1 += took.as_secs_f64() * 1e3;
     });
     let model = if classes >= 2 {
-        ModelSpec { experts: ExpertKind::Multinomial, symmetric: false, k, d, n_classes: classes, noise: Noise::Fitted, ridge: 1e-2, intercept: false }
+        ModelSpec {
+            experts: ExpertKind::Multinomial,
+            symmetric: false,
+            k,
+            d,
+            n_classes: classes,
+            noise: Noise::Fitted,
+            ridge: 1e-2,
+            intercept: false,
+        }
     } else {
-        ModelSpec { experts: ExpertKind::Linear, symmetric: false, k, d, n_classes: 0, noise: Noise::Fitted, ridge: 0.0, intercept: true }
+        ModelSpec {
+            experts: ExpertKind::Linear,
+            symmetric: false,
+            k,
+            d,
+            n_classes: 0,
+            noise: Noise::Fitted,
+            ridge: 0.0,
+            intercept: true,
+        }
     };
     let spec = FitSpec { max_iter: iters, tol: 0.0, ..FitSpec::default() };
     let mut last = Instant::now();
@@ -83,14 +101,18 @@ fn planted_multinomial(n: usize, d: usize, k: usize, classes: usize) -> (Vec<f64
     let mut rng = Rng::new(7);
     let gate: Vec<f64> = (0..k * d).map(|_| 2.0 * rng.uniform() - 1.0).collect();
     let experts: Vec<f64> = (0..k * classes * d).map(|_| 2.0 * rng.uniform() - 1.0).collect();
-    let argmax = |v: &mut dyn Iterator<Item = f64>| v.enumerate().fold((0, f64::NEG_INFINITY), |b, (i, x)| if x > b.1 { (i, x) } else { b }).0;
+    let argmax = |v: &mut dyn Iterator<Item = f64>| {
+        v.enumerate().fold((0, f64::NEG_INFINITY), |b, (i, x)| if x > b.1 { (i, x) } else { b }).0
+    };
     let mut x = vec![0.0; n * d];
     let mut y = vec![0.0; n];
     for (xi, yi) in x.chunks_mut(d).zip(y.iter_mut()) {
         xi.iter_mut().for_each(|v| *v = 2.0 * rng.uniform() - 1.0);
         let dot = |w: &[f64]| w.iter().zip(xi.iter()).map(|(a, b)| a * b).sum::<f64>();
         let z = argmax(&mut (0..k).map(|j| dot(&gate[j * d..(j + 1) * d]) + 0.5 * rng.uniform()));
-        *yi = argmax(&mut (0..classes).map(|l| dot(&experts[(z * classes + l) * d..(z * classes + l + 1) * d]) + rng.uniform())) as f64;
+        *yi = argmax(
+            &mut (0..classes).map(|l| dot(&experts[(z * classes + l) * d..(z * classes + l + 1) * d]) + rng.uniform()),
+        ) as f64;
     }
     (x, y)
 }

@@ -322,7 +322,9 @@ pub trait Backend {
 /// only ask for rows they sampled, so one out of range is a bug, not bad input.
 pub fn check_row_indices(what: &str, idx: &[usize], n: usize) -> Result<()> {
     match idx.iter().find(|&&i| i >= n) {
-        Some(&i) => crate::api::err(crate::api::ErrorCode::Internal, format!("{what}: row index {i} out of range (n = {n})")),
+        Some(&i) => {
+            crate::api::err(crate::api::ErrorCode::Internal, format!("{what}: row index {i} out of range (n = {n})"))
+        }
         None => Ok(()),
     }
 }
@@ -425,7 +427,17 @@ impl RowOp {
 
     /// Output counts of this op (the contract between `rowops::eval_row` and the reductions).
     pub fn shape(&self) -> OpShape {
-        let none = OpShape { q: 0, r_cols: 0, grams: 0, diag_only: false, sums: 0, h_width: 0, writes_h: false, p_width: 0, writes_p: false };
+        let none = OpShape {
+            q: 0,
+            r_cols: 0,
+            grams: 0,
+            diag_only: false,
+            sums: 0,
+            h_width: 0,
+            writes_h: false,
+            p_width: 0,
+            writes_p: false,
+        };
         match self {
             RowOp::Moments => OpShape { sums: 3, ..none },
             RowOp::Gram => OpShape { r_cols: 1, grams: 1, ..none },
@@ -498,7 +510,9 @@ impl RowOp {
                 let q1 = slots.len() - qx;
                 let tq = model.theta_rows();
                 match task {
-                    InfoTask::Assemble { .. } => OpShape { q: tq, r_cols: qx * q1, grams: qx * (qx + 1) / 2, sums: q1 * (q1 + 1) / 2, ..none },
+                    InfoTask::Assemble { .. } => {
+                        OpShape { q: tq, r_cols: qx * q1, grams: qx * (qx + 1) / 2, sums: q1 * (q1 + 1) / 2, ..none }
+                    }
                     InfoTask::Apply { .. } => OpShape { q: tq + qx, r_cols: qx, sums: q1, ..none },
                     InfoTask::Diag => OpShape { q: tq, grams: qx, diag_only: true, sums: q1, ..none },
                 }
@@ -506,9 +520,12 @@ impl RowOp {
             RowOp::SymGradient { stored_h, .. } => {
                 OpShape { q: 2, r_cols: 2, sums: 1, h_width: if *stored_h { 2 } else { 0 }, ..none }
             }
-            RowOp::Predict { k, family } => {
-                OpShape { q: k + k * family.rows_per_expert(), h_width: family.prediction_width(), writes_h: true, ..none }
-            }
+            RowOp::Predict { k, family } => OpShape {
+                q: k + k * family.rows_per_expert(),
+                h_width: family.prediction_width(),
+                writes_h: true,
+                ..none
+            },
             RowOp::SymPredict { kind } => OpShape { q: 2, h_width: kind.prediction_width(), writes_h: true, ..none },
         }
     }

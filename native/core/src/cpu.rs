@@ -69,7 +69,11 @@ fn store_use(what: &str, uses: impl Iterator<Item = (usize, bool)>) -> Result<(u
 /// cores from 2²⁰ values on, one below, where starting threads costs more than the pass.
 pub fn streaming_threads(values: usize) -> usize {
     const PARALLEL_FROM: usize = 1 << 20;
-    if values < PARALLEL_FROM { 1 } else { resolve_threads(0) }
+    if values < PARALLEL_FROM {
+        1
+    } else {
+        resolve_threads(0)
+    }
 }
 
 /// `threads`, or all cores for 0.
@@ -278,7 +282,18 @@ impl PassCtx<'_> {
                 // thread, each dropping its slices before the next.
                 let (hrow, prow) = unsafe { (self.h.row(i, sh.h_width > 0), self.probs.row(i, sh.p_width > 0)) };
                 let rs = &mut r[k][t * sh.r_cols..(t + 1) * sh.r_cols];
-                eval_row(st.op, &a[k], self.data.y[i], s, hrow, prow, rs, &mut w[k][t * sh.grams..(t + 1) * sh.grams], &mut part.0[k].sums, &mut sc[k]);
+                eval_row(
+                    st.op,
+                    &a[k],
+                    self.data.y[i],
+                    s,
+                    hrow,
+                    prow,
+                    rs,
+                    &mut w[k][t * sh.grams..(t + 1) * sh.grams],
+                    &mut part.0[k].sums,
+                    &mut sc[k],
+                );
                 for (c, &rc) in rs.iter().enumerate() {
                     if rc != 0.0 {
                         simd::axpy(rc, xi, &mut part.0[k].xtr[c * d..(c + 1) * d], self.simd);
@@ -330,7 +345,8 @@ where
     F: Fn(usize, &mut ThreadScratch, Partial) -> Partial + Sync,
     Z: Fn() -> Partial + Sync,
 {
-    let new_scratch = || ThreadScratch { rows: (0..n_stages).map(|_| Scratch::default()).collect(), ..Default::default() };
+    let new_scratch =
+        || ThreadScratch { rows: (0..n_stages).map(|_| Scratch::default()).collect(), ..Default::default() };
     let init = zeros();
     let threads = threads.min(n_chunks).max(1);
     if threads == 1 {
@@ -355,7 +371,8 @@ where
         spare: Vec<Partial>,
     }
     let next_chunk = AtomicUsize::new(0);
-    let state = Mutex::new(Reduction { next: 0, total: init, pending: std::collections::BTreeMap::new(), spare: Vec::new() });
+    let state =
+        Mutex::new(Reduction { next: 0, total: init, pending: std::collections::BTreeMap::new(), spare: Vec::new() });
     let progressed = Condvar::new();
     std::thread::scope(|scope| {
         for _ in 0..threads {
@@ -471,7 +488,8 @@ impl Backend for CpuBackend<'_> {
             stages.push(Stage { proj, op, shape });
         }
         let (h_width, creates_h) = store_use("H", stages.iter().map(|st| (st.shape.h_width, st.shape.writes_h)))?;
-        let (p_width, creates_p) = store_use("probabilities", stages.iter().map(|st| (st.shape.p_width, st.shape.writes_p)))?;
+        let (p_width, creates_p) =
+            store_use("probabilities", stages.iter().map(|st| (st.shape.p_width, st.shape.writes_p)))?;
         let order_guard = self.order.lock().unwrap_or_else(|e| e.into_inner());
         let sel = match rows {
             Rows::All => Selection::All(self.data.n),
@@ -490,15 +508,29 @@ impl Backend for CpuBackend<'_> {
             return err(ErrorCode::Internal, format!("pass {ops:?} needs a stored H of width {h_width}"));
         }
         if !p_guard.prepare(p_width, creates_p, n) {
-            return err(ErrorCode::Internal, format!("pass {ops:?} needs stored probabilities of width {p_width} (a GradientDiagStore pass first)"));
+            return err(
+                ErrorCode::Internal,
+                format!("pass {ops:?} needs stored probabilities of width {p_width} (a GradientDiagStore pass first)"),
+            );
         }
         let n_stages = stages.len();
-        let ctx = PassCtx { data: self.data, sel, stages, h: h_guard.rows(), probs: p_guard.rows(), simd: simd::has_avx2_fma() };
+        let ctx = PassCtx {
+            data: self.data,
+            sel,
+            stages,
+            h: h_guard.rows(),
+            probs: p_guard.rows(),
+            simd: simd::has_avx2_fma(),
+        };
         let len = ctx.sel.len();
         let n_chunks = len.div_ceil(CHUNK);
-        let total = ordered_reduce(n_chunks, self.threads, n_stages, || Partial::zeros(&ctx.stages, d), |c, ts, part| {
-            ctx.chunk(c * CHUNK, ((c + 1) * CHUNK).min(len), ts, part)
-        });
+        let total = ordered_reduce(
+            n_chunks,
+            self.threads,
+            n_stages,
+            || Partial::zeros(&ctx.stages, d),
+            |c, ts, part| ctx.chunk(c * CHUNK, ((c + 1) * CHUNK).min(len), ts, part),
+        );
         drop((h_guard, p_guard));
         let outs = total
             .0
@@ -643,7 +675,12 @@ mod tests {
     }
 
     /// A softmax problem with fitting labels and a random stored H (rows summing to 1), sample weights.
-    fn softmax_fixture(problem: SoftmaxProblem, seed: u32, n: usize, d: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+    fn softmax_fixture(
+        problem: SoftmaxProblem,
+        seed: u32,
+        n: usize,
+        d: usize,
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
         let (x, _, s) = random_data(seed, n, d);
         let mut rng = Rng::new(seed + 1);
         let (y, h_width): (Vec<f64>, usize) = match problem {
@@ -652,7 +689,9 @@ mod tests {
                 let labels = if logistic { 2 } else { classes };
                 ((0..n).map(|_| rng.int(labels) as f64).collect(), k)
             }
-            SoftmaxProblem::SymGate | SoftmaxProblem::SymLogExpert => ((0..n).map(|_| if rng.uniform() < 0.5 { -1.0 } else { 1.0 }).collect(), 2),
+            SoftmaxProblem::SymGate | SoftmaxProblem::SymLogExpert => {
+                ((0..n).map(|_| if rng.uniform() < 0.5 { -1.0 } else { 1.0 }).collect(), 2)
+            }
         };
         let mut h: Vec<f64> = (0..n * h_width).map(|_| rng.uniform() + 0.01).collect();
         for row in h.chunks_mut(h_width) {
@@ -720,14 +759,18 @@ mod tests {
             let mut rng = Rng::new(80 + pi as u32);
             let v: Vec<f64> = (0..m * d).map(|_| 2.0 * rng.uniform() - 1.0).collect();
             let pass = |task| b.pass(Rows::All, &v, &RowOp::Softmax { problem, task }).unwrap();
-            let (both, gradient, hessian) = (pass(SoftmaxTask::GradientDiag), pass(SoftmaxTask::Gradient), pass(SoftmaxTask::Hessian));
+            let (both, gradient, hessian) =
+                (pass(SoftmaxTask::GradientDiag), pass(SoftmaxTask::Gradient), pass(SoftmaxTask::Hessian));
             assert_eq!((&both.xtr, &both.sums), (&gradient.xtr, &gradient.sums), "{problem:?}");
             let mut block = 0; // Hessian Grams: pairs a ≤ b in row-major order
             for a in 0..m {
                 for f in 0..d {
                     let want = hessian.grams[block * d * d + f * d + f];
                     let got = both.grams[a * d + f];
-                    assert!((got - want).abs() <= 1e-12 * want.abs().max(1e-300), "{problem:?} a={a} f={f}: {got} vs {want}");
+                    assert!(
+                        (got - want).abs() <= 1e-12 * want.abs().max(1e-300),
+                        "{problem:?} a={a} f={f}: {got} vs {want}"
+                    );
                     assert!(got > 0.0);
                 }
                 block += m - a;
@@ -747,7 +790,8 @@ mod tests {
             b.pass(Rows::All, &dir, &RowOp::Softmax { problem, task: SoftmaxTask::HessVecStored })
         };
         assert_eq!(read(gate).err().unwrap().code, ErrorCode::Internal);
-        b.pass(Rows::All, &vec![0.2; 2 * d], &RowOp::Softmax { problem: gate, task: SoftmaxTask::GradientDiagStore }).unwrap();
+        b.pass(Rows::All, &vec![0.2; 2 * d], &RowOp::Softmax { problem: gate, task: SoftmaxTask::GradientDiagStore })
+            .unwrap();
         assert!(read(gate).is_ok());
         // A store of m = 2 columns does not serve a problem with m = 3 (same H width).
         let expert = SoftmaxProblem::Expert { j: 0, k: 3, classes: 4, logistic: false };

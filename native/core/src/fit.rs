@@ -4,7 +4,10 @@
 
 use std::time::Instant;
 
-use crate::api::{err, Algorithm, Control, ErrorCode, Event, ExpertKind, FitOutput, FitSpec, IterationRecord, ModelSpec, Noise, Result, StopReason};
+use crate::api::{
+    err, Algorithm, Control, ErrorCode, Event, ExpertKind, FitOutput, FitSpec, IterationRecord, ModelSpec, Noise,
+    Result, StopReason,
+};
 use crate::backend::{Backend, PassOut, RowOp, Rows, SoftmaxProblem};
 use crate::gradient::{gradient_steps_on_q, safeguarded_gradient_steps_on_q};
 use crate::model::{check_backend, check_params, e_step, objective_from_loglik, totals, Layout};
@@ -44,7 +47,8 @@ pub fn fit_with_partial<B: Backend + ?Sized>(
         Ok(reason) => Ok(FitOutput { params, iterations, converged: reason == StopReason::Tol, reason }),
         Err(e) => {
             let keep = matches!(e.code, ErrorCode::Aborted | ErrorCode::NonFinite) && !params.is_empty();
-            let partial = keep.then_some(FitOutput { params, iterations, converged: false, reason: StopReason::MaxIter });
+            let partial =
+                keep.then_some(FitOutput { params, iterations, converged: false, reason: StopReason::MaxIter });
             Err((e, partial))
         }
     }
@@ -103,12 +107,18 @@ fn run<B: Backend + ?Sized>(
         };
         let lay = Layout::new(model);
         let op = RowOp::EStep { k: model.k, family: lay.family(params), store: true, suff: fused_suff };
-        let mut outs = b.pass_many_deferring_grams(Rows::All, &[(lay.proj(params), &op), (&params[..gate_rows], gate_op)])?;
+        let mut outs =
+            b.pass_many_deferring_grams(Rows::All, &[(lay.proj(params), &op), (&params[..gate_rows], gate_op)])?;
         let gate = outs.pop();
         Ok((outs.remove(0), gate))
     };
 
-    let mut record = |iter: usize, loglik: f64, params: &[f64], events: Vec<Event>, iterations: &mut Vec<IterationRecord>| -> Result<f64> {
+    let mut record = |iter: usize,
+                      loglik: f64,
+                      params: &[f64],
+                      events: Vec<Event>,
+                      iterations: &mut Vec<IterationRecord>|
+     -> Result<f64> {
         let (nll, objective) = objective_from_loglik(model, params, loglik, weight);
         let rec = IterationRecord {
             iter,
@@ -142,7 +152,9 @@ fn run<B: Backend + ?Sized>(
             }
             match spec.algorithm {
                 Algorithm::Em => m_step(&ctx, params, &stats, gate_start.as_ref().zip(gate_task), &mut events)?,
-                Algorithm::GradientEm => gradient_steps_on_q(b, model, spec, params, Rows::All, weight, spec.inner_steps)?,
+                Algorithm::GradientEm => {
+                    gradient_steps_on_q(b, model, spec, params, Rows::All, weight, spec.inner_steps)?
+                }
                 Algorithm::Gd => gradient_steps_on_q(b, model, spec, params, Rows::All, weight, 1)?,
             }
         } else {
@@ -163,14 +175,22 @@ fn run<B: Backend + ?Sized>(
 /// θ_0 from hard assignments, one component index per row (symmetric models: 0 is z = +1, 1 is z = −1): one
 /// M-step from those responsibilities (ALGORITHMS §5; src/algorithms/init.ts `initFromAssignment`), the last
 /// step of the 'random' start and of init 'kmeans'. Its recovery events are not reported.
-pub fn start_from_assignment<B: Backend + ?Sized>(b: &B, model: &ModelSpec, spec: &FitSpec, assignment: &[u32]) -> Result<Vec<f64>> {
+pub fn start_from_assignment<B: Backend + ?Sized>(
+    b: &B,
+    model: &ModelSpec,
+    spec: &FitSpec,
+    assignment: &[u32],
+) -> Result<Vec<f64>> {
     check_backend(b, model)?;
     if assignment.len() != b.n() {
         return err(ErrorCode::Shape, format!("the assignment has {} entries for {} rows", assignment.len(), b.n()));
     }
     let width = if model.symmetric { 2 } else { model.k };
     if let Some(i) = assignment.iter().position(|&j| j as usize >= width) {
-        return err(ErrorCode::Option, format!("the assignment of row {i} is {}; components are 0..{}", assignment[i], width - 1));
+        return err(
+            ErrorCode::Option,
+            format!("the assignment of row {i} is {}; components are 0..{}", assignment[i], width - 1),
+        );
     }
     let shared = MStepData::new(b, model)?;
     from_assignment(&shared.ctx(b, model, spec), assignment, &mut Vec::new())
@@ -187,7 +207,11 @@ fn random_init<B: Backend + ?Sized>(ctx: &MStepCtx<B>, rng: &mut Rng, events: &m
 
 /// One M-step from hard responsibilities, with the gate and softmax experts starting at 0 (fitted σ² at 1,
 /// known σ² = σ²).
-fn from_assignment<B: Backend + ?Sized>(ctx: &MStepCtx<B>, assignment: &[u32], events: &mut Vec<Event>) -> Result<Vec<f64>> {
+fn from_assignment<B: Backend + ?Sized>(
+    ctx: &MStepCtx<B>,
+    assignment: &[u32],
+    events: &mut Vec<Event>,
+) -> Result<Vec<f64>> {
     let model = ctx.model;
     let width = if model.symmetric { 2 } else { model.k };
     let mut h = vec![0.0; assignment.len() * width];
@@ -205,13 +229,20 @@ fn from_assignment<B: Backend + ?Sized>(ctx: &MStepCtx<B>, assignment: &[u32], e
         params[s..s + model.k].iter_mut().for_each(|v| *v = s2);
     }
     let linear = model.experts == ExpertKind::Linear;
-    let stats: PassOut = ctx.b.pass(Rows::All, &[], &RowOp::HStats { width, suff: linear, symmetric: model.symmetric })?;
+    let stats: PassOut =
+        ctx.b.pass(Rows::All, &[], &RowOp::HStats { width, suff: linear, symmetric: model.symmetric })?;
     m_step(ctx, &mut params, &stats, None, events)?;
     Ok(params)
 }
 
 /// One epoch of mini-batch em / gradient-em / gd: a fresh Fisher–Yates shuffle, consecutive batches.
-fn mini_batch_epoch<B: Backend + ?Sized>(b: &B, model: &ModelSpec, spec: &FitSpec, params: &mut [f64], rng: &mut Rng) -> Result<()> {
+fn mini_batch_epoch<B: Backend + ?Sized>(
+    b: &B,
+    model: &ModelSpec,
+    spec: &FitSpec,
+    params: &mut [f64],
+    rng: &mut Rng,
+) -> Result<()> {
     let n = b.n();
     let mut order: Vec<u32> = (0..n as u32).collect();
     rng.shuffle(&mut order);
@@ -229,7 +260,9 @@ fn mini_batch_epoch<B: Backend + ?Sized>(b: &B, model: &ModelSpec, spec: &FitSpe
         match spec.algorithm {
             Algorithm::Gd => gradient_steps_on_q(b, model, spec, params, rows, weight, 1)?,
             Algorithm::GradientEm => gradient_steps_on_q(b, model, spec, params, rows, weight, spec.inner_steps)?,
-            Algorithm::Em => safeguarded_gradient_steps_on_q(b, model, spec, params, rows, weight, spec.mstep.inner_steps)?,
+            Algorithm::Em => {
+                safeguarded_gradient_steps_on_q(b, model, spec, params, rows, weight, spec.mstep.inner_steps)?
+            }
         }
     }
     Ok(())

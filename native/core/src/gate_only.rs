@@ -21,7 +21,10 @@ pub const GATE_TOL: f64 = 1e-8;
 /// updating the gate, the intercepts and the fitted σ² in place. Recovery events are not reported (§5.1).
 pub fn gate_only_em<B: Backend + ?Sized>(b: &B, model: &ModelSpec, spec: &FitSpec, params: &mut [f64]) -> Result<()> {
     if model.experts != ExpertKind::Linear || model.symmetric || model.k < 2 {
-        return err(ErrorCode::Option, "the gate-only EM of init 'moments' needs a general model with k ≥ 2 linear experts");
+        return err(
+            ErrorCode::Option,
+            "the gate-only EM of init 'moments' needs a general model with k ≥ 2 linear experts",
+        );
     }
     check_backend(b, model)?;
     check_params(model, params)?;
@@ -45,8 +48,12 @@ pub fn gate_only_em<B: Backend + ?Sized>(b: &B, model: &ModelSpec, spec: &FitSpe
 
 /// The experts' half of the M-step with the slopes fixed, from the stored H and its masses N_j = Σ s h_ij
 /// (experts with no mass keep their values).
-fn offsets_and_variances<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], mass: &[f64],
-                                               events: &mut Vec<Event>) -> Result<()> {
+fn offsets_and_variances<B: Backend + ?Sized>(
+    ctx: &MStepCtx<B>,
+    params: &mut [f64],
+    mass: &[f64],
+    events: &mut Vec<Event>,
+) -> Result<()> {
     let (model, b) = (ctx.model, ctx.b);
     let (k, d) = (model.k, model.d);
     let lay = Layout::new(model);
@@ -55,7 +62,8 @@ fn offsets_and_variances<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f
         // The gradient of Q in expert j's intercept is Σ s h_ij (y_i − β_jᵀx_i)/σ_j² (column 0 of X is the
         // ones), so the mean residual without the intercept c_j is c_j + σ_j²·∂Q/∂c_j / N_j: the residuals
         // are summed directly, not from expanded moments that cancel.
-        let out = b.pass(Rows::All, lay.proj(params), &RowOp::Gradient { k, family: lay.family(params), stored_h: true })?;
+        let out =
+            b.pass(Rows::All, lay.proj(params), &RowOp::Gradient { k, family: lay.family(params), stored_h: true })?;
         for j in 0..k {
             if !(mass[j] > 0.0) {
                 continue;

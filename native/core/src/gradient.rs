@@ -9,7 +9,13 @@ use crate::model::{penalty, sym_kind, Layout};
 const MAX_HALVINGS: usize = 30;
 
 /// Q(θ|H) − penalty (`stored_h`) or ℓ(θ) − penalty, and the penalised gradient in the free layout.
-pub fn gradient<B: Backend + ?Sized>(b: &B, model: &ModelSpec, params: &[f64], rows: Rows, stored_h: bool) -> Result<(f64, Vec<f64>)> {
+pub fn gradient<B: Backend + ?Sized>(
+    b: &B,
+    model: &ModelSpec,
+    params: &[f64],
+    rows: Rows,
+    stored_h: bool,
+) -> Result<(f64, Vec<f64>)> {
     let lay = Layout::new(model);
     let d = model.d;
     let mut g = vec![0.0; lay.p];
@@ -95,7 +101,15 @@ pub fn subtract_penalty_gradient(model: &ModelSpec, params: &[f64], g: &mut [f64
 }
 
 /// out = params + scale·η_b·grad blockwise (gate η_gate, experts η_experts; σ² on the log scale).
-pub fn apply_gradient_step(model: &ModelSpec, params: &[f64], grad: &[f64], eta_gate: f64, eta_experts: f64, scale: f64, out: &mut [f64]) {
+pub fn apply_gradient_step(
+    model: &ModelSpec,
+    params: &[f64],
+    grad: &[f64],
+    eta_gate: f64,
+    eta_experts: f64,
+    scale: f64,
+    out: &mut [f64],
+) {
     out.copy_from_slice(params);
     let lay = Layout::new(model);
     let (tg, te) = (eta_gate * scale, eta_experts * scale);
@@ -126,7 +140,15 @@ pub fn apply_gradient_step(model: &ModelSpec, params: &[f64], grad: &[f64], eta_
 }
 
 /// `steps` gradient steps on Q(·|H)/weight, no safeguard (Gradient EM; one step with H at θ is GD).
-pub fn gradient_steps_on_q<B: Backend + ?Sized>(b: &B, model: &ModelSpec, spec: &FitSpec, params: &mut [f64], rows: Rows, weight: f64, steps: usize) -> Result<()> {
+pub fn gradient_steps_on_q<B: Backend + ?Sized>(
+    b: &B,
+    model: &ModelSpec,
+    spec: &FitSpec,
+    params: &mut [f64],
+    rows: Rows,
+    weight: f64,
+    steps: usize,
+) -> Result<()> {
     let mut next = params.to_vec();
     for _ in 0..steps {
         let (_, g) = gradient(b, model, params, rows, true)?;
@@ -138,7 +160,15 @@ pub fn gradient_steps_on_q<B: Backend + ?Sized>(b: &B, model: &ModelSpec, spec: 
 
 /// As `gradient_steps_on_q`, but a step that would decrease Q is halved (≤ 30 times) and the remaining
 /// steps are skipped if it still does (mini-batch EM's monotone safeguard).
-pub fn safeguarded_gradient_steps_on_q<B: Backend + ?Sized>(b: &B, model: &ModelSpec, spec: &FitSpec, params: &mut [f64], rows: Rows, weight: f64, steps: usize) -> Result<()> {
+pub fn safeguarded_gradient_steps_on_q<B: Backend + ?Sized>(
+    b: &B,
+    model: &ModelSpec,
+    spec: &FitSpec,
+    params: &mut [f64],
+    rows: Rows,
+    weight: f64,
+    steps: usize,
+) -> Result<()> {
     let mut trial = params.to_vec();
     for _ in 0..steps {
         let (q0, g) = gradient(b, model, params, rows, true)?;

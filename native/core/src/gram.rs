@@ -86,7 +86,16 @@ unsafe fn accumulate_avx2(x: &[f64], l: usize, d: usize, w: &[f64], g: usize, ou
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn accumulate_blocks(x: &[f64], l: usize, d: usize, w: &[f64], g: usize, out: &mut [f64], sc: &mut GramScratch, kernel: Kernel) {
+fn accumulate_blocks(
+    x: &[f64],
+    l: usize,
+    d: usize,
+    w: &[f64],
+    g: usize,
+    out: &mut [f64],
+    sc: &mut GramScratch,
+    kernel: Kernel,
+) {
     let (dpa, ldc) = (rows_padded(d), cols_padded(d));
     let (n_ap, n_bp) = (dpa / MR, ldc / NR);
     let len = acc_len(d);

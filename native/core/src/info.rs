@@ -132,9 +132,11 @@ impl<B: Backend + ?Sized> Operators<'_, B> {
         let base = sl[0].offset;
         let p = sl.last().map_or(0, |s| s.offset + if s.times_x { d } else { 1 }) - base;
         let task = InfoTask::Assemble { first, count };
-        let out = self.b.pass(Rows::All, self.theta(), &RowOp::Information { model: self.info_model.clone(), part, task })?;
+        let out =
+            self.b.pass(Rows::All, self.theta(), &RowOp::Information { model: self.info_model.clone(), part, task })?;
         let mut m = vec![0.0; p * p];
-        let shifted: Vec<SlotInfo> = sl.iter().map(|s| SlotInfo { offset: s.offset - base, times_x: s.times_x }).collect();
+        let shifted: Vec<SlotInfo> =
+            sl.iter().map(|s| SlotInfo { offset: s.offset - base, times_x: s.times_x }).collect();
         let xs: Vec<&SlotInfo> = shifted.iter().filter(|s| s.times_x).collect();
         let ones: Vec<&SlotInfo> = shifted.iter().filter(|s| !s.times_x).collect();
         let mut gi = 0;
@@ -191,7 +193,11 @@ impl<B: Backend + ?Sized> Operators<'_, B> {
                 scalars.push(v[s.offset]);
             }
         }
-        let out = self.b.pass(Rows::All, &proj, &RowOp::Information { model: self.info_model.clone(), part, task: InfoTask::Apply { scalars } })?;
+        let out = self.b.pass(
+            Rows::All,
+            &proj,
+            &RowOp::Information { model: self.info_model.clone(), part, task: InfoTask::Apply { scalars } },
+        )?;
         let mut res = vec![0.0; self.p];
         let (mut xi, mut oi) = (0, 0);
         for s in &self.slots {
@@ -214,7 +220,11 @@ impl<B: Backend + ?Sized> Operators<'_, B> {
     /// diag(I_c).
     fn complete_diagonal(&self) -> Result<Vec<f64>> {
         let d = self.model.d;
-        let out = self.b.pass(Rows::All, self.theta(), &RowOp::Information { model: self.info_model.clone(), part: InfoPart::Complete, task: InfoTask::Diag })?;
+        let out = self.b.pass(
+            Rows::All,
+            self.theta(),
+            &RowOp::Information { model: self.info_model.clone(), part: InfoPart::Complete, task: InfoTask::Diag },
+        )?;
         let mut res = vec![0.0; self.p];
         let (mut xi, mut oi) = (0, 0);
         for s in &self.slots {
@@ -299,7 +309,13 @@ fn whiten(a: &[f64], l: &[f64], p: usize) -> Vec<f64> {
     c
 }
 
-pub fn information<B: Backend + ?Sized>(b: &B, model: &ModelSpec, params: &[f64], method: InfoMethod, steps: usize) -> Result<Information> {
+pub fn information<B: Backend + ?Sized>(
+    b: &B,
+    model: &ModelSpec,
+    params: &[f64],
+    method: InfoMethod,
+    steps: usize,
+) -> Result<Information> {
     check_backend(b, model)?;
     check_params(model, params)?;
     if steps < 1 {
@@ -315,7 +331,8 @@ pub fn information<B: Backend + ?Sized>(b: &B, model: &ModelSpec, params: &[f64]
         slots.push(SlotInfo { offset: off, times_x: x });
         off += if x { d } else { 1 };
     }
-    let ops = Operators { b, model, params, info_model: info_m, slots, p: lay.p, penalty: penalty_hessian(model, params) };
+    let ops =
+        Operators { b, model, params, info_model: info_m, slots, p: lay.p, penalty: penalty_hessian(model, params) };
     let names = free_parameter_names(model);
     let p = lay.p;
     let dense = match method {
@@ -329,7 +346,10 @@ pub fn information<B: Backend + ?Sized>(b: &B, model: &ModelSpec, params: &[f64]
         let observed: Vec<f64> = complete.iter().zip(&missing).map(|(c, m)| c - m).collect();
         let mut l = complete.clone();
         if !linalg::cholesky_in_place(&mut l, p) {
-            return err(ErrorCode::Singular, "generalized eigenproblem: the right-hand matrix is not positive definite");
+            return err(
+                ErrorCode::Singular,
+                "generalized eigenproblem: the right-hand matrix is not positive definite",
+            );
         }
         let eigenvalues = linalg::jacobi_eigenvalues(&whiten(&missing, &l, p), p);
         let standard_errors = inverse_diagonal_sqrt(&observed, p);
@@ -346,11 +366,23 @@ pub fn information<B: Backend + ?Sized>(b: &B, model: &ModelSpec, params: &[f64]
         });
     }
     let eigenvalues = lanczos(&ops, steps)?;
-    Ok(Information { p, names, complete: None, missing: None, observed: None, lambda_max: eigenvalues[0], eigenvalues, standard_errors: None, dense: false })
+    Ok(Information {
+        p,
+        names,
+        complete: None,
+        missing: None,
+        observed: None,
+        lambda_max: eigenvalues[0],
+        eigenvalues,
+        standard_errors: None,
+        dense: false,
+    })
 }
 
 /// I_c⁻¹ v block by block: dense Cholesky for blocks ≤ DENSE_LIMIT, Jacobi-preconditioned CG above.
-fn complete_solver<'s, B: Backend + ?Sized>(ops: &'s Operators<'s, B>) -> Result<impl Fn(&[f64]) -> Result<Vec<f64>> + 's> {
+fn complete_solver<'s, B: Backend + ?Sized>(
+    ops: &'s Operators<'s, B>,
+) -> Result<impl Fn(&[f64]) -> Result<Vec<f64>> + 's> {
     let p = ops.p;
     let blocks = ops.complete_blocks();
     let need_cg = blocks.iter().any(|(lo, hi, _, _)| hi - lo > DENSE_LIMIT);
@@ -364,7 +396,10 @@ fn complete_solver<'s, B: Backend + ?Sized>(ops: &'s Operators<'s, B>) -> Result
         }
         let mut l = ops.assemble_slots(InfoPart::Complete, first, count)?;
         if !linalg::cholesky_in_place(&mut l, m) {
-            return err(ErrorCode::Singular, format!("information: the complete-data information block [{lo}, {hi}) is not positive definite"));
+            return err(
+                ErrorCode::Singular,
+                format!("information: the complete-data information block [{lo}, {hi}) is not positive definite"),
+            );
         }
         factors.push(Some(l));
     }

@@ -171,7 +171,18 @@ impl InfoScratch {
 
 /// The `RowOp::Information` row evaluation (see `InfoTask` for the outputs).
 #[allow(clippy::too_many_arguments)]
-pub fn eval_info_row(model: &InfoModel, part: InfoPart, task: &InfoTask, a: &[f64], y: f64, s: f64, r: &mut [f64], w: &mut [f64], sums: &mut [f64], sc: &mut InfoScratch) {
+pub fn eval_info_row(
+    model: &InfoModel,
+    part: InfoPart,
+    task: &InfoTask,
+    a: &[f64],
+    y: f64,
+    s: f64,
+    r: &mut [f64],
+    w: &mut [f64],
+    sums: &mut [f64],
+    sc: &mut InfoScratch,
+) {
     if s == 0.0 {
         // Rows without weight contribute nothing (and may hold infinities); outputs stay zero.
         r.iter_mut().for_each(|v| *v = 0.0);

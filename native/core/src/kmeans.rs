@@ -107,7 +107,13 @@ fn for_each_row<T: Send>(out: &mut [T], threads: usize, per_row: impl Fn(usize, 
 
 /// k-means++: the first centre with probability ∝ s_i, each next one ∝ s_i·D_i² (one uniform per centre,
 /// walking the rows in order).
-fn seed_centres(points: &Points, k: usize, weight: &(dyn Fn(usize) -> f64 + Sync), rng: &mut Rng, threads: usize) -> Vec<f64> {
+fn seed_centres(
+    points: &Points,
+    k: usize,
+    weight: &(dyn Fn(usize) -> f64 + Sync),
+    rng: &mut Rng,
+    threads: usize,
+) -> Vec<f64> {
     let (n, m) = (points.n, points.m);
     let mut centres = vec![0.0; k * m];
     let mut dist = vec![f64::INFINITY; n];
@@ -138,7 +144,13 @@ fn pick(n: usize, rng: &mut Rng, weight_of: impl Fn(usize) -> f64) -> usize {
 }
 
 /// Lloyd's iterations from the seeded centres; returns the final assignment.
-fn lloyd(points: &Points, k: usize, weight: &(dyn Fn(usize) -> f64 + Sync), centres: &mut [f64], threads: usize) -> Vec<u32> {
+fn lloyd(
+    points: &Points,
+    k: usize,
+    weight: &(dyn Fn(usize) -> f64 + Sync),
+    centres: &mut [f64],
+    threads: usize,
+) -> Vec<u32> {
     let (n, m) = (points.n, points.m);
     let mut assignment = vec![u32::MAX; n];
     let mut nearest = vec![0u32; n];

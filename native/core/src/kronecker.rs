@@ -68,10 +68,26 @@ impl KroneckerStatistics {
         Ok(Self::from_parts(d, intercept, gram_mean, sample_x, sample_s, b.host_threads()))
     }
 
-    fn from_parts(d: usize, intercept: bool, gram_mean: Vec<f64>, sample_x: Vec<f64>, sample_s: Vec<f64>, threads: usize) -> Self {
+    fn from_parts(
+        d: usize,
+        intercept: bool,
+        gram_mean: Vec<f64>,
+        sample_x: Vec<f64>,
+        sample_s: Vec<f64>,
+        threads: usize,
+    ) -> Self {
         let gram_diag_min = (usize::from(intercept)..d).map(|f| gram_mean[f * d + f]).fold(f64::INFINITY, f64::min);
         let sample_x = SampleBlocks::new(&sample_x, d);
-        KroneckerStatistics { d, intercept, gram_mean, sample_x, sample_s, gram_diag_min, factors: RefCell::default(), threads }
+        KroneckerStatistics {
+            d,
+            intercept,
+            gram_mean,
+            sample_x,
+            sample_s,
+            gram_diag_min,
+            factors: RefCell::default(),
+            threads,
+        }
     }
 
     /// The sample's row weights s (1 without weights): the gate's c at the sample rows.
@@ -89,7 +105,14 @@ impl KroneckerStatistics {
         let c_bar = (0..m).map(|a| class[a * m + a]).sum::<f64>() / m as f64;
         let mu = if ridge > 0.0 { ridge / (sum_c * c_bar) } else { 0.0 };
         let gram_factor = self.gram_factor(mu);
-        Kronecker { d, m, scale: 1.0 / sum_c, class_factor: CholeskyFactor::new(spd_factor(class, m), m), gram_factor, threads: self.threads }
+        Kronecker {
+            d,
+            m,
+            scale: 1.0 / sum_c,
+            class_factor: CholeskyFactor::new(spd_factor(class, m), m),
+            gram_factor,
+            threads: self.threads,
+        }
     }
 
     /// A factor of Ĝ + μI': the most recent kept one that `serves` μ, else a new one.
@@ -345,8 +368,14 @@ mod tests {
         let d = 3;
         let v = [0.4, -0.1, 0.2];
         // A feature without variance: the rule is the ratio μ/μ_b ≤ 1.25 both ways.
-        let stats = KroneckerStatistics::from_parts(d, false, vec![2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 3.0], vec![0.3, -0.2, 0.5],
-                                                    vec![1.0], 1);
+        let stats = KroneckerStatistics::from_parts(
+            d,
+            false,
+            vec![2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 3.0],
+            vec![0.3, -0.2, 0.5],
+            vec![1.0],
+            1,
+        );
         let factor = |ridge: f64| stats.at(&v, 1.0, ridge, &[1.0]).gram_factor;
         let l0 = factor(1e-2);
         assert!(Rc::ptr_eq(&l0, &factor(1.2e-2))); // μ ∝ λ here: 1.2× is within the ratio
@@ -360,8 +389,14 @@ mod tests {
         let l3 = factor(0.0); // no ridge: μ = 0 is never "close" to a positive μ
         assert!(Rc::ptr_eq(&l3, &factor(0.0)));
         // Every feature with variance ≥ 1: a μ of 1e-2 is within 0.25 of any μ_b below 0.25.
-        let stats = KroneckerStatistics::from_parts(d, false, vec![2.0, 0.5, 0.1, 0.5, 1.0, 0.2, 0.1, 0.2, 3.0], vec![0.3, -0.2, 0.5],
-                                                    vec![1.0], 1);
+        let stats = KroneckerStatistics::from_parts(
+            d,
+            false,
+            vec![2.0, 0.5, 0.1, 0.5, 1.0, 0.2, 0.1, 0.2, 3.0],
+            vec![0.3, -0.2, 0.5],
+            vec![1.0],
+            1,
+        );
         let factor = |ridge: f64| stats.at(&v, 1.0, ridge, &[1.0]).gram_factor;
         let l0 = factor(1e-3);
         assert!(Rc::ptr_eq(&l0, &factor(1e-2)) && Rc::ptr_eq(&l0, &factor(0.0)));
@@ -379,10 +414,13 @@ mod tests {
                 let mut pi: Vec<f64> = (0..m).map(|a| linalg::dot(&v[a * d..(a + 1) * d], row)).collect();
                 pi.push(0.0);
                 let top = pi.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                let z: f64 = pi.iter_mut().map(|p| {
-                    *p = (*p - top).exp();
-                    *p
-                }).fold(0.0, |z, p| z + p);
+                let z: f64 = pi
+                    .iter_mut()
+                    .map(|p| {
+                        *p = (*p - top).exp();
+                        *p
+                    })
+                    .fold(0.0, |z, p| z + p);
                 pi.iter_mut().for_each(|p| *p /= z);
                 for a in 0..m {
                     c[a * m + a] += w * pi[a];
@@ -400,7 +438,8 @@ mod tests {
             let x: Vec<f64> = (0..count * d).map(|_| 2.0 * rng.uniform() - 1.0).collect();
             let s: Vec<f64> = (0..count).map(|_| rng.uniform()).collect();
             let v: Vec<f64> = (0..m * d).map(|_| rng.uniform() - 0.5).collect();
-            let (fast, slow) = (class_covariance(&v, m, d, &SampleBlocks::new(&x, d), &s), row_by_row(&v, m, d, &x, &s));
+            let (fast, slow) =
+                (class_covariance(&v, m, d, &SampleBlocks::new(&x, d), &s), row_by_row(&v, m, d, &x, &s));
             assert!(fast.iter().zip(&slow).all(|(a, b)| a.to_bits() == b.to_bits()), "m = {m}, d = {d}");
         }
     }

@@ -347,7 +347,13 @@ pub fn factor_solve_in_place(l: &[f64], p: usize, b: &mut [f64]) {
 
 /// Solves A x = b (A consumed, b overwritten) with the §6 recovery: one retry with τ = 1e-8·mean(diag A)
 /// added (event `ridge-fallback`), then E_SINGULAR.
-pub fn solve_spd_with_recovery(a: &mut [f64], p: usize, b: &mut [f64], block: &str, events: &mut Vec<Event>) -> Result<()> {
+pub fn solve_spd_with_recovery(
+    a: &mut [f64],
+    p: usize,
+    b: &mut [f64],
+    block: &str,
+    events: &mut Vec<Event>,
+) -> Result<()> {
     let backup = a.to_vec();
     if cholesky_in_place(a, p) {
         cholesky_solve_in_place(a, p, b);
@@ -535,7 +541,8 @@ mod tests {
         let p = 37;
         let mut rng = crate::rng::Rng::new(12);
         let m: Vec<f64> = (0..p * p).map(|_| rng.uniform() - 0.5).collect();
-        let mut a: Vec<f64> = (0..p * p).map(|e| (0..p).map(|t| m[e / p * p + t] * m[e % p * p + t]).sum::<f64>()).collect();
+        let mut a: Vec<f64> =
+            (0..p * p).map(|e| (0..p).map(|t| m[e / p * p + t] * m[e % p * p + t]).sum::<f64>()).collect();
         (0..p).for_each(|i| a[i * p + i] += 0.01);
         let (mut by_column, mut by_row) = (a.clone(), a.clone());
         assert!(cholesky_in_place(&mut by_column, p) && row_by_row(&mut by_row, p));
@@ -556,7 +563,9 @@ mod tests {
     #[test]
     fn factor_solves_are_the_single_solves_bit_for_bit() {
         // One entry at a time, and in blocks (a short last block; rests of one tile and of several).
-        for (p, counts) in [(23, &[1, 2, 7][..]), (BLOCKED_FROM + 5, &[1, 2, 7]), (BLOCKED_FROM + 2 * SOLVE_TILE + 3, &[9])] {
+        for (p, counts) in
+            [(23, &[1, 2, 7][..]), (BLOCKED_FROM + 5, &[1, 2, 7]), (BLOCKED_FROM + 2 * SOLVE_TILE + 3, &[9])]
+        {
             factor_solves_match(p, counts);
         }
     }
@@ -566,14 +575,19 @@ mod tests {
     fn subtract_in_order_is_the_scalar_loop_bit_for_bit() {
         let mut rng = crate::rng::Rng::new(5);
         for len in [0, 1, 3, 4, 7, 8, 33] {
-            let rows: Vec<Vec<f64>> = (0..SOLVE_BLOCK).map(|_| (0..len).map(|_| rng.uniform() - 0.5).collect()).collect();
+            let rows: Vec<Vec<f64>> =
+                (0..SOLVE_BLOCK).map(|_| (0..len).map(|_| rng.uniform() - 0.5).collect()).collect();
             let a: Vec<&[f64]> = rows.iter().map(|r| &r[..]).collect();
             let x: Vec<f64> = (0..SOLVE_BLOCK).map(|_| 3.0 * rng.uniform() - 1.5).collect();
             let v: Vec<f64> = (0..len).map(|_| rng.uniform()).collect();
             let (mut fast, mut scalar) = (v.clone(), v);
             subtract_in_order(&mut fast, &a, &x);
             subtract_in_order_scalar(&mut scalar, &a, &x);
-            assert_eq!(fast.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), scalar.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "length {len}");
+            assert_eq!(
+                fast.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                scalar.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "length {len}"
+            );
         }
     }
 
@@ -588,17 +602,29 @@ mod tests {
             let b: Vec<f64> = (0..p * count).map(|_| 2.0 * rng.uniform() - 1.0).collect();
             let mut by_columns = b.clone();
             factor.solve_columns(&mut by_columns, count);
-            let vectors: Vec<f64> = (0..count).flat_map(|c| (0..p).map(move |i| (c, i))).map(|(c, i)| b[i * count + c]).collect();
+            let vectors: Vec<f64> =
+                (0..count).flat_map(|c| (0..p).map(move |i| (c, i))).map(|(c, i)| b[i * count + c]).collect();
             let (mut by_vectors, mut threaded) = (vectors.clone(), vectors);
             factor.solve_vectors(&mut by_vectors, count, 1);
             factor.solve_vectors(&mut threaded, count, 4);
-            assert!(by_vectors.iter().zip(&threaded).all(|(a, b)| a.to_bits() == b.to_bits()), "{count} vectors on 4 threads");
+            assert!(
+                by_vectors.iter().zip(&threaded).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{count} vectors on 4 threads"
+            );
             for c in 0..count {
                 let mut column: Vec<f64> = (0..p).map(|i| b[i * count + c]).collect();
                 factor_solve_in_place(&l, p, &mut column);
                 for i in 0..p {
-                    assert_eq!(by_columns[i * count + c].to_bits(), column[i].to_bits(), "{count} columns: column {c}, row {i}");
-                    assert_eq!(by_vectors[c * p + i].to_bits(), column[i].to_bits(), "{count} vectors: vector {c}, row {i}");
+                    assert_eq!(
+                        by_columns[i * count + c].to_bits(),
+                        column[i].to_bits(),
+                        "{count} columns: column {c}, row {i}"
+                    );
+                    assert_eq!(
+                        by_vectors[c * p + i].to_bits(),
+                        column[i].to_bits(),
+                        "{count} vectors: vector {c}, row {i}"
+                    );
                 }
             }
             // And it is a solve: L Lᵀ x = b.
@@ -714,13 +740,16 @@ mod tests {
         let p = 12;
         let mut rng = crate::rng::Rng::new(41);
         let m: Vec<f64> = (0..p * p).map(|_| rng.uniform() - 0.5).collect();
-        let mut spd: Vec<f64> = (0..p * p).map(|e| (0..p).map(|t| m[e / p * p + t] * m[e % p * p + t]).sum::<f64>()).collect();
+        let mut spd: Vec<f64> =
+            (0..p * p).map(|e| (0..p).map(|t| m[e / p * p + t] * m[e % p * p + t]).sum::<f64>()).collect();
         (0..p).for_each(|i| spd[i * p + i] += 0.05);
         let mut indefinite = spd.clone();
         (0..p).for_each(|i| indefinite[i * p + i] -= 0.6);
         let g: Vec<f64> = (0..p).map(|_| rng.uniform() - 0.5).collect();
         let negated: Vec<f64> = spd.iter().map(|v| -v).collect();
-        for (a, max_iter, eta) in [(&spd, 50, 1e-10), (&spd, 3, 1e-10), (&spd, 50, 0.3), (&indefinite, 50, 1e-10), (&negated, 50, 1e-10)] {
+        for (a, max_iter, eta) in
+            [(&spd, 50, 1e-10), (&spd, 3, 1e-10), (&spd, 50, 0.3), (&indefinite, 50, 1e-10), (&negated, 50, 1e-10)]
+        {
             let diag: Vec<f64> = (0..p).map(|i| a[i * p + i]).collect();
             let applies = std::cell::Cell::new(0);
             let counted = |r: &[f64], z: &mut [f64]| {
@@ -736,12 +765,19 @@ mod tests {
             };
             let it = preconditioned_cg(product, &g, counted, max_iter, eta, &mut delta).unwrap();
             let (want, want_it, want_applies) = textbook(a, &g, &diag, max_iter, eta);
-            assert_eq!((it, delta.iter().map(|v| v.to_bits()).collect::<Vec<_>>()), (want_it, want.iter().map(|v| v.to_bits()).collect()));
+            assert_eq!(
+                (it, delta.iter().map(|v| v.to_bits()).collect::<Vec<_>>()),
+                (want_it, want.iter().map(|v| v.to_bits()).collect())
+            );
             // One apply per product: the textbook loop's extra one after its last product (when it stops at the
             // tolerance or the cap, or at a first non-positive curvature) is gone.
             assert_eq!(applies.get(), products.get(), "max_iter {max_iter}, eta {eta}");
             let stopped_at_a_later_curvature = products.get() > it.max(1);
-            assert_eq!(want_applies, applies.get() + usize::from(!stopped_at_a_later_curvature), "max_iter {max_iter}, eta {eta}");
+            assert_eq!(
+                want_applies,
+                applies.get() + usize::from(!stopped_at_a_later_curvature),
+                "max_iter {max_iter}, eta {eta}"
+            );
         }
     }
 }

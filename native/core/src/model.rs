@@ -135,7 +135,9 @@ pub fn penalty(model: &ModelSpec, params: &[f64]) -> f64 {
     let lay = Layout::new(model);
     if model.symmetric {
         let scale = if model.experts == ExpertKind::Linear { 1.0 / (sym_sigma(model) * sym_sigma(model)) } else { 1.0 };
-        return 0.5 * lambda * (penalised_sq_norm(model, &params[..d]) + scale * penalised_sq_norm(model, &params[d..]));
+        return 0.5
+            * lambda
+            * (penalised_sq_norm(model, &params[..d]) + scale * penalised_sq_norm(model, &params[d..]));
     }
     let mut acc = 0.0;
     for j in 0..k - 1 {
@@ -175,7 +177,14 @@ pub fn totals<B: Backend + ?Sized>(b: &B, rows: Rows) -> Result<Totals> {
 }
 
 /// The E-step pass at `params`: sums = [Σ s ℓ, N_0..] (plus the linear sufficient statistics when `suff`).
-pub fn e_step<B: Backend + ?Sized>(b: &B, model: &ModelSpec, params: &[f64], rows: Rows, store: bool, suff: bool) -> Result<PassOut> {
+pub fn e_step<B: Backend + ?Sized>(
+    b: &B,
+    model: &ModelSpec,
+    params: &[f64],
+    rows: Rows,
+    store: bool,
+    suff: bool,
+) -> Result<PassOut> {
     let lay = Layout::new(model);
     let op = if model.symmetric {
         RowOp::SymEStep { kind: sym_kind(model), store, suff }

@@ -62,9 +62,22 @@ impl MStepData {
         Ok(MStepData { tot, sym_gram })
     }
 
-    pub(crate) fn ctx<'c, B: Backend + ?Sized>(&'c self, b: &'c B, model: &'c ModelSpec, spec: &'c FitSpec) -> MStepCtx<'c, B> {
-        MStepCtx { b, model, spec, rows: Rows::All, weight: self.tot.weight, var_y: self.tot.var_y,
-                   sym_gram: self.sym_gram.as_deref(), kronecker_statistics: Default::default() }
+    pub(crate) fn ctx<'c, B: Backend + ?Sized>(
+        &'c self,
+        b: &'c B,
+        model: &'c ModelSpec,
+        spec: &'c FitSpec,
+    ) -> MStepCtx<'c, B> {
+        MStepCtx {
+            b,
+            model,
+            spec,
+            rows: Rows::All,
+            weight: self.tot.weight,
+            var_y: self.tot.var_y,
+            sym_gram: self.sym_gram.as_deref(),
+            kronecker_statistics: Default::default(),
+        }
     }
 }
 
@@ -102,7 +115,13 @@ type SolveResult = (Result<Vec<f64>>, Vec<Event>);
 /// The k linear experts' ridge solves. They are independent, so where each is large (d ≳ 67) they run on up to
 /// `threads` threads (`Backend::host_threads`; a fit on a GPU waits for them between passes: ~0.05–0.2 ms
 /// each at d = 100); the results and the events (in expert order) are the same bits either way.
-fn linear_expert_solves(model: &ModelSpec, grams: &[f64], xtr: &[f64], threads: usize, events: &mut Vec<Event>) -> Result<Vec<Vec<f64>>> {
+fn linear_expert_solves(
+    model: &ModelSpec,
+    grams: &[f64],
+    xtr: &[f64],
+    threads: usize,
+    events: &mut Vec<Event>,
+) -> Result<Vec<Vec<f64>>> {
     let (k, d) = (model.k, model.d);
     let solve = |j: usize, ev: &mut Vec<Event>| {
         ridge_solve(model, &grams[j * d * d..(j + 1) * d * d], &xtr[j * d..(j + 1) * d], &format!("expert {j}"), ev)
@@ -142,8 +161,13 @@ fn linear_expert_solves(model: &ModelSpec, grams: &[f64], xtr: &[f64], threads: 
 /// sums = [_, N_0..], and for linear experts the Grams Σ s h_j x xᵀ (or `grams_pending`: the backend's
 /// `finish_grams`) and XᵀR with r = s h_j y. `gate_start`: the gate's `gate_start_task` pass at the current
 /// gate and its task, when it was fused into the E-step.
-pub fn m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], stats: &PassOut, gate_start: Option<(&PassOut, SoftmaxTask)>,
-                                   events: &mut Vec<Event>) -> Result<()> {
+pub fn m_step<B: Backend + ?Sized>(
+    ctx: &MStepCtx<B>,
+    params: &mut [f64],
+    stats: &PassOut,
+    gate_start: Option<(&PassOut, SoftmaxTask)>,
+    events: &mut Vec<Event>,
+) -> Result<()> {
     if ctx.model.symmetric {
         return symmetric_m_step(ctx, params, stats, events);
     }
@@ -173,7 +197,13 @@ pub fn gate_start_task(model: &ModelSpec, spec: &FitSpec) -> SoftmaxTask {
 }
 
 /// `grams`: the linear experts' Grams (`stats.grams`, or the pending ones once finished).
-fn experts_m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], stats: &PassOut, grams: &[f64], events: &mut Vec<Event>) -> Result<()> {
+fn experts_m_step<B: Backend + ?Sized>(
+    ctx: &MStepCtx<B>,
+    params: &mut [f64],
+    stats: &PassOut,
+    grams: &[f64],
+    events: &mut Vec<Event>,
+) -> Result<()> {
     let model = ctx.model;
     let (k, d) = (model.k, model.d);
     let lay = Layout::new(model);
@@ -188,7 +218,8 @@ fn experts_m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], st
         let rss = ctx.b.pass(ctx.rows, &params[lay.coef..lay.coef + k * d], &RowOp::LinearResidual { k })?.sums;
         let s2_off = lay.sigma2.unwrap_or(0);
         for j in 0..k {
-            params[s2_off + j] = fitted_variance(ctx, &params[lay.coef + j * d..], rss[j], stats.sums[1 + j], j, events);
+            params[s2_off + j] =
+                fitted_variance(ctx, &params[lay.coef + j * d..], rss[j], stats.sums[1 + j], j, events);
         }
         return Ok(());
     }
@@ -227,8 +258,14 @@ fn experts_m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], st
 
 /// Linear expert j's fitted σ² (§3): its penalised residual variance (RSS_j + λ‖β_j‖²)/N_j, raised to the floor
 /// (1e-10 of y's weighted variance), with an event, where it is below it or NaN. `beta`: the expert's row.
-pub(crate) fn fitted_variance<B: Backend + ?Sized>(ctx: &MStepCtx<B>, beta: &[f64], rss: f64, mass: f64, j: usize,
-                                                   events: &mut Vec<Event>) -> f64 {
+pub(crate) fn fitted_variance<B: Backend + ?Sized>(
+    ctx: &MStepCtx<B>,
+    beta: &[f64],
+    rss: f64,
+    mass: f64,
+    j: usize,
+    events: &mut Vec<Event>,
+) -> f64 {
     let floor = VARIANCE_FLOOR_RELATIVE * ctx.var_y;
     let s2 = (rss + ctx.model.ridge * penalised_sq_norm(ctx.model, beta)) / mass;
     if s2 >= floor {
@@ -239,7 +276,12 @@ pub(crate) fn fitted_variance<B: Backend + ?Sized>(ctx: &MStepCtx<B>, beta: &[f6
 }
 
 /// The gate's softmax-regression M-step from the stored H (`gate_start`: its first pass, fused into the E-step).
-pub(crate) fn gate_m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], gate_start: Option<(&PassOut, SoftmaxTask)>, events: &mut Vec<Event>) -> Result<()> {
+pub(crate) fn gate_m_step<B: Backend + ?Sized>(
+    ctx: &MStepCtx<B>,
+    params: &mut [f64],
+    gate_start: Option<(&PassOut, SoftmaxTask)>,
+    events: &mut Vec<Event>,
+) -> Result<()> {
     let (k, d) = (ctx.model.k, ctx.model.d);
     if k < 2 {
         return Ok(());
@@ -252,14 +294,27 @@ pub(crate) fn gate_m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [
     } else {
         None
     };
-    let sm = Softmax { b: ctx.b, rows: ctx.rows, problem: SoftmaxProblem::Gate { k }, model: ctx.model, sum_c: ctx.weight, block: "gate", kronecker };
+    let sm = Softmax {
+        b: ctx.b,
+        rows: ctx.rows,
+        problem: SoftmaxProblem::Gate { k },
+        model: ctx.model,
+        sum_c: ctx.weight,
+        block: "gate",
+        kronecker,
+    };
     let mut v = params[..free].to_vec();
     sm.solve_from(&mut v, &opts, events, gate_start)?;
     params[..free].copy_from_slice(&v);
     Ok(())
 }
 
-fn symmetric_m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], stats: &PassOut, events: &mut Vec<Event>) -> Result<()> {
+fn symmetric_m_step<B: Backend + ?Sized>(
+    ctx: &MStepCtx<B>,
+    params: &mut [f64],
+    stats: &PassOut,
+    events: &mut Vec<Event>,
+) -> Result<()> {
     let model = ctx.model;
     let d = model.d;
     if model.experts == ExpertKind::Linear {
@@ -270,12 +325,28 @@ fn symmetric_m_step<B: Backend + ?Sized>(ctx: &MStepCtx<B>, params: &mut [f64], 
         let beta = ridge_solve(model, gram, &stats.xtr[..d], "expert", events)?;
         params[d..2 * d].copy_from_slice(&beta);
     } else {
-        let sm = Softmax { b: ctx.b, rows: ctx.rows, problem: SoftmaxProblem::SymLogExpert, model, sum_c: ctx.weight, block: "expert", kronecker: None };
+        let sm = Softmax {
+            b: ctx.b,
+            rows: ctx.rows,
+            problem: SoftmaxProblem::SymLogExpert,
+            model,
+            sum_c: ctx.weight,
+            block: "expert",
+            kronecker: None,
+        };
         let mut v = params[d..2 * d].to_vec();
         sm.solve(&mut v, &solver_opts(ctx.spec, d, ctx.spec.step_experts, ctx.weight), events)?;
         params[d..2 * d].copy_from_slice(&v);
     }
-    let sm = Softmax { b: ctx.b, rows: ctx.rows, problem: SoftmaxProblem::SymGate, model, sum_c: ctx.weight, block: "gate", kronecker: None };
+    let sm = Softmax {
+        b: ctx.b,
+        rows: ctx.rows,
+        problem: SoftmaxProblem::SymGate,
+        model,
+        sum_c: ctx.weight,
+        block: "gate",
+        kronecker: None,
+    };
     let mut v = params[..d].to_vec();
     sm.solve(&mut v, &solver_opts(ctx.spec, d, ctx.spec.step_gate, ctx.weight), events)?;
     params[..d].copy_from_slice(&v);
@@ -311,7 +382,14 @@ fn subtract_last_row(a: &mut [f64], off: usize, rows: usize, cols: usize) {
 
 /// Re-seeds every degenerate expert (N_j ≤ 1e-8·weight) by splitting the heaviest; true when something
 /// changed (the caller redoes the E-step). E_EMPTY_COMPONENT with `on_empty_error`.
-pub fn reseed_degenerate(model: &ModelSpec, params: &mut [f64], mass: &[f64], weight: f64, on_empty_error: bool, events: &mut Vec<Event>) -> Result<bool> {
+pub fn reseed_degenerate(
+    model: &ModelSpec,
+    params: &mut [f64],
+    mass: &[f64],
+    weight: f64,
+    on_empty_error: bool,
+    events: &mut Vec<Event>,
+) -> Result<bool> {
     if model.symmetric || model.k < 2 {
         return Ok(false);
     }
@@ -364,7 +442,16 @@ mod tests {
     #[test]
     fn parallel_expert_solves_equal_sequential() {
         let (k, d) = (5, 80);
-        let model = ModelSpec { experts: ExpertKind::Linear, symmetric: false, k, d, n_classes: 0, noise: Noise::Fitted, ridge: 0.0, intercept: false };
+        let model = ModelSpec {
+            experts: ExpertKind::Linear,
+            symmetric: false,
+            k,
+            d,
+            n_classes: 0,
+            noise: Noise::Fitted,
+            ridge: 0.0,
+            intercept: false,
+        };
         let mut rng = crate::rng::Rng::new(3);
         let mut grams = vec![0.0; k * d * d];
         for j in 0..k {
@@ -379,12 +466,24 @@ mod tests {
                 }
             }
         }
-        let stats = PassOut { xtr: (0..k * d).map(|_| rng.uniform()).collect(), grams, sums: vec![1.0; 1 + k], grams_pending: false };
+        let stats = PassOut {
+            xtr: (0..k * d).map(|_| rng.uniform()).collect(),
+            grams,
+            sums: vec![1.0; 1 + k],
+            grams_pending: false,
+        };
         let mut events = Vec::new();
         let got = linear_expert_solves(&model, &stats.grams, &stats.xtr, 4, &mut events).unwrap();
         let mut want_events = Vec::new();
         for j in 0..k {
-            let want = ridge_solve(&model, &stats.grams[j * d * d..(j + 1) * d * d], &stats.xtr[j * d..(j + 1) * d], &format!("expert {j}"), &mut want_events).unwrap();
+            let want = ridge_solve(
+                &model,
+                &stats.grams[j * d * d..(j + 1) * d * d],
+                &stats.xtr[j * d..(j + 1) * d],
+                &format!("expert {j}"),
+                &mut want_events,
+            )
+            .unwrap();
             assert_eq!(got[j], want, "expert {j}");
         }
         assert!(!want_events.is_empty(), "the singular expert should have needed the recovery");

@@ -101,11 +101,18 @@ pub fn parameter_error(model: &ModelSpec, params: &[f64], truth: &[f64]) -> f64 
     let mut coef_cost = vec![0.0; k * k];
     for a in 0..k {
         for bb in 0..k {
-            let cc = squared_distance(&params[lay.coef + a * len..lay.coef + (a + 1) * len], &truth[lay.coef + bb * len..lay.coef + (bb + 1) * len]);
+            let cc = squared_distance(
+                &params[lay.coef + a * len..lay.coef + (a + 1) * len],
+                &truth[lay.coef + bb * len..lay.coef + (bb + 1) * len],
+            );
             coef_cost[a * k + bb] = cc;
             cost[a * k + bb] = cc + squared_distance(&g[a * d..(a + 1) * d], &g_star[bb * d..(bb + 1) * d]);
         }
     }
-    let total = if k <= EXHAUSTIVE_MAX_K { best_permutation_cost(&cost, k) } else { greedy_matching_cost(&cost, &coef_cost, k) };
+    let total = if k <= EXHAUSTIVE_MAX_K {
+        best_permutation_cost(&cost, k)
+    } else {
+        greedy_matching_cost(&cost, &coef_cost, k)
+    };
     total.sqrt()
 }

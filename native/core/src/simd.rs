@@ -83,7 +83,8 @@ unsafe fn project_avx2(p: &[f64], d: usize, x: &[f64], out: &mut [f64]) {
     let mut t = 0;
     // Four projections at a time: x is loaded once per four rows of P.
     while t + 4 <= q {
-        let (mut a0, mut a1, mut a2, mut a3) = (_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd());
+        let (mut a0, mut a1, mut a2, mut a3) =
+            (_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd());
         let mut f = 0;
         while f < d4 {
             let xv = _mm256_loadu_pd(xp.add(f));

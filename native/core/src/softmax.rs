@@ -5,7 +5,7 @@
 //! for the symmetric models) and the paper's fixed number of gradient steps; f never decreases.
 
 use crate::api::{Event, ModelSpec, Result, Solver};
-use crate::backend::{Backend, Rows, RowOp, SoftmaxProblem, SoftmaxTask};
+use crate::backend::{Backend, RowOp, Rows, SoftmaxProblem, SoftmaxTask};
 use crate::kronecker::KroneckerStatistics;
 use crate::linalg;
 
@@ -123,7 +123,13 @@ impl<B: Backend + ?Sized> Softmax<'_, B> {
 
     /// f, g and the curvature at V from the output of a `task` pass at V (which may have been fused into
     /// another pass, see `solve_from`).
-    fn read_pass(&self, v: &[f64], out: &crate::backend::PassOut, task: SoftmaxTask, g: &mut [f64]) -> (f64, Curvature) {
+    fn read_pass(
+        &self,
+        v: &[f64],
+        out: &crate::backend::PassOut,
+        task: SoftmaxTask,
+        g: &mut [f64],
+    ) -> (f64, Curvature) {
         let (d, m) = (self.model.d, self.m());
         let p = m * d;
         g.copy_from_slice(&out.xtr);
@@ -207,8 +213,13 @@ impl<B: Backend + ?Sized> Softmax<'_, B> {
 
     /// As `solve`, with the first iterate's pass already computed (the EM fit fuses the gate's into the
     /// E-step pass): `start` = its output and task, used when that task is this solver's `iterate_task`.
-    pub fn solve_from(&self, v: &mut [f64], opts: &SolverOpts, events: &mut Vec<Event>,
-                      start: Option<(&crate::backend::PassOut, SoftmaxTask)>) -> Result<()> {
+    pub fn solve_from(
+        &self,
+        v: &mut [f64],
+        opts: &SolverOpts,
+        events: &mut Vec<Event>,
+        start: Option<(&crate::backend::PassOut, SoftmaxTask)>,
+    ) -> Result<()> {
         let p = self.m() * self.model.d;
         if p == 0 || self.sum_c == 0.0 {
             return Ok(());
@@ -225,8 +236,15 @@ impl<B: Backend + ?Sized> Softmax<'_, B> {
     /// Newton (dense −H, Cholesky) or Newton-CG (preconditioned CG on Hessian-vector products) with an
     /// Armijo backtracking line search. Each iterate costs one `task` pass (f, g, curvature), plus the CG's
     /// Hessian-vector passes; the trial pass at the full step is the next iterate's pass.
-    fn solve_newton(&self, v: &mut [f64], opts: &SolverOpts, events: &mut Vec<Event>, task: SoftmaxTask, mut g: Vec<f64>,
-                    initial: Option<(f64, Curvature)>) -> Result<()> {
+    fn solve_newton(
+        &self,
+        v: &mut [f64],
+        opts: &SolverOpts,
+        events: &mut Vec<Event>,
+        task: SoftmaxTask,
+        mut g: Vec<f64>,
+        initial: Option<(f64, Curvature)>,
+    ) -> Result<()> {
         let p = v.len();
         let mut delta = vec![0.0; p];
         let mut trial = vec![0.0; p];
@@ -251,7 +269,9 @@ impl<B: Backend + ?Sized> Softmax<'_, B> {
                         let kron = k.stats.at(v, self.sum_c, self.model.ridge, &k.sample_c);
                         self.newton_cg_step(v, &g, |r, z| kron.apply(r, z), opts, &mut delta)?
                     }
-                    None => unreachable!("Newton solvers' iterate tasks bring curvature unless Kronecker-preconditioned"),
+                    None => {
+                        unreachable!("Newton solvers' iterate tasks bring curvature unless Kronecker-preconditioned")
+                    }
                 },
             }
             let decrement = linalg::dot(&g, &delta);
@@ -299,9 +319,23 @@ impl<B: Backend + ?Sized> Softmax<'_, B> {
 
     /// Newton-CG's step: CG on (−H)Δ = g at V with the preconditioner's inverse `precondition`, to
     /// ‖r‖ ≤ η‖g‖ with η = min(0.5, sqrt(‖g‖/Σc)).
-    fn newton_cg_step(&self, v: &[f64], g: &[f64], precondition: impl Fn(&[f64], &mut [f64]), opts: &SolverOpts, delta: &mut [f64]) -> Result<()> {
+    fn newton_cg_step(
+        &self,
+        v: &[f64],
+        g: &[f64],
+        precondition: impl Fn(&[f64], &mut [f64]),
+        opts: &SolverOpts,
+        delta: &mut [f64],
+    ) -> Result<()> {
         let eta = (0.5f64).min((linalg::norm(g) / self.sum_c).sqrt());
-        linalg::preconditioned_cg(|q, out| self.neg_hessian_times(v, q, out), g, precondition, opts.cg_max_iter, eta, delta)?;
+        linalg::preconditioned_cg(
+            |q, out| self.neg_hessian_times(v, q, out),
+            g,
+            precondition,
+            opts.cg_max_iter,
+            eta,
+            delta,
+        )?;
         Ok(())
     }
 
@@ -324,7 +358,11 @@ impl<B: Backend + ?Sized> Softmax<'_, B> {
                 }
                 // As in Newton: the first trial is evaluated with the next step's gradient pass.
                 let speculative = halving == 0 && !last_step;
-                let f_trial = if speculative { self.at_iterate(&trial, &mut g_trial, SoftmaxTask::Gradient)?.0 } else { self.value(&trial)? };
+                let f_trial = if speculative {
+                    self.at_iterate(&trial, &mut g_trial, SoftmaxTask::Gradient)?.0
+                } else {
+                    self.value(&trial)?
+                };
                 if f_trial >= f0 {
                     accepted = true;
                     if speculative {

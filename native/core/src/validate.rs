@@ -26,7 +26,11 @@ fn first_non_finite_blocks(v: &[f64]) -> Option<usize> {
     const BLOCK: usize = 4096;
     v.chunks(BLOCK).enumerate().find_map(|(b, block)| {
         let any_bad = block.iter().fold(false, |bad, x| bad | !x.is_finite());
-        if any_bad { block.iter().position(|x| !x.is_finite()).map(|i| b * BLOCK + i) } else { None }
+        if any_bad {
+            block.iter().position(|x| !x.is_finite()).map(|i| b * BLOCK + i)
+        } else {
+            None
+        }
     })
 }
 
@@ -134,7 +138,10 @@ pub fn validate(data: &Data, model: &ModelSpec) -> Result<()> {
     // A ridge makes every M-step problem strictly concave, so fewer rows than parameters is then well posed.
     let need = if model.ridge > 0.0 { 0 } else { largest_block_size(model) };
     if rows < need {
-        return err(ErrorCode::TooFewRows, format!("{rows} rows with positive weight, but a block has {need} free parameters"));
+        return err(
+            ErrorCode::TooFewRows,
+            format!("{rows} rows with positive weight, but a block has {need} free parameters"),
+        );
     }
     Ok(())
 }
@@ -149,7 +156,9 @@ mod tests {
             let mut v: Vec<f64> = (0..n).map(|i| (i % 977) as f64 - 400.0).collect();
             assert_eq!(first_non_finite(&v), None, "n = {n}");
             // Later bad values first, so that each assertion needs the earliest of several.
-            for (at, bad) in [(n.wrapping_sub(1), f64::NAN), (n / 2 + 1, f64::INFINITY), (n / 3, f64::NEG_INFINITY), (0, f64::NAN)] {
+            for (at, bad) in
+                [(n.wrapping_sub(1), f64::NAN), (n / 2 + 1, f64::INFINITY), (n / 3, f64::NEG_INFINITY), (0, f64::NAN)]
+            {
                 if at < n {
                     v[at] = bad;
                     assert_eq!(first_non_finite(&v), Some(at), "n = {n}, {bad} at {at}");

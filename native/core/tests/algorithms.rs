@@ -13,7 +13,6 @@ fn f_value(b: &CpuBackend, model: &ModelSpec, params: &[f64]) -> f64 {
     e_step(b, model, params, Rows::All, false, false).unwrap().sums[0] - penalty(model, params)
 }
 
-
 #[test]
 fn gradients_match_finite_differences() {
     for (experts, symmetric) in all_families() {
@@ -109,7 +108,9 @@ fn count_recomputing_hess_vec(count: &std::cell::Cell<usize>, ops: &[(&[f64], &R
     for (_, op) in ops {
         match op {
             RowOp::Softmax { task: SoftmaxTask::HessVec, .. } => count.set(count.get() + 1),
-            RowOp::Softmax { task: SoftmaxTask::GradientDiagStore | SoftmaxTask::HessVecStored, .. } => panic!("{op:?} on a backend without a store"),
+            RowOp::Softmax { task: SoftmaxTask::GradientDiagStore | SoftmaxTask::HessVecStored, .. } => {
+                panic!("{op:?} on a backend without a store")
+            }
             _ => {}
         }
     }
@@ -125,17 +126,22 @@ fn newton_cg_fits_are_bit_identical_with_and_without_stored_probabilities() {
             sp.max_iter = 6;
             sp.batch_size = batch_size;
             sp.mstep.solver = Solver::NewtonCg;
-            let stored = fit(&CpuBackend::new(pr.data(), 2).unwrap(), &pr.model, &sp, 3, None, None, &mut |_| Control::Continue).unwrap();
+            let stored =
+                fit(&CpuBackend::new(pr.data(), 2).unwrap(), &pr.model, &sp, 3, None, None, &mut |_| Control::Continue)
+                    .unwrap();
             // The CPU backend with its probability store hidden: Newton-CG recomputes p in every product.
             let cpu = CpuBackend::new(pr.data(), 2).unwrap();
             let hess_vec_passes = std::cell::Cell::new(0);
-            let mut b = Watched::new(&cpu, |_: Rows, ops: &[(&[f64], &RowOp)], _| count_recomputing_hess_vec(&hess_vec_passes, ops));
+            let mut b = Watched::new(&cpu, |_: Rows, ops: &[(&[f64], &RowOp)], _| {
+                count_recomputing_hess_vec(&hess_vec_passes, ops)
+            });
             b.hide_probability_store = true;
             let recomputed = fit(&b, &pr.model, &sp, 3, None, None, &mut |_| Control::Continue).unwrap();
             let what = format!("{experts:?} sym={symmetric} batch={batch_size}");
             assert!(hess_vec_passes.get() > 0, "{what}: no Hessian-vector pass ran");
             assert_eq!(stored.params, recomputed.params, "{what}");
-            let history = |o: &FitOutput| o.iterations.iter().map(|r| (r.nll, r.objective, r.events.clone())).collect::<Vec<_>>();
+            let history =
+                |o: &FitOutput| o.iterations.iter().map(|r| (r.nll, r.objective, r.events.clone())).collect::<Vec<_>>();
             assert_eq!(history(&stored), history(&recomputed), "{what}");
         }
     }
@@ -168,7 +174,8 @@ fn fits_with_pending_grams_equal_fits_without() {
             assert_eq!(deferrals.get(), want.iterations.len(), "{what}");
             assert!(b.finish_grams().is_ok(), "{what}: the last E-step's Grams should still be held");
             assert_eq!(got.params, want.params, "{what}");
-            let history = |o: &FitOutput| o.iterations.iter().map(|r| (r.nll, r.objective, r.events.clone())).collect::<Vec<_>>();
+            let history =
+                |o: &FitOutput| o.iterations.iter().map(|r| (r.nll, r.objective, r.events.clone())).collect::<Vec<_>>();
             assert_eq!(history(&got), history(&want), "{what}");
         }
     }
@@ -203,7 +210,11 @@ fn convergence_abort_and_param_error() {
     let e = fit(&b, &pr.model, &sp, 1, None, Some(&out.params), &mut |r| {
         calls += 1;
         assert!(r.param_error.is_some());
-        if r.iter == 2 { Control::Abort } else { Control::Continue }
+        if r.iter == 2 {
+            Control::Abort
+        } else {
+            Control::Continue
+        }
     })
     .err()
     .unwrap();
@@ -211,7 +222,11 @@ fn convergence_abort_and_param_error() {
     assert_eq!(calls, 3);
     // The partial state: three records, and the parameters the last one was computed at.
     let (e, partial) = fit_with_partial(&b, &pr.model, &sp, 1, None, None, &mut |r| {
-        if r.iter == 2 { Control::Abort } else { Control::Continue }
+        if r.iter == 2 {
+            Control::Abort
+        } else {
+            Control::Continue
+        }
     })
     .err()
     .unwrap();
@@ -264,7 +279,9 @@ fn bad_input_gives_the_documented_codes() {
     let mut init = random_params(&pr.model, 3);
     init[..pr.d].fill(0.0);
     init[0] = -800.0;
-    let e = fit(&b, &ModelSpec { ..pr.model.clone() }, &sp, 0, Some(&init), None, &mut |_| Control::Continue).err().unwrap();
+    let e = fit(&b, &ModelSpec { ..pr.model.clone() }, &sp, 0, Some(&init), None, &mut |_| Control::Continue)
+        .err()
+        .unwrap();
     assert_eq!(e.code.as_str(), "E_EMPTY_COMPONENT");
 }
 
@@ -286,7 +303,10 @@ fn unvalidated_bad_input_is_an_error_not_a_panic() {
     // A model that does not match the data, and k = 0.
     let b = CpuBackend::new(pr.data(), 1).unwrap();
     let wrong_d = ModelSpec { d: pr.d + 1, ..pr.model.clone() };
-    assert_eq!(fit(&b, &wrong_d, &spec(Algorithm::Em), 0, None, None, &mut |_| Control::Continue).err().unwrap().code.as_str(), "E_SHAPE");
+    assert_eq!(
+        fit(&b, &wrong_d, &spec(Algorithm::Em), 0, None, None, &mut |_| Control::Continue).err().unwrap().code.as_str(),
+        "E_SHAPE"
+    );
     let no_k = ModelSpec { k: 0, ..pr.model.clone() };
     assert_eq!(information(&b, &no_k, &[], InfoMethod::Auto, 10).err().unwrap().code.as_str(), "E_OPTION");
 }

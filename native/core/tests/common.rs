@@ -21,7 +21,15 @@ impl Problem {
 }
 
 /// A problem of the given family with an intercept column, labels from a random true model.
-pub fn problem(experts: ExpertKind, symmetric: bool, k: usize, n: usize, d_raw: usize, seed: u32, weighted: bool) -> Problem {
+pub fn problem(
+    experts: ExpertKind,
+    symmetric: bool,
+    k: usize,
+    n: usize,
+    d_raw: usize,
+    seed: u32,
+    weighted: bool,
+) -> Problem {
     let mut rng = Rng::new(seed);
     let d = d_raw + 1;
     let classes = match experts {
@@ -54,17 +62,36 @@ pub fn problem(experts: ExpertKind, symmetric: bool, k: usize, n: usize, d_raw: 
             u -= ps[j];
             j += 1;
         }
-        let sign = if symmetric { if j == 0 { 1.0 } else { -1.0 } } else { 1.0 };
+        let sign = if symmetric {
+            if j == 0 {
+                1.0
+            } else {
+                -1.0
+            }
+        } else {
+            1.0
+        };
         let bj = if symmetric { &coef[..d] } else { &coef[j * rows * d..(j + 1) * rows * d] };
         y[i] = match experts {
             ExpertKind::Linear => sign * dot(&bj[..d]) + 0.5 * rng.normal(),
             ExpertKind::Logistic => {
                 let p = 1.0 / (1.0 + (-sign * dot(&bj[..d])).exp());
                 let one = rng.uniform() < p;
-                if symmetric { if one { 1.0 } else { -1.0 } } else if one { 1.0 } else { 0.0 }
+                if symmetric {
+                    if one {
+                        1.0
+                    } else {
+                        -1.0
+                    }
+                } else if one {
+                    1.0
+                } else {
+                    0.0
+                }
             }
             ExpertKind::Multinomial => {
-                let sc: Vec<f64> = (0..classes).map(|c| if c + 1 == classes { 0.0 } else { dot(&bj[c * d..(c + 1) * d]) }).collect();
+                let sc: Vec<f64> =
+                    (0..classes).map(|c| if c + 1 == classes { 0.0 } else { dot(&bj[c * d..(c + 1) * d]) }).collect();
                 let mx = sc.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                 let ps: Vec<f64> = sc.iter().map(|s| (s - mx).exp()).collect();
                 let tot: f64 = ps.iter().sum();

@@ -8,7 +8,6 @@ use moe_core::backend::Rows;
 use moe_core::gradient::gradient;
 use moe_core::*;
 
-
 #[test]
 fn observed_information_is_the_negative_hessian() {
     for (experts, symmetric) in all_families() {
@@ -27,7 +26,10 @@ fn observed_information_is_the_negative_hessian() {
             for r in 0..p {
                 let fd = -(gp[r] - gm[r]) / (2.0 * h);
                 let o = observed[r * p + q];
-                assert!((fd - o).abs() <= 1e-4 * (1.0 + o.abs()), "{experts:?} sym={symmetric} ({r},{q}): fd {fd} vs {o}");
+                assert!(
+                    (fd - o).abs() <= 1e-4 * (1.0 + o.abs()),
+                    "{experts:?} sym={symmetric} ({r},{q}): fd {fd} vs {o}"
+                );
             }
         }
     }
@@ -46,7 +48,12 @@ fn lanczos_matches_the_dense_spectrum_and_the_mim_is_a_contraction_at_the_optimu
             .unwrap_or_else(|e| panic!("{experts:?} sym={symmetric}: {e}"));
         let lz = information(&b, &pr.model, &fitted.params, InfoMethod::Lanczos, dense.p).unwrap();
         assert!(!lz.dense && lz.complete.is_none());
-        assert!((dense.lambda_max - lz.lambda_max).abs() <= 1e-8, "{experts:?} sym={symmetric}: {} vs {}", dense.lambda_max, lz.lambda_max);
+        assert!(
+            (dense.lambda_max - lz.lambda_max).abs() <= 1e-8,
+            "{experts:?} sym={symmetric}: {} vs {}",
+            dense.lambda_max,
+            lz.lambda_max
+        );
         for &ev in &dense.eigenvalues {
             assert!((-1e-8..=1.0 + 1e-8).contains(&ev), "{experts:?} sym={symmetric}: eigenvalue {ev}");
         }

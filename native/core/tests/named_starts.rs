@@ -29,8 +29,11 @@ fn start(pr: &Problem) -> Vec<f64> {
 
 #[test]
 fn the_objective_never_increases_and_the_slopes_stay() {
-    for (solver, weighted, noise) in [(Solver::Newton, false, Noise::Fitted), (Solver::NewtonCg, true, Noise::Fitted),
-                                      (Solver::Newton, true, Noise::Known(0.5))] {
+    for (solver, weighted, noise) in [
+        (Solver::Newton, false, Noise::Fitted),
+        (Solver::NewtonCg, true, Noise::Fitted),
+        (Solver::Newton, true, Noise::Known(0.5)),
+    ] {
         let mut pr = problem(ExpertKind::Linear, false, 3, 500, 3, 71, weighted);
         pr.model.noise = noise;
         pr.model.ridge = 0.05;
@@ -148,7 +151,8 @@ fn moment_sums_are_the_weighted_moments_whatever_the_threads() {
         let p = d - f0;
         let s = |i: usize| pr.s.as_ref().map_or(1.0, |s| s[i]);
         let weight: f64 = (0..n).map(s).sum();
-        let mean: Vec<f64> = (0..p).map(|f| (0..n).map(|i| s(i) * pr.x[i * d + f0 + f]).sum::<f64>() / weight).collect();
+        let mean: Vec<f64> =
+            (0..p).map(|f| (0..n).map(|i| s(i) * pr.x[i * d + f0 + f]).sum::<f64>() / weight).collect();
         let y_shift = if intercept { (0..n).map(|i| s(i) * pr.y[i]).sum::<f64>() / weight } else { 0.0 };
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-11 * (1.0 + b.abs());
         assert_eq!(sums.rows, if weighted { n - 1 } else { n });

@@ -48,7 +48,11 @@ fn predictions_are_the_model_density() {
                 let mass: f64 = h * dens.iter().sum::<f64>();
                 let mean: f64 = h * ys.iter().zip(&dens).map(|(y, p)| y * p).sum::<f64>();
                 assert!((mass - 1.0).abs() < TOL, "{what}: the density integrates to {mass}");
-                assert!((got[0] - mean).abs() < TOL * (1.0 + mean.abs()), "{what}: predicted {} vs ∫ y p = {mean}", got[0]);
+                assert!(
+                    (got[0] - mean).abs() < TOL * (1.0 + mean.abs()),
+                    "{what}: predicted {} vs ∫ y p = {mean}",
+                    got[0]
+                );
             } else {
                 let labels: Vec<f64> = match (experts, symmetric) {
                     (ExpertKind::Logistic, true) => vec![-1.0, 1.0],
@@ -58,9 +62,18 @@ fn predictions_are_the_model_density() {
                 assert_eq!(width, labels.len());
                 let p: Vec<f64> = nll_of_labels(&pr.model, &params, x, &labels).iter().map(|v| (-v).exp()).collect();
                 for c in 0..width {
-                    assert!((got[c] - p[c]).abs() < TOL, "{what}: P(class {c}) predicted {} vs exp(−nll) {}", got[c], p[c]);
+                    assert!(
+                        (got[c] - p[c]).abs() < TOL,
+                        "{what}: P(class {c}) predicted {} vs exp(−nll) {}",
+                        got[c],
+                        p[c]
+                    );
                 }
-                assert!((got.iter().sum::<f64>() - 1.0).abs() < 1e-14, "{what}: probabilities sum to {}", got.iter().sum::<f64>());
+                assert!(
+                    (got.iter().sum::<f64>() - 1.0).abs() < 1e-14,
+                    "{what}: probabilities sum to {}",
+                    got.iter().sum::<f64>()
+                );
             }
         }
     }
@@ -74,7 +87,11 @@ fn predictions_read_no_labels_and_check_their_inputs() {
     let with_labels = predict(&b, &pr.model, &params).unwrap();
     let zeros = vec![0.0; pr.n];
     let unlabelled = CpuBackend::new(Data { x: &pr.x, n: pr.n, d: pr.d, y: &zeros, s: None }, 1).unwrap();
-    assert_eq!(predict(&unlabelled, &pr.model, &params).unwrap(), with_labels, "labels, weights or threads changed a prediction");
+    assert_eq!(
+        predict(&unlabelled, &pr.model, &params).unwrap(),
+        with_labels,
+        "labels, weights or threads changed a prediction"
+    );
     assert_eq!(predict(&b, &pr.model, &params[1..]).unwrap_err().code, ErrorCode::Shape);
     let mut x = pr.x.clone();
     assert!(validate_design(&x, pr.n, pr.d, &pr.model).is_ok());

@@ -97,8 +97,20 @@ struct Counting {
 
 impl Counting {
     fn new(n: usize, d: usize, bandwidth: f64, rate: f64) -> Self {
-        Counting { n, d, passes: Cell::new(0), bytes: Cell::new(0.0), flops: Cell::new(0.0), floor_s: Cell::new(0.0), in_passes_s: Cell::new(0.0),
-                   bandwidth, rate, timeline: RefCell::default(), last_timeline: RefCell::default(), last_end: Cell::new(None) }
+        Counting {
+            n,
+            d,
+            passes: Cell::new(0),
+            bytes: Cell::new(0.0),
+            flops: Cell::new(0.0),
+            floor_s: Cell::new(0.0),
+            in_passes_s: Cell::new(0.0),
+            bandwidth,
+            rate,
+            timeline: RefCell::default(),
+            last_timeline: RefCell::default(),
+            last_end: Cell::new(None),
+        }
     }
     fn reset(&self) {
         self.passes.set(0);
@@ -167,7 +179,8 @@ fn planted(n: usize, d: usize, k: usize, classes: usize, seed: u32) -> (Vec<f64>
                     *yi = if classes == 0 {
                         dot(&experts[z * d..(z + 1) * d]) + 0.2 * (2.0 * rng.uniform() - 1.0)
                     } else {
-                        argmax((0..c).map(|l| dot(&experts[(z * c + l) * d..(z * c + l + 1) * d]) + rng.uniform())) as f64
+                        argmax((0..c).map(|l| dot(&experts[(z * c + l) * d..(z * c + l + 1) * d]) + rng.uniform()))
+                            as f64
                     };
                 }
             });
@@ -197,7 +210,14 @@ struct Row {
     note: String,
 }
 
-fn fit_row<B: Backend + ?Sized>(label: &str, b: &B, model: &ModelSpec, iters: usize, bw: f64, rate: f64) -> (Row, FitOutput) {
+fn fit_row<B: Backend + ?Sized>(
+    label: &str,
+    b: &B,
+    model: &ModelSpec,
+    iters: usize,
+    bw: f64,
+    rate: f64,
+) -> (Row, FitOutput) {
     let counting = Counting::new(b.n(), b.d(), bw, rate);
     let watched = Watched::new(b, |rows: Rows, ops: &[(&[f64], &RowOp)], took| counting.count(rows, ops, took));
     let spec = FitSpec { max_iter: iters, tol: 0.0, ..FitSpec::default() };
@@ -239,7 +259,16 @@ fn fit_row<B: Backend + ?Sized>(label: &str, b: &B, model: &ModelSpec, iters: us
 }
 
 fn linear_model(k: usize, d: usize) -> ModelSpec {
-    ModelSpec { experts: ExpertKind::Linear, symmetric: false, k, d, n_classes: 0, noise: Noise::Fitted, ridge: 0.0, intercept: false }
+    ModelSpec {
+        experts: ExpertKind::Linear,
+        symmetric: false,
+        k,
+        d,
+        n_classes: 0,
+        noise: Noise::Fitted,
+        ridge: 0.0,
+        intercept: false,
+    }
 }
 
 /// The projections the per-pass timings use: 2k rows of d small values (the same for every table).
@@ -250,11 +279,15 @@ fn pass_projections(k: usize, d: usize) -> Vec<f64> {
 
 fn pass_ms(b: &CudaBackend, proj: &[f64], op: &RowOp, reps: usize) -> f64 {
     b.pass(Rows::All, proj, op).unwrap(); // warm-up (allocates scratch)
-    median((0..reps).map(|_| {
-        let t = Instant::now();
-        b.pass(Rows::All, proj, op).unwrap();
-        t.elapsed().as_secs_f64() * 1e3
-    }).collect())
+    median(
+        (0..reps)
+            .map(|_| {
+                let t = Instant::now();
+                b.pass(Rows::All, proj, op).unwrap();
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect(),
+    )
 }
 
 /// A configuration of the CUDA backend's kernels, labelled for the table.
@@ -273,14 +306,29 @@ const CONFIGS: [Config; 9] = [
     Config { label: "default", kernels: DEFAULTS },
     Config { label: "fused everywhere", kernels: KernelChoice { fused: FusedPolicy::Everywhere, ..DEFAULTS } },
     Config { label: "overlapped Grams", kernels: KernelChoice { overlap: true, ..DEFAULTS } },
-    Config { label: "fused everywhere, overlapped Grams", kernels: KernelChoice { fused: FusedPolicy::Everywhere, overlap: true, ..DEFAULTS } },
+    Config {
+        label: "fused everywhere, overlapped Grams",
+        kernels: KernelChoice { fused: FusedPolicy::Everywhere, overlap: true, ..DEFAULTS },
+    },
     Config { label: "unfused", kernels: KernelChoice { fused: FusedPolicy::Off, ..DEFAULTS } },
-    Config { label: "unfused, direct row op", kernels: KernelChoice { fused: FusedPolicy::Off, tiled: false, ..DEFAULTS } },
+    Config {
+        label: "unfused, direct row op",
+        kernels: KernelChoice { fused: FusedPolicy::Off, tiled: false, ..DEFAULTS },
+    },
     Config {
         label: "unfused, cuBLAS reductions",
-        kernels: KernelChoice { fused: FusedPolicy::Off, gram: GramKernel::Gemm, skinny: false, tiled: false, ..DEFAULTS },
+        kernels: KernelChoice {
+            fused: FusedPolicy::Off,
+            gram: GramKernel::Gemm,
+            skinny: false,
+            tiled: false,
+            ..DEFAULTS
+        },
     },
-    Config { label: "unfused, cuBLAS xtw", kernels: KernelChoice { fused: FusedPolicy::Off, skinny: false, ..DEFAULTS } },
+    Config {
+        label: "unfused, cuBLAS xtw",
+        kernels: KernelChoice { fused: FusedPolicy::Off, skinny: false, ..DEFAULTS },
+    },
     Config { label: "stored p", kernels: KernelChoice { stored_p: true, ..DEFAULTS } },
 ];
 
@@ -295,7 +343,8 @@ fn estep_rows(gpu: &CudaBackend, n: usize, d: usize, k: usize, rows: &mut Vec<Ro
     let hstats = RowOp::HStats { width: k, suff: true, symmetric: false };
     gpu.pass(Rows::All, &proj, &estep).unwrap(); // stores the H that HStats reads
     let mut best: Option<(f64, usize)> = None;
-    let kernels = std::iter::once((GramKernel::Gemm, 0)).chain((0..TC_VARIANTS.len()).map(|i| (GramKernel::TensorCore, i)));
+    let kernels =
+        std::iter::once((GramKernel::Gemm, 0)).chain((0..TC_VARIANTS.len()).map(|i| (GramKernel::TensorCore, i)));
     for (gram, i) in kernels {
         gpu.set_kernels(KernelChoice { fused: FusedPolicy::Off, gram, skinny: false, ..DEFAULTS });
         gpu.set_gram_tc_variant(i);
@@ -304,10 +353,15 @@ fn estep_rows(gpu: &CudaBackend, n: usize, d: usize, k: usize, rows: &mut Vec<Ro
         }
         let ms = pass_ms(gpu, &[], &hstats, 5);
         let tflops = (k * n * d * (d + 1)) as f64 / (ms * 1e-3) / 1e12;
-        let label = if gram == GramKernel::Gemm { "Gemm".to_string() } else { format!("TensorCore {}", TC_VARIANTS[i].name) };
+        let label =
+            if gram == GramKernel::Gemm { "Gemm".to_string() } else { format!("TensorCore {}", TC_VARIANTS[i].name) };
         println!("Gram pass (HStats) n={n} d={d} k={k}, {label} grams: {ms:.2} ms, {tflops:.1} TFLOP/s on the symmetric half");
-        rows.push(Row { label: format!("pass HStats+suff ({k} Grams) n={n}, {label}"), ms, floor_ms: f64::NAN,
-                        note: format!("{tflops:.1} TFLOP/s (symmetric half)") });
+        rows.push(Row {
+            label: format!("pass HStats+suff ({k} Grams) n={n}, {label}"),
+            ms,
+            floor_ms: f64::NAN,
+            note: format!("{tflops:.1} TFLOP/s (symmetric half)"),
+        });
         if gram == GramKernel::TensorCore && best.is_none_or(|(b, _)| ms < b) {
             best = Some((ms, i));
         }
@@ -322,7 +376,12 @@ fn estep_rows(gpu: &CudaBackend, n: usize, d: usize, k: usize, rows: &mut Vec<Ro
         let ms = pass_ms(gpu, &proj, &estep, 5);
         let used = if gpu.full_gram_kernel() == GramKernel::TensorCore { "tc" } else { "gemm" };
         println!("E-step pass n={n} d={d} k={k} ({k} Grams), {}: {ms:.2} ms (grams ran: {used})", config.label);
-        rows.push(Row { label: format!("pass E-step+suff n={n} k={k}, {}", config.label), ms, floor_ms: f64::NAN, note: format!("grams ran: {used}") });
+        rows.push(Row {
+            label: format!("pass E-step+suff n={n} k={k}, {}", config.label),
+            ms,
+            floor_ms: f64::NAN,
+            note: format!("grams ran: {used}"),
+        });
     }
     gpu.set_kernels(DEFAULTS);
 }
@@ -336,11 +395,27 @@ fn narrow_pass_rows(gpu: &CudaBackend, n: usize, d: usize, k: usize, proj: &[f64
         ("linear residual", RowOp::LinearResidual { k }, k),
         ("gate objective", RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::Objective }, m),
         ("gate gradient", RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::Gradient }, m),
-        ("gate Hessian-vector", RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::HessVec }, 2 * m),
-        ("gate gradient + diag(−H)", RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::GradientDiag }, m),
+        (
+            "gate Hessian-vector",
+            RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::HessVec },
+            2 * m,
+        ),
+        (
+            "gate gradient + diag(−H)",
+            RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::GradientDiag },
+            m,
+        ),
         // Newton-CG with stored probabilities: the store pass first (it creates the store the next one reads).
-        ("gate gradient + diag(−H) + store p", RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::GradientDiagStore }, m),
-        ("gate Hessian-vector from stored p", RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::HessVecStored }, m),
+        (
+            "gate gradient + diag(−H) + store p",
+            RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::GradientDiagStore },
+            m,
+        ),
+        (
+            "gate Hessian-vector from stored p",
+            RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::HessVecStored },
+            m,
+        ),
     ];
     let reps = if n >= 5_000_000 { 5 } else { 11 };
     for (label, op, q) in others {
@@ -349,10 +424,12 @@ fn narrow_pass_rows(gpu: &CudaBackend, n: usize, d: usize, k: usize, proj: &[f64
         gpu.set_kernels(DEFAULTS);
         let default = pass_ms(gpu, &proj[..q * d], &op, reps);
         gpu.set_fused_policy(FusedPolicy::Everywhere);
-        let fused: Vec<f64> = (0..FUSED_VARIANTS.len()).map(|v| {
-            gpu.set_fused_variant(v);
-            pass_ms(gpu, &proj[..q * d], &op, reps)
-        }).collect();
+        let fused: Vec<f64> = (0..FUSED_VARIANTS.len())
+            .map(|v| {
+                gpu.set_fused_variant(v);
+                pass_ms(gpu, &proj[..q * d], &op, reps)
+            })
+            .collect();
         gpu.set_fused_variant(0);
         gpu.set_fused_policy(FusedPolicy::Off);
         let unfused = pass_ms(gpu, &proj[..q * d], &op, reps);
@@ -362,22 +439,37 @@ fn narrow_pass_rows(gpu: &CudaBackend, n: usize, d: usize, k: usize, proj: &[f64
         gpu.set_skinny_xtw(false);
         let cublas = pass_ms(gpu, &proj[..q * d], &op, reps);
         gpu.set_skinny_xtw(true);
-        let variants: Vec<String> = FUSED_VARIANTS.iter().zip(&fused).map(|((name, _), ms)| format!("{name} {ms:.2}")).collect();
+        let variants: Vec<String> =
+            FUSED_VARIANTS.iter().zip(&fused).map(|((name, _), ms)| format!("{name} {ms:.2}")).collect();
         // Floor: one read of X, y and s, of the stored H and of the stored (or written) probabilities (the
         // pass's FLOPs are far below the DGEMM rate's).
         let sh = op.shape();
         let floor_ms = 8.0 * n as f64 * (d + 2 + sh.h_width + sh.p_width) as f64 / bw * 1e3;
         println!("pass {label}: {default:.2} ms default, unfused {unfused:.2} ms ({direct:.2} ms direct row op, {cublas:.2} ms with cuBLAS XᵀR) \
                   (floor {floor_ms:.2} ms); fused kernel ms by variant: {}", variants.join(", "));
-        rows.push(Row { label: format!("pass {label} n={n}"), ms: default, floor_ms,
-                        note: format!("unfused {unfused:.2} ms (direct row op {direct:.2}, cuBLAS XᵀR {cublas:.2}); fused by variant: {}", variants.join(", ")) });
+        rows.push(Row {
+            label: format!("pass {label} n={n}"),
+            ms: default,
+            floor_ms,
+            note: format!(
+                "unfused {unfused:.2} ms (direct row op {direct:.2}, cuBLAS XᵀR {cublas:.2}); fused by variant: {}",
+                variants.join(", ")
+            ),
+        });
     }
     gpu.set_kernels(DEFAULTS);
 }
 
 /// EM per iteration in every configuration, the fused ones in each launch variant of the fused kernel; returns
 /// the rows (CONFIGS order) and the default's output.
-fn em_rows(gpu: &CudaBackend, what: &str, model: &ModelSpec, iters: usize, bw: f64, rate: f64) -> (Vec<Row>, FitOutput) {
+fn em_rows(
+    gpu: &CudaBackend,
+    what: &str,
+    model: &ModelSpec,
+    iters: usize,
+    bw: f64,
+    rate: f64,
+) -> (Vec<Row>, FitOutput) {
     let mut out = vec![];
     let mut default_fit = None;
     for config in CONFIGS {
@@ -386,7 +478,11 @@ fn em_rows(gpu: &CudaBackend, what: &str, model: &ModelSpec, iters: usize, bw: f
         let variants = if config == CONFIGS[0] { FUSED_VARIANTS.len() } else { 1 };
         for (v, (kernel, _)) in FUSED_VARIANTS.iter().enumerate().take(variants) {
             gpu.set_fused_variant(v);
-            let label = if v > 0 { format!("{what}, cuda {}, {kernel}", config.label) } else { format!("{what}, cuda {}", config.label) };
+            let label = if v > 0 {
+                format!("{what}, cuda {}, {kernel}", config.label)
+            } else {
+                format!("{what}, cuda {}", config.label)
+            };
             let (row, fit) = fit_row(&label, gpu, model, iters, bw, rate);
             default_fit.get_or_insert(fit);
             out.push(row);
@@ -396,8 +492,12 @@ fn em_rows(gpu: &CudaBackend, what: &str, model: &ModelSpec, iters: usize, bw: f
     gpu.set_kernels(DEFAULTS);
     // What a default flip would buy at this shape (bench/GPU.md's runbook: make default what wins at both).
     let fastest = out.iter().min_by(|a, b| a.ms.total_cmp(&b.ms)).unwrap();
-    println!("{what}: fastest configuration {:.2} ms/iter ({}), the defaults {:.2}", fastest.ms,
-             fastest.label.rsplit_once("cuda ").map_or("", |(_, c)| c), out[0].ms);
+    println!(
+        "{what}: fastest configuration {:.2} ms/iter ({}), the defaults {:.2}",
+        fastest.ms,
+        fastest.label.rsplit_once("cuda ").map_or("", |(_, c)| c),
+        out[0].ms
+    );
     (out, default_fit.unwrap())
 }
 
@@ -461,8 +561,24 @@ fn targets(quick: bool) {
     let problems = [
         Target { label: "linear (1e5, 50, 4)", n: scale(100_000), d: 50, k: 4, classes: 0, iters: (5, 5), seed: 11 },
         Target { label: "linear (1e6, 100, 8)", n: scale(1_000_000), d: 100, k: 8, classes: 0, iters: (5, 3), seed: 6 },
-        Target { label: "linear (1e7, 100, 16)", n: scale(10_000_000), d: 100, k: 16, classes: 0, iters: (3, 2), seed: 5 },
-        Target { label: "multinomial 60000×784, k = 2, C = 10", n: scale(60_000), d: 784, k: 2, classes: 10, iters: (3, 2), seed: 7 },
+        Target {
+            label: "linear (1e7, 100, 16)",
+            n: scale(10_000_000),
+            d: 100,
+            k: 16,
+            classes: 0,
+            iters: (3, 2),
+            seed: 5,
+        },
+        Target {
+            label: "multinomial 60000×784, k = 2, C = 10",
+            n: scale(60_000),
+            d: 784,
+            k: 2,
+            classes: 10,
+            iters: (3, 2),
+            seed: 7,
+        },
     ];
     let mut lines = vec![];
     let mut candidate_lines = vec![];
@@ -473,8 +589,16 @@ fn targets(quick: bool) {
         let model = if t.classes == 0 {
             linear_model(t.k, t.d)
         } else {
-            ModelSpec { experts: ExpertKind::Multinomial, symmetric: false, k: t.k, d: t.d, n_classes: t.classes, noise: Noise::Fitted, ridge: 1e-2,
-                        intercept: false }
+            ModelSpec {
+                experts: ExpertKind::Multinomial,
+                symmetric: false,
+                k: t.k,
+                d: t.d,
+                n_classes: t.classes,
+                noise: Noise::Fitted,
+                ridge: 1e-2,
+                intercept: false,
+            }
         };
         // The defaults, then each candidate setting (the fastest kept for the second table).
         let mut upload_ms = None; // CudaBackend::new: X, y (and s) copied from pageable host memory
@@ -511,7 +635,8 @@ fn targets(quick: bool) {
         };
         let cpu_backend = CpuBackend::new(data, 0).unwrap();
         let threads = cpu_backend.threads();
-        let (cpu, cpu_fit) = fit_row(&format!("targets: {}, cpu({threads})", t.label), &cpu_backend, &model, t.iters.1, bw, rate);
+        let (cpu, cpu_fit) =
+            fit_row(&format!("targets: {}, cpu({threads})", t.label), &cpu_backend, &model, t.iters.1, bw, rate);
         let floor = cuda.as_ref().map_or(cpu.floor_ms, |c| c.floor_ms);
         let cuda_ms = cuda.as_ref().map(|c| c.ms);
         lines.push(target_line(&t, None, cuda_ms, floor, &cpu, threads));
@@ -525,7 +650,11 @@ fn targets(quick: bool) {
         let predict_ms = predict.elapsed().as_secs_f64() * 1e3;
         let gb = (8 * t.n * t.d) as f64 / 1e9;
         let upload = upload_ms.map_or("—".to_string(), |ms| format!("{ms:.1} ({:.1} GB/s)", gb / (ms / 1e3)));
-        predict_lines.push(format!("| {} | {gb:.3} | {predict_ms:.1} ({:.1} GB/s) | {upload} |", t.label, gb / (predict_ms / 1e3)));
+        predict_lines.push(format!(
+            "| {} | {gb:.3} | {predict_ms:.1} ({:.1} GB/s) | {upload} |",
+            t.label,
+            gb / (predict_ms / 1e3)
+        ));
         std::hint::black_box(predictions);
     }
     println!("\n| problem (EM, per iteration{}) | CUDA ms | floor ms | CUDA / floor | CPU backend ms | CPU / CUDA | target |",
@@ -533,12 +662,16 @@ fn targets(quick: bool) {
     println!("|---|---:|---:|---:|---:|---:|---|");
     lines.iter().for_each(|l| println!("{l}"));
     if !candidate_lines.is_empty() {
-        println!("\nThe fastest kernel setting of `candidates()` at each shape (what making it the default would give):");
+        println!(
+            "\nThe fastest kernel setting of `candidates()` at each shape (what making it the default would give):"
+        );
         println!("| problem | setting | CUDA ms | floor ms | CUDA / floor | CPU backend ms | CPU / CUDA | target |");
         println!("|---|---|---:|---:|---:|---:|---:|---|");
         candidate_lines.iter().for_each(|l| println!("{l}"));
     }
-    println!("\nPredictions (one pass over X) on the CPU backend, all cores, against the CUDA backend's upload of X and y:");
+    println!(
+        "\nPredictions (one pass over X) on the CPU backend, all cores, against the CUDA backend's upload of X and y:"
+    );
     println!("| problem | X (GB) | CPU backend predict ms | CUDA upload ms |");
     println!("|---|---:|---:|---:|");
     predict_lines.iter().for_each(|l| println!("{l}"));
@@ -547,7 +680,14 @@ fn targets(quick: bool) {
 /// One row of the targets' table: the CUDA time (None without a GPU; with the kernel `setting` that ran it, for
 /// the candidates' table) against its floor and the CPU backend's, with the verdict of the issue's targets where
 /// the shape has one.
-fn target_line(t: &Target, setting: Option<&str>, cuda_ms: Option<f64>, floor: f64, cpu: &Row, threads: usize) -> String {
+fn target_line(
+    t: &Target,
+    setting: Option<&str>,
+    cuda_ms: Option<f64>,
+    floor: f64,
+    cpu: &Row,
+    threads: usize,
+) -> String {
     let ms = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.2}"));
     let ratio = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.2}×"));
     let speedup = cuda_ms.map(|c| cpu.ms / c);
@@ -560,8 +700,14 @@ fn target_line(t: &Target, setting: Option<&str>, cuda_ms: Option<f64>, floor: f
         _ => "—".to_string(),
     };
     let setting = setting.map_or(String::new(), |s| format!(" {s} |"));
-    format!("| {} |{setting} {} | {floor:.2} | {} | {:.1} ({threads} threads) | {} | {verdict} |", t.label, ms(cuda_ms),
-            ratio(cuda_ms.map(|c| c / floor)), cpu.ms, ratio(speedup))
+    format!(
+        "| {} |{setting} {} | {floor:.2} | {} | {:.1} ({threads} threads) | {} | {verdict} |",
+        t.label,
+        ms(cuda_ms),
+        ratio(cuda_ms.map(|c| c / floor)),
+        cpu.ms,
+        ratio(speedup)
+    )
 }
 
 fn main() {
@@ -576,8 +722,15 @@ fn main() {
             return;
         }
     };
-    println!("device: {} (sm_{}{}, {} SMs, {:.1} GiB), driver {}", info.name, info.compute_capability.0,
-             info.compute_capability.1, info.multiprocessors, info.total_memory_bytes as f64 / (1u64 << 30) as f64, info.driver_version);
+    println!(
+        "device: {} (sm_{}{}, {} SMs, {:.1} GiB), driver {}",
+        info.name,
+        info.compute_capability.0,
+        info.compute_capability.1,
+        info.multiprocessors,
+        info.total_memory_bytes as f64 / (1u64 << 30) as f64,
+        info.driver_version
+    );
     println!("libraries: {:?}", info.library_paths);
     let mut rows: Vec<Row> = vec![];
     // `--profile`: only 3 EM iterations at (1e6, 100, 8) with the default kernels, for a profiler (ncu) to
@@ -596,12 +749,26 @@ fn main() {
     let bw = copy_bandwidth(&ctx);
     let rate_square = dgemm_rate(&ctx, 4096, 4096, 4096);
     let rate_tall = dgemm_rate(&ctx, 100, 100, 1 << 20); // the Gram shape: d×d over many rows
-    println!("ceilings: D2D copy {:.0} GB/s, DGEMM 4096³ {:.1} TFLOP/s, DGEMM 100×100×2^20 {:.1} TFLOP/s",
-             bw / 1e9, rate_square / 1e12, rate_tall / 1e12);
+    println!(
+        "ceilings: D2D copy {:.0} GB/s, DGEMM 4096³ {:.1} TFLOP/s, DGEMM 100×100×2^20 {:.1} TFLOP/s",
+        bw / 1e9,
+        rate_square / 1e12,
+        rate_tall / 1e12
+    );
     drop(ctx);
     let rate = rate_square;
-    rows.push(Row { label: "ceiling: D2D copy (GB/s)".into(), ms: bw / 1e9, floor_ms: f64::NAN, note: "read+write bytes / time".into() });
-    rows.push(Row { label: "ceiling: DGEMM 4096³ (TFLOP/s)".into(), ms: rate_square / 1e12, floor_ms: f64::NAN, note: format!("100×100×2^20: {:.1} TFLOP/s", rate_tall / 1e12) });
+    rows.push(Row {
+        label: "ceiling: D2D copy (GB/s)".into(),
+        ms: bw / 1e9,
+        floor_ms: f64::NAN,
+        note: "read+write bytes / time".into(),
+    });
+    rows.push(Row {
+        label: "ceiling: DGEMM 4096³ (TFLOP/s)".into(),
+        ms: rate_square / 1e12,
+        floor_ms: f64::NAN,
+        note: format!("100×100×2^20: {:.1} TFLOP/s", rate_tall / 1e12),
+    });
 
     // 2a. EM at (1e6, 100, 8): CUDA vs CPU.
     let d = 100;
@@ -616,14 +783,19 @@ fn main() {
         let (em, gout) = em_rows(&gpu, &format!("EM linear n={n_mid} d={d} k={k_mid}"), &model, 5, bw, rate);
         drop(gpu);
         let cpu = CpuBackend::new(data, 0).unwrap();
-        let (c, cout) = fit_row(&format!("EM linear cpu({}) n={n_mid} d={d} k={k_mid}", cpu.threads()), &cpu, &model, 3, bw, rate);
+        let (c, cout) =
+            fit_row(&format!("EM linear cpu({}) n={n_mid} d={d} k={k_mid}", cpu.threads()), &cpu, &model, 3, bw, rate);
         let nll_gap = (gout.iterations[2].nll - cout.iterations[2].nll).abs() / cout.iterations[2].nll.abs();
         println!("nll at iteration 2, cuda (default) vs cpu: relative gap {nll_gap:.1e}");
         for g in &em {
             let config = g.label.rsplit_once("cuda ").map_or("", |(_, c)| c);
             println!("speed-up cuda ({config}) / cpu: {:.1}×", c.ms / g.ms);
-            rows.push(Row { label: format!("speed-up EM cuda ({config}) vs cpu (×)"), ms: c.ms / g.ms, floor_ms: f64::NAN,
-                            note: format!("target ≥ 50×; nll rel gap (default) {nll_gap:.1e}") });
+            rows.push(Row {
+                label: format!("speed-up EM cuda ({config}) vs cpu (×)"),
+                ms: c.ms / g.ms,
+                floor_ms: f64::NAN,
+                note: format!("target ≥ 50×; nll rel gap (default) {nll_gap:.1e}"),
+            });
         }
         rows.extend(em);
         rows.push(c);
@@ -634,7 +806,16 @@ fn main() {
         let (n, d, k, c) = (60_000, 784, 2, 10);
         let (x, y) = planted(n, d, k, c, 7);
         let data = Data { x: &x, n, d, y: &y, s: None };
-        let model = ModelSpec { experts: ExpertKind::Multinomial, symmetric: false, k, d, n_classes: c, noise: Noise::Fitted, ridge: 1e-2, intercept: false };
+        let model = ModelSpec {
+            experts: ExpertKind::Multinomial,
+            symmetric: false,
+            k,
+            d,
+            n_classes: c,
+            noise: Noise::Fitted,
+            ridge: 1e-2,
+            intercept: false,
+        };
         let gpu = CudaBackend::new(data).unwrap();
         // CUDA only here; `--targets` times the CPU backend at this shape too.
         let (g, _) = fit_row("EM multinomial cuda 60000×784 k=2 C=10", &gpu, &model, 3, bw, rate);
@@ -650,7 +831,11 @@ fn main() {
         let data = Data { x: &x, n: n_big, d, y: &y, s: None };
         let t = Instant::now();
         let gpu = CudaBackend::new(data).unwrap();
-        println!("upload: {:.2} s; fused tensor-core kernel available: {}", t.elapsed().as_secs_f64(), gpu.fused_available());
+        println!(
+            "upload: {:.2} s; fused tensor-core kernel available: {}",
+            t.elapsed().as_secs_f64(),
+            gpu.fused_available()
+        );
         let proj = pass_projections(k_big, d);
         let sigma2 = vec![1.0; k_big];
         let estep = RowOp::EStep { k: k_big, family: Family::Linear { sigma2 }, store: true, suff: true };
@@ -659,14 +844,20 @@ fn main() {
             std::env::set_var("MOE_CUDA_GRAM_CHUNK_MB", mb.to_string());
             let ms = pass_ms(&gpu, &proj, &estep, 3);
             println!("E-step pass (k={k_big} Grams), Gram chunk {mb} MB: {ms:.1} ms");
-            rows.push(Row { label: format!("pass E-step+suff n={n_big} chunk {mb}MB"), ms, floor_ms: f64::NAN, note: String::new() });
+            rows.push(Row {
+                label: format!("pass E-step+suff n={n_big} chunk {mb}MB"),
+                ms,
+                floor_ms: f64::NAN,
+                note: String::new(),
+            });
         }
         std::env::remove_var("MOE_CUDA_GRAM_CHUNK_MB");
         estep_rows(&gpu, n_big, d, k_big, &mut rows);
         narrow_pass_rows(&gpu, n_big, d, k_big, &proj, bw, &mut rows);
         gpu.set_kernels(DEFAULTS);
         // 3b. EM at the large shape (CUDA only), every configuration.
-        let (em, _) = em_rows(&gpu, &format!("EM linear n={n_big} d={d} k={k_big}"), &linear_model(k_big, d), 3, bw, rate);
+        let (em, _) =
+            em_rows(&gpu, &format!("EM linear n={n_big} d={d} k={k_big}"), &linear_model(k_big, d), 3, bw, rate);
         rows.extend(em);
     }
 

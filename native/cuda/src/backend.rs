@@ -15,8 +15,8 @@ use crate::driver::{Context, DeviceBuffer, DeviceElement, Event, KernelSource, S
 use crate::error::{GpuError, GpuErrorKind};
 use crate::fused::{self, FusedPolicy};
 use crate::gram::{GramKernel, TcVariant};
-use crate::xtw::{skinny_xtw, XtwPlan};
 use crate::kernels::{encode, row_tile, RowOpParams};
+use crate::xtw::{skinny_xtw, XtwPlan};
 use moe_core::backend::{check_row_indices, Backend, PassOut, RowOp, Rows};
 use moe_core::{Data, Error, ErrorCode, Result};
 use std::ffi::c_void;
@@ -70,7 +70,10 @@ impl RowStore {
             return Ok(());
         }
         if !writes {
-            return Err(Error::new(ErrorCode::Internal, format!("pass reads {what} of width {width} but the stored {what} has width {}", self.width)));
+            return Err(Error::new(
+                ErrorCode::Internal,
+                format!("pass reads {what} of width {width} but the stored {what} has width {}", self.width),
+            ));
         }
         self.buf = None; // free the old one first: the new one may need its memory
         let buf = DeviceBuffer::alloc(ctx, n * width)?;
@@ -169,7 +172,10 @@ impl CudaBackend {
     /// As `new`, choosing how the kernels are loaded (tests compare the NVRTC build with the fatbin).
     pub fn with_kernels(data: Data<'_>, kernels: KernelSource) -> Result<CudaBackend> {
         if data.x.len() != data.n * data.d || data.y.len() != data.n {
-            return Err(Error::new(ErrorCode::Shape, format!("x must be n×d = {}×{} and y of length n", data.n, data.d)));
+            return Err(Error::new(
+                ErrorCode::Shape,
+                format!("x must be n×d = {}×{} and y of length n", data.n, data.d),
+            ));
         }
         if data.s.is_some_and(|s| s.len() != data.n) {
             return Err(Error::new(ErrorCode::Shape, format!("sample weights must have length n = {}", data.n)));
@@ -183,20 +189,44 @@ impl CudaBackend {
         fill(&ctx, &ones, ones_len, 1.0)?;
         ctx.synchronize()?;
         let state = State {
-            h: RowStore::default(), probs: RowStore::default(), order: None, order_len: 0,
-            proj: Scratch(None), linear: Scratch(None), a: Scratch(None), r: Scratch(None), gw: Scratch(None),
-            sv: Scratch(None), batch_x: Scratch(None), batch_y: Scratch(None), batch_s: Scratch(None),
-            scaled: Scratch(None), partial: Scratch(None), reduced: Scratch(None), side: SideGrams::default(),
+            h: RowStore::default(),
+            probs: RowStore::default(),
+            order: None,
+            order_len: 0,
+            proj: Scratch(None),
+            linear: Scratch(None),
+            a: Scratch(None),
+            r: Scratch(None),
+            gw: Scratch(None),
+            sv: Scratch(None),
+            batch_x: Scratch(None),
+            batch_y: Scratch(None),
+            batch_s: Scratch(None),
+            scaled: Scratch(None),
+            partial: Scratch(None),
+            reduced: Scratch(None),
+            side: SideGrams::default(),
         };
-        Ok(CudaBackend { n: data.n, d: data.d, x, y, s, ones, state: Mutex::new(state), gram_chunk_bytes: AtomicUsize::new(0),
+        Ok(CudaBackend {
+            n: data.n,
+            d: data.d,
+            x,
+            y,
+            s,
+            ones,
+            state: Mutex::new(state),
+            gram_chunk_bytes: AtomicUsize::new(0),
             tensor_core_grams: AtomicBool::new(GramKernel::from_env() == GramKernel::TensorCore),
             gram_tc_variant: AtomicUsize::new(TcVariant::index_from_env()),
             fused_policy: AtomicUsize::new(FusedPolicy::from_env().index()),
-            fused_available: fused::available(&ctx), fused_variant: AtomicUsize::new(0),
+            fused_available: fused::available(&ctx),
+            fused_variant: AtomicUsize::new(0),
             tiled_row_op: AtomicBool::new(std::env::var("MOE_CUDA_ROW_OP").map_or(true, |v| v != "direct")),
             skinny_xtw: AtomicBool::new(std::env::var("MOE_CUDA_XTW").map_or(true, |v| v != "gemm")),
             stored_probabilities: AtomicBool::new(std::env::var("MOE_CUDA_STORED_P").is_ok_and(|v| v == "1")),
-            overlapped_grams: AtomicBool::new(std::env::var("MOE_CUDA_OVERLAP").is_ok_and(|v| v == "1")), ctx })
+            overlapped_grams: AtomicBool::new(std::env::var("MOE_CUDA_OVERLAP").is_ok_and(|v| v == "1")),
+            ctx,
+        })
     }
 
     /// The device this backend runs on.
@@ -277,7 +307,9 @@ impl Backend for CudaBackend {
         let st = self.state()?;
         match &st.h.buf {
             Some(h) if st.h.width == width => Ok(h.download_prefix(&self.ctx, self.n * width)?),
-            _ => Err(Error::new(ErrorCode::Internal, format!("read_h({width}): the stored H has width {}", st.h.width))),
+            _ => {
+                Err(Error::new(ErrorCode::Internal, format!("read_h({width}): the stored H has width {}", st.h.width)))
+            }
         }
     }
 
@@ -296,7 +328,10 @@ impl Backend for CudaBackend {
         let st = self.state()?;
         match &st.h.buf {
             Some(h) if st.h.width == width => self.gather_to_host(h, width, idx),
-            _ => Err(Error::new(ErrorCode::Internal, format!("gather_h({width}): the stored H has width {}", st.h.width))),
+            _ => Err(Error::new(
+                ErrorCode::Internal,
+                format!("gather_h({width}): the stored H has width {}", st.h.width),
+            )),
         }
     }
 
@@ -342,7 +377,10 @@ impl CudaBackend {
         let shape = op.shape();
         let (d, ctx) = (self.d, &*self.ctx);
         if proj.len() != shape.q * d {
-            return Err(Error::new(ErrorCode::Shape, format!("projection must be {}×{d}, got {} values", shape.q, proj.len())));
+            return Err(Error::new(
+                ErrorCode::Shape,
+                format!("projection must be {}×{d}, got {} values", shape.q, proj.len()),
+            ));
         }
         let kernel = encode(op, &shape)?;
         let mut st = self.state()?;
@@ -352,7 +390,12 @@ impl CudaBackend {
         let m = pr.rows;
         let grams_len = if shape.diag_only { shape.grams * d } else { shape.grams * d * d };
         if m == 0 {
-            return Ok(PassOut { xtr: vec![0.0; shape.r_cols * d], grams: vec![0.0; grams_len], sums: vec![0.0; shape.sums], grams_pending: false });
+            return Ok(PassOut {
+                xtr: vec![0.0; shape.r_cols * d],
+                grams: vec![0.0; grams_len],
+                sums: vec![0.0; shape.sums],
+                grams_pending: false,
+            });
         }
 
         let p_dev = if shape.q > 0 {
@@ -376,7 +419,11 @@ impl CudaBackend {
             // One read of X: projections, row op and XᵀR in the fused kernel (sums and Grams below).
             let (mut params, linear) = kernel.unwrap();
             self.bind_params(&mut st, &mut params, linear.as_deref(), &pr, 0, 0, gw, sv)?;
-            let partial = if xtr_len > 0 { st.partial.at_least(ctx, fused::partial_len(fused_variant, m, shape.r_cols, d))?.ptr } else { 0 };
+            let partial = if xtr_len > 0 {
+                st.partial.at_least(ctx, fused::partial_len(fused_variant, m, shape.r_cols, d))?.ptr
+            } else {
+                0
+            };
             fused::launch(ctx, fused_variant, &mut params, pr.x, p_dev, d, partial, out)?;
         } else {
             let r = if shape.r_cols > 0 { st.r.at_least(ctx, m * shape.r_cols)?.ptr } else { 0 };
@@ -392,10 +439,20 @@ impl CudaBackend {
             host_sums = match kernel {
                 Some((mut params, linear)) => {
                     self.bind_params(&mut st, &mut params, linear.as_deref(), &pr, a_ptr, r, gw, sv)?;
-                    let tile = if self.tiled_row_op.load(Ordering::Relaxed) { row_tile(&params, ctx.info.max_shared_bytes_per_block) } else { None };
+                    let tile = if self.tiled_row_op.load(Ordering::Relaxed) {
+                        row_tile(&params, ctx.info.max_shared_bytes_per_block)
+                    } else {
+                        None
+                    };
                     let mut args: [*mut c_void; 1] = [&mut params as *mut RowOpParams as *mut c_void];
                     match tile {
-                        Some((rows, bytes)) => ctx.launch("row_op_tiled", (m.div_ceil(rows as usize).max(1) as u32, 1, 1), rows, bytes, &mut args)?,
+                        Some((rows, bytes)) => ctx.launch(
+                            "row_op_tiled",
+                            (m.div_ceil(rows as usize).max(1) as u32, 1, 1),
+                            rows,
+                            bytes,
+                            &mut args,
+                        )?,
                         None => ctx.launch("row_op", (blocks(m), 1, 1), THREADS, 0, &mut args)?,
                     }
                     None
@@ -416,7 +473,21 @@ impl CudaBackend {
 
         // 4. The other reductions. One output buffer: [XᵀR (r_cols×d) | sums | grams].
         if shape.sums > 0 && host_sums.is_none() {
-            ctx.dgemm(false, false, shape.sums, 1, m, 1.0, sv, shape.sums, self.ones.ptr, m, 0.0, out + 8 * xtr_len as u64, shape.sums)?;
+            ctx.dgemm(
+                false,
+                false,
+                shape.sums,
+                1,
+                m,
+                1.0,
+                sv,
+                shape.sums,
+                self.ones.ptr,
+                m,
+                0.0,
+                out + 8 * xtr_len as u64,
+                shape.sums,
+            )?;
         }
         let grams_out = out + 8 * (xtr_len + sums_len) as u64;
         let mut pending = false;
@@ -498,7 +569,10 @@ impl CudaBackend {
             Rows::Order { start, len } => (start, len),
         };
         if start + len > st.order_len {
-            return Err(Error::new(ErrorCode::Internal, format!("rows {start}..{} outside the row order (length {})", start + len, st.order_len)));
+            return Err(Error::new(
+                ErrorCode::Internal,
+                format!("rows {start}..{} outside the row order (length {})", start + len, st.order_len),
+            ));
         }
         if len == 0 {
             return Ok(PassRows { rows: 0, x: 0, y: 0, s: 0, idx: 0 });
@@ -512,8 +586,14 @@ impl CudaBackend {
         let (mut rows_i, mut d_i) = (len as i32, self.d as i32);
         let (mut bxp, mut byp, mut bsp) = (bx, by, bs);
         let mut args: [*mut c_void; 9] = [
-            &mut xp as *mut _ as _, &mut yp as *mut _ as _, &mut sp as *mut _ as _, &mut ip as *mut _ as _,
-            &mut rows_i as *mut _ as _, &mut d_i as *mut _ as _, &mut bxp as *mut _ as _, &mut byp as *mut _ as _,
+            &mut xp as *mut _ as _,
+            &mut yp as *mut _ as _,
+            &mut sp as *mut _ as _,
+            &mut ip as *mut _ as _,
+            &mut rows_i as *mut _ as _,
+            &mut d_i as *mut _ as _,
+            &mut bxp as *mut _ as _,
+            &mut byp as *mut _ as _,
             &mut bsp as *mut _ as _,
         ];
         ctx.launch("gather_rows", (blocks(len * self.d), 1, 1), THREADS, 0, &mut args)?;
@@ -527,15 +607,22 @@ impl CudaBackend {
             return Ok(Vec::new());
         }
         let ctx = &*self.ctx;
-        let rows: Vec<u32> = idx.iter().map(|&i| u32::try_from(i))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|_| Error::new(ErrorCode::Internal, "gather: a row index beyond the kernels' 32-bit row indices".to_string()))?;
+        let rows: Vec<u32> =
+            idx.iter().map(|&i| u32::try_from(i)).collect::<std::result::Result<_, _>>().map_err(|_| {
+                Error::new(
+                    ErrorCode::Internal,
+                    "gather: a row index beyond the kernels' 32-bit row indices".to_string(),
+                )
+            })?;
         let device_idx = DeviceBuffer::from_host(ctx, &rows)?;
         let out = DeviceBuffer::<f64>::alloc(ctx, rows.len() * width)?;
         let (mut src_p, mut idx_p, mut out_p) = (src.ptr, device_idx.ptr, out.ptr);
         let (mut rows_i, mut width_i) = (rows.len() as i32, width as i32);
         let mut args: [*mut c_void; 5] = [
-            &mut src_p as *mut _ as _, &mut idx_p as *mut _ as _, &mut rows_i as *mut _ as _, &mut width_i as *mut _ as _,
+            &mut src_p as *mut _ as _,
+            &mut idx_p as *mut _ as _,
+            &mut rows_i as *mut _ as _,
+            &mut width_i as *mut _ as _,
             &mut out_p as *mut _ as _,
         ];
         ctx.launch("gather", (blocks(rows.len() * width), 1, 1), THREADS, 0, &mut args)?;
@@ -544,8 +631,17 @@ impl CudaBackend {
 
     /// Fills the size and pointer fields of a kernel's parameters (the per-pass constants uploaded for linear experts).
     #[allow(clippy::too_many_arguments)]
-    fn bind_params(&self, st: &mut State, params: &mut RowOpParams, linear: Option<&[f64]>, pr: &PassRows, a: u64, r: u64, gw: u64,
-                   sv: u64) -> Result<()> {
+    fn bind_params(
+        &self,
+        st: &mut State,
+        params: &mut RowOpParams,
+        linear: Option<&[f64]>,
+        pr: &PassRows,
+        a: u64,
+        r: u64,
+        gw: u64,
+        sv: u64,
+    ) -> Result<()> {
         let ctx = &*self.ctx;
         if let Some(consts) = linear {
             params.linear = st.linear.at_least(ctx, consts.len())?.ptr;
@@ -620,7 +716,15 @@ impl CudaBackend {
     /// The per-row operation on the host, for ops that have no kernel: downloads A, y, s (and the stores it
     /// uses: H, probabilities), runs `rowops::eval_row` row by row, uploads R and the Gram weights (and the
     /// stores it writes) for the device reductions, and returns the sums.
-    fn host_row_op(&self, st: &State, op: &RowOp, pr: &PassRows, a_ptr: u64, r_ptr: u64, gw_ptr: u64) -> Result<Vec<f64>> {
+    fn host_row_op(
+        &self,
+        st: &State,
+        op: &RowOp,
+        pr: &PassRows,
+        a_ptr: u64,
+        r_ptr: u64,
+        gw_ptr: u64,
+    ) -> Result<Vec<f64>> {
         let ctx = &*self.ctx;
         let shape = op.shape();
         let m = pr.rows;
@@ -643,9 +747,18 @@ impl CudaBackend {
             let hrow = &mut h[row * hw..(row + 1) * hw];
             let prow = &mut probs[row * pw..(row + 1) * pw];
             let si = if s.is_empty() { 1.0 } else { s[i] };
-            moe_core::rowops::eval_row(op, &a[i * shape.q..(i + 1) * shape.q], y[i], si, hrow, prow,
-                &mut r[i * shape.r_cols..(i + 1) * shape.r_cols], &mut w[i * shape.grams..(i + 1) * shape.grams],
-                &mut sums, &mut scratch);
+            moe_core::rowops::eval_row(
+                op,
+                &a[i * shape.q..(i + 1) * shape.q],
+                y[i],
+                si,
+                hrow,
+                prow,
+                &mut r[i * shape.r_cols..(i + 1) * shape.r_cols],
+                &mut w[i * shape.grams..(i + 1) * shape.grams],
+                &mut sums,
+                &mut scratch,
+            );
         }
         ctx.write_raw(r_ptr, &r)?;
         ctx.write_raw(gw_ptr, &w)?;

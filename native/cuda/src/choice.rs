@@ -39,7 +39,8 @@ impl KernelChoice {
 
     /// The defaults with every opt-in at once: the fused kernel on every pass it fits, the probability store,
     /// the overlapped Grams.
-    pub const ALL: KernelChoice = KernelChoice { fused: FusedPolicy::Everywhere, stored_p: true, overlap: true, ..KernelChoice::DEFAULT };
+    pub const ALL: KernelChoice =
+        KernelChoice { fused: FusedPolicy::Everywhere, stored_p: true, overlap: true, ..KernelChoice::DEFAULT };
 
     pub fn label(&self) -> String {
         format!(

@@ -55,7 +55,8 @@ pub fn check(rt: &Runtime, status: CUresult, what: &str) -> GpuResult<()> {
     }
     let mut text: *const c_char = std::ptr::null();
     unsafe { (rt.driver.cuGetErrorString)(status, &mut text) };
-    let name = if text.is_null() { "unknown".into() } else { unsafe { CStr::from_ptr(text).to_string_lossy().into_owned() } };
+    let name =
+        if text.is_null() { "unknown".into() } else { unsafe { CStr::from_ptr(text).to_string_lossy().into_owned() } };
     Err(GpuError { kind: kind_of(status), message: format!("{what} failed: CUresult {status} ({name})") })
 }
 
@@ -115,11 +116,15 @@ pub fn device_info() -> GpuResult<DeviceInfo> {
         check(rt, (d.cuDeviceGet)(&mut device, 0), "cuDeviceGet")?;
         let mut name = [0 as c_char; 256];
         check(rt, (d.cuDeviceGetName)(name.as_mut_ptr(), 256, device), "cuDeviceGetName")?;
-        let (mut major, mut minor, mut sms, mut shared, mut memory) = (0, 0, 0, 0, 0usize);
-        check(rt, (d.cuDeviceGetAttribute)(&mut major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, device), "cuDeviceGetAttribute")?;
-        check(rt, (d.cuDeviceGetAttribute)(&mut minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device), "cuDeviceGetAttribute")?;
-        check(rt, (d.cuDeviceGetAttribute)(&mut sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, device), "cuDeviceGetAttribute")?;
-        check(rt, (d.cuDeviceGetAttribute)(&mut shared, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, device), "cuDeviceGetAttribute")?;
+        let attribute = |which| {
+            let mut value = 0;
+            check(rt, (d.cuDeviceGetAttribute)(&mut value, which, device), "cuDeviceGetAttribute").map(|()| value)
+        };
+        let major = attribute(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?;
+        let minor = attribute(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?;
+        let sms = attribute(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?;
+        let shared = attribute(CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)?;
+        let mut memory = 0usize;
         check(rt, (d.cuDeviceTotalMem_v2)(&mut memory, device), "cuDeviceTotalMem")?;
         Ok(DeviceInfo {
             name: CStr::from_ptr(name.as_ptr()).to_string_lossy().into_owned(),
@@ -226,16 +231,32 @@ impl Context {
         }
         // From here on, Drop releases what was acquired.
         let mut c = Context {
-            rt, info, device, ctx, stream: null_mut(), side_stream: null_mut(), cublas: null_mut(), module: null_mut(),
-            functions: Mutex::new(HashMap::new()), kernel_source: "none",
+            rt,
+            info,
+            device,
+            ctx,
+            stream: null_mut(),
+            side_stream: null_mut(),
+            cublas: null_mut(),
+            module: null_mut(),
+            functions: Mutex::new(HashMap::new()),
+            kernel_source: "none",
         };
         c.make_current()?;
         unsafe {
             // Priorities: numerically lower is higher; `greatest` is the highest.
             let (mut least, mut greatest) = (0, 0);
             check(rt, (d.cuCtxGetStreamPriorityRange)(&mut least, &mut greatest), "cuCtxGetStreamPriorityRange")?;
-            check(rt, (d.cuStreamCreateWithPriority)(&mut c.stream, CU_STREAM_NON_BLOCKING, greatest), "cuStreamCreateWithPriority")?;
-            check(rt, (d.cuStreamCreateWithPriority)(&mut c.side_stream, CU_STREAM_NON_BLOCKING, least), "cuStreamCreateWithPriority")?;
+            check(
+                rt,
+                (d.cuStreamCreateWithPriority)(&mut c.stream, CU_STREAM_NON_BLOCKING, greatest),
+                "cuStreamCreateWithPriority",
+            )?;
+            check(
+                rt,
+                (d.cuStreamCreateWithPriority)(&mut c.side_stream, CU_STREAM_NON_BLOCKING, least),
+                "cuStreamCreateWithPriority",
+            )?;
         }
         let blas = rt.cublas.as_ref().ok_or_else(|| GpuError::unavailable(CUBLAS_MISSING))?;
         unsafe {
@@ -245,7 +266,9 @@ impl Context {
                 // device is (nearly) full, so that callers fall back to the CPU.
                 let full = c.memory().map(|(free, _)| free < (256 << 20)).unwrap_or(false);
                 if full {
-                    return Err(GpuError::out_of_memory(format!("cublasCreate failed (status {status}) with the device memory full")));
+                    return Err(GpuError::out_of_memory(format!(
+                        "cublasCreate failed (status {status}) with the device memory full"
+                    )));
                 }
                 check_cublas(status, "cublasCreate")?;
             }
@@ -271,21 +294,37 @@ impl Context {
             // A fatbin without this device's architecture: fall through to NVRTC.
         }
         let ptx = self.compile_with_nvrtc()?;
-        check(self.rt, unsafe { (d.cuModuleLoadData)(&mut self.module, ptx.as_ptr() as *const c_void) }, "cuModuleLoadData(nvrtc)")?;
+        check(
+            self.rt,
+            unsafe { (d.cuModuleLoadData)(&mut self.module, ptx.as_ptr() as *const c_void) },
+            "cuModuleLoadData(nvrtc)",
+        )?;
         self.kernel_source = "nvrtc";
         Ok(())
     }
 
     /// Compiles the embedded kernel source for this device; returns NUL-terminated PTX.
     fn compile_with_nvrtc(&self) -> GpuResult<Vec<u8>> {
-        let nv = self.rt.nvrtc.as_ref().ok_or_else(|| GpuError::unavailable("no kernel fatbin embedded and NVRTC not loadable"))?;
+        let nv = self
+            .rt
+            .nvrtc
+            .as_ref()
+            .ok_or_else(|| GpuError::unavailable("no kernel fatbin embedded and NVRTC not loadable"))?;
         let source = CString::new(images::SOURCE).map_err(|e| GpuError::failed(e.to_string()))?;
         let (major, minor) = self.info.compute_capability;
         let arch = CString::new(format!("--gpu-architecture=compute_{major}{minor}")).unwrap();
         let options = [arch.as_ptr(), c"--std=c++17".as_ptr()];
         unsafe {
             let mut program = null_mut();
-            if (nv.nvrtcCreateProgram)(&mut program, source.as_ptr(), c"moe_kernels.cu".as_ptr(), 0, std::ptr::null(), std::ptr::null()) != NVRTC_SUCCESS {
+            if (nv.nvrtcCreateProgram)(
+                &mut program,
+                source.as_ptr(),
+                c"moe_kernels.cu".as_ptr(),
+                0,
+                std::ptr::null(),
+                std::ptr::null(),
+            ) != NVRTC_SUCCESS
+            {
                 return Err(GpuError::failed("nvrtcCreateProgram failed"));
             }
             let status = (nv.nvrtcCompileProgram)(program, options.len() as c_int, options.as_ptr());
@@ -327,22 +366,54 @@ impl Context {
     /// Launches kernel `name` on the stream. `args` are pointers to each argument value, in order.
     /// `shared_bytes` of dynamic shared memory; above the 48 KB every kernel may take, the kernel's limit is
     /// raised first (the device's own limit still applies: a launch past it fails with a typed error).
-    pub fn launch(&self, name: &'static str, grid: (u32, u32, u32), block: u32, shared_bytes: u32, args: &mut [*mut c_void]) -> GpuResult<()> {
+    pub fn launch(
+        &self,
+        name: &'static str,
+        grid: (u32, u32, u32),
+        block: u32,
+        shared_bytes: u32,
+        args: &mut [*mut c_void],
+    ) -> GpuResult<()> {
         self.launch_on(Stream::Main, name, grid, block, shared_bytes, args)
     }
 
     /// `launch` on one of the context's streams.
-    pub fn launch_on(&self, stream: Stream, name: &'static str, grid: (u32, u32, u32), block: u32, shared_bytes: u32,
-                     args: &mut [*mut c_void]) -> GpuResult<()> {
+    pub fn launch_on(
+        &self,
+        stream: Stream,
+        name: &'static str,
+        grid: (u32, u32, u32),
+        block: u32,
+        shared_bytes: u32,
+        args: &mut [*mut c_void],
+    ) -> GpuResult<()> {
         let stream = self.handle(stream);
         let f = self.function(name)?;
         if shared_bytes > 48 << 10 {
             const CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES: c_int = 8;
-            let status = unsafe { (self.rt.driver.cuFuncSetAttribute)(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, shared_bytes as c_int) };
+            let status = unsafe {
+                (self.rt.driver.cuFuncSetAttribute)(
+                    f,
+                    CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                    shared_bytes as c_int,
+                )
+            };
             check(self.rt, status, name)?;
         }
         let status = unsafe {
-            (self.rt.driver.cuLaunchKernel)(f, grid.0, grid.1, grid.2, block, 1, 1, shared_bytes, stream, args.as_mut_ptr(), null_mut())
+            (self.rt.driver.cuLaunchKernel)(
+                f,
+                grid.0,
+                grid.1,
+                grid.2,
+                block,
+                1,
+                1,
+                shared_bytes,
+                stream,
+                args.as_mut_ptr(),
+                null_mut(),
+            )
         };
         check(self.rt, status, name)
     }
@@ -365,17 +436,29 @@ impl Context {
 
     /// Copies `out.len()` values from device address `src` to the host (waits for the stream).
     pub fn read_raw<T: DeviceElement>(&self, src: CUdeviceptr, out: &mut [T]) -> GpuResult<()> {
-        if out.is_empty() { return Ok(()); }
+        if out.is_empty() {
+            return Ok(());
+        }
         let bytes = std::mem::size_of_val(out);
-        check(self.rt, unsafe { (self.rt.driver.cuMemcpyDtoHAsync_v2)(out.as_mut_ptr() as *mut c_void, src, bytes, self.stream) }, "cuMemcpyDtoH")?;
+        check(
+            self.rt,
+            unsafe { (self.rt.driver.cuMemcpyDtoHAsync_v2)(out.as_mut_ptr() as *mut c_void, src, bytes, self.stream) },
+            "cuMemcpyDtoH",
+        )?;
         self.synchronize()
     }
 
     /// Copies `data` to device address `dst` (waits for the stream).
     pub fn write_raw<T: DeviceElement>(&self, dst: CUdeviceptr, data: &[T]) -> GpuResult<()> {
-        if data.is_empty() { return Ok(()); }
+        if data.is_empty() {
+            return Ok(());
+        }
         let bytes = std::mem::size_of_val(data);
-        check(self.rt, unsafe { (self.rt.driver.cuMemcpyHtoDAsync_v2)(dst, data.as_ptr() as *const c_void, bytes, self.stream) }, "cuMemcpyHtoD")?;
+        check(
+            self.rt,
+            unsafe { (self.rt.driver.cuMemcpyHtoDAsync_v2)(dst, data.as_ptr() as *const c_void, bytes, self.stream) },
+            "cuMemcpyHtoD",
+        )?;
         self.synchronize()
     }
 
@@ -388,14 +471,45 @@ impl Context {
 
     /// Column-major DGEMM on the stream: C = alpha·op(A)·op(B) + beta·C.
     #[allow(clippy::too_many_arguments)]
-    pub fn dgemm(&self, trans_a: bool, trans_b: bool, m: usize, n: usize, k: usize, alpha: f64, a: CUdeviceptr, lda: usize,
-                 b: CUdeviceptr, ldb: usize, beta: f64, c: CUdeviceptr, ldc: usize) -> GpuResult<()> {
+    pub fn dgemm(
+        &self,
+        trans_a: bool,
+        trans_b: bool,
+        m: usize,
+        n: usize,
+        k: usize,
+        alpha: f64,
+        a: CUdeviceptr,
+        lda: usize,
+        b: CUdeviceptr,
+        ldb: usize,
+        beta: f64,
+        c: CUdeviceptr,
+        ldc: usize,
+    ) -> GpuResult<()> {
         let blas = self.rt.cublas.as_ref().unwrap(); // present: Context::new requires it
         let op = |t: bool| if t { CUBLAS_OP_T } else { CUBLAS_OP_N };
-        check_cublas(unsafe {
-            (blas.cublasDgemm_v2)(self.cublas, op(trans_a), op(trans_b), m as c_int, n as c_int, k as c_int, &alpha, a, lda as c_int,
-                                  b, ldb as c_int, &beta, c, ldc as c_int)
-        }, "cublasDgemm")
+        check_cublas(
+            unsafe {
+                (blas.cublasDgemm_v2)(
+                    self.cublas,
+                    op(trans_a),
+                    op(trans_b),
+                    m as c_int,
+                    n as c_int,
+                    k as c_int,
+                    &alpha,
+                    a,
+                    lda as c_int,
+                    b,
+                    ldb as c_int,
+                    &beta,
+                    c,
+                    ldc as c_int,
+                )
+            },
+            "cublasDgemm",
+        )
     }
 }
 
@@ -404,12 +518,20 @@ impl Drop for Context {
         let d = &self.rt.driver;
         unsafe {
             (d.cuCtxSetCurrent)(self.ctx);
-            if !self.module.is_null() { (d.cuModuleUnload)(self.module); }
-            if !self.cublas.is_null() {
-                if let Some(blas) = &self.rt.cublas { (blas.cublasDestroy_v2)(self.cublas); }
+            if !self.module.is_null() {
+                (d.cuModuleUnload)(self.module);
             }
-            if !self.stream.is_null() { (d.cuStreamDestroy_v2)(self.stream); }
-            if !self.side_stream.is_null() { (d.cuStreamDestroy_v2)(self.side_stream); }
+            if !self.cublas.is_null() {
+                if let Some(blas) = &self.rt.cublas {
+                    (blas.cublasDestroy_v2)(self.cublas);
+                }
+            }
+            if !self.stream.is_null() {
+                (d.cuStreamDestroy_v2)(self.stream);
+            }
+            if !self.side_stream.is_null() {
+                (d.cuStreamDestroy_v2)(self.side_stream);
+            }
             (d.cuDevicePrimaryCtxRelease_v2)(self.device);
         }
     }
@@ -439,7 +561,11 @@ impl<T: DeviceElement> DeviceBuffer<T> {
     pub fn alloc(ctx: &Context, len: usize) -> GpuResult<Self> {
         let mut ptr = 0;
         let bytes = len.max(1) * Self::ELEMENT;
-        check(ctx.rt, unsafe { (ctx.rt.driver.cuMemAlloc_v2)(&mut ptr, bytes) }, &format!("cuMemAlloc({bytes} bytes)"))?;
+        check(
+            ctx.rt,
+            unsafe { (ctx.rt.driver.cuMemAlloc_v2)(&mut ptr, bytes) },
+            &format!("cuMemAlloc({bytes} bytes)"),
+        )?;
         Ok(DeviceBuffer { ptr, len, rt: ctx.rt, _marker: std::marker::PhantomData })
     }
 
@@ -452,10 +578,21 @@ impl<T: DeviceElement> DeviceBuffer<T> {
     /// Copies `data` into the start of the buffer (synchronous with respect to the host).
     pub fn upload(&self, ctx: &Context, data: &[T]) -> GpuResult<()> {
         assert!(data.len() <= self.len, "upload larger than the buffer");
-        if data.is_empty() { return Ok(()); }
+        if data.is_empty() {
+            return Ok(());
+        }
         let d = &ctx.rt.driver;
         unsafe {
-            check(ctx.rt, (d.cuMemcpyHtoDAsync_v2)(self.ptr, data.as_ptr() as *const c_void, data.len() * Self::ELEMENT, ctx.stream), "cuMemcpyHtoD")?;
+            check(
+                ctx.rt,
+                (d.cuMemcpyHtoDAsync_v2)(
+                    self.ptr,
+                    data.as_ptr() as *const c_void,
+                    data.len() * Self::ELEMENT,
+                    ctx.stream,
+                ),
+                "cuMemcpyHtoD",
+            )?;
         }
         ctx.synchronize()
     }
@@ -464,10 +601,16 @@ impl<T: DeviceElement> DeviceBuffer<T> {
     pub fn download_prefix(&self, ctx: &Context, n: usize) -> GpuResult<Vec<T>> {
         assert!(n <= self.len, "download larger than the buffer");
         let mut out = vec![T::default(); n];
-        if n == 0 { return Ok(out); }
+        if n == 0 {
+            return Ok(out);
+        }
         let d = &ctx.rt.driver;
         unsafe {
-            check(ctx.rt, (d.cuMemcpyDtoHAsync_v2)(out.as_mut_ptr() as *mut c_void, self.ptr, n * Self::ELEMENT, ctx.stream), "cuMemcpyDtoH")?;
+            check(
+                ctx.rt,
+                (d.cuMemcpyDtoHAsync_v2)(out.as_mut_ptr() as *mut c_void, self.ptr, n * Self::ELEMENT, ctx.stream),
+                "cuMemcpyDtoH",
+            )?;
         }
         ctx.synchronize()?;
         Ok(out)
@@ -480,12 +623,20 @@ impl<T: DeviceElement> DeviceBuffer<T> {
     /// Device-to-device copy of `n` elements from `src` (stream-ordered).
     pub fn copy_from(&self, ctx: &Context, src: &DeviceBuffer<T>, n: usize) -> GpuResult<()> {
         assert!(n <= self.len && n <= src.len);
-        check(ctx.rt, unsafe { (ctx.rt.driver.cuMemcpyDtoDAsync_v2)(self.ptr, src.ptr, n * Self::ELEMENT, ctx.stream) }, "cuMemcpyDtoD")
+        check(
+            ctx.rt,
+            unsafe { (ctx.rt.driver.cuMemcpyDtoDAsync_v2)(self.ptr, src.ptr, n * Self::ELEMENT, ctx.stream) },
+            "cuMemcpyDtoD",
+        )
     }
 
     /// Fills the buffer with zero bytes (stream-ordered).
     pub fn zero(&self, ctx: &Context) -> GpuResult<()> {
-        check(ctx.rt, unsafe { (ctx.rt.driver.cuMemsetD8Async)(self.ptr, 0, self.len.max(1) * Self::ELEMENT, ctx.stream) }, "cuMemsetD8")
+        check(
+            ctx.rt,
+            unsafe { (ctx.rt.driver.cuMemsetD8Async)(self.ptr, 0, self.len.max(1) * Self::ELEMENT, ctx.stream) },
+            "cuMemsetD8",
+        )
     }
 }
 
@@ -514,7 +665,11 @@ impl Event {
     }
     /// Work queued on `stream` from now on starts after the recorded point.
     pub fn make_wait(&self, ctx: &Context, stream: Stream) -> GpuResult<()> {
-        check(self.rt, unsafe { (self.rt.driver.cuStreamWaitEvent)(ctx.handle(stream), self.handle, 0) }, "cuStreamWaitEvent")
+        check(
+            self.rt,
+            unsafe { (self.rt.driver.cuStreamWaitEvent)(ctx.handle(stream), self.handle, 0) },
+            "cuStreamWaitEvent",
+        )
     }
     /// Blocks the host until the recorded point is reached.
     pub fn synchronize(&self) -> GpuResult<()> {
@@ -582,8 +737,14 @@ mod tests {
     #[test]
     fn statuses_that_mean_this_gpu_cannot_be_used() {
         assert_eq!(kind_of(CUDA_ERROR_OUT_OF_MEMORY), GpuErrorKind::OutOfMemory);
-        for status in [CUDA_ERROR_NO_DEVICE, CUDA_ERROR_DEVICE_UNAVAILABLE, CUDA_ERROR_INSUFFICIENT_DRIVER, CUDA_ERROR_NO_BINARY_FOR_GPU,
-                       CUDA_ERROR_UNSUPPORTED_PTX_VERSION, CUDA_ERROR_STUB_LIBRARY] {
+        for status in [
+            CUDA_ERROR_NO_DEVICE,
+            CUDA_ERROR_DEVICE_UNAVAILABLE,
+            CUDA_ERROR_INSUFFICIENT_DRIVER,
+            CUDA_ERROR_NO_BINARY_FOR_GPU,
+            CUDA_ERROR_UNSUPPORTED_PTX_VERSION,
+            CUDA_ERROR_STUB_LIBRARY,
+        ] {
             assert_eq!(kind_of(status), GpuErrorKind::Unavailable, "CUresult {status}");
         }
         // A failed launch (719) or an illegal address (700) is a fault to report, not a reason to move on.

@@ -87,7 +87,11 @@ impl Library {
                 }
                 let message = unsafe {
                     let e = dlerror();
-                    if e.is_null() { String::from("dlopen failed") } else { CStr::from_ptr(e).to_string_lossy().into_owned() }
+                    if e.is_null() {
+                        String::from("dlopen failed")
+                    } else {
+                        CStr::from_ptr(e).to_string_lossy().into_owned()
+                    }
                 };
                 first_error.get_or_insert(message);
             }

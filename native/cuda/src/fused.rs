@@ -151,14 +151,25 @@ pub(crate) fn partial_len(variant: usize, rows: usize, r_cols: usize, d: usize) 
 /// `partial` (`partial_len` values), summed in a fixed order (chunks of SUM_CHUNK blocks in block order, then
 /// the chunks in order: `xtw::sum_partials`), so the same bits run to run.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn launch(ctx: &Context, variant: usize, params: &mut RowOpParams, x: u64, proj: u64, d: usize, partial: u64,
-                     out: u64) -> Result<()> {
+pub(crate) fn launch(
+    ctx: &Context,
+    variant: usize,
+    params: &mut RowOpParams,
+    x: u64,
+    proj: u64,
+    d: usize,
+    partial: u64,
+    out: u64,
+) -> Result<()> {
     let (kernel, threads) = VARIANTS[variant];
     let blocks = grid(variant, params.rows as usize);
     let (mut xp, mut pp, mut di, mut part) = (x, proj, d as i32, partial);
     let mut args: [*mut c_void; 5] = [
-        params as *mut RowOpParams as *mut c_void, &mut xp as *mut _ as _, &mut pp as *mut _ as _,
-        &mut di as *mut _ as _, &mut part as *mut _ as _,
+        params as *mut RowOpParams as *mut c_void,
+        &mut xp as *mut _ as _,
+        &mut pp as *mut _ as _,
+        &mut di as *mut _ as _,
+        &mut part as *mut _ as _,
     ];
     ctx.launch(kernel, (blocks as u32, 1, 1), threads, shared_bytes(variant, d) as u32, &mut args)?;
     let outs = params.r_cols as usize * d;
@@ -187,14 +198,30 @@ mod tests {
         assert_eq!(shared_bytes(0, 1), 8 * 64 * (39 + 53));
         // Two blocks of fused_tc per SM of an H100 (228 KB, 1 KB reserved per block) up to d = 128.
         assert!(2 * (shared_bytes(0, 128) + 1024) <= 228 << 10);
-        let shape = OpShape { q: 30, r_cols: 15, grams: 0, diag_only: false, sums: 0, h_width: 16, writes_h: false, p_width: 0,
-                             writes_p: false };
+        let shape = OpShape {
+            q: 30,
+            r_cols: 15,
+            grams: 0,
+            diag_only: false,
+            sums: 0,
+            h_width: 16,
+            writes_h: false,
+            p_width: 0,
+            writes_p: false,
+        };
         let (h100, ada) = (227 << 10, 99 << 10);
         assert!(fits(100, &shape, 0, h100) && fits(100, &shape, 1, h100) && fits(128, &shape, 1, h100));
         // A 99 KB device (sm_86/89): the one-buffer configuration up to d = 112.
-        assert!(fits(100, &shape, 0, ada) && fits(112, &shape, 0, ada) && !fits(113, &shape, 0, ada) && !fits(100, &shape, 1, ada));
+        assert!(
+            fits(100, &shape, 0, ada)
+                && fits(112, &shape, 0, ada)
+                && !fits(113, &shape, 0, ada)
+                && !fits(100, &shape, 1, ada)
+        );
         assert!(!fits(129, &shape, 0, h100));
-        assert!(!fits(100, &OpShape { q: 33, ..shape }, 0, h100) && !fits(100, &OpShape { r_cols: 17, ..shape }, 0, h100));
+        assert!(
+            !fits(100, &OpShape { q: 33, ..shape }, 0, h100) && !fits(100, &OpShape { r_cols: 17, ..shape }, 0, h100)
+        );
         // fused_tc_l2: 128 × (33 + 20) + 48 × (width + 4) doubles; 2 blocks per SM (≤ 113 KB each) up to d = 128,
         // and on a 99 KB device up to d = 112.
         assert_eq!(shared_bytes(2, 100), 8 * (128 * 53 + 48 * 116));
@@ -211,8 +238,17 @@ mod tests {
     /// Hessian-vector products, the experts' gradient with diag(−H)); `Everywhere` every pass, `Off` none.
     #[test]
     fn which_passes_each_policy_serves() {
-        let base = OpShape { q: 30, r_cols: 15, grams: 0, diag_only: false, sums: 1, h_width: 16, writes_h: false, p_width: 0,
-                            writes_p: false };
+        let base = OpShape {
+            q: 30,
+            r_cols: 15,
+            grams: 0,
+            diag_only: false,
+            sums: 1,
+            h_width: 16,
+            writes_h: false,
+            p_width: 0,
+            writes_p: false,
+        };
         let estep = OpShape { q: 32, r_cols: 16, grams: 16, sums: 17, writes_h: true, ..base };
         let diag = OpShape { grams: 15, diag_only: true, ..base };
         let objective = OpShape { r_cols: 0, ..base };

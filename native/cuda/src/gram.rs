@@ -104,7 +104,8 @@ impl TcVariant {
 /// Bytes of weight-scaled rows materialised at once for the GEMM path (512 MiB measured best of 32, 128, 512
 /// MiB on an H100, bench/GPU.md). `MOE_CUDA_GRAM_CHUNK_MB` overrides it (the benchmark measures a few values).
 fn gram_chunk_bytes() -> usize {
-    std::env::var("MOE_CUDA_GRAM_CHUNK_MB").ok().and_then(|v| v.parse::<usize>().ok()).filter(|&v| v > 0).unwrap_or(512) << 20
+    std::env::var("MOE_CUDA_GRAM_CHUNK_MB").ok().and_then(|v| v.parse::<usize>().ok()).filter(|&v| v > 0).unwrap_or(512)
+        << 20
 }
 
 // Constants of kernels/gram_tc.cu (GRAM_TC_*).
@@ -177,7 +178,11 @@ impl CudaBackend {
     pub fn gram_tc_variant(&self) -> TcVariant {
         let want = TC_VARIANTS[self.gram_tc_variant.load(Ordering::Relaxed)];
         let hopper = self.ctx.info.compute_capability.0 >= 9;
-        if !want.hopper || (hopper && self.ctx.has_kernel(want.name)) { want } else { TC_VARIANTS[0] }
+        if !want.hopper || (hopper && self.ctx.has_kernel(want.name)) {
+            want
+        } else {
+            TC_VARIANTS[0]
+        }
     }
 
     /// The kernel that full Grams use on this backend now: the choice of `set_gram_kernel`, or `Gemm` where
@@ -190,7 +195,11 @@ impl CudaBackend {
             && self.ctx.has_kernel(TC_VARIANTS[0].name)
             && self.gram_tc_variant().shared_bytes(self.d) <= self.ctx.info.max_shared_bytes_per_block
             && self.ctx.has_kernel("gram_tc_reduce");
-        if tc { GramKernel::TensorCore } else { GramKernel::Gemm }
+        if tc {
+            GramKernel::TensorCore
+        } else {
+            GramKernel::Gemm
+        }
     }
 
     /// Rows per Gram chunk of the GEMM path: the bytes of weight-scaled rows materialised at once
@@ -228,11 +237,21 @@ impl CudaBackend {
         let mut start = 0;
         while start < pr.rows {
             let rows = chunk.min(pr.rows - start);
-            let (mut xp, mut gp, mut r, mut di, mut gi, mut op) =
-                (pr.x + 8 * (start * d) as u64, gw + 8 * (start * grams) as u64, rows as i32, d as i32, grams as i32, scaled);
+            let (mut xp, mut gp, mut r, mut di, mut gi, mut op) = (
+                pr.x + 8 * (start * d) as u64,
+                gw + 8 * (start * grams) as u64,
+                rows as i32,
+                d as i32,
+                grams as i32,
+                scaled,
+            );
             let mut args: [*mut c_void; 6] = [
-                &mut xp as *mut _ as _, &mut gp as *mut _ as _, &mut r as *mut _ as _, &mut di as *mut _ as _,
-                &mut gi as *mut _ as _, &mut op as *mut _ as _,
+                &mut xp as *mut _ as _,
+                &mut gp as *mut _ as _,
+                &mut r as *mut _ as _,
+                &mut di as *mut _ as _,
+                &mut gi as *mut _ as _,
+                &mut op as *mut _ as _,
             ];
             ctx.launch("scale_rows", (blocks(rows * width), 1, 1), THREADS, 0, &mut args)?;
             let beta = if start == 0 { 0.0 } else { 1.0 };
@@ -251,8 +270,15 @@ impl CudaBackend {
     /// kernels/gram_tc.cu on `stream`: `gram_tc` writes each row chunk's upper tiles to a partial (in
     /// `partials`: the GEMM path's scratch for scaled rows, as a pass uses one path or the other, or the side
     /// stream's own), `gram_tc_reduce` sums the partials in chunk order into both triangles.
-    pub(crate) fn tensor_core_grams(&self, partials: &mut Scratch<f64>, stream: Stream, pr: &PassRows, gw: u64, grams: usize,
-                                    out: u64) -> Result<()> {
+    pub(crate) fn tensor_core_grams(
+        &self,
+        partials: &mut Scratch<f64>,
+        stream: Stream,
+        pr: &PassRows,
+        gw: u64,
+        grams: usize,
+        out: u64,
+    ) -> Result<()> {
         let (d, ctx) = (self.d, &*self.ctx);
         let variant = self.gram_tc_variant();
         let plan = TcPlan::new(pr.rows, d, grams, &variant);
@@ -260,17 +286,39 @@ impl CudaBackend {
         let (mut xp, mut gp, mut rows, mut di, mut gi, mut per, mut pp) =
             (pr.x, gw, pr.rows as i32, d as i32, grams as i32, plan.rows_per_chunk as i32, partial);
         let mut args: [*mut c_void; 7] = [
-            &mut xp as *mut _ as _, &mut gp as *mut _ as _, &mut rows as *mut _ as _, &mut di as *mut _ as _,
-            &mut gi as *mut _ as _, &mut per as *mut _ as _, &mut pp as *mut _ as _,
+            &mut xp as *mut _ as _,
+            &mut gp as *mut _ as _,
+            &mut rows as *mut _ as _,
+            &mut di as *mut _ as _,
+            &mut gi as *mut _ as _,
+            &mut per as *mut _ as _,
+            &mut pp as *mut _ as _,
         ];
-        ctx.launch_on(stream, variant.name, (plan.blocks_x, plan.chunks, 1), plan.threads, variant.shared_bytes(d) as u32, &mut args)?;
+        ctx.launch_on(
+            stream,
+            variant.name,
+            (plan.blocks_x, plan.chunks, 1),
+            plan.threads,
+            variant.shared_bytes(d) as u32,
+            &mut args,
+        )?;
         let total = grams * d * d;
         let (mut chunks, mut op) = (plan.chunks as i32, out);
         let mut args: [*mut c_void; 5] = [
-            &mut pp as *mut _ as _, &mut chunks as *mut _ as _, &mut di as *mut _ as _, &mut gi as *mut _ as _,
+            &mut pp as *mut _ as _,
+            &mut chunks as *mut _ as _,
+            &mut di as *mut _ as _,
+            &mut gi as *mut _ as _,
             &mut op as *mut _ as _,
         ];
-        ctx.launch_on(stream, "gram_tc_reduce", (blocks(total.div_ceil(TC_REDUCE_OUTPUTS)), 1, 1), THREADS, 0, &mut args)?;
+        ctx.launch_on(
+            stream,
+            "gram_tc_reduce",
+            (blocks(total.div_ceil(TC_REDUCE_OUTPUTS)), 1, 1),
+            THREADS,
+            0,
+            &mut args,
+        )?;
         Ok(())
     }
 
@@ -299,7 +347,21 @@ impl CudaBackend {
             ctx.launch("square_rows", (blocks(rows * d), 1, 1), THREADS, 0, &mut args)?;
             let beta = if start == 0 { 0.0 } else { 1.0 };
             // column-major (d × grams) = (X⊙X)(d×rows) · W(grams×rows)ᵀ, i.e. row-major grams×d.
-            ctx.dgemm(false, true, d, grams, rows, 1.0, squares, d, gw + 8 * (start * grams) as u64, grams, beta, out, d)?;
+            ctx.dgemm(
+                false,
+                true,
+                d,
+                grams,
+                rows,
+                1.0,
+                squares,
+                d,
+                gw + 8 * (start * grams) as u64,
+                grams,
+                beta,
+                out,
+                d,
+            )?;
             start += rows;
         }
         Ok(())
@@ -348,7 +410,10 @@ mod tests {
             let p = TcPlan::new(10_000_000, TC_MAX_D, 136, &v);
             assert!(8 * p.partial_len <= TC_PARTIAL_BYTES && p.chunks >= 1);
             assert!(p.rows_per_chunk * p.chunks as usize >= 10_000_000);
-            assert_eq!((p.chunks, p.rows_per_chunk, p.partial_len), (wide.chunks, wide.rows_per_chunk, wide.partial_len));
+            assert_eq!(
+                (p.chunks, p.rows_per_chunk, p.partial_len),
+                (wide.chunks, wide.rows_per_chunk, wide.partial_len)
+            );
             for d in 1..=TC_MAX_D {
                 for grams in [1, 3, 16] {
                     let p = TcPlan::new(1, d, grams, &v);
@@ -359,7 +424,12 @@ mod tests {
                     // The kernel recomputes the blocks per group from its block size: the same split, covering
                     // every task of every Gram.
                     let per_group = tasks.div_ceil(warps);
-                    assert_eq!(per_group * grams.div_ceil(v.grams * v.groups), p.blocks_x as usize, "{} d = {d}", v.name);
+                    assert_eq!(
+                        per_group * grams.div_ceil(v.grams * v.groups),
+                        p.blocks_x as usize,
+                        "{} d = {d}",
+                        v.name
+                    );
                     assert!(per_group * warps >= tasks, "{} d = {d}", v.name);
                     // The kernel's copy slots need at least `width` threads per block.
                     assert!(p.threads as usize >= 16 * halves, "{} d = {d}", v.name);

@@ -181,7 +181,11 @@ fn set_sym(p: &mut RowOpParams, kind: &SymKind) {
 }
 
 fn check_experts(k: usize) -> Result<()> {
-    if k == 0 || k > MAX_WIDTH { Err(too_wide("experts", k)) } else { Ok(()) }
+    if k == 0 || k > MAX_WIDTH {
+        Err(too_wide("experts", k))
+    } else {
+        Ok(())
+    }
 }
 
 /// Fields of the general model (k experts of one family); returns σ² for linear experts.

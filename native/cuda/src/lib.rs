@@ -21,8 +21,8 @@ mod xtw;
 pub use backend::CudaBackend;
 pub use choice::KernelChoice;
 pub use driver::{DeviceInfo, KernelSource};
-pub use fused::{FusedPolicy, VARIANTS as FUSED_VARIANTS};
 pub use error::{GpuError, GpuErrorKind};
+pub use fused::{FusedPolicy, VARIANTS as FUSED_VARIANTS};
 pub use gram::{GramKernel, TcVariant, TC_MAX_D, TC_VARIANTS};
 
 /// Device 0 when the CUDA backend can run on it (a GPU, its driver, cuBLAS, and the kernels for it: see

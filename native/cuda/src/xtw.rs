@@ -74,8 +74,18 @@ impl XtwPlan {
 /// out (cols×d row-major, device) = Σ_i w_i ⊗ x_i^p over the `rows` rows of x (rows×d) and w (rows×cols),
 /// p = 2 when `square`; `partial` holds at least `plan.partial_len(cols, d)` doubles.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn skinny_xtw(ctx: &Context, plan: XtwPlan, x: u64, rows: usize, d: usize, w: u64, cols: usize, square: bool, partial: u64,
-                         out: u64) -> Result<()> {
+pub(crate) fn skinny_xtw(
+    ctx: &Context,
+    plan: XtwPlan,
+    x: u64,
+    rows: usize,
+    d: usize,
+    w: u64,
+    cols: usize,
+    square: bool,
+    partial: u64,
+    out: u64,
+) -> Result<()> {
     let mut g0 = 0;
     while g0 < cols {
         let groups = XTW_MAX_G.min(cols - g0);
@@ -84,9 +94,17 @@ pub(crate) fn skinny_xtw(ctx: &Context, plan: XtwPlan, x: u64, rows: usize, d: u
             (rows as i32, d as i32, cols as i32, g0 as i32, groups as i32, i32::from(square));
         let (mut width_i, mut lanes_i) = (plan.width as i32, plan.lanes as i32);
         let mut args: [*mut c_void; 11] = [
-            &mut xp as *mut _ as _, &mut wp as *mut _ as _, &mut rows_i as *mut _ as _, &mut d_i as *mut _ as _,
-            &mut stride as *mut _ as _, &mut g0_i as *mut _ as _, &mut groups_i as *mut _ as _, &mut sq as *mut _ as _,
-            &mut width_i as *mut _ as _, &mut lanes_i as *mut _ as _, &mut pp as *mut _ as _,
+            &mut xp as *mut _ as _,
+            &mut wp as *mut _ as _,
+            &mut rows_i as *mut _ as _,
+            &mut d_i as *mut _ as _,
+            &mut stride as *mut _ as _,
+            &mut g0_i as *mut _ as _,
+            &mut groups_i as *mut _ as _,
+            &mut sq as *mut _ as _,
+            &mut width_i as *mut _ as _,
+            &mut lanes_i as *mut _ as _,
+            &mut pp as *mut _ as _,
         ];
         ctx.launch("skinny_xtw", (plan.grid as u32, 1, 1), plan.threads as u32, 0, &mut args)?;
         // The block partials in a fixed two-level order: chunks of XTW_CHUNK blocks, then the chunks.
@@ -102,11 +120,22 @@ pub(crate) fn skinny_xtw(ctx: &Context, plan: XtwPlan, x: u64, rows: usize, d: u
 /// out[c·len + e] = Σ_p partial[p·len + e] over the partials p of chunk c (`chunk` of them, in order), for every
 /// chunk of the `count` partials (kernels/skinny_xtw.cu `sum_partials`); `chunk` ≥ `count` is the whole sum
 /// into `out[e]`. Bit-reproducible: the order depends only on count and chunk.
-pub(crate) fn sum_partials(ctx: &Context, partial: u64, count: usize, len: usize, chunk: usize, out: u64) -> Result<()> {
+pub(crate) fn sum_partials(
+    ctx: &Context,
+    partial: u64,
+    count: usize,
+    len: usize,
+    chunk: usize,
+    out: u64,
+) -> Result<()> {
     let chunk = chunk.clamp(1, count.max(1));
-    let (mut part, mut count_i, mut len_i, mut chunk_i, mut dst) = (partial, count as i32, len as i32, chunk as i32, out);
+    let (mut part, mut count_i, mut len_i, mut chunk_i, mut dst) =
+        (partial, count as i32, len as i32, chunk as i32, out);
     let mut args: [*mut c_void; 5] = [
-        &mut part as *mut _ as _, &mut count_i as *mut _ as _, &mut len_i as *mut _ as _, &mut chunk_i as *mut _ as _,
+        &mut part as *mut _ as _,
+        &mut count_i as *mut _ as _,
+        &mut len_i as *mut _ as _,
+        &mut chunk_i as *mut _ as _,
         &mut dst as *mut _ as _,
     ];
     ctx.launch("sum_partials", (len.div_ceil(256) as u32, count.div_ceil(chunk).max(1) as u32, 1), 256, 0, &mut args)?;
@@ -125,7 +154,10 @@ mod tests {
         assert_eq!(XtwPlan::new(1000, 2000).width, 512);
         for d in [1, 2, 7, 33, 100, 300, 512, 513, 2000] {
             let p = XtwPlan::new(5000, d);
-            assert!(p.threads.is_multiple_of(32) && p.threads <= XTW_MAX_THREADS && p.lanes * p.width <= p.threads, "{d}: {p:?}");
+            assert!(
+                p.threads.is_multiple_of(32) && p.threads <= XTW_MAX_THREADS && p.lanes * p.width <= p.threads,
+                "{d}: {p:?}"
+            );
             assert!(p.lanes <= XTW_MAX_LANES && p.lanes * XTW_R * XTW_MAX_G <= XTW_WREG * p.threads, "{d}: {p:?}");
         }
     }

@@ -109,8 +109,13 @@ fn row_ops_match_the_cpu_row_mathematics() {
         SoftmaxProblem::SymLogExpert,
     ];
     let tasks = [
-        SoftmaxTask::Objective, SoftmaxTask::Gradient, SoftmaxTask::Hessian, SoftmaxTask::HessVec, SoftmaxTask::GradientDiag,
-        SoftmaxTask::GradientDiagStore, SoftmaxTask::HessVecStored,
+        SoftmaxTask::Objective,
+        SoftmaxTask::Gradient,
+        SoftmaxTask::Hessian,
+        SoftmaxTask::HessVec,
+        SoftmaxTask::GradientDiag,
+        SoftmaxTask::GradientDiagStore,
+        SoftmaxTask::HessVecStored,
     ];
     let kinds = [SymKind::Linear { sigma: 0.8 }, SymKind::Logistic];
     let mut ops = vec![RowOp::Moments, RowOp::Gram, RowOp::LinearResidual { k: 3 }];
@@ -122,7 +127,12 @@ fn row_ops_match_the_cpu_row_mathematics() {
             ops.push(RowOp::Gradient { k: 3, family: family.clone(), stored_h });
         }
     }
-    ops.push(RowOp::EStep { k: 16, family: Family::Linear { sigma2: (0..16).map(|j| 0.5 + 0.1 * j as f64).collect() }, store: true, suff: true });
+    ops.push(RowOp::EStep {
+        k: 16,
+        family: Family::Linear { sigma2: (0..16).map(|j| 0.5 + 0.1 * j as f64).collect() },
+        store: true,
+        suff: true,
+    });
     for kind in kinds {
         ops.push(RowOp::SymEStep { kind, store: true, suff: true });
         ops.push(RowOp::SymGradient { kind, stored_h: false });
@@ -165,12 +175,22 @@ fn row_ops_match_the_cpu_row_mathematics() {
             let y: Vec<f64> = (0..rows)
                 .map(|_| match labels(op) {
                     0 => uniform(-2.0, 2.0),
-                    -1 => if uniform(0.0, 1.0) < 0.5 { -1.0 } else { 1.0 },
+                    -1 => {
+                        if uniform(0.0, 1.0) < 0.5 {
+                            -1.0
+                        } else {
+                            1.0
+                        }
+                    }
                     c => (uniform(0.0, c as f64).floor()).min(c as f64 - 1.0),
                 })
                 .collect();
             // Weights on every other op (some zero), none on the others.
-            let s: Vec<f64> = if i % 2 == 0 { (0..rows).map(|r| if r % 17 == 3 { 0.0 } else { uniform(0.2, 1.5) }).collect() } else { vec![] };
+            let s: Vec<f64> = if i % 2 == 0 {
+                (0..rows).map(|r| if r % 17 == 3 { 0.0 } else { uniform(0.2, 1.5) }).collect()
+            } else {
+                vec![]
+            };
             let n_store = if gathered { store_rows } else { rows };
             let (hw, pw) = (shape.h_width, shape.p_width);
             let mut h: Vec<f64> = (0..n_store * hw).map(|_| uniform(0.05, 1.0)).collect();
@@ -209,31 +229,53 @@ fn row_ops_match_the_cpu_row_mathematics() {
             let mut take = || {
                 let n = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
                 at += 8;
-                let v: Vec<f64> = bytes[at..at + 8 * n].chunks(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect();
+                let v: Vec<f64> =
+                    bytes[at..at + 8 * n].chunks(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect();
                 at += 8 * n;
                 v
             };
             let kernels: Vec<Vec<Vec<f64>>> = (0..2).map(|_| (0..5).map(|_| take()).collect()).collect();
 
             // The CPU backend's row mathematics on the same rows (−7: entries an op does not write).
-            let (mut r, mut w, mut sv) = (vec![-7.0; rows * shape.r_cols], vec![-7.0; rows * shape.grams], vec![0.0; rows * shape.sums]);
+            let (mut r, mut w, mut sv) =
+                (vec![-7.0; rows * shape.r_cols], vec![-7.0; rows * shape.grams], vec![0.0; rows * shape.sums]);
             let (mut h_cpu, mut p_cpu) = (h.clone(), probs.clone());
             let mut scratch = moe_core::rowops::Scratch::default();
             for row in 0..rows {
                 let st = if gathered { idx[row] as usize } else { row };
-                moe_core::rowops::eval_row(op, &a[row * shape.q..(row + 1) * shape.q], y[row], if s.is_empty() { 1.0 } else { s[row] },
-                    &mut h_cpu[st * hw..(st + 1) * hw], &mut p_cpu[st * pw..(st + 1) * pw],
-                    &mut r[row * shape.r_cols..(row + 1) * shape.r_cols], &mut w[row * shape.grams..(row + 1) * shape.grams],
-                    &mut sv[row * shape.sums..(row + 1) * shape.sums], &mut scratch);
+                moe_core::rowops::eval_row(
+                    op,
+                    &a[row * shape.q..(row + 1) * shape.q],
+                    y[row],
+                    if s.is_empty() { 1.0 } else { s[row] },
+                    &mut h_cpu[st * hw..(st + 1) * hw],
+                    &mut p_cpu[st * pw..(st + 1) * pw],
+                    &mut r[row * shape.r_cols..(row + 1) * shape.r_cols],
+                    &mut w[row * shape.grams..(row + 1) * shape.grams],
+                    &mut sv[row * shape.sums..(row + 1) * shape.sums],
+                    &mut scratch,
+                );
             }
             let want = [r, w, sv, h_cpu, p_cpu];
             for (kernel, got) in ["row_op", "row_op_tiled"].iter().zip(&kernels) {
-                for (what, (g, c)) in ["R", "Gram weights", "sum terms", "H", "probabilities"].iter().zip(got.iter().zip(&want)) {
+                for (what, (g, c)) in
+                    ["R", "Gram weights", "sum terms", "H", "probabilities"].iter().zip(got.iter().zip(&want))
+                {
                     let scale = c.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-                    let err = g.iter().zip(c).map(|(g, c)| (g - c).abs()).fold(0.0f64, |m, e| if e > m || e.is_nan() { e } else { m });
+                    let err = g.iter().zip(c).map(|(g, c)| (g - c).abs()).fold(0.0f64, |m, e| {
+                        if e > m || e.is_nan() {
+                            e
+                        } else {
+                            m
+                        }
+                    });
                     let close = err <= 1e-12 * scale; // false for NaN
                     if g.len() != c.len() || !close {
-                        failures.push(format!("{op:?} (gathered {gathered}) {kernel} {what}: {} values vs {}, error {err:e}", g.len(), c.len()));
+                        failures.push(format!(
+                            "{op:?} (gathered {gathered}) {kernel} {what}: {} values vs {}, error {err:e}",
+                            g.len(),
+                            c.len()
+                        ));
                     }
                 }
             }

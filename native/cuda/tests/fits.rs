@@ -52,7 +52,11 @@ fn planted(seed: u32, n: usize, d: usize, model: &ModelSpec) -> Problem {
             }
             (true, _) => {
                 let sign = if z == 0 { 1.0 } else { -1.0 };
-                if rng.uniform() < 1.0 / (1.0 + (-sign * dot(beta)).exp()) { 1.0 } else { -1.0 }
+                if rng.uniform() < 1.0 / (1.0 + (-sign * dot(beta)).exp()) {
+                    1.0
+                } else {
+                    -1.0
+                }
             }
         };
         y.push(yi);
@@ -82,7 +86,11 @@ fn model(experts: ExpertKind, symmetric: bool, k: usize, d: usize) -> ModelSpec 
         symmetric,
         k: if symmetric { 2 } else { k },
         d,
-        n_classes: match experts { ExpertKind::Linear => 0, ExpertKind::Logistic => 2, ExpertKind::Multinomial => 3 },
+        n_classes: match experts {
+            ExpertKind::Linear => 0,
+            ExpertKind::Logistic => 2,
+            ExpertKind::Multinomial => 3,
+        },
         noise: if symmetric { Noise::Known(1.0) } else { Noise::Fitted },
         ridge: 1e-3,
         intercept: false,
@@ -95,8 +103,13 @@ fn run(b: &dyn moe_core::Backend, model: &ModelSpec, spec: &FitSpec) -> FitOutpu
 
 fn compare(label: &str, gpu: &FitOutput, cpu: &FitOutput, failures: &mut Vec<String>) {
     if gpu.iterations.len() != cpu.iterations.len() || gpu.reason != cpu.reason {
-        failures.push(format!("{label}: {} iterations ({:?}) vs {} ({:?})", gpu.iterations.len(), gpu.reason,
-                              cpu.iterations.len(), cpu.reason));
+        failures.push(format!(
+            "{label}: {} iterations ({:?}) vs {} ({:?})",
+            gpu.iterations.len(),
+            gpu.reason,
+            cpu.iterations.len(),
+            cpu.reason
+        ));
         return;
     }
     let e = relative_error(&gpu.params, &cpu.params);
@@ -122,11 +135,24 @@ fn fits_match_the_cpu_backend() {
         ("sym-logistic", ExpertKind::Logistic, true, 2),
     ];
     let specs = [
-        ("em-newton", FitSpec { mstep: moe_core::MStepSpec { solver: Solver::Newton, ..Default::default() }, ..em.clone() }),
-        ("em-newton-cg", FitSpec { mstep: moe_core::MStepSpec { solver: Solver::NewtonCg, ..Default::default() }, ..em.clone() }),
+        (
+            "em-newton",
+            FitSpec { mstep: moe_core::MStepSpec { solver: Solver::Newton, ..Default::default() }, ..em.clone() },
+        ),
+        (
+            "em-newton-cg",
+            FitSpec { mstep: moe_core::MStepSpec { solver: Solver::NewtonCg, ..Default::default() }, ..em.clone() },
+        ),
         ("gradient-em", FitSpec { algorithm: Algorithm::GradientEm, step_gate: 0.5, step_experts: 0.5, ..em.clone() }),
         ("gd", FitSpec { algorithm: Algorithm::Gd, step_gate: 0.5, step_experts: 0.5, ..em.clone() }),
-        ("em-minibatch", FitSpec { batch_size: 700, mstep: moe_core::MStepSpec { solver: Solver::Gradient, ..Default::default() }, ..em.clone() }),
+        (
+            "em-minibatch",
+            FitSpec {
+                batch_size: 700,
+                mstep: moe_core::MStepSpec { solver: Solver::Gradient, ..Default::default() },
+                ..em.clone()
+            },
+        ),
     ];
     for (fi, (fname, experts, symmetric, k)) in families.iter().enumerate() {
         let m = model(*experts, *symmetric, *k, d);
@@ -135,7 +161,11 @@ fn fits_match_the_cpu_backend() {
         let gpu = CudaBackend::new(problem.data()).unwrap();
         for (sname, spec) in &specs {
             let c = run(&cpu, &m, spec);
-            let fused = (1..moe_cuda::FUSED_VARIANTS.len()).map(|v| Kernels { fused: FusedPolicy::Everywhere, fused_variant: v, ..Kernels::DEFAULT });
+            let fused = (1..moe_cuda::FUSED_VARIANTS.len()).map(|v| Kernels {
+                fused: FusedPolicy::Everywhere,
+                fused_variant: v,
+                ..Kernels::DEFAULT
+            });
             let configs = [
                 Kernels::DEFAULT,
                 Kernels { fused: FusedPolicy::Off, ..Kernels::DEFAULT },

@@ -8,7 +8,9 @@
 mod common;
 
 use common::*;
-use moe_core::backend::{Backend, Family, InfoModel, InfoPart, InfoTask, RowOp, Rows, SoftmaxProblem, SoftmaxTask, SymKind};
+use moe_core::backend::{
+    Backend, Family, InfoModel, InfoPart, InfoTask, RowOp, Rows, SoftmaxProblem, SoftmaxTask, SymKind,
+};
 use moe_core::rng::Rng;
 use moe_core::{CpuBackend, ErrorCode};
 use moe_cuda::{CudaBackend, FusedPolicy, GramKernel, TC_VARIANTS};
@@ -29,34 +31,105 @@ fn cases() -> Vec<Case> {
     let mut out = vec![
         Case { name: "moments", labels: Labels::Real, op: RowOp::Moments },
         Case { name: "gram", labels: Labels::Real, op: RowOp::Gram },
-        Case { name: "estep-linear-suff", labels: Labels::Real, op: RowOp::EStep { k, family: lin(), store: true, suff: true } },
-        Case { name: "estep-linear-nostore", labels: Labels::Real, op: RowOp::EStep { k, family: lin(), store: false, suff: false } },
-        Case { name: "estep-logistic", labels: Labels::Binary, op: RowOp::EStep { k, family: Family::Logistic, store: true, suff: false } },
-        Case { name: "estep-multinomial", labels: Labels::Classes(c), op: RowOp::EStep { k, family: Family::Multinomial { classes: c }, store: true, suff: false } },
-        Case { name: "sym-estep-linear", labels: Labels::Real, op: RowOp::SymEStep { kind: SymKind::Linear { sigma: 0.8 }, store: true, suff: true } },
-        Case { name: "sym-estep-logistic", labels: Labels::PlusMinus, op: RowOp::SymEStep { kind: SymKind::Logistic, store: true, suff: false } },
+        Case {
+            name: "estep-linear-suff",
+            labels: Labels::Real,
+            op: RowOp::EStep { k, family: lin(), store: true, suff: true },
+        },
+        Case {
+            name: "estep-linear-nostore",
+            labels: Labels::Real,
+            op: RowOp::EStep { k, family: lin(), store: false, suff: false },
+        },
+        Case {
+            name: "estep-logistic",
+            labels: Labels::Binary,
+            op: RowOp::EStep { k, family: Family::Logistic, store: true, suff: false },
+        },
+        Case {
+            name: "estep-multinomial",
+            labels: Labels::Classes(c),
+            op: RowOp::EStep { k, family: Family::Multinomial { classes: c }, store: true, suff: false },
+        },
+        Case {
+            name: "sym-estep-linear",
+            labels: Labels::Real,
+            op: RowOp::SymEStep { kind: SymKind::Linear { sigma: 0.8 }, store: true, suff: true },
+        },
+        Case {
+            name: "sym-estep-logistic",
+            labels: Labels::PlusMinus,
+            op: RowOp::SymEStep { kind: SymKind::Logistic, store: true, suff: false },
+        },
         Case { name: "linear-residual", labels: Labels::Real, op: RowOp::LinearResidual { k } },
         Case { name: "h-stats", labels: Labels::Real, op: RowOp::HStats { width: k, suff: false, symmetric: false } },
-        Case { name: "h-stats-linear-suff", labels: Labels::Real, op: RowOp::HStats { width: k, suff: true, symmetric: false } },
-        Case { name: "h-stats-sym-suff", labels: Labels::Real, op: RowOp::HStats { width: 2, suff: true, symmetric: true } },
+        Case {
+            name: "h-stats-linear-suff",
+            labels: Labels::Real,
+            op: RowOp::HStats { width: k, suff: true, symmetric: false },
+        },
+        Case {
+            name: "h-stats-sym-suff",
+            labels: Labels::Real,
+            op: RowOp::HStats { width: 2, suff: true, symmetric: true },
+        },
     ];
     for stored_h in [false, true] {
-        out.push(Case { name: "gradient-linear", labels: Labels::Real, op: RowOp::Gradient { k, family: lin(), stored_h } });
-        out.push(Case { name: "gradient-logistic", labels: Labels::Binary, op: RowOp::Gradient { k, family: Family::Logistic, stored_h } });
-        out.push(Case { name: "gradient-multinomial", labels: Labels::Classes(c), op: RowOp::Gradient { k, family: Family::Multinomial { classes: c }, stored_h } });
-        out.push(Case { name: "sym-gradient-linear", labels: Labels::Real, op: RowOp::SymGradient { kind: SymKind::Linear { sigma: 1.3 }, stored_h } });
-        out.push(Case { name: "sym-gradient-logistic", labels: Labels::PlusMinus, op: RowOp::SymGradient { kind: SymKind::Logistic, stored_h } });
+        out.push(Case {
+            name: "gradient-linear",
+            labels: Labels::Real,
+            op: RowOp::Gradient { k, family: lin(), stored_h },
+        });
+        out.push(Case {
+            name: "gradient-logistic",
+            labels: Labels::Binary,
+            op: RowOp::Gradient { k, family: Family::Logistic, stored_h },
+        });
+        out.push(Case {
+            name: "gradient-multinomial",
+            labels: Labels::Classes(c),
+            op: RowOp::Gradient { k, family: Family::Multinomial { classes: c }, stored_h },
+        });
+        out.push(Case {
+            name: "sym-gradient-linear",
+            labels: Labels::Real,
+            op: RowOp::SymGradient { kind: SymKind::Linear { sigma: 1.3 }, stored_h },
+        });
+        out.push(Case {
+            name: "sym-gradient-logistic",
+            labels: Labels::PlusMinus,
+            op: RowOp::SymGradient { kind: SymKind::Logistic, stored_h },
+        });
     }
     // Predictions (rows on the host; the binding sends them to the CPU backend, but the backend answers too).
     out.push(Case { name: "predict-linear", labels: Labels::Real, op: RowOp::Predict { k, family: lin() } });
-    out.push(Case { name: "predict-logistic", labels: Labels::Real, op: RowOp::Predict { k, family: Family::Logistic } });
-    out.push(Case { name: "predict-multinomial", labels: Labels::Real, op: RowOp::Predict { k, family: Family::Multinomial { classes: c } } });
-    out.push(Case { name: "sym-predict-linear", labels: Labels::Real, op: RowOp::SymPredict { kind: SymKind::Linear { sigma: 0.8 } } });
-    out.push(Case { name: "sym-predict-logistic", labels: Labels::Real, op: RowOp::SymPredict { kind: SymKind::Logistic } });
+    out.push(Case {
+        name: "predict-logistic",
+        labels: Labels::Real,
+        op: RowOp::Predict { k, family: Family::Logistic },
+    });
+    out.push(Case {
+        name: "predict-multinomial",
+        labels: Labels::Real,
+        op: RowOp::Predict { k, family: Family::Multinomial { classes: c } },
+    });
+    out.push(Case {
+        name: "sym-predict-linear",
+        labels: Labels::Real,
+        op: RowOp::SymPredict { kind: SymKind::Linear { sigma: 0.8 } },
+    });
+    out.push(Case {
+        name: "sym-predict-logistic",
+        labels: Labels::Real,
+        op: RowOp::SymPredict { kind: SymKind::Logistic },
+    });
     // Information passes (their rows are evaluated on the host, reductions on the GPU).
     let info_models = [
         (Labels::Real, InfoModel::General { k, family: lin(), fitted_sigma: true }),
-        (Labels::Classes(c), InfoModel::General { k: 2, family: Family::Multinomial { classes: c }, fitted_sigma: false }),
+        (
+            Labels::Classes(c),
+            InfoModel::General { k: 2, family: Family::Multinomial { classes: c }, fitted_sigma: false },
+        ),
         (Labels::Real, InfoModel::Symmetric { kind: SymKind::Linear { sigma: 0.9 } }),
     ];
     for (labels, model) in info_models {
@@ -69,11 +142,21 @@ fn cases() -> Vec<Case> {
                 InfoTask::Apply { scalars: (0..q1).map(|i| 0.3 + i as f64).collect() },
             ];
             for task in tasks {
-                out.push(Case { name: "information", labels, op: RowOp::Information { model: model.clone(), part, task } });
+                out.push(Case {
+                    name: "information",
+                    labels,
+                    op: RowOp::Information { model: model.clone(), part, task },
+                });
             }
         }
     }
-    let tasks = [SoftmaxTask::Objective, SoftmaxTask::Gradient, SoftmaxTask::Hessian, SoftmaxTask::HessVec, SoftmaxTask::GradientDiag];
+    let tasks = [
+        SoftmaxTask::Objective,
+        SoftmaxTask::Gradient,
+        SoftmaxTask::Hessian,
+        SoftmaxTask::HessVec,
+        SoftmaxTask::GradientDiag,
+    ];
     for task in tasks {
         for (name, labels, problem) in softmax_problems() {
             out.push(Case { name, labels, op: RowOp::Softmax { problem, task } });
@@ -88,7 +171,11 @@ fn softmax_problems() -> [(&'static str, Labels, SoftmaxProblem); 5] {
     [
         ("softmax-gate", Labels::Real, SoftmaxProblem::Gate { k }),
         ("softmax-expert-logistic", Labels::Binary, SoftmaxProblem::Expert { j: 1, k, classes: 2, logistic: true }),
-        ("softmax-expert-multinomial", Labels::Classes(c), SoftmaxProblem::Expert { j: 2, k, classes: c, logistic: false }),
+        (
+            "softmax-expert-multinomial",
+            Labels::Classes(c),
+            SoftmaxProblem::Expert { j: 2, k, classes: c, logistic: false },
+        ),
         ("softmax-sym-gate", Labels::Real, SoftmaxProblem::SymGate),
         ("softmax-sym-log-expert", Labels::PlusMinus, SoftmaxProblem::SymLogExpert),
     ]
@@ -100,7 +187,11 @@ fn softmax_problems() -> [(&'static str, Labels, SoftmaxProblem); 5] {
 fn configurations(op: &RowOp) -> Vec<Kernels> {
     let sh = op.shape();
     let mut out = vec![Kernels::DEFAULT, Kernels { tiled: false, ..Kernels::DEFAULT }];
-    out.extend((0..moe_cuda::FUSED_VARIANTS.len()).map(|v| Kernels { fused: FusedPolicy::Everywhere, fused_variant: v, ..Kernels::DEFAULT }));
+    out.extend((0..moe_cuda::FUSED_VARIANTS.len()).map(|v| Kernels {
+        fused: FusedPolicy::Everywhere,
+        fused_variant: v,
+        ..Kernels::DEFAULT
+    }));
     if sh.grams > 0 && !sh.diag_only {
         out.push(Kernels { gram: GramKernel::Gemm, ..Kernels::DEFAULT });
     }
@@ -191,7 +282,10 @@ fn every_pass_matches_the_cpu_backend() {
             }
         }
     }
-    println!("{} ops × 2 weightings × (defaults, each opt-in kernel the op uses, all of them) × 2 row selections compared", all.len());
+    println!(
+        "{} ops × 2 weightings × (defaults, each opt-in kernel the op uses, all of them) × 2 row selections compared",
+        all.len()
+    );
     assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
 }
 
@@ -202,8 +296,12 @@ fn assert_fused_kernel_runs(info: &moe_cuda::DeviceInfo) {
     let gpu = CudaBackend::new(problem.data()).unwrap();
     println!("fused tensor-core kernel available: {}", gpu.fused_available());
     if info.compute_capability.0 >= 8 {
-        assert!(gpu.fused_available(), "sm_{}{} has fp64 DMMA but the fused kernel is not in the module",
-                info.compute_capability.0, info.compute_capability.1);
+        assert!(
+            gpu.fused_available(),
+            "sm_{}{} has fp64 DMMA but the fused kernel is not in the module",
+            info.compute_capability.0,
+            info.compute_capability.1
+        );
     }
 }
 
@@ -213,20 +311,27 @@ fn passes_are_bit_identical_run_to_run() {
     let (n, d, k) = (50_000, 9, 4);
     let problem = Problem::random(77, n, d, Labels::Real, true);
     let gpu = CudaBackend::new(problem.data()).unwrap();
-    let estep = RowOp::EStep { k, family: Family::Linear { sigma2: vec![0.5, 1.0, 1.5, 2.0] }, store: true, suff: true };
+    let estep =
+        RowOp::EStep { k, family: Family::Linear { sigma2: vec![0.5, 1.0, 1.5, 2.0] }, store: true, suff: true };
     let proj = random_vec(78, 2 * k * d, 0.5);
     let hess = RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::Hessian };
     let hessvec = RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::HessVec };
-    let passes: [(&[f64], &RowOp); 3] = [(&proj, &estep), (&proj[..(k - 1) * d], &hess), (&proj[..2 * (k - 1) * d], &hessvec)];
+    let passes: [(&[f64], &RowOp); 3] =
+        [(&proj, &estep), (&proj[..(k - 1) * d], &hess), (&proj[..2 * (k - 1) * d], &hessvec)];
     // Unfused, then each launch configuration of the fused kernel, on every pass.
-    let configs = std::iter::once((FusedPolicy::Off, 0)).chain((0..moe_cuda::FUSED_VARIANTS.len()).map(|v| (FusedPolicy::Everywhere, v)));
+    let configs = std::iter::once((FusedPolicy::Off, 0))
+        .chain((0..moe_cuda::FUSED_VARIANTS.len()).map(|v| (FusedPolicy::Everywhere, v)));
     for (fused, variant) in configs {
         gpu.set_fused_policy(fused);
         gpu.set_fused_variant(variant);
         let first: Vec<_> = passes.iter().map(|(p, op)| gpu.pass(Rows::All, p, op).unwrap()).collect();
         for _ in 0..3 {
             for ((p, op), want) in passes.iter().zip(&first) {
-                assert_eq!(&gpu.pass(Rows::All, p, op).unwrap(), want, "{op:?} (fused {fused:?}, variant {variant}) changed run to run");
+                assert_eq!(
+                    &gpu.pass(Rows::All, p, op).unwrap(),
+                    want,
+                    "{op:?} (fused {fused:?}, variant {variant}) changed run to run"
+                );
             }
         }
     }
@@ -249,7 +354,12 @@ fn fused_wide_passes_match_the_cpu_backend() {
     let (n, k) = (3001, 16);
     let gate = |task| RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task };
     let ops = [
-        RowOp::EStep { k, family: Family::Linear { sigma2: (0..k).map(|j| 0.5 + 0.1 * j as f64).collect() }, store: true, suff: true },
+        RowOp::EStep {
+            k,
+            family: Family::Linear { sigma2: (0..k).map(|j| 0.5 + 0.1 * j as f64).collect() },
+            store: true,
+            suff: true,
+        },
         RowOp::LinearResidual { k },
         gate(SoftmaxTask::Objective),
         gate(SoftmaxTask::Gradient),
@@ -277,7 +387,10 @@ fn fused_wide_passes_match_the_cpu_backend() {
             let mut check = |what: &str, g: &[f64], c: &[f64]| {
                 let e = relative_error(g, c);
                 if e.is_nan() || e > TOL || g.iter().any(|v| !v.is_finite()) {
-                    failures.push(format!("{op:?} d={d} {}: {what} relative error {e:e}", moe_cuda::FUSED_VARIANTS[variant].0));
+                    failures.push(format!(
+                        "{op:?} d={d} {}: {what} relative error {e:e}",
+                        moe_cuda::FUSED_VARIANTS[variant].0
+                    ));
                 }
             };
             check("XᵀR", &g.xtr, &c.xtr);
@@ -302,7 +415,8 @@ fn stored_probabilities_match_the_cpu_backend() {
     let mut failures = Vec::new();
     for (i, (name, labels, problem)) in softmax_problems().into_iter().enumerate() {
         let op = |task| RowOp::Softmax { problem, task };
-        let (diag, hess_vec, hess_vec_stored) = (op(SoftmaxTask::GradientDiagStore), op(SoftmaxTask::HessVec), op(SoftmaxTask::HessVecStored));
+        let (diag, hess_vec, hess_vec_stored) =
+            (op(SoftmaxTask::GradientDiagStore), op(SoftmaxTask::HessVec), op(SoftmaxTask::HessVecStored));
         let (m, hw) = (problem.classes() - 1, hess_vec.shape().h_width);
         for weighted in [false, true] {
             let seed = 4000 + 10 * i as u32 + weighted as u32;
@@ -318,7 +432,9 @@ fn stored_probabilities_match_the_cpu_backend() {
                 gpu.set_kernels(kernels);
                 gpu.set_stored_probabilities(true);
                 assert!(gpu.stores_probabilities() && cpu.stores_probabilities());
-                let Err(e) = gpu.pass(Rows::All, dir, &hess_vec_stored) else { panic!("{name}: read probabilities never stored") };
+                let Err(e) = gpu.pass(Rows::All, dir, &hess_vec_stored) else {
+                    panic!("{name}: read probabilities never stored")
+                };
                 assert_eq!(e.code, ErrorCode::Internal, "{e}");
                 for b in [&cpu as &dyn Backend, &gpu] {
                     b.write_h(hw, &h).unwrap();
@@ -336,7 +452,10 @@ fn stored_probabilities_match_the_cpu_backend() {
                     check("GradientDiagStore grams", &gd.grams, &cd.grams);
                     check("GradientDiagStore XᵀR", &gd.xtr, &cd.xtr);
                     check("GradientDiagStore sums", &gd.sums, &cd.sums);
-                    let (ch, gh) = (cpu.pass(rows, dir, &hess_vec_stored).unwrap(), gpu.pass(rows, dir, &hess_vec_stored).unwrap());
+                    let (ch, gh) = (
+                        cpu.pass(rows, dir, &hess_vec_stored).unwrap(),
+                        gpu.pass(rows, dir, &hess_vec_stored).unwrap(),
+                    );
                     check("HessVecStored XᵀR", &gh.xtr, &ch.xtr);
                     check("HessVecStored vs HessVec on the GPU", &gh.xtr, &gpu.pass(rows, &vd, &hess_vec).unwrap().xtr);
                 }
@@ -410,7 +529,9 @@ fn grams_accumulate_over_many_chunks() {
         RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::GradientDiag },
     ];
     // The tensor-core kernel chunks rows its own way (gram.rs TcPlan): once is enough for it.
-    for (gram, rows_per_chunk) in [(GramKernel::Gemm, 1), (GramKernel::Gemm, 50), (GramKernel::Gemm, 333), (GramKernel::TensorCore, 0)] {
+    for (gram, rows_per_chunk) in
+        [(GramKernel::Gemm, 1), (GramKernel::Gemm, 50), (GramKernel::Gemm, 333), (GramKernel::TensorCore, 0)]
+    {
         gpu.set_gram_kernel(gram);
         // Chunk sizes are in bytes of scaled rows: full Grams use grams·d values per row, diagonal ones d.
         for op in &ops {
@@ -441,7 +562,12 @@ fn tensor_core_grams_at_wide_shapes() {
             let h = random_h(61, n, k);
             cpu.write_h(k, &h).unwrap();
             gpu.write_h(k, &h).unwrap();
-            let op = RowOp::EStep { k, family: Family::Linear { sigma2: (0..k).map(|j| 0.5 + j as f64 / 8.0).collect() }, store: false, suff: true };
+            let op = RowOp::EStep {
+                k,
+                family: Family::Linear { sigma2: (0..k).map(|j| 0.5 + j as f64 / 8.0).collect() },
+                store: false,
+                suff: true,
+            };
             let proj = random_vec(62, op.shape().q * d, 0.3);
             let c = cpu.pass(Rows::All, &proj, &op).unwrap();
             gpu.set_gram_kernel(GramKernel::Gemm);
@@ -463,7 +589,11 @@ fn tensor_core_grams_at_wide_shapes() {
                 let label = format!("d = {d}, {k} Grams ({:?}, {})", gpu.full_gram_kernel(), variant.name);
                 assert_close(&format!("{label}: vs CPU"), &tc.grams, &c.grams, TOL);
                 assert_close(&format!("{label}: vs GEMM"), &tc.grams, &gemm.grams, TOL);
-                println!("{label}: vs CPU {:.1e}, vs GEMM {:.1e}", relative_error(&tc.grams, &c.grams), relative_error(&tc.grams, &gemm.grams));
+                println!(
+                    "{label}: vs CPU {:.1e}, vs GEMM {:.1e}",
+                    relative_error(&tc.grams, &c.grams),
+                    relative_error(&tc.grams, &gemm.grams)
+                );
                 for _ in 0..2 {
                     assert_eq!(gpu.pass(Rows::All, &proj, &op).unwrap(), tc, "{label}: run to run");
                 }
@@ -516,7 +646,12 @@ fn deferred_grams_are_the_pass_grams() {
         println!("skipped deferred_grams_are_the_pass_grams: no tensor-core Grams on this device");
         return;
     }
-    let estep = RowOp::EStep { k, family: Family::Linear { sigma2: (0..k).map(|j| 0.5 + 0.2 * j as f64).collect() }, store: true, suff: true };
+    let estep = RowOp::EStep {
+        k,
+        family: Family::Linear { sigma2: (0..k).map(|j| 0.5 + 0.2 * j as f64).collect() },
+        store: true,
+        suff: true,
+    };
     let gradient = RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::Gradient };
     let hess_vec = RowOp::Softmax { problem: SoftmaxProblem::Gate { k }, task: SoftmaxTask::HessVec };
     let proj = random_vec(502, 2 * k * d, 0.4);
@@ -532,7 +667,11 @@ fn deferred_grams_are_the_pass_grams() {
         assert_eq!((&outs[0].xtr, &outs[0].sums), (&want.xtr, &want.sums), "round {round}");
         assert_eq!(outs[1], want_gradient, "round {round}");
         for _ in 0..3 {
-            assert_eq!(gpu.pass(Rows::All, vd, &hess_vec).unwrap(), want_hess_vec, "round {round}: a pass beside the Grams");
+            assert_eq!(
+                gpu.pass(Rows::All, vd, &hess_vec).unwrap(),
+                want_hess_vec,
+                "round {round}: a pass beside the Grams"
+            );
         }
         if round == 1 {
             continue; // unfinished: the next deferral discards them

@@ -16,10 +16,18 @@ struct Shape {
 
 fn read_shape(env: Env, opts: napi_value) -> JsResult<Shape> {
     let count = |name: &str, default: usize| -> JsResult<usize> {
-        match env.get_opt(opts, name, "options")? { None => Ok(default), Some(v) => env.count(v, name) }
+        match env.get_opt(opts, name, "options")? {
+            None => Ok(default),
+            Some(v) => env.count(v, name),
+        }
     };
-    let shape = Shape { n: count("n", 100_000)?, d: count("d", 50)?, m: count("m", 4)?, threads: count("threads", 0)?,
-                        reps: count("reps", 5)?.max(1) };
+    let shape = Shape {
+        n: count("n", 100_000)?,
+        d: count("d", 50)?,
+        m: count("m", 4)?,
+        threads: count("threads", 0)?,
+        reps: count("reps", 5)?.max(1),
+    };
     if shape.n == 0 || shape.d == 0 || shape.m == 0 {
         return Err(Failure::option("n, d and m must be positive"));
     }
@@ -29,16 +37,22 @@ fn read_shape(env: Env, opts: napi_value) -> JsResult<Shape> {
 /// Deterministic values in [-1, 1) (a 64-bit LCG: the benchmark needs data, not statistics).
 fn synthetic(len: usize, seed: u64) -> Vec<f64> {
     let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    (0..len).map(|_| {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        ((state >> 11) as f64) / ((1u64 << 53) as f64) * 2.0 - 1.0
-    }).collect()
+    (0..len)
+        .map(|_| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 11) as f64) / ((1u64 << 53) as f64) * 2.0 - 1.0
+        })
+        .collect()
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(|a, b| a.total_cmp(b));
     let mid = xs.len() / 2;
-    if xs.len() % 2 == 1 { xs[mid] } else { 0.5 * (xs[mid - 1] + xs[mid]) }
+    if xs.len() % 2 == 1 {
+        xs[mid]
+    } else {
+        0.5 * (xs[mid - 1] + xs[mid])
+    }
 }
 
 /// Times `run` once to warm up, then `reps` times; returns `{ seconds, medianSeconds, flops, gflops }`.
@@ -94,10 +108,15 @@ pub unsafe extern "C" fn bench_dgemm(env: napi_env, info: napi_callback_info) ->
         let b = synthetic(s.n * s.d * s.m, 3);
         let mut c = vec![0.0; s.d * s.d * s.m];
         let flops = 2.0 * (s.n * s.d * s.d * s.m) as f64;
-        let obj = timed(env, s.reps, flops, || { blas.gram_shaped_dgemm(&x, s.n, s.d, &b, s.d * s.m, &mut c); Ok(()) })?;
+        let obj = timed(env, s.reps, flops, || {
+            blas.gram_shaped_dgemm(&x, s.n, s.d, &b, s.d * s.m, &mut c);
+            Ok(())
+        })?;
         env.set(obj, "available", env.bool(true)?)?;
         env.set(obj, "library", env.str(blas.library)?)?;
-        if let Some(t) = blas.threads() { env.set(obj, "threads", env.num(t as f64)?)?; }
+        if let Some(t) = blas.threads() {
+            env.set(obj, "threads", env.num(t as f64)?)?;
+        }
         Ok(obj)
     })
 }

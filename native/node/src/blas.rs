@@ -14,9 +14,22 @@ extern "C" {
     fn dlerror() -> *const c_char;
 }
 
-type CblasDgemm = unsafe extern "C" fn(layout: c_int, trans_a: c_int, trans_b: c_int, m: c_int, n: c_int, k: c_int,
-                                       alpha: f64, a: *const f64, lda: c_int, b: *const f64, ldb: c_int,
-                                       beta: f64, c: *mut f64, ldc: c_int);
+type CblasDgemm = unsafe extern "C" fn(
+    layout: c_int,
+    trans_a: c_int,
+    trans_b: c_int,
+    m: c_int,
+    n: c_int,
+    k: c_int,
+    alpha: f64,
+    a: *const f64,
+    lda: c_int,
+    b: *const f64,
+    ldb: c_int,
+    beta: f64,
+    c: *mut f64,
+    ldc: c_int,
+);
 type GetThreads = unsafe extern "C" fn() -> c_int;
 
 pub struct OpenBlas {
@@ -27,7 +40,11 @@ pub struct OpenBlas {
 
 fn last_dl_error() -> String {
     let e = unsafe { dlerror() };
-    if e.is_null() { "unknown dlopen error".into() } else { unsafe { CStr::from_ptr(e) }.to_string_lossy().into_owned() }
+    if e.is_null() {
+        "unknown dlopen error".into()
+    } else {
+        unsafe { CStr::from_ptr(e) }.to_string_lossy().into_owned()
+    }
 }
 
 impl OpenBlas {
@@ -35,9 +52,13 @@ impl OpenBlas {
     pub fn load() -> Result<OpenBlas, String> {
         let library = "libopenblas.so.0";
         let handle = unsafe { dlopen(c"libopenblas.so.0".as_ptr(), RTLD_NOW) };
-        if handle.is_null() { return Err(format!("{library} not loadable: {}", last_dl_error())); }
+        if handle.is_null() {
+            return Err(format!("{library} not loadable: {}", last_dl_error()));
+        }
         let dgemm = unsafe { dlsym(handle, c"cblas_dgemm".as_ptr()) };
-        if dgemm.is_null() { return Err(format!("{library} has no cblas_dgemm")); }
+        if dgemm.is_null() {
+            return Err(format!("{library} has no cblas_dgemm"));
+        }
         let get_threads = unsafe { dlsym(handle, c"openblas_get_num_threads".as_ptr()) };
         Ok(OpenBlas {
             dgemm: unsafe { std::mem::transmute::<*mut c_void, CblasDgemm>(dgemm) },
@@ -57,8 +78,22 @@ impl OpenBlas {
         assert!(a.len() == n * d && b.len() == n * cols && c.len() == d * cols, "dgemm operand sizes");
         assert!(n <= c_int::MAX as usize && d * cols <= c_int::MAX as usize, "dgemm sizes exceed 32-bit ints");
         unsafe {
-            (self.dgemm)(CBLAS_ROW_MAJOR, CBLAS_TRANS, CBLAS_NO_TRANS, d as c_int, cols as c_int, n as c_int, 1.0,
-                         a.as_ptr(), d as c_int, b.as_ptr(), cols as c_int, 0.0, c.as_mut_ptr(), cols as c_int)
+            (self.dgemm)(
+                CBLAS_ROW_MAJOR,
+                CBLAS_TRANS,
+                CBLAS_NO_TRANS,
+                d as c_int,
+                cols as c_int,
+                n as c_int,
+                1.0,
+                a.as_ptr(),
+                d as c_int,
+                b.as_ptr(),
+                cols as c_int,
+                0.0,
+                c.as_mut_ptr(),
+                cols as c_int,
+            )
         }
     }
 }

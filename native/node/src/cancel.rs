@@ -22,17 +22,24 @@ pub unsafe extern "C" fn create_cancel_token(env: napi_env, _info: napi_callback
         let flag: CancelFlag = Arc::new(AtomicBool::new(false));
         let token = env.object()?;
         let for_token = Arc::into_raw(flag.clone()) as *mut c_void;
-        if let Err(e) = env.check(napi_wrap(env.0, token, for_token, Some(drop_flag), null_mut(), null_mut()), "napi_wrap") {
+        if let Err(e) =
+            env.check(napi_wrap(env.0, token, for_token, Some(drop_flag), null_mut(), null_mut()), "napi_wrap")
+        {
             drop_flag(env.0, for_token, null_mut());
             return Err(e);
         }
         let for_function = Arc::into_raw(flag) as *mut c_void;
         let cancel = match env.function("cancel", Some(cancel), for_function) {
             Ok(f) => f,
-            Err(e) => { drop_flag(env.0, for_function, null_mut()); return Err(e); }
+            Err(e) => {
+                drop_flag(env.0, for_function, null_mut());
+                return Err(e);
+            }
         };
-        env.check(napi_add_finalizer(env.0, cancel, for_function, Some(drop_flag), null_mut(), null_mut()),
-                  "napi_add_finalizer")?;
+        env.check(
+            napi_add_finalizer(env.0, cancel, for_function, Some(drop_flag), null_mut(), null_mut()),
+            "napi_add_finalizer",
+        )?;
         env.set(token, "cancel", cancel)?;
         Ok(token)
     })

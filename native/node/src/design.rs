@@ -13,7 +13,9 @@ pub unsafe extern "C" fn with_intercept(env: napi_env, info: napi_callback_info)
         let (argv, _) = env.args::<1>(info)?;
         let (x, n, d, _) = request::read_design(env, argv[0])?;
         let width = d.checked_add(1).ok_or_else(|| Failure::shape("d + 1 overflows"))?;
-        let len = n.checked_mul(width).ok_or_else(|| Failure::shape(format!("{n} rows of {width} values do not fit in memory")))?;
+        let len = n
+            .checked_mul(width)
+            .ok_or_else(|| Failure::shape(format!("{n} rows of {width} values do not fit in memory")))?;
         env.float64_array_with(len, |out| prepend_ones(x, d, out))
     })
 }
@@ -61,7 +63,11 @@ mod tests {
             prepend_ones(&x, d, &mut out);
             for i in 0..n {
                 assert_eq!(out[i * (d + 1)], 1.0);
-                assert_eq!(&out[i * (d + 1) + 1..(i + 1) * (d + 1)], &x[i * d..(i + 1) * d], "n = {n}, d = {d}, row {i}");
+                assert_eq!(
+                    &out[i * (d + 1) + 1..(i + 1) * (d + 1)],
+                    &x[i * d..(i + 1) * d],
+                    "n = {n}, d = {d}, row {i}"
+                );
             }
         }
     }

@@ -13,7 +13,11 @@ pub fn new_backend(device: Device, data: Data<'_>, threads: usize) -> Result<Box
 
 /// Builds the backend for `device` over `data` and runs `work` with it; the backend (and, for CUDA, its
 /// device buffers) lives exactly as long as the call.
-pub fn with_backend<R>(device: Device, data: Data<'_>, threads: usize,
-                       work: impl FnOnce(&dyn Backend) -> Result<R>) -> Result<R> {
+pub fn with_backend<R>(
+    device: Device,
+    data: Data<'_>,
+    threads: usize,
+    work: impl FnOnce(&dyn Backend) -> Result<R>,
+) -> Result<R> {
     work(&*new_backend(device, data, threads)?)
 }

@@ -40,7 +40,10 @@ unsafe fn read_fit_request<'a>(env: Env, req: napi_value) -> JsResult<(FitInputs
     let (spec, threads) = request::read_fit_spec(env, env.get(req, "fit", "request")?)?;
     let (starts, inits) = request::read_starts(env, req)?;
     arrays.extend(inits);
-    let truth = request::read_optional_array(env, req, "trueParams")?.map(|(slice, value)| { arrays.push(value); slice });
+    let truth = request::read_optional_array(env, req, "trueParams")?.map(|(slice, value)| {
+        arrays.push(value);
+        slice
+    });
     Ok((FitInputs { device, data, model, spec, threads, starts, truth }, arrays))
 }
 
@@ -53,23 +56,40 @@ struct FitFailure {
 }
 
 impl From<Failure> for FitFailure {
-    fn from(failure: Failure) -> Self { FitFailure { failure, restart: None, partial: None } }
+    fn from(failure: Failure) -> Self {
+        FitFailure { failure, restart: None, partial: None }
+    }
 }
 
 /// Runs the restarts in order on one backend; `on_iter` sees each record of each and says whether to go on.
 /// The first restart that fails ends the call with its error (and its partial state). Panics become E_INTERNAL.
-fn run_fit(inputs: &FitInputs, on_iter: &mut dyn FnMut(&IterationRecord) -> Control)
-    -> Result<Vec<FitOutput>, FitFailure> {
+fn run_fit(
+    inputs: &FitInputs,
+    on_iter: &mut dyn FnMut(&IterationRecord) -> Control,
+) -> Result<Vec<FitOutput>, FitFailure> {
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let before_any_restart = |e: moe_core::Error| FitFailure { failure: e.into(), restart: None, partial: None };
         moe_core::validate(&inputs.data, &inputs.model).map_err(before_any_restart)?;
         // Not `with_backend`: the partial state travels with the error, which its plain `Result` cannot carry.
-        let backend = crate::device::new_backend(inputs.device, inputs.data, inputs.threads).map_err(before_any_restart)?;
-        inputs.starts.iter().enumerate().map(|(r, start)| {
-            moe_core::fit_with_partial(&*backend, &inputs.model, &inputs.spec, start.seed, start.init, inputs.truth,
-                                       &mut *on_iter)
+        let backend =
+            crate::device::new_backend(inputs.device, inputs.data, inputs.threads).map_err(before_any_restart)?;
+        inputs
+            .starts
+            .iter()
+            .enumerate()
+            .map(|(r, start)| {
+                moe_core::fit_with_partial(
+                    &*backend,
+                    &inputs.model,
+                    &inputs.spec,
+                    start.seed,
+                    start.init,
+                    inputs.truth,
+                    &mut *on_iter,
+                )
                 .map_err(|(e, partial)| FitFailure { failure: e.into(), restart: Some(r), partial })
-        }).collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<Vec<_>, _>>()
     }));
     outcome.unwrap_or_else(|payload| Err(Failure::internal(format!("Rust panic: {}", panic_message(&*payload))).into()))
 }
@@ -78,7 +98,9 @@ fn run_fit(inputs: &FitInputs, on_iter: &mut dyn FnMut(&IterationRecord) -> Cont
 /// start) and `partial` where there are.
 fn failure_value(env: Env, failed: &FitFailure) -> napi_value {
     let error = env.failure_value(&failed.failure);
-    if error.is_null() { return error; }
+    if error.is_null() {
+        return error;
+    }
     if let Some(restart) = failed.restart {
         let _ = env.num(restart as f64).and_then(|r| env.set(error, "restart", r));
     }
@@ -91,8 +113,12 @@ fn failure_value(env: Env, failed: &FitFailure) -> napi_value {
 }
 
 fn optional_function(env: Env, v: napi_value) -> JsResult<Option<napi_value>> {
-    if env.is_absent(v)? { return Ok(None); }
-    if env.type_of(v)? != NAPI_FUNCTION { return Err(Failure::option("onIteration must be a function")); }
+    if env.is_absent(v)? {
+        return Ok(None);
+    }
+    if env.type_of(v)? != NAPI_FUNCTION {
+        return Err(Failure::option("onIteration must be a function"));
+    }
     Ok(Some(v))
 }
 
@@ -118,7 +144,11 @@ pub unsafe extern "C" fn fit_sync(env: napi_env, info: napi_callback_info) -> na
                     return Control::Abort;
                 }
             }
-            if cancel.load(Ordering::SeqCst) { Control::Abort } else { Control::Continue }
+            if cancel.load(Ordering::SeqCst) {
+                Control::Abort
+            } else {
+                Control::Continue
+            }
         };
         let outcome = run_fit(&inputs, &mut on_iter);
         if let Some(exception) = thrown {
@@ -129,7 +159,9 @@ pub unsafe extern "C" fn fit_sync(env: napi_env, info: napi_callback_info) -> na
             Ok(outs) => results::fit_results(env, &outs),
             Err(failed) => {
                 let error = failure_value(env, &failed);
-                if !error.is_null() { napi_throw(env.0, error); }
+                if !error.is_null() {
+                    napi_throw(env.0, error);
+                }
                 Ok(null_mut())
             }
         }
@@ -188,23 +220,48 @@ pub unsafe extern "C" fn fit_async(env: napi_env, info: napi_callback_info) -> n
         let name = env.str("moe-em:fit")?;
         let mut messages = null_mut();
         let status = napi_create_threadsafe_function(
-            env.0, callback.unwrap_or(null_mut()), null_mut(), name, 0, 1,
-            js_side as *mut c_void, Some(drop_js_side), js_side as *mut c_void, Some(deliver), &mut messages);
+            env.0,
+            callback.unwrap_or(null_mut()),
+            null_mut(),
+            name,
+            0,
+            1,
+            js_side as *mut c_void,
+            Some(drop_js_side),
+            js_side as *mut c_void,
+            Some(deliver),
+            &mut messages,
+        );
         if status != NAPI_OK {
             let js_side = Box::from_raw(js_side);
-            for r in js_side.keep_alive { env.release(r); }
+            for r in js_side.keep_alive {
+                env.release(r);
+            }
             return Err(Failure::internal("napi_create_threadsafe_function failed"));
         }
 
-        let job = Box::into_raw(Box::new(Job { inputs: std::mem::transmute::<FitInputs<'_>, FitInputs<'static>>(inputs),
-                                               cancel, messages, work: null_mut() }));
-        let status = napi_create_async_work(env.0, null_mut(), name, Some(execute), Some(complete),
-                                            job as *mut c_void, &mut (*job).work);
+        let job = Box::into_raw(Box::new(Job {
+            inputs: std::mem::transmute::<FitInputs<'_>, FitInputs<'static>>(inputs),
+            cancel,
+            messages,
+            work: null_mut(),
+        }));
+        let status = napi_create_async_work(
+            env.0,
+            null_mut(),
+            name,
+            Some(execute),
+            Some(complete),
+            job as *mut c_void,
+            &mut (*job).work,
+        );
         if status != NAPI_OK || napi_queue_async_work(env.0, (*job).work) != NAPI_OK {
             // Settle through the normal path so that the references are released in one place.
             post(messages, Message::Done(Err(Failure::internal("could not queue the fit on the thread pool").into())));
             napi_release_threadsafe_function(messages, NAPI_TSFN_RELEASE);
-            if !(*job).work.is_null() { napi_delete_async_work(env.0, (*job).work); }
+            if !(*job).work.is_null() {
+                napi_delete_async_work(env.0, (*job).work);
+            }
             drop(Box::from_raw(job));
         }
         Ok(promise)
@@ -216,7 +273,11 @@ unsafe extern "C" fn execute(_env: napi_env, data: *mut c_void) {
     let job = &*(data as *const Job);
     let mut on_iter = |record: &IterationRecord| -> Control {
         post(job.messages, Message::Iteration(record.clone()));
-        if job.cancel.load(Ordering::SeqCst) { Control::Abort } else { Control::Continue }
+        if job.cancel.load(Ordering::SeqCst) {
+            Control::Abort
+        } else {
+            Control::Continue
+        }
     };
     let outcome = run_fit(&job.inputs, &mut on_iter);
     post(job.messages, Message::Done(outcome));
@@ -236,7 +297,9 @@ unsafe extern "C" fn complete(env: napi_env, status: napi_status, data: *mut c_v
 /// JS thread: one message from the worker. `env` is null while Node tears the environment down.
 unsafe extern "C" fn deliver(env: napi_env, callback: napi_value, context: *mut c_void, data: *mut c_void) {
     let message = Box::from_raw(data as *mut Message);
-    if env.is_null() { return; }
+    if env.is_null() {
+        return;
+    }
     let env = Env(env);
     let js_side = &mut *(context as *mut JsSide);
     let _ = catch_unwind(AssertUnwindSafe(|| match *message {
@@ -246,7 +309,9 @@ unsafe extern "C" fn deliver(env: napi_env, callback: napi_value, context: *mut 
 }
 
 fn deliver_record(env: Env, js_side: &mut JsSide, callback: napi_value, record: &IterationRecord) {
-    if callback.is_null() || js_side.thrown.is_some() { return; }
+    if callback.is_null() || js_side.thrown.is_some() {
+        return;
+    }
     let delivered = results::iteration_record(env, record).and_then(|r| env.call(callback, &[r]));
     if let Err(failure) = delivered {
         let exception = env.failure_value(&failure);
@@ -256,7 +321,9 @@ fn deliver_record(env: Env, js_side: &mut JsSide, callback: napi_value, record: 
 }
 
 fn settle(env: Env, js_side: &mut JsSide, outcome: Result<Vec<FitOutput>, FitFailure>) {
-    for r in js_side.keep_alive.drain(..) { env.release(r); }
+    for r in js_side.keep_alive.drain(..) {
+        env.release(r);
+    }
     let rejection = if let Some(thrown) = js_side.thrown.take() {
         let mut exception = null_mut();
         unsafe { napi_get_reference_value(env.0, thrown, &mut exception) };

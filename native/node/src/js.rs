@@ -21,20 +21,30 @@ impl Failure {
     pub fn new(code: &str, message: impl Into<String>) -> Self {
         Failure::Coded { code: code.to_string(), message: message.into() }
     }
-    pub fn shape(message: impl Into<String>) -> Self { Self::new("E_SHAPE", message) }
-    pub fn option(message: impl Into<String>) -> Self { Self::new("E_OPTION", message) }
-    pub fn internal(message: impl Into<String>) -> Self { Self::new("E_INTERNAL", message) }
+    pub fn shape(message: impl Into<String>) -> Self {
+        Self::new("E_SHAPE", message)
+    }
+    pub fn option(message: impl Into<String>) -> Self {
+        Self::new("E_OPTION", message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new("E_INTERNAL", message)
+    }
 }
 
 impl From<moe_core::Error> for Failure {
-    fn from(e: moe_core::Error) -> Self { Failure::new(e.code.as_str(), e.message) }
+    fn from(e: moe_core::Error) -> Self {
+        Failure::new(e.code.as_str(), e.message)
+    }
 }
 
 pub type JsResult<T> = Result<T, Failure>;
 
 /// Text of a caught panic payload.
 pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload.downcast_ref::<&str>().map(|s| s.to_string())
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".to_string())
 }
@@ -51,10 +61,14 @@ pub struct Env(pub napi_env);
 impl Env {
     /// Turns a Node-API status into a `Failure`: a pending JS exception stays pending, anything else is a bug.
     pub fn check(self, status: napi_status, what: &str) -> JsResult<()> {
-        if status == NAPI_OK { return Ok(()); }
+        if status == NAPI_OK {
+            return Ok(());
+        }
         let mut pending = false;
         unsafe { napi_is_exception_pending(self.0, &mut pending) };
-        if pending || status == NAPI_PENDING_EXCEPTION { return Err(Failure::PendingException); }
+        if pending || status == NAPI_PENDING_EXCEPTION {
+            return Err(Failure::PendingException);
+        }
         Err(Failure::internal(format!("Node-API call failed ({what}, status {status})")))
     }
 
@@ -65,8 +79,10 @@ impl Env {
         let mut argc = N;
         let mut argv = [null_mut(); N];
         let mut data = null_mut();
-        self.check(unsafe { napi_get_cb_info(self.0, info, &mut argc, argv.as_mut_ptr(), null_mut(), &mut data) },
-                   "napi_get_cb_info")?;
+        self.check(
+            unsafe { napi_get_cb_info(self.0, info, &mut argc, argv.as_mut_ptr(), null_mut(), &mut data) },
+            "napi_get_cb_info",
+        )?;
         Ok((argv, data))
     }
 
@@ -96,14 +112,18 @@ impl Env {
     pub fn elements(self, v: napi_value, what: &str) -> JsResult<Vec<napi_value>> {
         let mut is_array = false;
         self.check(unsafe { napi_is_array(self.0, v, &mut is_array) }, "napi_is_array")?;
-        if !is_array { return Err(Failure::shape(format!("{what} must be an array"))); }
+        if !is_array {
+            return Err(Failure::shape(format!("{what} must be an array")));
+        }
         let mut len = 0u32;
         self.check(unsafe { napi_get_array_length(self.0, v, &mut len) }, "napi_get_array_length")?;
-        (0..len).map(|i| {
-            let mut item = null_mut();
-            self.check(unsafe { napi_get_element(self.0, v, i, &mut item) }, "napi_get_element")?;
-            Ok(item)
-        }).collect()
+        (0..len)
+            .map(|i| {
+                let mut item = null_mut();
+                self.check(unsafe { napi_get_element(self.0, v, i, &mut item) }, "napi_get_element")?;
+                Ok(item)
+            })
+            .collect()
     }
 
     /// Property `name`, or `None` when it is `undefined` or `null`.
@@ -113,7 +133,9 @@ impl Env {
     }
 
     pub fn number(self, v: napi_value, what: &str) -> JsResult<f64> {
-        if self.type_of(v)? != NAPI_NUMBER { return Err(Failure::option(format!("{what} must be a number"))); }
+        if self.type_of(v)? != NAPI_NUMBER {
+            return Err(Failure::option(format!("{what} must be a number")));
+        }
         let mut x = 0.0;
         self.check(unsafe { napi_get_value_double(self.0, v, &mut x) }, "napi_get_value_double")?;
         Ok(x)
@@ -129,19 +151,25 @@ impl Env {
     }
 
     pub fn boolean(self, v: napi_value, what: &str) -> JsResult<bool> {
-        if self.type_of(v)? != NAPI_BOOLEAN { return Err(Failure::option(format!("{what} must be a boolean"))); }
+        if self.type_of(v)? != NAPI_BOOLEAN {
+            return Err(Failure::option(format!("{what} must be a boolean")));
+        }
         let mut b = false;
         self.check(unsafe { napi_get_value_bool(self.0, v, &mut b) }, "napi_get_value_bool")?;
         Ok(b)
     }
 
     pub fn string(self, v: napi_value, what: &str) -> JsResult<String> {
-        if self.type_of(v)? != NAPI_STRING { return Err(Failure::option(format!("{what} must be a string"))); }
+        if self.type_of(v)? != NAPI_STRING {
+            return Err(Failure::option(format!("{what} must be a string")));
+        }
         let mut len = 0usize;
         self.check(unsafe { napi_get_value_string_utf8(self.0, v, null_mut(), 0, &mut len) }, "string length")?;
         let mut buf = vec![0u8; len + 1];
-        self.check(unsafe { napi_get_value_string_utf8(self.0, v, buf.as_mut_ptr() as *mut c_char, len + 1, &mut len) },
-                   "string value")?;
+        self.check(
+            unsafe { napi_get_value_string_utf8(self.0, v, buf.as_mut_ptr() as *mut c_char, len + 1, &mut len) },
+            "string value",
+        )?;
         buf.truncate(len);
         String::from_utf8(buf).map_err(|_| Failure::option(format!("{what} is not valid UTF-8")))
     }
@@ -164,17 +192,30 @@ impl Env {
     }
 
     /// `T` must be the element type of typed arrays of kind `kind`.
-    unsafe fn typed_view<'a, T>(self, v: napi_value, kind: napi_typedarray_type, kind_name: &str, what: &str)
-        -> JsResult<&'a [T]> {
+    unsafe fn typed_view<'a, T>(
+        self,
+        v: napi_value,
+        kind: napi_typedarray_type,
+        kind_name: &str,
+        what: &str,
+    ) -> JsResult<&'a [T]> {
         let mut is_typed = false;
         self.check(napi_is_typedarray(self.0, v, &mut is_typed), "napi_is_typedarray")?;
-        if !is_typed { return Err(Failure::shape(format!("{what} must be a {kind_name}"))); }
+        if !is_typed {
+            return Err(Failure::shape(format!("{what} must be a {kind_name}")));
+        }
         let (mut ty, mut len, mut data, mut offset) = (0, 0usize, null_mut::<c_void>(), 0usize);
-        self.check(napi_get_typedarray_info(self.0, v, &mut ty, &mut len, &mut data, null_mut(), &mut offset),
-                   "napi_get_typedarray_info")?;
-        if ty != kind { return Err(Failure::shape(format!("{what} must be a {kind_name}"))); }
+        self.check(
+            napi_get_typedarray_info(self.0, v, &mut ty, &mut len, &mut data, null_mut(), &mut offset),
+            "napi_get_typedarray_info",
+        )?;
+        if ty != kind {
+            return Err(Failure::shape(format!("{what} must be a {kind_name}")));
+        }
         // `data` already includes the byte offset; an empty or detached array may report a null pointer.
-        if len == 0 || data.is_null() { return Ok(&[]); }
+        if len == 0 || data.is_null() {
+            return Ok(&[]);
+        }
         Ok(std::slice::from_raw_parts(data as *const T, len))
     }
 
@@ -206,8 +247,10 @@ impl Env {
 
     pub fn str(self, s: &str) -> JsResult<napi_value> {
         let mut v = null_mut();
-        self.check(unsafe { napi_create_string_utf8(self.0, s.as_ptr() as *const c_char, s.len(), &mut v) },
-                   "napi_create_string_utf8")?;
+        self.check(
+            unsafe { napi_create_string_utf8(self.0, s.as_ptr() as *const c_char, s.len(), &mut v) },
+            "napi_create_string_utf8",
+        )?;
         Ok(v)
     }
 
@@ -255,16 +298,28 @@ impl Env {
     }
 
     /// A new typed array of kind `kind` (whose elements must be `T`) and `len` elements, filled in place.
-    fn typed_array_with<T>(self, len: usize, kind: napi_typedarray_type, fill: impl FnOnce(&mut [T])) -> JsResult<napi_value> {
-        let bytes = len.checked_mul(std::mem::size_of::<T>())
+    fn typed_array_with<T>(
+        self,
+        len: usize,
+        kind: napi_typedarray_type,
+        fill: impl FnOnce(&mut [T]),
+    ) -> JsResult<napi_value> {
+        let bytes = len
+            .checked_mul(std::mem::size_of::<T>())
             .ok_or_else(|| Failure::shape(format!("{len} values do not fit in memory")))?;
         let (mut data, mut buffer, mut out) = (null_mut::<c_void>(), null_mut(), null_mut());
-        self.check(unsafe { napi_create_arraybuffer(self.0, bytes, &mut data, &mut buffer) }, "napi_create_arraybuffer")?;
+        self.check(
+            unsafe { napi_create_arraybuffer(self.0, bytes, &mut data, &mut buffer) },
+            "napi_create_arraybuffer",
+        )?;
         if len > 0 {
             // Node allocates ArrayBuffers 8-byte aligned, and this one is ours until it is returned.
             fill(unsafe { std::slice::from_raw_parts_mut(data as *mut T, len) });
         }
-        self.check(unsafe { napi_create_typedarray(self.0, kind, len, buffer, 0, &mut out) }, "napi_create_typedarray")?;
+        self.check(
+            unsafe { napi_create_typedarray(self.0, kind, len, buffer, 0, &mut out) },
+            "napi_create_typedarray",
+        )?;
         Ok(out)
     }
 
@@ -292,7 +347,9 @@ impl Env {
     pub fn throw(self, failure: Failure) -> napi_value {
         if let Failure::Coded { .. } = failure {
             let err = self.failure_value(&failure);
-            if !err.is_null() { unsafe { napi_throw(self.0, err) }; }
+            if !err.is_null() {
+                unsafe { napi_throw(self.0, err) };
+            }
         }
         null_mut()
     }
@@ -301,8 +358,10 @@ impl Env {
     pub fn call(self, func: napi_value, args: &[napi_value]) -> JsResult<napi_value> {
         let recv = self.undefined()?;
         let mut result = null_mut();
-        self.check(unsafe { napi_call_function(self.0, recv, func, args.len(), args.as_ptr(), &mut result) },
-                   "napi_call_function")?;
+        self.check(
+            unsafe { napi_call_function(self.0, recv, func, args.len(), args.as_ptr(), &mut result) },
+            "napi_call_function",
+        )?;
         Ok(result)
     }
 
@@ -320,8 +379,10 @@ impl Env {
     /// Adds `exports[name] = function` calling `cb` with `data` as its data pointer.
     pub fn function(self, name: &str, cb: napi_callback, data: *mut c_void) -> JsResult<napi_value> {
         let mut f = null_mut();
-        self.check(unsafe { napi_create_function(self.0, name.as_ptr() as *const c_char, name.len(), cb, data, &mut f) },
-                   "napi_create_function")?;
+        self.check(
+            unsafe { napi_create_function(self.0, name.as_ptr() as *const c_char, name.len(), cb, data, &mut f) },
+            "napi_create_function",
+        )?;
         Ok(f)
     }
 }

@@ -38,9 +38,13 @@ fn run_guarded<R>(work: impl FnOnce() -> moe_core::Result<R>) -> JsResult<R> {
 }
 
 /// Parses the query and runs `work` on its backend; the JS arrays stay alive for the whole call.
-fn run_query<R>(env: Env, req: napi_value,
-                work: impl FnOnce(&dyn Backend, &ModelSpec, &[f64]) -> moe_core::Result<R>) -> JsResult<R> {
-    let (query, data) = unsafe { (read_query(env, req)?, request::read_data(env, env.get(req, "data", "request")?)?.0) };
+fn run_query<R>(
+    env: Env,
+    req: napi_value,
+    work: impl FnOnce(&dyn Backend, &ModelSpec, &[f64]) -> moe_core::Result<R>,
+) -> JsResult<R> {
+    let (query, data) =
+        unsafe { (read_query(env, req)?, request::read_data(env, env.get(req, "data", "request")?)?.0) };
     run_guarded(|| {
         moe_core::validate_query(&data, &query.model)?;
         with_backend(query.device, data, query.threads, |b| work(b, &query.model, query.params))
@@ -70,7 +74,8 @@ pub unsafe extern "C" fn information(env: napi_env, info: napi_callback_info) ->
     guard(env, |env| {
         let (argv, _) = env.args::<1>(info)?;
         let (method, steps) = request::read_info_method(env, argv[0])?;
-        let result = run_query(env, argv[0], |b, model, params| moe_core::information(b, model, params, method, steps))?;
+        let result =
+            run_query(env, argv[0], |b, model, params| moe_core::information(b, model, params, method, steps))?;
         results::information(env, &result)
     })
 }
@@ -94,8 +99,11 @@ pub unsafe extern "C" fn predict(env: napi_env, info: napi_callback_info) -> nap
 
 /// Parses a named start's stage (`{ data, model, fit, backend }`) and runs `work` on its backend like a fit
 /// (a fit's checks, `fit.threads`); the JS arrays stay alive for the whole call.
-fn run_start_stage<R>(env: Env, req: napi_value,
-                      work: impl FnOnce(&dyn Backend, &ModelSpec, &FitSpec) -> moe_core::Result<R>) -> JsResult<R> {
+fn run_start_stage<R>(
+    env: Env,
+    req: napi_value,
+    work: impl FnOnce(&dyn Backend, &ModelSpec, &FitSpec) -> moe_core::Result<R>,
+) -> JsResult<R> {
     let (spec, threads) = request::read_fit_spec(env, env.get(req, "fit", "request")?)?;
     let device = request::read_device(env, req)?;
     let model = request::read_model(env, env.get(req, "model", "request")?)?;
@@ -126,7 +134,9 @@ pub unsafe extern "C" fn start_from_assignment(env: napi_env, info: napi_callbac
     guard(env, |env| {
         let (argv, _) = env.args::<1>(info)?;
         let assignment = env.u32_view(env.get(argv[0], "assignment", "request")?, "request.assignment")?;
-        let params = run_start_stage(env, argv[0], |b, model, spec| moe_core::start_from_assignment(b, model, spec, assignment))?;
+        let params = run_start_stage(env, argv[0], |b, model, spec| {
+            moe_core::start_from_assignment(b, model, spec, assignment)
+        })?;
         env.float64_array(&params)
     })
 }
@@ -134,8 +144,11 @@ pub unsafe extern "C" fn start_from_assignment(env: napi_env, info: napi_callbac
 /// Parses `{ data, model, threads }` and runs `work` on the CPU's threads, outside any backend, after a fit's
 /// checks: the named starts' stages that are a few FLOPs per byte of X, or a pass a GPU would first have to
 /// copy X for.
-fn run_on_cpu_threads<R>(env: Env, req: napi_value,
-                         work: impl FnOnce(&Data, &ModelSpec, usize) -> moe_core::Result<R>) -> JsResult<R> {
+fn run_on_cpu_threads<R>(
+    env: Env,
+    req: napi_value,
+    work: impl FnOnce(&Data, &ModelSpec, usize) -> moe_core::Result<R>,
+) -> JsResult<R> {
     let model = request::read_model(env, env.get(req, "model", "request")?)?;
     let data = unsafe { request::read_data(env, env.get(req, "data", "request")?)?.0 };
     let threads = request::read_threads(env, req)?;
@@ -163,7 +176,9 @@ pub unsafe extern "C" fn kmeans_clusters(env: napi_env, info: napi_callback_info
 pub unsafe extern "C" fn moment_sums(env: napi_env, info: napi_callback_info) -> napi_value {
     guard(env, |env| {
         let (argv, _) = env.args::<1>(info)?;
-        let sums = run_on_cpu_threads(env, argv[0], |data, model, threads| moe_core::moment_sums(data, model.intercept, threads))?;
+        let sums = run_on_cpu_threads(env, argv[0], |data, model, threads| {
+            moe_core::moment_sums(data, model.intercept, threads)
+        })?;
         results::moment_sums(env, &sums)
     })
 }

@@ -190,7 +190,9 @@ pub fn read_seed(env: Env, obj: napi_value, what: &str) -> JsResult<u32> {
 /// See `Env::f64_view`.
 pub unsafe fn read_starts<'a>(env: Env, request: napi_value) -> JsResult<(Vec<Start<'a>>, Vec<napi_value>)> {
     let items = env.elements(env.get(request, "starts", "request")?, "request.starts")?;
-    if items.is_empty() { return Err(Failure::option("request.starts must hold at least one start")); }
+    if items.is_empty() {
+        return Err(Failure::option("request.starts must hold at least one start"));
+    }
     let mut arrays = Vec::new();
     let mut starts = Vec::with_capacity(items.len());
     for (r, item) in items.into_iter().enumerate() {
@@ -212,8 +214,11 @@ pub unsafe fn read_starts<'a>(env: Env, request: napi_value) -> JsResult<(Vec<St
 ///
 /// # Safety
 /// See `Env::f64_view`.
-pub unsafe fn read_optional_array<'a>(env: Env, obj: napi_value, name: &str)
-    -> JsResult<Option<(&'a [f64], napi_value)>> {
+pub unsafe fn read_optional_array<'a>(
+    env: Env,
+    obj: napi_value,
+    name: &str,
+) -> JsResult<Option<(&'a [f64], napi_value)>> {
     match env.get_opt(obj, name, "request")? {
         None => Ok(None),
         Some(v) => Ok(Some((env.f64_view(v, &format!("request.{name}"))?, v))),
@@ -236,7 +241,9 @@ pub fn read_info_method(env: Env, request: napi_value) -> JsResult<(InfoMethod, 
             "auto" => InfoMethod::Auto,
             "dense" => InfoMethod::Dense,
             "lanczos" => InfoMethod::Lanczos,
-            other => return Err(Failure::option(format!("method must be 'auto', 'dense' or 'lanczos', got '{other}'"))),
+            other => {
+                return Err(Failure::option(format!("method must be 'auto', 'dense' or 'lanczos', got '{other}'")))
+            }
         },
     };
     let steps = match env.get_opt(request, "steps", "request")? {

@@ -50,7 +50,10 @@ pub fn fit_result(env: Env, out: &FitOutput) -> JsResult<napi_value> {
     let records = out.iterations.iter().map(|r| iteration_record(env, r)).collect::<JsResult<Vec<_>>>()?;
     env.set(obj, "iterations", env.array(&records)?)?;
     env.set(obj, "converged", env.bool(out.converged)?)?;
-    let reason = match out.reason { StopReason::Tol => "tol", StopReason::MaxIter => "max-iter" };
+    let reason = match out.reason {
+        StopReason::Tol => "tol",
+        StopReason::MaxIter => "max-iter",
+    };
     env.set(obj, "reason", env.str(reason)?)?;
     Ok(obj)
 }
@@ -84,7 +87,10 @@ pub fn information(env: Env, info: &Information) -> JsResult<napi_value> {
     env.set(obj, "lambdaMax", env.num(info.lambda_max)?)?;
     env.set(obj, "rate", env.num(info.lambda_max)?)?;
     env.set(obj, "alpha", env.num(1.0 - info.lambda_max)?)?;
-    let se = match &info.standard_errors { Some(se) => env.number_array(se)?, None => env.null()? };
+    let se = match &info.standard_errors {
+        Some(se) => env.number_array(se)?,
+        None => env.null()?,
+    };
     env.set(obj, "standardErrors", se)?;
     env.set(obj, "method", env.str(if info.dense { "dense" } else { "lanczos" })?)?;
     Ok(obj)

@@ -40,7 +40,13 @@ impl Problem {
                 Labels::Real => 4.0 * rng.uniform() - 2.0,
                 Labels::Binary => rng.int(2) as f64,
                 Labels::Classes(c) => rng.int(c) as f64,
-                Labels::PlusMinus => if rng.uniform() < 0.5 { 1.0 } else { -1.0 },
+                Labels::PlusMinus => {
+                    if rng.uniform() < 0.5 {
+                        1.0
+                    } else {
+                        -1.0
+                    }
+                }
             })
             .collect();
         let s = weighted.then(|| (0..n).map(|_| 0.25 + 1.5 * rng.uniform()).collect());
@@ -74,7 +80,11 @@ pub fn relative_error(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len(), "length mismatch");
     let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     let diff = a.iter().zip(b).fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
-    if diff == 0.0 { 0.0 } else { diff / scale.max(f64::MIN_POSITIVE) }
+    if diff == 0.0 {
+        0.0
+    } else {
+        diff / scale.max(f64::MIN_POSITIVE)
+    }
 }
 
 /// Asserts every element is finite and the relative error is within `tol`.
