@@ -10,8 +10,8 @@ import { scanNonFinite, withInterceptNative } from './backends/native.js';
 import { resolveBackend } from './backends/select.js';
 import { MoEError } from './errors.js';
 import {
-  checkEnoughRows, inferClassCount, resolveOptions, toDenseMatrix, toSampleWeights, toVector, validateLabels,
-  withIntercept, type DenseMatrix, type ResolvedOptions,
+  checkEnoughRows, checkOptionNames, inferClassCount, OPTION_NAMES, resolveOptions, toDenseMatrix, toSampleWeights,
+  toVector, validateLabels, withIntercept, type DenseMatrix, type ResolvedOptions,
 } from './input.js';
 import { freeLayout, paramsToReadable, readableToParams } from './models/layout.js';
 import { classCount } from './models/predict.js';
@@ -148,6 +148,7 @@ export class MixtureOfExperts {
   /** Fisher information, missing information, MIM eigenvalues and standard errors at the fitted parameters. */
   information(X: Matrix, y: Vector, opts: InformationOptions = {}): InformationResult {
     const { model, flat } = this.requireFitted();
+    checkOptionNames(opts, OPTION_NAMES.information, 'information option');
     const data = this.problem(X, y, opts.sampleWeight, model);
     const method = opts.method ?? 'auto';
     if (method !== 'auto' && method !== 'dense' && method !== 'lanczos') {
@@ -199,7 +200,10 @@ export class MixtureOfExperts {
     }
     if (doc.version !== JSON_VERSION) throw new MoEError('E_IO', `unsupported model document version ${doc.version}`);
     if (typeof load !== 'object' || load === null) throw new MoEError('E_OPTION', 'fromJSON: load options must be an object');
-    const options: MoEOptions = { ...doc.options };
+    checkOptionNames(load, OPTION_NAMES.load, 'load option');
+    // Documents written before option names were checked may carry names the fit ignored: they still load.
+    const options = Object.fromEntries(Object.entries(doc.options ?? {})
+      .filter(([name]) => (OPTION_NAMES.options as readonly string[]).includes(name))) as unknown as MoEOptions;
     if (load.backend !== undefined) options.backend = load.backend;
     if (load.threads !== undefined) options.threads = load.threads;
     const est = new MixtureOfExperts(options);
@@ -285,6 +289,8 @@ export class MixtureOfExperts {
   }
 
   private plan(X: Matrix, y: Vector, opts: FitOptions): FitPlan {
+    if (typeof opts !== 'object' || opts === null) throw new MoEError('E_OPTION', 'fit options must be an object');
+    checkOptionNames(opts, OPTION_NAMES.fit, 'fit option');
     const r = this.resolved;
     const x = designMatrix(toDenseMatrix(X, 'X', scanNonFinite), r.intercept);
     const yv = toVector(y, x.rows, 'y');

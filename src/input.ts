@@ -23,7 +23,10 @@
 import type { FitSpec, ModelSpec, ProblemData } from './backends/backend.js';
 import { initUnsupportedReason } from './algorithms/named-init.js';
 import { MoEError } from './errors.js';
-import type { AlgorithmKind, BackendKind, ExpertKind, InitKind, Matrix, MoEOptions, MoEParams, MStepSolver, Vector } from './types.js';
+import type {
+  AlgorithmKind, BackendKind, ExpertKind, FitOptions, InformationOptions, InitKind, LoadOptions, Matrix, MoEOptions,
+  MoEParams, MStepOptions, MStepSolver, StepSizes, Vector,
+} from './types.js';
 
 export interface DenseMatrix {
   data: Float64Array;
@@ -175,11 +178,67 @@ function oneOf<T extends string>(value: unknown, allowed: readonly T[], name: st
   return value as T;
 }
 
+/**
+ * The names each options object takes. A misspelt option (`n_init`, `maxIters`, `sampleWeights`) would
+ * otherwise be ignored without a word and the fit run with the default, so every name is checked. `satisfies`
+ * ties each list to its interface; `Complete` below fails to compile when an interface gains a name that is
+ * not listed.
+ */
+export const OPTION_NAMES = {
+  options: ['experts', 'k', 'nClasses', 'symmetric', 'intercept', 'noise', 'ridge', 'algorithm', 'mstep', 'stepSize',
+    'innerSteps', 'batchSize', 'maxIter', 'tol', 'nInit', 'seed', 'init', 'onEmpty', 'backend', 'threads',
+  ] as const satisfies readonly (keyof MoEOptions)[],
+  mstep: ['solver', 'maxIter', 'tol', 'cgMaxIter', 'innerSteps'] as const satisfies readonly (keyof MStepOptions)[],
+  stepSize: ['gate', 'experts'] as const satisfies readonly (keyof StepSizes)[],
+  fit: ['sampleWeight', 'trueParams', 'onIteration', 'signal'] as const satisfies readonly (keyof FitOptions)[],
+  information: ['method', 'steps', 'sampleWeight'] as const satisfies readonly (keyof InformationOptions)[],
+  load: ['backend', 'threads'] as const satisfies readonly (keyof LoadOptions)[],
+};
+type Unlisted<T, K extends readonly PropertyKey[]> = Exclude<keyof T, K[number]>;
+type Complete = [
+  Unlisted<MoEOptions, typeof OPTION_NAMES.options>, Unlisted<MStepOptions, typeof OPTION_NAMES.mstep>,
+  Unlisted<StepSizes, typeof OPTION_NAMES.stepSize>, Unlisted<FitOptions, typeof OPTION_NAMES.fit>,
+  Unlisted<InformationOptions, typeof OPTION_NAMES.information>, Unlisted<LoadOptions, typeof OPTION_NAMES.load>,
+];
+const everyNameListed: Complete extends [never, never, never, never, never, never] ? true : Complete = true;
+void everyNameListed;
+
+/** Lower case without '_' and '-': `n_init` and `nInit` compare equal. */
+function squashed(name: string): string {
+  return name.toLowerCase().replace(/[_-]/g, '');
+}
+
+/** Edit distance, for the suggestion (short names: the plain O(a·b) table). */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row.push(Math.min(previous[j]! + 1, row[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)));
+    }
+    previous = row;
+  }
+  return previous[b.length]!;
+}
+
+/** E_OPTION for a name of `given` that `known` does not list, with the nearest known name as a suggestion. */
+export function checkOptionNames(given: object, known: readonly string[], what: string): void {
+  for (const name of Object.keys(given)) {
+    if (known.includes(name)) continue;
+    const near = known
+      .map((k) => ({ k, distance: squashed(k) === squashed(name) ? 0 : editDistance(squashed(k), squashed(name)) }))
+      .filter(({ distance }) => distance <= 2)
+      .sort((a, b) => a.distance - b.distance)[0];
+    throw optionError(`unknown ${what} '${name}'${near ? `; did you mean '${near.k}'?` : ''} (${what}s: ${known.join(', ')})`);
+  }
+}
+
 const DEFAULT_STEP = 0.1;
 
 /** Validates the hyper-parameters (E_OPTION) and fills in every default of docs/ALGORITHMS.md. */
 export function resolveOptions(options: MoEOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null) throw optionError('options must be an object');
+  checkOptionNames(options, OPTION_NAMES.options, 'option');
   if (options.experts === undefined) throw optionError(`options.experts is required (${EXPERTS.join(', ')})`);
   const experts = oneOf(options.experts, EXPERTS, 'experts', 'linear');
   const symmetric = options.symmetric ?? false;
@@ -210,6 +269,7 @@ export function resolveOptions(options: MoEOptions): ResolvedOptions {
   const algorithm = oneOf(options.algorithm, ALGORITHMS, 'algorithm', 'em');
   const m = options.mstep ?? {};
   if (typeof m !== 'object' || m === null) throw optionError('mstep must be an object');
+  checkOptionNames(m, OPTION_NAMES.mstep, 'mstep option');
   const mstep: FitSpec['mstep'] = {
     solver: oneOf(m.solver, SOLVERS, 'mstep.solver', 'auto'),
     maxIter: intOption(m.maxIter, 'mstep.maxIter', 1, 25),
@@ -222,6 +282,7 @@ export function resolveOptions(options: MoEOptions): ResolvedOptions {
     const eta = positiveOption(options.stepSize, 'stepSize', DEFAULT_STEP);
     stepSize = { gate: eta, experts: eta };
   } else if (typeof options.stepSize === 'object' && options.stepSize !== null) {
+    checkOptionNames(options.stepSize, OPTION_NAMES.stepSize, 'stepSize field');
     stepSize = {
       gate: positiveOption(options.stepSize.gate, 'stepSize.gate', DEFAULT_STEP),
       experts: positiveOption(options.stepSize.experts, 'stepSize.experts', DEFAULT_STEP),

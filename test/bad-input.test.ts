@@ -80,6 +80,33 @@ describe('bad input gives typed errors', () => {
     expect(codeOf(() => est.predictProba(X))).toBe('E_OPTION');
   });
 
+  it('E_OPTION: a misspelt option name is an error that suggests the name, never ignored', () => {
+    const thrown = (f: () => unknown): Error => {
+      try { f(); } catch (e) { expect(isMoEError(e) && e.code).toBe('E_OPTION'); return e as Error; }
+      throw new Error('no error');
+    };
+    const misspelt = (opts: object) => fitLinear(opts as Partial<MoEOptions>);
+    expect(thrown(() => misspelt({ n_init: 3 })).message).toContain("unknown option 'n_init'; did you mean 'nInit'?");
+    expect(thrown(() => misspelt({ maxIters: 3 })).message).toContain("did you mean 'maxIter'?");
+    expect(thrown(() => misspelt({ colour: 'red' })).message).toMatch(/^unknown option 'colour' \(options: experts, k,/);
+    expect(thrown(() => misspelt({ mstep: { solvr: 'newton' } })).message).toContain("unknown mstep option 'solvr'; did you mean 'solver'?");
+    expect(thrown(() => misspelt({ stepSize: { gates: 0.1 } })).message).toContain("did you mean 'gate'?");
+    const est = fitLinear();
+    // Fit options: a misspelt sampleWeight would otherwise fit without the weights.
+    expect(thrown(() => est.fitSync(X, yLin, { sampleWeights: new Array(40).fill(1) } as object)).message)
+      .toContain("unknown fit option 'sampleWeights'; did you mean 'sampleWeight'?");
+    expect(thrown(() => est.fitSync(X, yLin, null as never)).message).toContain('fit options must be an object');
+    est.fitSync(X, yLin);
+    expect(thrown(() => est.information(X, yLin, { Method: 'dense' } as object)).message).toContain("did you mean 'method'?");
+    expect(thrown(() => MixtureOfExperts.fromJSON(est.toJSON(), { thread: 1 } as object)).message).toContain("did you mean 'threads'?");
+    // Known names with undefined values are fine (a spread of optional settings).
+    expect(() => fitLinear({ seed: undefined, threads: undefined })).not.toThrow();
+    // A document saved before names were checked still loads: the names its fit ignored are dropped.
+    const legacy = { ...est.toJSON(), options: { ...est.toJSON().options, legacyName: 1 } };
+    expect(MixtureOfExperts.fromJSON(legacy).options).not.toHaveProperty('legacyName');
+    expect(MixtureOfExperts.fromJSON(legacy).score(X, yLin)).toBe(est.score(X, yLin));
+  });
+
   it('E_TOO_FEW_ROWS: fewer weighted rows than the largest block, or zero total weight', () => {
     expect(codeOf(() => fitLinear({ k: 3 }).fitSync(design(3, 2, 2), [1, 2, 3]))).toBe('E_TOO_FEW_ROWS');
     const w = new Array(40).fill(0); w[0] = 1; w[1] = 1;
