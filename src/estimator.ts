@@ -10,7 +10,7 @@ import { scanNonFinite, withInterceptNative } from './backends/native.js';
 import { resolveBackend } from './backends/select.js';
 import { MoEError } from './errors.js';
 import {
-  checkEnoughRows, checkOptionNames, inferClassCount, OPTION_NAMES, resolveOptions, toDenseMatrix, toSampleWeights,
+  checkEnoughRows, checkOptionNames, checkTwoClasses, inferClassCount, OPTION_NAMES, resolveOptions, toDenseMatrix, toSampleWeights,
   toVector, validateLabels, withIntercept, type DenseMatrix, type ResolvedOptions,
 } from './input.js';
 import { freeLayout, paramsToReadable, readableToParams } from './models/layout.js';
@@ -302,6 +302,7 @@ export class MixtureOfExperts {
     validateLabels(model, yv);
     const data: ProblemData = { x: x.data, n: x.rows, d: x.cols, y: yv, s };
     checkEnoughRows(model, data);
+    checkTwoClasses(model, data);
     const init = typeof r.init === 'string' ? null : readableToParams(model, r.init);
     const trueParams = opts.trueParams === undefined ? null : readableToParams(model, opts.trueParams);
     if (opts.onIteration !== undefined && typeof opts.onIteration !== 'function') {

@@ -358,6 +358,23 @@ export function validateLabels(model: ModelSpec, y: Float64Array): void {
   }
 }
 
+/**
+ * Classifiers: at least two classes among the rows with positive weight (E_LABEL). With one class there is no
+ * decision to learn, and without a ridge the experts' coefficients grow without bound (the likelihood's
+ * supremum is not attained), so the fit would stop wherever maxIter cuts it.
+ */
+export function checkTwoClasses(model: ModelSpec, data: ProblemData): void {
+  if (model.experts === 'linear') return;
+  let seen: number | null = null;
+  for (let i = 0; i < data.n; i++) {
+    if (data.s !== null && !(data.s[i]! > 0)) continue;
+    if (seen === null) seen = data.y[i]!;
+    else if (data.y[i] !== seen) return;
+  }
+  throw new MoEError('E_LABEL', `every row${data.s === null ? '' : ' with positive weight'} has y = ${String(seen)}: `
+    + 'a classifier needs at least two classes in y', { value: seen });
+}
+
 /** Free parameter count of the largest block (gate, one expert). */
 export function largestBlockSize(model: ModelSpec): number {
   const { k, d } = model;

@@ -56,6 +56,14 @@ describe('bad input gives typed errors', () => {
     expect(codeOf(() => new MixtureOfExperts({ experts: 'multinomial', nClasses: 3, backend: 'js' }).fitSync(X, yn))).toBe('E_LABEL');
     const yneg = yBin.slice(); yneg[4] = -1;
     expect(codeOf(() => new MixtureOfExperts({ experts: 'multinomial', backend: 'js' }).fitSync(X, yneg))).toBe('E_LABEL');
+    // One class: nothing to learn, and without a ridge the coefficients would grow without bound.
+    const oneClass = () => new MixtureOfExperts({ experts: 'logistic', backend: 'js' }).fitSync(X, X.map(() => 1));
+    expect(codeOf(oneClass)).toBe('E_LABEL');
+    expect(() => oneClass()).toThrow('every row has y = 1: a classifier needs at least two classes in y');
+    // Two classes, one of them only in rows of weight 0, is one class too; both present is fine.
+    const w = yBin.map((v) => (v === 1 ? 1 : 0));
+    expect(codeOf(() => new MixtureOfExperts({ experts: 'logistic', backend: 'js' }).fitSync(X, yBin, { sampleWeight: w }))).toBe('E_LABEL');
+    expect(codeOf(() => new MixtureOfExperts({ experts: 'logistic', backend: 'js', maxIter: 2 }).fitSync(X, yBin))).toBe('no error');
   });
 
   it('E_OPTION: k < 1, negative ridge, unknown algorithm/solver/backend, bad step sizes, symmetric constraints', () => {

@@ -143,7 +143,26 @@ pub fn validate(data: &Data, model: &ModelSpec) -> Result<()> {
             format!("{rows} rows with positive weight, but a block has {need} free parameters"),
         );
     }
-    Ok(())
+    check_two_classes(data, model)
+}
+
+/// Classifiers: at least two classes among the rows with positive weight (E_LABEL), as src/input.ts
+/// `checkTwoClasses`: with one class the experts' coefficients grow without bound.
+fn check_two_classes(data: &Data, model: &ModelSpec) -> Result<()> {
+    if model.experts == ExpertKind::Linear {
+        return Ok(());
+    }
+    let mut labels = (0..data.n).filter(|&i| data.s.map_or(true, |s| s[i] > 0.0)).map(|i| data.y[i]);
+    match labels.next() {
+        Some(first) if labels.all(|v| v == first) => err(
+            ErrorCode::Label,
+            format!(
+                "every row{} has y = {first}: a classifier needs at least two classes in y",
+                if data.s.is_some() { " with positive weight" } else { "" }
+            ),
+        ),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
