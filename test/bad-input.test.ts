@@ -5,6 +5,7 @@ import { codeOf } from './support/errors.js';
 import type { MoEOptions } from '../src/types.js';
 import { Rng } from '../src/data/rng.js';
 import { CUDA_CROSSOVER_ND, resolveBackend } from '../src/backends/select.js';
+import { nativeInfo } from '../src/backends/native.js';
 
 function design(n: number, d: number, seed: number): number[][] {
   const rng = new Rng(seed);
@@ -139,6 +140,16 @@ describe('bad input gives typed errors', () => {
       outcome = isMoEError(e) ? e.code : `bare ${String(e)}`;
     }
     expect(['fallback', 'E_SINGULAR']).toContain(outcome);
+  });
+
+  it('values that overflow when squared are E_SINGULAR saying to rescale, on every backend', () => {
+    const huge = X.map((r) => [r[0]! * 1e200, r[1]!]);
+    const backends = ['js', ...(nativeInfo().loaded ? ['cpu' as const] : [])] as const;
+    for (const backend of backends) {
+      const fit = () => fitLinear({ backend, maxIter: 3 }).fitSync(huge, yLin);
+      expect(codeOf(fit), backend).toBe('E_SINGULAR');
+      expect(fit, backend).toThrow('the data overflow float64 when squared (rescale X and y)');
+    }
   });
 
   it('a vanishing component with onEmpty "error" is E_EMPTY_COMPONENT', () => {

@@ -102,8 +102,10 @@ export function solveSpdWithRecovery(a: Float64Array, p: number, b: Float64Array
   a.set(backup);
   for (let i = 0; i < p; i++) a[i * p + i] += tau;
   if (!(tau > 0) || !choleskyInPlace(a, p)) {
-    throw new MoEError('E_SINGULAR', `${block}: the linear system is singular even after adding a ridge of ${tau}`,
-      { block, ridge: tau });
+    // A diagonal that overflowed (values near 1e154 or more, squared) is not singular data but unscaled data.
+    const why = Number.isFinite(tau) ? `singular even after adding a ridge of ${tau}`
+      : 'not finite: the data overflow float64 when squared (rescale X and y)';
+    throw new MoEError('E_SINGULAR', `${block}: the linear system is ${why}`, { block, ridge: tau });
   }
   events.push({ type: 'ridge-fallback', block, ridge: tau });
   choleskySolveInPlace(a, p, b);

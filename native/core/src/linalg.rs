@@ -370,10 +370,13 @@ pub fn solve_spd_with_recovery(
         a[i * p + i] += tau;
     }
     if !(tau > 0.0) || !cholesky_in_place(a, p) {
-        return err(
-            ErrorCode::Singular,
-            format!("{block}: the linear system is singular even after adding a ridge of {tau}"),
-        );
+        // A diagonal that overflowed (values near 1e154 or more, squared) is not singular data but unscaled data.
+        let why = if tau.is_finite() {
+            format!("singular even after adding a ridge of {tau}")
+        } else {
+            "not finite: the data overflow float64 when squared (rescale X and y)".to_string()
+        };
+        return err(ErrorCode::Singular, format!("{block}: the linear system is {why}"));
     }
     events.push(Event::RidgeFallback { block: block.to_string(), ridge: tau });
     cholesky_solve_in_place(a, p, b);
