@@ -25,7 +25,7 @@ import { initUnsupportedReason } from './algorithms/named-init.js';
 import { MoEError } from './errors.js';
 import type {
   AlgorithmKind, BackendKind, ExpertKind, FitOptions, InformationOptions, InitKind, LoadOptions, Matrix, MoEOptions,
-  MoEParams, MStepOptions, MStepSolver, StepSizes, Vector,
+  MoEParams, MStepOptions, MStepSolver, Row, StepSizes, Vector,
 } from './types.js';
 
 export interface DenseMatrix {
@@ -52,12 +52,12 @@ export function toDenseMatrix(X: Matrix, name = 'X', scan: NonFiniteScan = first
     const rows = X.length;
     if (rows === 0) throw new MoEError('E_SHAPE', `${name} has no rows`);
     const first = X[0];
-    if (!Array.isArray(first) || first.length === 0) throw new MoEError('E_SHAPE', `${name}[0] must be a non-empty array`);
+    if (!isRow(first) || first.length === 0) throw new MoEError('E_SHAPE', `${name}[0] must be a non-empty array`);
     const cols = first.length;
     const data = new Float64Array(rows * cols);
     for (let i = 0; i < rows; i++) {
       const row = X[i];
-      if (!Array.isArray(row) || row.length !== cols) {
+      if (!isRow(row) || row.length !== cols) {
         throw new MoEError('E_SHAPE', `${name}[${i}] must be an array of ${cols} numbers`, { row: i });
       }
       for (let f = 0; f < cols; f++) {
@@ -69,13 +69,15 @@ export function toDenseMatrix(X: Matrix, name = 'X', scan: NonFiniteScan = first
     }
     return { data, rows, cols };
   }
-  if (typeof X !== 'object' || X === null || !(X.data instanceof Float64Array)) {
-    throw new MoEError('E_SHAPE', `${name} must be number[][] or {data: Float64Array, rows, cols}`);
+  if (typeof X !== 'object' || X === null || !(X.data instanceof Float64Array || X.data instanceof Float32Array)) {
+    throw new MoEError('E_SHAPE', `${name} must be an array of rows or {data: Float64Array | Float32Array, rows, cols}`);
   }
-  const { data, rows, cols } = X;
-  if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows < 1 || cols < 1 || data.length !== rows * cols) {
-    throw new MoEError('E_SHAPE', `${name}: data.length ${data.length} does not equal rows·cols = ${rows}·${cols}`);
+  const { rows, cols } = X;
+  if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows < 1 || cols < 1 || X.data.length !== rows * cols) {
+    throw new MoEError('E_SHAPE', `${name}: data.length ${X.data.length} does not equal rows·cols = ${rows}·${cols}`);
   }
+  // The backends compute in float64: float32 values widen exactly, in one copy.
+  const data = X.data instanceof Float64Array ? X.data : Float64Array.from(X.data);
   const q = scan(data);
   if (q >= 0) {
     throw new MoEError('E_NON_FINITE', `${name}[${Math.floor(q / cols)}][${q % cols}] is ${data[q]}`,
@@ -84,9 +86,13 @@ export function toDenseMatrix(X: Matrix, name = 'X', scan: NonFiniteScan = first
   return { data, rows, cols };
 }
 
+function isRow(r: unknown): r is Row {
+  return Array.isArray(r) || r instanceof Float64Array || r instanceof Float32Array;
+}
+
 /** Converts and checks a vector of length n (E_SHAPE, E_NON_FINITE). */
 export function toVector(v: Vector, n: number, name: string): Float64Array {
-  if (!(v instanceof Float64Array) && !Array.isArray(v)) throw new MoEError('E_SHAPE', `${name} must be number[] or Float64Array`);
+  if (!isRow(v)) throw new MoEError('E_SHAPE', `${name} must be number[], Float64Array or Float32Array`);
   if (v.length !== n) throw new MoEError('E_SHAPE', `${name} has length ${v.length}, expected ${n}`);
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) {

@@ -11,8 +11,11 @@ export type BackendKind = 'js' | 'cpu' | 'cuda' | 'auto';
 export type InitKind = 'random' | 'moments' | 'kmeans';
 
 /** Design matrix: rows as arrays, or a row-major Float64Array with its shape. */
-export type Matrix = number[][] | { data: Float64Array; rows: number; cols: number };
-export type Vector = number[] | Float64Array;
+/** A row of X: plain numbers or a float typed array (float32 values are widened to float64 exactly). */
+export type Row = number[] | Float64Array | Float32Array;
+/** X: an array of rows, or its values row-major (a Float32Array is copied into float64). */
+export type Matrix = Row[] | { data: Float64Array | Float32Array; rows: number; cols: number };
+export type Vector = number[] | Float64Array | Float32Array;
 
 export interface StepSizes {
   gate: number;

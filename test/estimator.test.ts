@@ -100,6 +100,26 @@ describe('MixtureOfExperts', () => {
     expect(() => MixtureOfExperts.fromJSON('not json')).toThrow(expect.objectContaining({ code: 'E_IO' }));
   });
 
+  it('takes float32 inputs (typed rows, a Float32Array X, y and weights) as their exact float64 values', () => {
+    const s = sampleLinear({ n: 120, d: 2, k: 2, seed: 4 });
+    const x32 = Float32Array.from(s.X.data);
+    const y32 = Float32Array.from(s.y);
+    const w32 = Float32Array.from({ length: 120 }, (_, i) => 1 + (i % 3));
+    const options = { experts: 'linear' as const, k: 2, backend: 'js' as const, maxIter: 5 };
+    const widened = new MixtureOfExperts(options);
+    widened.fitSync({ data: Float64Array.from(x32), rows: 120, cols: 2 }, Float64Array.from(y32), { sampleWeight: Float64Array.from(w32) });
+    const flat = new MixtureOfExperts(options);
+    flat.fitSync({ data: x32, rows: 120, cols: 2 }, y32, { sampleWeight: w32 });
+    expect(flat.params).toEqual(widened.params);
+    const rows = Array.from({ length: 120 }, (_, i) => x32.subarray(2 * i, 2 * i + 2));
+    const byRows = new MixtureOfExperts(options);
+    byRows.fitSync(rows, y32, { sampleWeight: w32 });
+    expect(byRows.params).toEqual(widened.params);
+    expect(Array.from(byRows.predict(rows))).toEqual(Array.from(widened.predict({ data: Float64Array.from(x32), rows: 120, cols: 2 })));
+    expect(() => flat.predict({ data: new Int32Array(4) as never, rows: 2, cols: 2 })).toThrow(expect.objectContaining({ code: 'E_SHAPE' }));
+    expect(() => flat.predict([Float32Array.of(1, NaN)])).toThrow(expect.objectContaining({ code: 'E_NON_FINITE' }));
+  });
+
   it("fromJSON's load options replace the saved backend and threads, and are checked", () => {
     const s = sampleLinear({ n: 200, d: 2, k: 2, seed: 8 });
     const est = new MixtureOfExperts({ experts: 'linear', k: 2, backend: 'js', threads: 2, maxIter: 5 });
