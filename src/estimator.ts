@@ -10,8 +10,8 @@ import { scanNonFinite, withInterceptNative } from './backends/native.js';
 import { resolveBackend } from './backends/select.js';
 import { MoEError } from './errors.js';
 import {
-  checkEnoughRows, checkOptionNames, checkTwoClasses, inferClassCount, OPTION_NAMES, resolveOptions, toDenseMatrix, toSampleWeights,
-  toVector, validateLabels, withIntercept, type DenseMatrix, type ResolvedOptions,
+  checkEnoughRows, checkOptionNames, checkTwoClasses, inferClassCount, OPTION_NAMES, resolveOptions, toDenseMatrix,
+  toSampleWeights, toVector, validateLabels, withIntercept, type DenseMatrix, type ResolvedOptions,
 } from './input.js';
 import { freeLayout, paramsToReadable, readableToParams } from './models/layout.js';
 import { classCount } from './models/predict.js';
@@ -199,7 +199,6 @@ export class MixtureOfExperts {
       throw new MoEError('E_IO', `not a moe-em model document (format must be '${JSON_FORMAT}')`);
     }
     if (doc.version !== JSON_VERSION) throw new MoEError('E_IO', `unsupported model document version ${doc.version}`);
-    if (typeof load !== 'object' || load === null) throw new MoEError('E_OPTION', 'fromJSON: load options must be an object');
     checkOptionNames(load, OPTION_NAMES.load, 'load option');
     // Documents written before option names were checked may carry names the fit ignored: they still load.
     const options = Object.fromEntries(Object.entries(doc.options ?? {})
@@ -289,7 +288,6 @@ export class MixtureOfExperts {
   }
 
   private plan(X: Matrix, y: Vector, opts: FitOptions): FitPlan {
-    if (typeof opts !== 'object' || opts === null) throw new MoEError('E_OPTION', 'fit options must be an object');
     checkOptionNames(opts, OPTION_NAMES.fit, 'fit option');
     const r = this.resolved;
     const x = designMatrix(toDenseMatrix(X, 'X', scanNonFinite), r.intercept);

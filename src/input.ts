@@ -227,8 +227,12 @@ function editDistance(a: string, b: string): number {
   return previous[b.length]!;
 }
 
-/** E_OPTION for a name of `given` that `known` does not list, with the nearest known name as a suggestion. */
-export function checkOptionNames(given: object, known: readonly string[], what: string): void {
+/**
+ * E_OPTION unless `given` is an object whose names `known` lists; a name it does not list is reported with the
+ * nearest known name as a suggestion.
+ */
+export function checkOptionNames(given: unknown, known: readonly string[], what: string): void {
+  if (typeof given !== 'object' || given === null) throw optionError(`${what}s must be an object, got ${String(given)}`);
   for (const name of Object.keys(given)) {
     if (known.includes(name)) continue;
     const near = known
@@ -243,7 +247,6 @@ const DEFAULT_STEP = 0.1;
 
 /** Validates the hyper-parameters (E_OPTION) and fills in every default of docs/ALGORITHMS.md. */
 export function resolveOptions(options: MoEOptions): ResolvedOptions {
-  if (typeof options !== 'object' || options === null) throw optionError('options must be an object');
   checkOptionNames(options, OPTION_NAMES.options, 'option');
   if (options.experts === undefined) throw optionError(`options.experts is required (${EXPERTS.join(', ')})`);
   const experts = oneOf(options.experts, EXPERTS, 'experts', 'linear');
@@ -274,7 +277,6 @@ export function resolveOptions(options: MoEOptions): ResolvedOptions {
   const ridge = nonNegativeOption(options.ridge, 'ridge', 0);
   const algorithm = oneOf(options.algorithm, ALGORITHMS, 'algorithm', 'em');
   const m = options.mstep ?? {};
-  if (typeof m !== 'object' || m === null) throw optionError('mstep must be an object');
   checkOptionNames(m, OPTION_NAMES.mstep, 'mstep option');
   const mstep: FitSpec['mstep'] = {
     solver: oneOf(m.solver, SOLVERS, 'mstep.solver', 'auto'),

@@ -104,9 +104,10 @@ describe('bad input gives typed errors', () => {
     // Fit options: a misspelt sampleWeight would otherwise fit without the weights.
     expect(thrown(() => est.fitSync(X, yLin, { sampleWeights: new Array(40).fill(1) } as object)).message)
       .toContain("unknown fit option 'sampleWeights'; did you mean 'sampleWeight'?");
-    expect(thrown(() => est.fitSync(X, yLin, null as never)).message).toContain('fit options must be an object');
+    expect(thrown(() => est.fitSync(X, yLin, null as never)).message).toContain('fit options must be an object, got null');
     est.fitSync(X, yLin);
     expect(thrown(() => est.information(X, yLin, { Method: 'dense' } as object)).message).toContain("did you mean 'method'?");
+    expect(thrown(() => est.information(X, yLin, 'dense' as never)).message).toContain('information options must be an object');
     expect(thrown(() => MixtureOfExperts.fromJSON(est.toJSON(), { thread: 1 } as object)).message).toContain("did you mean 'threads'?");
     // Known names with undefined values are fine (a spread of optional settings).
     expect(() => fitLinear({ seed: undefined, threads: undefined })).not.toThrow();

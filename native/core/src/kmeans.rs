@@ -5,8 +5,8 @@
 //! until no assignment changes, at most `MAX_ITER`.
 //!
 //! The reference's arithmetic in the reference's order, so the clusters are the reference's bit for bit:
-//! every sum over the rows runs over them in order; the threads split only independent work, the rows'
-//! distances to the centres and the columns of the centres' sums. A squared distance is four interleaved
+//! every sum over the rows runs over them in order, on one thread; the threads split only the rows'
+//! distances to the centres, which are independent. A squared distance is four interleaved
 //! partial sums (entry c into sum c mod 4, added as (s₀ + s₁) + (s₂ + s₃)), which the reference writes as four
 //! scalars and AVX2 computes four entries at a time, with a separate multiply and add (never fused).
 
