@@ -152,7 +152,7 @@ fn check_two_classes(data: &Data, model: &ModelSpec) -> Result<()> {
     if model.experts == ExpertKind::Linear {
         return Ok(());
     }
-    let mut labels = (0..data.n).filter(|&i| data.s.map_or(true, |s| s[i] > 0.0)).map(|i| data.y[i]);
+    let mut labels = (0..data.n).filter(|&i| data.s.is_none_or(|s| s[i] > 0.0)).map(|i| data.y[i]);
     match labels.next() {
         Some(first) if labels.all(|v| v == first) => err(
             ErrorCode::Label,
